@@ -1,0 +1,210 @@
+//! Domain events: what happened to an app, in the engine's own types. The wire form lives in
+//! `hoist-proto`; `codec` converts between the two, so the schema can evolve without rippling here.
+
+use crate::names::{Actor, AppName, BuildId, ConfigKey, EnvName, ImageRef, ReleaseVersion};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use uuid::Uuid;
+
+/// SHA-256 of an envelope's bytes as stored; links each event to the previous one of its app.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct EventHash(pub [u8; 32]);
+
+impl EventHash {
+    pub fn of(bytes: &[u8]) -> Self {
+        use sha2::Digest;
+        EventHash(sha2::Sha256::digest(bytes).into())
+    }
+    pub fn to_hex(&self) -> String {
+        self.0.iter().map(|b| format!("{b:02x}")).collect()
+    }
+    pub fn from_hex(s: &str) -> Option<Self> {
+        if s.len() != 64 || !s.is_ascii() {
+            return None;
+        }
+        let mut out = [0u8; 32];
+        for (i, byte) in out.iter_mut().enumerate() {
+            *byte = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).ok()?;
+        }
+        Some(EventHash(out))
+    }
+}
+
+impl Serialize for EventHash {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_hex())
+    }
+}
+
+impl<'de> Deserialize<'de> for EventHash {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        EventHash::from_hex(&s).ok_or_else(|| serde::de::Error::custom("a hash is 64 hex digits"))
+    }
+}
+
+/// An immutable artifact: the image by digest, plus where it came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Build {
+    pub id: BuildId,
+    pub image: ImageRef,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+impl Build {
+    pub fn of_image(image: ImageRef) -> Self {
+        Build { id: image.build_id(), image, commit: None, note: None }
+    }
+}
+
+/// A config value as the log holds it: secrets only ever sealed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConfigValue {
+    Plain(String),
+    Sealed(#[serde(with = "base64_bytes")] Vec<u8>),
+}
+
+impl ConfigValue {
+    pub const REDACTED: &'static str = "<redacted>";
+
+    /// The value as shown without `--reveal`.
+    pub fn display(&self) -> &str {
+        match self {
+            ConfigValue::Plain(value) => value,
+            ConfigValue::Sealed(_) => Self::REDACTED,
+        }
+    }
+}
+
+mod base64_bytes {
+    use base64::engine::general_purpose::STANDARD;
+    use base64::Engine;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&STANDARD.encode(bytes))
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        STANDARD.decode(String::deserialize(d)?).map_err(serde::de::Error::custom)
+    }
+}
+
+pub type Config = BTreeMap<ConfigKey, ConfigValue>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReleaseKind {
+    Deploy,
+    Config,
+    Promote,
+    Rollback,
+}
+
+impl ReleaseKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReleaseKind::Deploy => "deploy",
+            ReleaseKind::Config => "config",
+            ReleaseKind::Promote => "promote",
+            ReleaseKind::Rollback => "rollback",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PromotionSource {
+    pub env: EnvName,
+    pub version: ReleaseVersion,
+}
+
+/// A complete release: everything needed to apply or announce it without a fold.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Release {
+    pub version: ReleaseVersion,
+    pub kind: ReleaseKind,
+    pub build: Option<Build>,
+    pub config: Config,
+    pub source: Option<PromotionSource>,
+    pub rollback_to: Option<ReleaseVersion>,
+    pub description: String,
+}
+
+/// What happened. Env-level events carry their env; the envelope's env is derived from it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Event {
+    AppCreated { envs: Vec<EnvName> },
+    BuildRegistered { build: Build },
+    ReleaseCreated { env: EnvName, release: Release },
+    EnvLocked { env: EnvName, reason: String },
+    EnvUnlocked { env: EnvName },
+}
+
+impl Event {
+    pub fn env(&self) -> Option<&EnvName> {
+        match self {
+            Event::AppCreated { .. } | Event::BuildRegistered { .. } => None,
+            Event::ReleaseCreated { env, .. } | Event::EnvLocked { env, .. } | Event::EnvUnlocked { env } => Some(env),
+        }
+    }
+
+    /// The kind `hoist audit --kind` filters on.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Event::AppCreated { .. } => "create",
+            Event::BuildRegistered { .. } => "build",
+            Event::ReleaseCreated { release, .. } => release.kind.as_str(),
+            Event::EnvLocked { .. } => "lock",
+            Event::EnvUnlocked { .. } => "unlock",
+        }
+    }
+
+    /// One line for humans, chat and `audit`. Never contains a secret.
+    pub fn summary(&self) -> String {
+        match self {
+            Event::AppCreated { envs } => {
+                let pipeline: Vec<&str> = envs.iter().map(EnvName::as_str).collect();
+                format!("Created app with pipeline {}", pipeline.join(" → "))
+            }
+            Event::BuildRegistered { build } => format!("Registered build {} ({})", build.id, build.image),
+            Event::ReleaseCreated { env, release } => format!("{} {}: {}", env, release.version, release.description),
+            Event::EnvLocked { env, reason } => format!("Locked {env}: {reason}"),
+            Event::EnvUnlocked { env } => format!("Unlocked {env}"),
+        }
+    }
+}
+
+/// Who, when and why, around one event. `event` is `None` for a body this version of hoist does
+/// not know: such events still count in the hash chain, but folds skip them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Envelope {
+    pub id: Uuid,
+    pub app: AppName,
+    pub at: DateTime<Utc>,
+    pub actor: Actor,
+    pub correlation_id: Uuid,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub causation_id: Option<Uuid>,
+    pub prev_hash: Option<EventHash>,
+    pub event: Option<Event>,
+}
+
+impl Envelope {
+    pub fn env(&self) -> Option<&EnvName> {
+        self.event.as_ref().and_then(Event::env)
+    }
+}
+
+/// An envelope as read back from the log: where it stands and what it hashes to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recorded {
+    /// The global sequence of the commit that holds this event.
+    pub seq: u64,
+    pub hash: EventHash,
+    pub envelope: Envelope,
+}

@@ -1,0 +1,27 @@
+//! hoist's domain and log.
+//!
+//! - `names`: validated names and identifiers;
+//! - `event`: what happened (domain events and their envelope);
+//! - `codec`: domain ↔ protobuf, the only module that sees `hoist-proto`'s types;
+//! - `state` + `decide`: the pure core, `apply(state, event)` and `decide(state, command)`;
+//! - `secrets`: sealing secret config values before they reach the log;
+//! - `store`: the `EventStore` trait and its backends;
+//! - `service`: the edge that runs a command against a store, with optimistic retries;
+//! - `chain`: verification of the per-app hash chain.
+//!
+//! **Architecture invariant**: nothing here knows about the CLI, Kubernetes or HTTP.
+
+pub mod chain;
+pub mod codec;
+pub mod decide;
+pub mod event;
+pub mod names;
+pub mod secrets;
+pub mod service;
+pub mod state;
+pub mod store;
+
+pub use decide::{decide, Artifact, Command, DomainError};
+pub use event::{Build, Config, ConfigValue, Envelope, Event, EventHash, PromotionSource, Recorded, Release, ReleaseKind};
+pub use names::{Actor, AppName, BuildId, ConfigKey, EnvName, ImageRef, ReleaseVersion, ValidationError};
+pub use state::{AppState, EnvState, Lock, ReleaseRecord};

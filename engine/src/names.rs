@@ -1,0 +1,235 @@
+//! Validated names and identifiers. Each newtype can only hold a value that passed its rule, so
+//! the rest of the engine never re-checks input and every rejection names the field and the rule.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+/// Input that broke a rule: names the field, the value and the rule.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid {field} {value:?}: {rule}")]
+pub struct ValidationError {
+    pub field: &'static str,
+    pub value: String,
+    pub rule: &'static str,
+}
+
+impl ValidationError {
+    pub fn new(field: &'static str, value: impl Into<String>, rule: &'static str) -> Self {
+        ValidationError { field, value: value.into(), rule }
+    }
+}
+
+const DNS_LABEL_RULE: &str =
+    "must be a DNS label: lowercase letters, digits and '-', starting and ending with a letter or digit, at most 63 characters";
+
+fn is_dns_label(s: &str) -> bool {
+    let bytes = s.as_bytes();
+    !bytes.is_empty()
+        && bytes.len() <= 63
+        && bytes.iter().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
+        && bytes[0] != b'-'
+        && bytes[bytes.len() - 1] != b'-'
+}
+
+macro_rules! string_newtype {
+    ($(#[$doc:meta])* $name:ident, $field:literal, $check:expr, $rule:expr) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[serde(try_from = "String", into = "String")]
+        pub struct $name(String);
+
+        impl $name {
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = ValidationError;
+            fn try_from(value: String) -> Result<Self, ValidationError> {
+                let check: fn(&str) -> bool = $check;
+                if check(&value) {
+                    Ok($name(value))
+                } else {
+                    Err(ValidationError { field: $field, value, rule: $rule })
+                }
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = ValidationError;
+            fn from_str(s: &str) -> Result<Self, ValidationError> {
+                Self::try_from(s.to_owned())
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(value: $name) -> String {
+                value.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+string_newtype!(
+    /// An application's name: a DNS label.
+    AppName, "app name", is_dns_label, DNS_LABEL_RULE
+);
+string_newtype!(
+    /// An environment's name within an app's pipeline: a DNS label.
+    EnvName, "env name", is_dns_label, DNS_LABEL_RULE
+);
+string_newtype!(
+    /// A config variable's name, as a shell would accept it.
+    ConfigKey,
+    "config key",
+    |s| {
+        let mut bytes = s.bytes();
+        matches!(bytes.next(), Some(b) if b.is_ascii_alphabetic() || b == b'_')
+            && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    },
+    "must match [A-Za-z_][A-Za-z0-9_]*"
+);
+string_newtype!(
+    /// Who acted: an email or user name, free text but never empty.
+    Actor,
+    "actor",
+    |s| !s.trim().is_empty() && s.len() <= 256 && !s.chars().any(char::is_control),
+    "must be non-empty, at most 256 characters, without control characters"
+);
+string_newtype!(
+    /// A build's id: the first 12 hex digits of its image digest, so registering the same
+    /// artifact twice names the same build.
+    BuildId,
+    "build id",
+    |s| s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)),
+    "must be 12 lowercase hex digits (see `hoist builds register`)"
+);
+string_newtype!(
+    /// A container image pinned by digest: `repo[:tag]@sha256:<64 hex>`. A tag alone can move,
+    /// and a rollback to a moved tag would not be exact.
+    ImageRef,
+    "image",
+    is_pinned_image,
+    "must be pinned by digest: repo@sha256:<64 lowercase hex>"
+);
+
+fn is_pinned_image(s: &str) -> bool {
+    let Some((repo, digest)) = s.split_once('@') else { return false };
+    let Some(hex) = digest.strip_prefix("sha256:") else { return false };
+    hex.len() == 64
+        && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        && !repo.is_empty()
+        && repo.len() <= 255
+        && repo.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-/:".contains(&b))
+}
+
+impl ImageRef {
+    /// The build id this image is registered under.
+    pub fn build_id(&self) -> BuildId {
+        let hex = &self.0[self.0.len() - 64..];
+        BuildId(hex[..12].to_owned())
+    }
+}
+
+/// A release number within one env: v1, v2, … Written `12` or `v12` on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ReleaseVersion(u64);
+
+impl ReleaseVersion {
+    pub const FIRST: ReleaseVersion = ReleaseVersion(1);
+
+    pub fn new(n: u64) -> Option<Self> {
+        (n > 0).then_some(ReleaseVersion(n))
+    }
+    pub fn get(self) -> u64 {
+        self.0
+    }
+    pub fn next(self) -> Self {
+        ReleaseVersion(self.0 + 1)
+    }
+    pub fn previous(self) -> Option<Self> {
+        Self::new(self.0 - 1)
+    }
+}
+
+impl FromStr for ReleaseVersion {
+    type Err = ValidationError;
+    fn from_str(s: &str) -> Result<Self, ValidationError> {
+        s.strip_prefix('v')
+            .unwrap_or(s)
+            .parse::<u64>()
+            .ok()
+            .and_then(ReleaseVersion::new)
+            .ok_or_else(|| ValidationError::new("version", s, "must be a release number like 12 or v12"))
+    }
+}
+
+impl fmt::Display for ReleaseVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "v{}", self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dns_labels() {
+        for ok in ["a", "api", "api-2", "0", &"a".repeat(63)] {
+            assert!(ok.parse::<AppName>().is_ok(), "{ok}");
+        }
+        for bad in ["", "-a", "a-", "Api", "a_b", "a.b", &"a".repeat(64)] {
+            let err = bad.parse::<EnvName>().unwrap_err();
+            assert_eq!(err.field, "env name");
+        }
+    }
+
+    #[test]
+    fn config_keys() {
+        for ok in ["A", "_", "DATABASE_URL", "a1"] {
+            assert!(ok.parse::<ConfigKey>().is_ok(), "{ok}");
+        }
+        for bad in ["", "1A", "A-B", "A B", "É"] {
+            assert!(bad.parse::<ConfigKey>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn images_must_be_pinned_by_digest() {
+        let digest = "a".repeat(64);
+        let pinned: ImageRef = format!("registry.example:5000/team/api@sha256:{digest}").parse().unwrap();
+        assert_eq!(pinned.build_id().as_str(), "aaaaaaaaaaaa");
+        assert!(format!("api:1.2@sha256:{digest}").parse::<ImageRef>().is_ok());
+        for bad in [
+            "api:latest".to_owned(),
+            "api".to_owned(),
+            format!("@sha256:{digest}"),
+            format!("api@sha256:{}", "A".repeat(64)),
+            format!("api@sha256:{}", "a".repeat(63)),
+            format!("api@md5:{digest}"),
+        ] {
+            let err = bad.parse::<ImageRef>().unwrap_err();
+            assert_eq!(err.field, "image", "{bad}");
+        }
+    }
+
+    #[test]
+    fn versions_parse_with_or_without_v() {
+        assert_eq!("12".parse::<ReleaseVersion>().unwrap().get(), 12);
+        assert_eq!("v3".parse::<ReleaseVersion>().unwrap().get(), 3);
+        for bad in ["0", "v0", "-1", "x", "", "v"] {
+            assert!(bad.parse::<ReleaseVersion>().is_err(), "{bad}");
+        }
+        assert_eq!(ReleaseVersion::FIRST.to_string(), "v1");
+    }
+}

@@ -1,0 +1,123 @@
+//! Command handling at the edge of the pure core: read the app, fold, `decide`, stamp envelopes
+//! (ids, time, actor, hash chain), append with the app's expected sequence; on a conflict re-read,
+//! re-decide and retry a bounded number of times.
+
+use crate::codec::{decode_commit, encode_commit, CodecError};
+use crate::decide::{decide, Command, DomainError};
+use crate::event::{Envelope, Recorded};
+use crate::names::{Actor, AppName};
+use crate::state::AppState;
+use crate::store::{EventStore, StoreError, StoredCommit};
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+/// How many times a command is re-decided after losing a race for its app.
+pub const MAX_ATTEMPTS: u32 = 20;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExecuteError {
+    #[error(transparent)]
+    Domain(#[from] DomainError),
+    #[error(transparent)]
+    Store(StoreError),
+    #[error("app {app} kept changing under this command: gave up after {attempts} attempts")]
+    Conflict { app: AppName, attempts: u32 },
+    #[error("log entry {seq} of app {app} cannot be read: {source}")]
+    Codec { app: AppName, seq: u64, source: CodecError },
+}
+
+impl From<StoreError> for ExecuteError {
+    fn from(e: StoreError) -> Self {
+        ExecuteError::Store(e)
+    }
+}
+
+/// Who runs a command, when, and under which id (the idempotency key of its append).
+#[derive(Debug, Clone)]
+pub struct CommandContext {
+    pub command_id: Uuid,
+    pub actor: Actor,
+    pub at: DateTime<Utc>,
+    /// The event that caused this command, when a machine issues it (auto-rollback).
+    pub causation_id: Option<Uuid>,
+}
+
+impl CommandContext {
+    pub fn new(actor: Actor) -> Self {
+        CommandContext { command_id: Uuid::now_v7(), actor, at: Utc::now(), causation_id: None }
+    }
+}
+
+/// What a command did: the app after it, and the events it appended (empty for a no-op).
+#[derive(Debug)]
+pub struct Executed {
+    pub state: AppState,
+    pub events: Vec<Recorded>,
+}
+
+/// Decodes stored commits into recorded events, naming the first undecodable one.
+pub fn decode_commits<'a>(commits: impl IntoIterator<Item = &'a StoredCommit>) -> Result<Vec<Recorded>, ExecuteError> {
+    let mut events = Vec::new();
+    for commit in commits {
+        let decoded = decode_commit(commit.seq, &commit.payload)
+            .map_err(|source| ExecuteError::Codec { app: commit.app.clone(), seq: commit.seq, source })?;
+        events.extend(decoded);
+    }
+    Ok(events)
+}
+
+/// One app's events, in order.
+pub async fn load_events<S: EventStore>(store: &S, app: &AppName) -> Result<Vec<Recorded>, ExecuteError> {
+    decode_commits(&store.read_app(app).await?)
+}
+
+/// One app's current state.
+pub async fn load_app<S: EventStore>(store: &S, app: &AppName) -> Result<AppState, ExecuteError> {
+    Ok(AppState::fold(&load_events(store, app).await?))
+}
+
+pub async fn execute<S: EventStore>(store: &S, app: &AppName, command: &Command, ctx: &CommandContext) -> Result<Executed, ExecuteError> {
+    for _ in 0..MAX_ATTEMPTS {
+        let state = load_app(store, app).await?;
+        let events = decide(app, &state, command)?;
+        if events.is_empty() {
+            return Ok(Executed { state, events: vec![] });
+        }
+        let mut prev_hash = state.last_hash;
+        let envelopes: Vec<Envelope> = events
+            .into_iter()
+            .map(|event| {
+                let envelope = Envelope {
+                    id: Uuid::now_v7(),
+                    app: app.clone(),
+                    at: ctx.at,
+                    actor: ctx.actor.clone(),
+                    correlation_id: ctx.command_id,
+                    causation_id: ctx.causation_id,
+                    prev_hash,
+                    event: Some(event),
+                };
+                prev_hash = Some(crate::event::EventHash::of(&crate::codec::encode_envelope(&envelope)));
+                envelope
+            })
+            .collect();
+        let payload = encode_commit(&envelopes);
+        match store.append(app, state.last_seq, ctx.command_id, payload.clone()).await {
+            Ok(appended) => {
+                // A duplicate means an earlier try of this very command was stored: report that one.
+                let stored = if appended.duplicate {
+                    store.read_app(app).await?.into_iter().find(|c| c.seq == appended.seq).map(|c| c.payload).unwrap_or(payload)
+                } else {
+                    payload
+                };
+                let recorded = decode_commit(appended.seq, &stored)
+                    .map_err(|source| ExecuteError::Codec { app: app.clone(), seq: appended.seq, source })?;
+                let state = recorded.iter().fold(state, AppState::apply);
+                return Ok(Executed { state, events: recorded });
+            }
+            Err(StoreError::Conflict { .. }) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(ExecuteError::Conflict { app: app.clone(), attempts: MAX_ATTEMPTS })
+}

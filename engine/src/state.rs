@@ -1,0 +1,124 @@
+//! An app's current state, folded from its events. `apply` is infallible and holds no business
+//! rules: whatever an event says happened, happened. Rules live in `decide`.
+
+use crate::event::{Build, Event, EventHash, Recorded, Release};
+use crate::names::{Actor, BuildId, EnvName, ReleaseVersion};
+use chrono::{DateTime, Utc};
+use std::collections::BTreeMap;
+
+/// A release as it stands in history: who made it and when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReleaseRecord {
+    pub release: Release,
+    pub actor: Actor,
+    pub at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lock {
+    pub actor: Actor,
+    pub reason: String,
+    pub at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EnvState {
+    /// Every release of this env, oldest first; `releases[i].version == i + 1`.
+    pub releases: Vec<ReleaseRecord>,
+    pub lock: Option<Lock>,
+}
+
+impl EnvState {
+    pub fn current(&self) -> Option<&ReleaseRecord> {
+        self.releases.last()
+    }
+    pub fn release(&self, version: ReleaseVersion) -> Option<&ReleaseRecord> {
+        usize::try_from(version.get() - 1).ok().and_then(|i| self.releases.get(i))
+    }
+    pub fn next_version(&self) -> ReleaseVersion {
+        self.current().map_or(ReleaseVersion::FIRST, |r| r.release.version.next())
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AppState {
+    /// The pipeline, in promotion order; empty until the app is created.
+    pub pipeline: Vec<EnvName>,
+    pub created_at: Option<DateTime<Utc>>,
+    pub envs: BTreeMap<EnvName, EnvState>,
+    pub builds: BTreeMap<BuildId, Build>,
+    /// Global sequence of the app's last commit: the expected sequence of its next append.
+    pub last_seq: u64,
+    /// Hash of the app's last event: the `prev_hash` of its next one.
+    pub last_hash: Option<EventHash>,
+    pub event_count: u64,
+    /// Events whose body this version does not know, skipped by the fold.
+    pub skipped_unknown: u64,
+}
+
+impl AppState {
+    pub fn exists(&self) -> bool {
+        self.created_at.is_some()
+    }
+
+    pub fn env(&self, env: &EnvName) -> Option<&EnvState> {
+        self.envs.get(env)
+    }
+
+    /// The env after `env` in the pipeline, where `promote` goes by default.
+    pub fn next_env(&self, env: &EnvName) -> Option<&EnvName> {
+        let i = self.pipeline.iter().position(|e| e == env)?;
+        self.pipeline.get(i + 1)
+    }
+
+    pub fn apply(mut self, recorded: &Recorded) -> Self {
+        self.apply_mut(recorded);
+        self
+    }
+
+    pub fn apply_mut(&mut self, recorded: &Recorded) {
+        self.last_seq = recorded.seq;
+        self.last_hash = Some(recorded.hash);
+        self.event_count += 1;
+        let envelope = &recorded.envelope;
+        let Some(event) = &envelope.event else {
+            self.skipped_unknown += 1;
+            return;
+        };
+        match event {
+            Event::AppCreated { envs } => {
+                self.pipeline = envs.clone();
+                self.created_at = Some(envelope.at);
+                self.envs = envs.iter().map(|e| (e.clone(), EnvState::default())).collect();
+            }
+            Event::BuildRegistered { build } => {
+                self.builds.insert(build.id.clone(), build.clone());
+            }
+            Event::ReleaseCreated { env, release } => {
+                if let Some(build) = &release.build {
+                    self.builds.entry(build.id.clone()).or_insert_with(|| build.clone());
+                }
+                self.envs.entry(env.clone()).or_default().releases.push(ReleaseRecord {
+                    release: release.clone(),
+                    actor: envelope.actor.clone(),
+                    at: envelope.at,
+                });
+            }
+            Event::EnvLocked { env, reason } => {
+                self.envs.entry(env.clone()).or_default().lock =
+                    Some(Lock { actor: envelope.actor.clone(), reason: reason.clone(), at: envelope.at });
+            }
+            Event::EnvUnlocked { env } => {
+                self.envs.entry(env.clone()).or_default().lock = None;
+            }
+        }
+    }
+
+    pub fn fold<'a>(events: impl IntoIterator<Item = &'a Recorded>) -> Self {
+        let mut state = AppState::default();
+        for recorded in events {
+            state.apply_mut(recorded);
+        }
+        state
+    }
+}
