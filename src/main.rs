@@ -1,1 +1,22 @@
-fn main() {}
+//! `hoist`: the command line. Parses flags, calls the crates, prints; errors are rendered here,
+//! once, as one line on stderr with the exit code of CLI.md.
+
+mod backend;
+mod cli;
+mod commands;
+mod error;
+mod output;
+
+use clap::Parser;
+
+fn main() {
+    let cli = cli::Cli::parse();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    if let Err(e) = runtime.block_on(commands::run(cli)) {
+        eprintln!("hoist: {}", e.message());
+        std::process::exit(e.exit_code());
+    }
+}

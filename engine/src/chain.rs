@@ -28,11 +28,20 @@ impl ChainVerifier {
         let expected = self.heads.get(&envelope.app);
         if envelope.prev_hash.as_ref() != expected {
             let rule = match (expected, envelope.prev_hash) {
-                (None, Some(_)) => "the app's first event must not name a previous hash".to_string(),
-                (Some(_), None) => "it names no previous hash, but the app has earlier events".to_string(),
+                (None, Some(_)) => {
+                    "the app's first event must not name a previous hash".to_string()
+                }
+                (Some(_), None) => {
+                    "it names no previous hash, but the app has earlier events".to_string()
+                }
                 _ => "its previous hash is not the hash of the app's previous event".to_string(),
             };
-            return Err(BrokenLink { app: envelope.app.clone(), seq: recorded.seq, event_id: envelope.id, rule });
+            return Err(BrokenLink {
+                app: envelope.app.clone(),
+                seq: recorded.seq,
+                event_id: envelope.id,
+                rule,
+            });
         }
         self.heads.insert(envelope.app.clone(), recorded.hash);
         self.checked += 1;

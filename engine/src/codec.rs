@@ -2,7 +2,9 @@
 //! Encoding is deterministic (maps are ordered), so `encode(decode(bytes)) == bytes` for every
 //! envelope this version wrote: `events import` relies on it to keep the hash chain intact.
 
-use crate::event::{Build, ConfigValue, Envelope, Event, EventHash, PromotionSource, Recorded, Release, ReleaseKind};
+use crate::event::{
+    Build, ConfigValue, Envelope, Event, EventHash, PromotionSource, Recorded, Release, ReleaseKind,
+};
 use crate::names::{ReleaseVersion, ValidationError};
 use chrono::{DateTime, Utc};
 use hoist_proto::v1::{self, envelope::Body};
@@ -16,7 +18,10 @@ pub enum CodecError {
     #[error(transparent)]
     Commit(#[from] hoist_proto::CommitError),
     #[error("event field {field}: {rule}")]
-    Field { field: &'static str, rule: &'static str },
+    Field {
+        field: &'static str,
+        rule: &'static str,
+    },
     #[error(transparent)]
     Invalid(#[from] ValidationError),
 }
@@ -27,14 +32,18 @@ fn field(field: &'static str, rule: &'static str) -> CodecError {
 
 pub fn encode_envelope(envelope: &Envelope) -> Vec<u8> {
     let body = envelope.event.as_ref().map(|event| match event {
-        Event::AppCreated { envs } => {
-            Body::AppCreated(v1::AppCreated { envs: envs.iter().map(|e| e.to_string()).collect() })
-        }
-        Event::BuildRegistered { build } => Body::BuildRegistered(v1::BuildRegistered { build: Some(build_to_proto(build)) }),
-        Event::ReleaseCreated { release, .. } => {
-            Body::ReleaseCreated(v1::ReleaseCreated { release: Some(release_to_proto(release)) })
-        }
-        Event::EnvLocked { reason, .. } => Body::EnvLocked(v1::EnvLocked { reason: reason.clone() }),
+        Event::AppCreated { envs } => Body::AppCreated(v1::AppCreated {
+            envs: envs.iter().map(|e| e.to_string()).collect(),
+        }),
+        Event::BuildRegistered { build } => Body::BuildRegistered(v1::BuildRegistered {
+            build: Some(build_to_proto(build)),
+        }),
+        Event::ReleaseCreated { release, .. } => Body::ReleaseCreated(v1::ReleaseCreated {
+            release: Some(release_to_proto(release)),
+        }),
+        Event::EnvLocked { reason, .. } => Body::EnvLocked(v1::EnvLocked {
+            reason: reason.clone(),
+        }),
         Event::EnvUnlocked { .. } => Body::EnvUnlocked(v1::EnvUnlocked {}),
     });
     v1::Envelope {
@@ -44,7 +53,10 @@ pub fn encode_envelope(envelope: &Envelope) -> Vec<u8> {
         at_unix_micros: envelope.at.timestamp_micros(),
         actor: envelope.actor.to_string(),
         correlation_id: envelope.correlation_id.as_bytes().to_vec(),
-        causation_id: envelope.causation_id.map(|id| id.as_bytes().to_vec()).unwrap_or_default(),
+        causation_id: envelope
+            .causation_id
+            .map(|id| id.as_bytes().to_vec())
+            .unwrap_or_default(),
         prev_hash: envelope.prev_hash.map(|h| h.0.to_vec()).unwrap_or_default(),
         body,
     }
@@ -81,7 +93,11 @@ fn release_to_proto(release: &Release) -> v1::Release {
                 (key.to_string(), v1::ConfigValue { value: Some(value) })
             })
             .collect(),
-        source_env: release.source.as_ref().map(|s| s.env.to_string()).unwrap_or_default(),
+        source_env: release
+            .source
+            .as_ref()
+            .map(|s| s.env.to_string())
+            .unwrap_or_default(),
         source_version: release.source.as_ref().map_or(0, |s| s.version.get()),
         rollback_to: release.rollback_to.map_or(0, ReleaseVersion::get),
         description: release.description.clone(),
@@ -93,32 +109,45 @@ pub fn decode_envelope(bytes: &[u8]) -> Result<Envelope, CodecError> {
     let env = || wire.env.parse().map_err(CodecError::from);
     let event = match wire.body {
         None => None,
-        Some(Body::AppCreated(b)) => {
-            Some(Event::AppCreated { envs: b.envs.into_iter().map(|e| e.parse()).collect::<Result<_, _>>()? })
-        }
-        Some(Body::BuildRegistered(b)) => {
-            Some(Event::BuildRegistered { build: build_from_proto(b.build.ok_or(field("build", "is required")))? })
-        }
+        Some(Body::AppCreated(b)) => Some(Event::AppCreated {
+            envs: b
+                .envs
+                .into_iter()
+                .map(|e| e.parse())
+                .collect::<Result<_, _>>()?,
+        }),
+        Some(Body::BuildRegistered(b)) => Some(Event::BuildRegistered {
+            build: build_from_proto(b.build.ok_or(field("build", "is required")))?,
+        }),
         Some(Body::ReleaseCreated(b)) => Some(Event::ReleaseCreated {
             env: env()?,
             release: release_from_proto(b.release.ok_or_else(|| field("release", "is required"))?)?,
         }),
-        Some(Body::EnvLocked(b)) => Some(Event::EnvLocked { env: env()?, reason: b.reason }),
+        Some(Body::EnvLocked(b)) => Some(Event::EnvLocked {
+            env: env()?,
+            reason: b.reason,
+        }),
         Some(Body::EnvUnlocked(_)) => Some(Event::EnvUnlocked { env: env()? }),
     };
     Ok(Envelope {
         id: uuid(&wire.id).ok_or(field("id", "must be 16 bytes"))?,
         app: wire.app.parse()?,
-        at: DateTime::<Utc>::from_timestamp_micros(wire.at_unix_micros).ok_or(field("at", "out of range"))?,
+        at: DateTime::<Utc>::from_timestamp_micros(wire.at_unix_micros)
+            .ok_or(field("at", "out of range"))?,
         actor: wire.actor.parse()?,
-        correlation_id: uuid(&wire.correlation_id).ok_or(field("correlation_id", "must be 16 bytes"))?,
+        correlation_id: uuid(&wire.correlation_id)
+            .ok_or(field("correlation_id", "must be 16 bytes"))?,
         causation_id: match wire.causation_id.as_slice() {
             [] => None,
             bytes => Some(uuid(bytes).ok_or(field("causation_id", "must be empty or 16 bytes"))?),
         },
         prev_hash: match wire.prev_hash.as_slice() {
             [] => None,
-            bytes => Some(EventHash(bytes.try_into().map_err(|_| field("prev_hash", "must be empty or 32 bytes"))?)),
+            bytes => {
+                Some(EventHash(bytes.try_into().map_err(|_| {
+                    field("prev_hash", "must be empty or 32 bytes")
+                })?))
+            }
         },
         event,
     })
@@ -134,7 +163,12 @@ fn optional(s: String) -> Option<String> {
 
 fn build_from_proto(build: Result<v1::Build, CodecError>) -> Result<Build, CodecError> {
     let build = build?;
-    Ok(Build { id: build.id.parse()?, image: build.image.parse()?, commit: optional(build.commit), note: optional(build.note) })
+    Ok(Build {
+        id: build.id.parse()?,
+        image: build.image.parse()?,
+        commit: optional(build.commit),
+        note: optional(build.note),
+    })
 }
 
 fn release_from_proto(release: v1::Release) -> Result<Release, CodecError> {
@@ -143,7 +177,9 @@ fn release_from_proto(release: v1::Release) -> Result<Release, CodecError> {
         Ok(v1::ReleaseKind::Config) => ReleaseKind::Config,
         Ok(v1::ReleaseKind::Promote) => ReleaseKind::Promote,
         Ok(v1::ReleaseKind::Rollback) => ReleaseKind::Rollback,
-        Ok(v1::ReleaseKind::Unspecified) | Err(_) => return Err(field("release.kind", "unknown release kind")),
+        Ok(v1::ReleaseKind::Unspecified) | Err(_) => {
+            return Err(field("release.kind", "unknown release kind"))
+        }
     };
     let config = release
         .config
@@ -157,13 +193,20 @@ fn release_from_proto(release: v1::Release) -> Result<Release, CodecError> {
             Ok((key.parse()?, value))
         })
         .collect::<Result<_, CodecError>>()?;
-    let source = match (optional(release.source_env), ReleaseVersion::new(release.source_version)) {
-        (Some(env), Some(version)) => Some(PromotionSource { env: env.parse()?, version }),
+    let source = match (
+        optional(release.source_env),
+        ReleaseVersion::new(release.source_version),
+    ) {
+        (Some(env), Some(version)) => Some(PromotionSource {
+            env: env.parse()?,
+            version,
+        }),
         (None, None) => None,
         _ => return Err(field("release.source", "env and version go together")),
     };
     Ok(Release {
-        version: ReleaseVersion::new(release.version).ok_or(field("release.version", "must be at least 1"))?,
+        version: ReleaseVersion::new(release.version)
+            .ok_or(field("release.version", "must be at least 1"))?,
         kind,
         build: release.build.map(|b| build_from_proto(Ok(b))).transpose()?,
         config,
@@ -183,7 +226,13 @@ pub fn encode_commit(envelopes: &[Envelope]) -> Vec<u8> {
 pub fn decode_commit(seq: u64, payload: &[u8]) -> Result<Vec<Recorded>, CodecError> {
     hoist_proto::split_commit(payload)?
         .into_iter()
-        .map(|bytes| Ok(Recorded { seq, hash: EventHash::of(bytes), envelope: decode_envelope(bytes)? }))
+        .map(|bytes| {
+            Ok(Recorded {
+                seq,
+                hash: EventHash::of(bytes),
+                envelope: decode_envelope(bytes)?,
+            })
+        })
         .collect()
 }
 
@@ -198,21 +247,30 @@ pub(crate) mod tests {
     }
 
     pub fn image() -> impl Strategy<Value = ImageRef> {
-        ("[a-z]{1,8}(/[a-z]{1,8})?", "[0-9a-f]{64}").prop_map(|(repo, hex)| format!("{repo}@sha256:{hex}").parse().unwrap())
+        ("[a-z]{1,8}(/[a-z]{1,8})?", "[0-9a-f]{64}")
+            .prop_map(|(repo, hex)| format!("{repo}@sha256:{hex}").parse().unwrap())
     }
 
     fn build() -> impl Strategy<Value = Build> {
-        (image(), proptest::option::of("[0-9a-f]{7,40}"), proptest::option::of(".{1,20}")).prop_map(|(image, commit, note)| Build {
-            commit,
-            note,
-            ..Build::of_image(image)
-        })
+        (
+            image(),
+            proptest::option::of("[0-9a-f]{7,40}"),
+            proptest::option::of(".{1,20}"),
+        )
+            .prop_map(|(image, commit, note)| Build {
+                commit,
+                note,
+                ..Build::of_image(image)
+            })
     }
 
     fn config() -> impl Strategy<Value = crate::event::Config> {
         proptest::collection::btree_map(
             "[A-Z_][A-Z0-9_]{0,8}".prop_map(|k| k.parse::<ConfigKey>().unwrap()),
-            prop_oneof![".{0,12}".prop_map(ConfigValue::Plain), proptest::collection::vec(any::<u8>(), 28..60).prop_map(ConfigValue::Sealed)],
+            prop_oneof![
+                ".{0,12}".prop_map(ConfigValue::Plain),
+                proptest::collection::vec(any::<u8>(), 28..60).prop_map(ConfigValue::Sealed)
+            ],
             0..5,
         )
     }
@@ -222,36 +280,68 @@ pub(crate) mod tests {
         prop_oneof![
             proptest::collection::vec(env(), 1..4).prop_map(|envs| Event::AppCreated { envs }),
             build().prop_map(|build| Event::BuildRegistered { build }),
-            (env(), 1..1000u64, proptest::option::of(build()), config(), proptest::option::of((env(), 1..100u64)), proptest::option::of(1..100u64), ".{0,30}", 0..4usize)
-                .prop_map(|(env, version, build, config, source, rollback_to, description, kind)| Event::ReleaseCreated {
-                    env,
-                    release: Release {
-                        version: ReleaseVersion::new(version).unwrap(),
-                        kind: [ReleaseKind::Deploy, ReleaseKind::Config, ReleaseKind::Promote, ReleaseKind::Rollback][kind],
-                        build,
-                        config,
-                        source: source.map(|(env, v)| PromotionSource { env, version: ReleaseVersion::new(v).unwrap() }),
-                        rollback_to: rollback_to.and_then(ReleaseVersion::new),
-                        description,
-                    },
-                }),
+            (
+                env(),
+                1..1000u64,
+                proptest::option::of(build()),
+                config(),
+                proptest::option::of((env(), 1..100u64)),
+                proptest::option::of(1..100u64),
+                ".{0,30}",
+                0..4usize
+            )
+                .prop_map(
+                    |(env, version, build, config, source, rollback_to, description, kind)| {
+                        Event::ReleaseCreated {
+                            env,
+                            release: Release {
+                                version: ReleaseVersion::new(version).unwrap(),
+                                kind: [
+                                    ReleaseKind::Deploy,
+                                    ReleaseKind::Config,
+                                    ReleaseKind::Promote,
+                                    ReleaseKind::Rollback,
+                                ][kind],
+                                build,
+                                config,
+                                source: source.map(|(env, v)| PromotionSource {
+                                    env,
+                                    version: ReleaseVersion::new(v).unwrap(),
+                                }),
+                                rollback_to: rollback_to.and_then(ReleaseVersion::new),
+                                description,
+                            },
+                        }
+                    }
+                ),
             (env(), ".{0,30}").prop_map(|(env, reason)| Event::EnvLocked { env, reason }),
             env().prop_map(|env| Event::EnvUnlocked { env }),
         ]
     }
 
     pub fn envelope() -> impl Strategy<Value = Envelope> {
-        (name(), event(), any::<u128>(), any::<u128>(), proptest::option::of(any::<u128>()), proptest::option::of(any::<[u8; 32]>()), 0..4_000_000_000_000_000i64, "[a-z]{1,10}@example[.]com")
-            .prop_map(|(app, event, id, correlation, causation, prev, micros, actor)| Envelope {
-                id: Uuid::from_u128(id),
-                app: app.parse::<AppName>().unwrap(),
-                at: DateTime::<Utc>::from_timestamp_micros(micros).unwrap(),
-                actor: actor.parse::<Actor>().unwrap(),
-                correlation_id: Uuid::from_u128(correlation),
-                causation_id: causation.map(Uuid::from_u128),
-                prev_hash: prev.map(EventHash),
-                event: Some(event),
-            })
+        (
+            name(),
+            event(),
+            any::<u128>(),
+            any::<u128>(),
+            proptest::option::of(any::<u128>()),
+            proptest::option::of(any::<[u8; 32]>()),
+            0..4_000_000_000_000_000i64,
+            "[a-z]{1,10}@example[.]com",
+        )
+            .prop_map(
+                |(app, event, id, correlation, causation, prev, micros, actor)| Envelope {
+                    id: Uuid::from_u128(id),
+                    app: app.parse::<AppName>().unwrap(),
+                    at: DateTime::<Utc>::from_timestamp_micros(micros).unwrap(),
+                    actor: actor.parse::<Actor>().unwrap(),
+                    correlation_id: Uuid::from_u128(correlation),
+                    causation_id: causation.map(Uuid::from_u128),
+                    prev_hash: prev.map(EventHash),
+                    event: Some(event),
+                },
+            )
     }
 
     proptest! {

@@ -15,16 +15,42 @@ pub enum Artifact {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
-    CreateApp { pipeline: Vec<EnvName> },
-    RegisterBuild { image: ImageRef, commit: Option<String>, note: Option<String> },
-    Deploy { env: EnvName, artifact: Artifact },
+    CreateApp {
+        pipeline: Vec<EnvName>,
+    },
+    RegisterBuild {
+        image: ImageRef,
+        commit: Option<String>,
+        note: Option<String>,
+    },
+    Deploy {
+        env: EnvName,
+        artifact: Artifact,
+    },
     /// Values arrive already sealed where secret: `decide` never sees clear secrets.
-    SetConfig { env: EnvName, values: BTreeMap<ConfigKey, ConfigValue> },
-    UnsetConfig { env: EnvName, keys: BTreeSet<ConfigKey> },
-    Promote { from: EnvName, to: Option<EnvName> },
-    Rollback { env: EnvName, to: Option<ReleaseVersion> },
-    Lock { env: EnvName, reason: String },
-    Unlock { env: EnvName },
+    SetConfig {
+        env: EnvName,
+        values: BTreeMap<ConfigKey, ConfigValue>,
+    },
+    UnsetConfig {
+        env: EnvName,
+        keys: BTreeSet<ConfigKey>,
+    },
+    Promote {
+        from: EnvName,
+        to: Option<EnvName>,
+    },
+    Rollback {
+        env: EnvName,
+        to: Option<ReleaseVersion>,
+    },
+    Lock {
+        env: EnvName,
+        reason: String,
+    },
+    Unlock {
+        env: EnvName,
+    },
 }
 
 /// A command that breaks a rule. Each message names the thing and the rule.
@@ -35,7 +61,11 @@ pub enum DomainError {
     #[error("app {0} does not exist (see `hoist apps list`)")]
     UnknownApp(AppName),
     #[error("env {env} is not in the pipeline of app {app} ({pipeline})")]
-    UnknownEnv { app: AppName, env: EnvName, pipeline: String },
+    UnknownEnv {
+        app: AppName,
+        env: EnvName,
+        pipeline: String,
+    },
     #[error("pipeline of app {0} must name at least one env")]
     EmptyPipeline(AppName),
     #[error("pipeline of app {app} names env {env} twice")]
@@ -43,15 +73,29 @@ pub enum DomainError {
     #[error("build {build} is not registered for app {app} (see `hoist builds register`)")]
     UnknownBuild { app: AppName, build: BuildId },
     #[error("{app}/{env} has no release {version} (latest is {latest})")]
-    UnknownVersion { app: AppName, env: EnvName, version: ReleaseVersion, latest: String },
+    UnknownVersion {
+        app: AppName,
+        env: EnvName,
+        version: ReleaseVersion,
+        latest: String,
+    },
     #[error("{app}/{env} is locked by {by}: {reason} (`hoist unlock` to release it; rollback stays allowed)")]
-    Locked { app: AppName, env: EnvName, by: String, reason: String },
+    Locked {
+        app: AppName,
+        env: EnvName,
+        by: String,
+        reason: String,
+    },
     #[error("{app}/{env} is not locked")]
     NotLocked { app: AppName, env: EnvName },
     #[error("lock reason must not be empty")]
     EmptyReason,
     #[error("{app}/{env}: nothing to roll back to: {why}")]
-    NothingToRollBack { app: AppName, env: EnvName, why: String },
+    NothingToRollBack {
+        app: AppName,
+        env: EnvName,
+        why: String,
+    },
     #[error("{app}/{env}: nothing to promote: it has no release with an image")]
     NothingToPromote { app: AppName, env: EnvName },
     #[error("{app}/{env} is the last env of the pipeline: name the target with --to")]
@@ -59,14 +103,25 @@ pub enum DomainError {
     #[error("{app}: cannot promote {env} to itself")]
     PromoteToSelf { app: AppName, env: EnvName },
     #[error("{app}/{env}: config key {key} is not set")]
-    KeyNotSet { app: AppName, env: EnvName, key: ConfigKey },
+    KeyNotSet {
+        app: AppName,
+        env: EnvName,
+        key: ConfigKey,
+    },
     #[error("{field} must name at least one {what}")]
-    Empty { field: &'static str, what: &'static str },
+    Empty {
+        field: &'static str,
+        what: &'static str,
+    },
 }
 
 /// The events `command` causes on the app whose state is `state`; empty when it changes nothing
 /// (registering a build that is already registered).
-pub fn decide(app: &AppName, state: &AppState, command: &Command) -> Result<Vec<Event>, DomainError> {
+pub fn decide(
+    app: &AppName,
+    state: &AppState,
+    command: &Command,
+) -> Result<Vec<Event>, DomainError> {
     if let Command::CreateApp { pipeline } = command {
         return create_app(app, state, pipeline);
     }
@@ -76,79 +131,148 @@ pub fn decide(app: &AppName, state: &AppState, command: &Command) -> Result<Vec<
     let rules = Rules { app, state };
     match command {
         Command::CreateApp { .. } => unreachable!("handled above"),
-        Command::RegisterBuild { image, commit, note } => {
+        Command::RegisterBuild {
+            image,
+            commit,
+            note,
+        } => {
             if state.builds.contains_key(&image.build_id()) {
                 return Ok(vec![]);
             }
-            let build = Build { commit: commit.clone(), note: note.clone(), ..Build::of_image(image.clone()) };
+            let build = Build {
+                commit: commit.clone(),
+                note: note.clone(),
+                ..Build::of_image(image.clone())
+            };
             Ok(vec![Event::BuildRegistered { build }])
         }
         Command::Deploy { env, artifact } => {
             let current = rules.unlocked_env(env)?;
             let build = match artifact {
-                Artifact::Image(image) => {
-                    state.builds.get(&image.build_id()).cloned().unwrap_or_else(|| Build::of_image(image.clone()))
-                }
-                Artifact::Build(id) => state
+                Artifact::Image(image) => state
                     .builds
-                    .get(id)
+                    .get(&image.build_id())
                     .cloned()
-                    .ok_or_else(|| DomainError::UnknownBuild { app: app.clone(), build: id.clone() })?,
+                    .unwrap_or_else(|| Build::of_image(image.clone())),
+                Artifact::Build(id) => {
+                    state
+                        .builds
+                        .get(id)
+                        .cloned()
+                        .ok_or_else(|| DomainError::UnknownBuild {
+                            app: app.clone(),
+                            build: id.clone(),
+                        })?
+                }
             };
-            let description = format!("Deploy {}", build.image);
-            Ok(vec![release(env, current, ReleaseKind::Deploy, Some(build), config_of(current), description)])
+            let description = format!("Deploy {}", build.image.short());
+            Ok(vec![release(
+                env,
+                current,
+                ReleaseKind::Deploy,
+                Some(build),
+                config_of(current),
+                description,
+            )])
         }
         Command::SetConfig { env, values } => {
             let current = rules.unlocked_env(env)?;
             if values.is_empty() {
-                return Err(DomainError::Empty { field: "config set", what: "KEY=VALUE" });
+                return Err(DomainError::Empty {
+                    field: "config set",
+                    what: "KEY=VALUE",
+                });
             }
             let mut config = config_of(current);
             config.extend(values.iter().map(|(k, v)| (k.clone(), v.clone())));
             let keys: Vec<&str> = values.keys().map(ConfigKey::as_str).collect();
             let description = format!("Set {}", keys.join(", "));
-            Ok(vec![release(env, current, ReleaseKind::Config, build_of(current), config, description)])
+            Ok(vec![release(
+                env,
+                current,
+                ReleaseKind::Config,
+                build_of(current),
+                config,
+                description,
+            )])
         }
         Command::UnsetConfig { env, keys } => {
             let current = rules.unlocked_env(env)?;
             if keys.is_empty() {
-                return Err(DomainError::Empty { field: "config unset", what: "KEY" });
+                return Err(DomainError::Empty {
+                    field: "config unset",
+                    what: "KEY",
+                });
             }
             let mut config = config_of(current);
             for key in keys {
                 if config.remove(key).is_none() {
-                    return Err(DomainError::KeyNotSet { app: app.clone(), env: env.clone(), key: key.clone() });
+                    return Err(DomainError::KeyNotSet {
+                        app: app.clone(),
+                        env: env.clone(),
+                        key: key.clone(),
+                    });
                 }
             }
             let names: Vec<&str> = keys.iter().map(ConfigKey::as_str).collect();
             let description = format!("Unset {}", names.join(", "));
-            Ok(vec![release(env, current, ReleaseKind::Config, build_of(current), config, description)])
+            Ok(vec![release(
+                env,
+                current,
+                ReleaseKind::Config,
+                build_of(current),
+                config,
+                description,
+            )])
         }
         Command::Promote { from, to } => {
             let source = rules.env(from)?;
             let to = match to {
                 Some(to) => to,
-                None => state.next_env(from).ok_or_else(|| DomainError::NoNextEnv { app: app.clone(), env: from.clone() })?,
+                None => state.next_env(from).ok_or_else(|| DomainError::NoNextEnv {
+                    app: app.clone(),
+                    env: from.clone(),
+                })?,
             };
             if to == from {
-                return Err(DomainError::PromoteToSelf { app: app.clone(), env: from.clone() });
+                return Err(DomainError::PromoteToSelf {
+                    app: app.clone(),
+                    env: from.clone(),
+                });
             }
             let target = rules.unlocked_env(to)?;
             let (Some(record), Some(build)) = (source.current(), build_of(source)) else {
-                return Err(DomainError::NothingToPromote { app: app.clone(), env: from.clone() });
+                return Err(DomainError::NothingToPromote {
+                    app: app.clone(),
+                    env: from.clone(),
+                });
             };
             let version = record.release.version;
-            let description = format!("Promote {from} {version} ({})", build.image);
-            let mut event = release(to, target, ReleaseKind::Promote, Some(build), config_of(target), description);
+            let description = format!("Promote {from} {version} ({})", build.image.short());
+            let mut event = release(
+                to,
+                target,
+                ReleaseKind::Promote,
+                Some(build),
+                config_of(target),
+                description,
+            );
             if let Event::ReleaseCreated { release, .. } = &mut event {
-                release.source = Some(PromotionSource { env: from.clone(), version });
+                release.source = Some(PromotionSource {
+                    env: from.clone(),
+                    version,
+                });
             }
             Ok(vec![event])
         }
         Command::Rollback { env, to } => {
             // A lock freezes changes, not recovery: rollback is allowed on a locked env.
             let current_env = rules.env(env)?;
-            let nothing = |why: String| DomainError::NothingToRollBack { app: app.clone(), env: env.clone(), why };
+            let nothing = |why: String| DomainError::NothingToRollBack {
+                app: app.clone(),
+                env: env.clone(),
+                why,
+            };
             let Some(current) = current_env.current() else {
                 return Err(nothing("it has no releases".into()));
             };
@@ -159,14 +283,19 @@ pub fn decide(app: &AppName, state: &AppState, command: &Command) -> Result<Vec<
                     .previous()
                     .ok_or_else(|| nothing(format!("{current_version} is its only release")))?,
             };
-            let target = current_env.release(target_version).ok_or_else(|| DomainError::UnknownVersion {
-                app: app.clone(),
-                env: env.clone(),
-                version: target_version,
-                latest: current_version.to_string(),
-            })?;
+            let target =
+                current_env
+                    .release(target_version)
+                    .ok_or_else(|| DomainError::UnknownVersion {
+                        app: app.clone(),
+                        env: env.clone(),
+                        version: target_version,
+                        latest: current_version.to_string(),
+                    })?;
             if target_version == current_version {
-                return Err(nothing(format!("{current_version} is already the current release")));
+                return Err(nothing(format!(
+                    "{current_version} is already the current release"
+                )));
             }
             let description = format!("Rollback to {target_version}");
             let mut event = release(
@@ -187,16 +316,26 @@ pub fn decide(app: &AppName, state: &AppState, command: &Command) -> Result<Vec<
             if reason.trim().is_empty() {
                 return Err(DomainError::EmptyReason);
             }
-            Ok(vec![Event::EnvLocked { env: env.clone(), reason: reason.clone() }])
+            Ok(vec![Event::EnvLocked {
+                env: env.clone(),
+                reason: reason.clone(),
+            }])
         }
         Command::Unlock { env } => match rules.env(env)?.lock {
             Some(_) => Ok(vec![Event::EnvUnlocked { env: env.clone() }]),
-            None => Err(DomainError::NotLocked { app: app.clone(), env: env.clone() }),
+            None => Err(DomainError::NotLocked {
+                app: app.clone(),
+                env: env.clone(),
+            }),
         },
     }
 }
 
-fn create_app(app: &AppName, state: &AppState, pipeline: &[EnvName]) -> Result<Vec<Event>, DomainError> {
+fn create_app(
+    app: &AppName,
+    state: &AppState,
+    pipeline: &[EnvName],
+) -> Result<Vec<Event>, DomainError> {
     if state.exists() {
         return Err(DomainError::AppExists(app.clone()));
     }
@@ -205,9 +344,14 @@ fn create_app(app: &AppName, state: &AppState, pipeline: &[EnvName]) -> Result<V
     }
     let mut seen = BTreeSet::new();
     if let Some(env) = pipeline.iter().find(|env| !seen.insert(*env)) {
-        return Err(DomainError::DuplicateEnv { app: app.clone(), env: env.clone() });
+        return Err(DomainError::DuplicateEnv {
+            app: app.clone(),
+            env: env.clone(),
+        });
     }
-    Ok(vec![Event::AppCreated { envs: pipeline.to_vec() }])
+    Ok(vec![Event::AppCreated {
+        envs: pipeline.to_vec(),
+    }])
 }
 
 struct Rules<'a> {
@@ -220,7 +364,13 @@ impl<'a> Rules<'a> {
         self.state.env(env).ok_or_else(|| DomainError::UnknownEnv {
             app: self.app.clone(),
             env: env.clone(),
-            pipeline: self.state.pipeline.iter().map(EnvName::as_str).collect::<Vec<_>>().join(", "),
+            pipeline: self
+                .state
+                .pipeline
+                .iter()
+                .map(EnvName::as_str)
+                .collect::<Vec<_>>()
+                .join(", "),
         })
     }
 
@@ -239,16 +389,33 @@ impl<'a> Rules<'a> {
 }
 
 fn config_of(env: &EnvState) -> Config {
-    env.current().map(|r| r.release.config.clone()).unwrap_or_default()
+    env.current()
+        .map(|r| r.release.config.clone())
+        .unwrap_or_default()
 }
 
 fn build_of(env: &EnvState) -> Option<Build> {
     env.current().and_then(|r| r.release.build.clone())
 }
 
-fn release(env: &EnvName, state: &EnvState, kind: ReleaseKind, build: Option<Build>, config: Config, description: String) -> Event {
+fn release(
+    env: &EnvName,
+    state: &EnvState,
+    kind: ReleaseKind,
+    build: Option<Build>,
+    config: Config,
+    description: String,
+) -> Event {
     Event::ReleaseCreated {
         env: env.clone(),
-        release: Release { version: state.next_version(), kind, build, config, source: None, rollback_to: None, description },
+        release: Release {
+            version: state.next_version(),
+            kind,
+            build,
+            config,
+            source: None,
+            rollback_to: None,
+            description,
+        },
     }
 }

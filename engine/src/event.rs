@@ -57,7 +57,12 @@ pub struct Build {
 
 impl Build {
     pub fn of_image(image: ImageRef) -> Self {
-        Build { id: image.build_id(), image, commit: None, note: None }
+        Build {
+            id: image.build_id(),
+            image,
+            commit: None,
+            note: None,
+        }
     }
 }
 
@@ -90,7 +95,9 @@ mod base64_bytes {
         s.serialize_str(&STANDARD.encode(bytes))
     }
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
-        STANDARD.decode(String::deserialize(d)?).map_err(serde::de::Error::custom)
+        STANDARD
+            .decode(String::deserialize(d)?)
+            .map_err(serde::de::Error::custom)
     }
 }
 
@@ -149,7 +156,9 @@ impl Event {
     pub fn env(&self) -> Option<&EnvName> {
         match self {
             Event::AppCreated { .. } | Event::BuildRegistered { .. } => None,
-            Event::ReleaseCreated { env, .. } | Event::EnvLocked { env, .. } | Event::EnvUnlocked { env } => Some(env),
+            Event::ReleaseCreated { env, .. }
+            | Event::EnvLocked { env, .. }
+            | Event::EnvUnlocked { env } => Some(env),
         }
     }
 
@@ -171,8 +180,12 @@ impl Event {
                 let pipeline: Vec<&str> = envs.iter().map(EnvName::as_str).collect();
                 format!("Created app with pipeline {}", pipeline.join(" → "))
             }
-            Event::BuildRegistered { build } => format!("Registered build {} ({})", build.id, build.image),
-            Event::ReleaseCreated { env, release } => format!("{} {}: {}", env, release.version, release.description),
+            Event::BuildRegistered { build } => {
+                format!("Registered build {} ({})", build.id, build.image.short())
+            }
+            Event::ReleaseCreated { env, release } => {
+                format!("{} {}: {}", env, release.version, release.description)
+            }
             Event::EnvLocked { env, reason } => format!("Locked {env}: {reason}"),
             Event::EnvUnlocked { env } => format!("Unlocked {env}"),
         }

@@ -22,6 +22,11 @@ pub mod state;
 pub mod store;
 
 pub use decide::{decide, Artifact, Command, DomainError};
-pub use event::{Build, Config, ConfigValue, Envelope, Event, EventHash, PromotionSource, Recorded, Release, ReleaseKind};
-pub use names::{Actor, AppName, BuildId, ConfigKey, EnvName, ImageRef, ReleaseVersion, ValidationError};
+pub use event::{
+    Build, Config, ConfigValue, Envelope, Event, EventHash, PromotionSource, Recorded, Release,
+    ReleaseKind,
+};
+pub use names::{
+    Actor, AppName, BuildId, ConfigKey, EnvName, ImageRef, ReleaseVersion, ValidationError,
+};
 pub use state::{AppState, EnvState, Lock, ReleaseRecord};

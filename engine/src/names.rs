@@ -16,7 +16,11 @@ pub struct ValidationError {
 
 impl ValidationError {
     pub fn new(field: &'static str, value: impl Into<String>, rule: &'static str) -> Self {
-        ValidationError { field, value: value.into(), rule }
+        ValidationError {
+            field,
+            value: value.into(),
+            rule,
+        }
     }
 }
 
@@ -27,7 +31,9 @@ fn is_dns_label(s: &str) -> bool {
     let bytes = s.as_bytes();
     !bytes.is_empty()
         && bytes.len() <= 63
-        && bytes.iter().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
         && bytes[0] != b'-'
         && bytes[bytes.len() - 1] != b'-'
 }
@@ -122,16 +128,29 @@ string_newtype!(
 );
 
 fn is_pinned_image(s: &str) -> bool {
-    let Some((repo, digest)) = s.split_once('@') else { return false };
-    let Some(hex) = digest.strip_prefix("sha256:") else { return false };
+    let Some((repo, digest)) = s.split_once('@') else {
+        return false;
+    };
+    let Some(hex) = digest.strip_prefix("sha256:") else {
+        return false;
+    };
     hex.len() == 64
-        && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        && hex
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
         && !repo.is_empty()
         && repo.len() <= 255
-        && repo.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-/:".contains(&b))
+        && repo
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-/:".contains(&b))
 }
 
 impl ImageRef {
+    /// `repo@sha256:` and the first 12 hex digits: enough to tell images apart in a line of text.
+    pub fn short(&self) -> &str {
+        &self.0[..self.0.len() - 52]
+    }
+
     /// The build id this image is registered under.
     pub fn build_id(&self) -> BuildId {
         let hex = &self.0[self.0.len() - 64..];
@@ -169,7 +188,9 @@ impl FromStr for ReleaseVersion {
             .parse::<u64>()
             .ok()
             .and_then(ReleaseVersion::new)
-            .ok_or_else(|| ValidationError::new("version", s, "must be a release number like 12 or v12"))
+            .ok_or_else(|| {
+                ValidationError::new("version", s, "must be a release number like 12 or v12")
+            })
     }
 }
 
@@ -207,9 +228,17 @@ mod tests {
     #[test]
     fn images_must_be_pinned_by_digest() {
         let digest = "a".repeat(64);
-        let pinned: ImageRef = format!("registry.example:5000/team/api@sha256:{digest}").parse().unwrap();
+        let pinned: ImageRef = format!("registry.example:5000/team/api@sha256:{digest}")
+            .parse()
+            .unwrap();
         assert_eq!(pinned.build_id().as_str(), "aaaaaaaaaaaa");
-        assert!(format!("api:1.2@sha256:{digest}").parse::<ImageRef>().is_ok());
+        assert_eq!(
+            pinned.short(),
+            "registry.example:5000/team/api@sha256:aaaaaaaaaaaa"
+        );
+        assert!(format!("api:1.2@sha256:{digest}")
+            .parse::<ImageRef>()
+            .is_ok());
         for bad in [
             "api:latest".to_owned(),
             "api".to_owned(),

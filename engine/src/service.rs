@@ -23,7 +23,11 @@ pub enum ExecuteError {
     #[error("app {app} kept changing under this command: gave up after {attempts} attempts")]
     Conflict { app: AppName, attempts: u32 },
     #[error("log entry {seq} of app {app} cannot be read: {source}")]
-    Codec { app: AppName, seq: u64, source: CodecError },
+    Codec {
+        app: AppName,
+        seq: u64,
+        source: CodecError,
+    },
 }
 
 impl From<StoreError> for ExecuteError {
@@ -44,7 +48,12 @@ pub struct CommandContext {
 
 impl CommandContext {
     pub fn new(actor: Actor) -> Self {
-        CommandContext { command_id: Uuid::now_v7(), actor, at: Utc::now(), causation_id: None }
+        CommandContext {
+            command_id: Uuid::now_v7(),
+            actor,
+            at: Utc::now(),
+            causation_id: None,
+        }
     }
 }
 
@@ -56,18 +65,27 @@ pub struct Executed {
 }
 
 /// Decodes stored commits into recorded events, naming the first undecodable one.
-pub fn decode_commits<'a>(commits: impl IntoIterator<Item = &'a StoredCommit>) -> Result<Vec<Recorded>, ExecuteError> {
+pub fn decode_commits<'a>(
+    commits: impl IntoIterator<Item = &'a StoredCommit>,
+) -> Result<Vec<Recorded>, ExecuteError> {
     let mut events = Vec::new();
     for commit in commits {
-        let decoded = decode_commit(commit.seq, &commit.payload)
-            .map_err(|source| ExecuteError::Codec { app: commit.app.clone(), seq: commit.seq, source })?;
+        let decoded =
+            decode_commit(commit.seq, &commit.payload).map_err(|source| ExecuteError::Codec {
+                app: commit.app.clone(),
+                seq: commit.seq,
+                source,
+            })?;
         events.extend(decoded);
     }
     Ok(events)
 }
 
 /// One app's events, in order.
-pub async fn load_events<S: EventStore>(store: &S, app: &AppName) -> Result<Vec<Recorded>, ExecuteError> {
+pub async fn load_events<S: EventStore>(
+    store: &S,
+    app: &AppName,
+) -> Result<Vec<Recorded>, ExecuteError> {
     decode_commits(&store.read_app(app).await?)
 }
 
@@ -76,12 +94,20 @@ pub async fn load_app<S: EventStore>(store: &S, app: &AppName) -> Result<AppStat
     Ok(AppState::fold(&load_events(store, app).await?))
 }
 
-pub async fn execute<S: EventStore>(store: &S, app: &AppName, command: &Command, ctx: &CommandContext) -> Result<Executed, ExecuteError> {
+pub async fn execute<S: EventStore>(
+    store: &S,
+    app: &AppName,
+    command: &Command,
+    ctx: &CommandContext,
+) -> Result<Executed, ExecuteError> {
     for _ in 0..MAX_ATTEMPTS {
         let state = load_app(store, app).await?;
         let events = decide(app, &state, command)?;
         if events.is_empty() {
-            return Ok(Executed { state, events: vec![] });
+            return Ok(Executed {
+                state,
+                events: vec![],
+            });
         }
         let mut prev_hash = state.last_hash;
         let envelopes: Vec<Envelope> = events
@@ -97,27 +123,48 @@ pub async fn execute<S: EventStore>(store: &S, app: &AppName, command: &Command,
                     prev_hash,
                     event: Some(event),
                 };
-                prev_hash = Some(crate::event::EventHash::of(&crate::codec::encode_envelope(&envelope)));
+                prev_hash = Some(crate::event::EventHash::of(&crate::codec::encode_envelope(
+                    &envelope,
+                )));
                 envelope
             })
             .collect();
         let payload = encode_commit(&envelopes);
-        match store.append(app, state.last_seq, ctx.command_id, payload.clone()).await {
+        match store
+            .append(app, state.last_seq, ctx.command_id, payload.clone())
+            .await
+        {
             Ok(appended) => {
                 // A duplicate means an earlier try of this very command was stored: report that one.
                 let stored = if appended.duplicate {
-                    store.read_app(app).await?.into_iter().find(|c| c.seq == appended.seq).map(|c| c.payload).unwrap_or(payload)
+                    store
+                        .read_app(app)
+                        .await?
+                        .into_iter()
+                        .find(|c| c.seq == appended.seq)
+                        .map(|c| c.payload)
+                        .unwrap_or(payload)
                 } else {
                     payload
                 };
-                let recorded = decode_commit(appended.seq, &stored)
-                    .map_err(|source| ExecuteError::Codec { app: app.clone(), seq: appended.seq, source })?;
+                let recorded =
+                    decode_commit(appended.seq, &stored).map_err(|source| ExecuteError::Codec {
+                        app: app.clone(),
+                        seq: appended.seq,
+                        source,
+                    })?;
                 let state = recorded.iter().fold(state, AppState::apply);
-                return Ok(Executed { state, events: recorded });
+                return Ok(Executed {
+                    state,
+                    events: recorded,
+                });
             }
             Err(StoreError::Conflict { .. }) => continue,
             Err(e) => return Err(e.into()),
         }
     }
-    Err(ExecuteError::Conflict { app: app.clone(), attempts: MAX_ATTEMPTS })
+    Err(ExecuteError::Conflict {
+        app: app.clone(),
+        attempts: MAX_ATTEMPTS,
+    })
 }

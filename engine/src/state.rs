@@ -33,10 +33,13 @@ impl EnvState {
         self.releases.last()
     }
     pub fn release(&self, version: ReleaseVersion) -> Option<&ReleaseRecord> {
-        usize::try_from(version.get() - 1).ok().and_then(|i| self.releases.get(i))
+        usize::try_from(version.get() - 1)
+            .ok()
+            .and_then(|i| self.releases.get(i))
     }
     pub fn next_version(&self) -> ReleaseVersion {
-        self.current().map_or(ReleaseVersion::FIRST, |r| r.release.version.next())
+        self.current()
+            .map_or(ReleaseVersion::FIRST, |r| r.release.version.next())
     }
 }
 
@@ -89,24 +92,36 @@ impl AppState {
             Event::AppCreated { envs } => {
                 self.pipeline = envs.clone();
                 self.created_at = Some(envelope.at);
-                self.envs = envs.iter().map(|e| (e.clone(), EnvState::default())).collect();
+                self.envs = envs
+                    .iter()
+                    .map(|e| (e.clone(), EnvState::default()))
+                    .collect();
             }
             Event::BuildRegistered { build } => {
                 self.builds.insert(build.id.clone(), build.clone());
             }
             Event::ReleaseCreated { env, release } => {
                 if let Some(build) = &release.build {
-                    self.builds.entry(build.id.clone()).or_insert_with(|| build.clone());
+                    self.builds
+                        .entry(build.id.clone())
+                        .or_insert_with(|| build.clone());
                 }
-                self.envs.entry(env.clone()).or_default().releases.push(ReleaseRecord {
-                    release: release.clone(),
-                    actor: envelope.actor.clone(),
-                    at: envelope.at,
-                });
+                self.envs
+                    .entry(env.clone())
+                    .or_default()
+                    .releases
+                    .push(ReleaseRecord {
+                        release: release.clone(),
+                        actor: envelope.actor.clone(),
+                        at: envelope.at,
+                    });
             }
             Event::EnvLocked { env, reason } => {
-                self.envs.entry(env.clone()).or_default().lock =
-                    Some(Lock { actor: envelope.actor.clone(), reason: reason.clone(), at: envelope.at });
+                self.envs.entry(env.clone()).or_default().lock = Some(Lock {
+                    actor: envelope.actor.clone(),
+                    reason: reason.clone(),
+                    at: envelope.at,
+                });
             }
             Event::EnvUnlocked { env } => {
                 self.envs.entry(env.clone()).or_default().lock = None;

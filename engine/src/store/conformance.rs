@@ -29,22 +29,39 @@ async fn empty_store<S: EventStore>(store: &S) {
 
 async fn append_and_read<S: EventStore>(store: &S) {
     let api = app("conf-api");
-    let first = store.append(&api, 0, Uuid::now_v7(), b"one".to_vec()).await.unwrap();
+    let first = store
+        .append(&api, 0, Uuid::now_v7(), b"one".to_vec())
+        .await
+        .unwrap();
     assert!(!first.duplicate);
-    let second = store.append(&api, first.seq, Uuid::now_v7(), b"two".to_vec()).await.unwrap();
+    let second = store
+        .append(&api, first.seq, Uuid::now_v7(), b"two".to_vec())
+        .await
+        .unwrap();
     assert!(second.seq > first.seq);
     let read = store.read_app(&api).await.unwrap();
-    assert_eq!(read.iter().map(|c| (c.seq, c.payload.as_slice())).collect::<Vec<_>>(), [(first.seq, &b"one"[..]), (second.seq, b"two")]);
+    assert_eq!(
+        read.iter()
+            .map(|c| (c.seq, c.payload.as_slice()))
+            .collect::<Vec<_>>(),
+        [(first.seq, &b"one"[..]), (second.seq, b"two")]
+    );
     assert!(read.iter().all(|c| c.app == api));
     assert_eq!(store.last_seq().await.unwrap(), second.seq);
 }
 
 async fn stale_expectation_conflicts<S: EventStore>(store: &S) {
     let web = app("conf-web");
-    let first = store.append(&web, 0, Uuid::now_v7(), b"a".to_vec()).await.unwrap();
+    let first = store
+        .append(&web, 0, Uuid::now_v7(), b"a".to_vec())
+        .await
+        .unwrap();
     let before = store.last_seq().await.unwrap();
     for stale in [0, first.seq + 1000] {
-        match store.append(&web, stale, Uuid::now_v7(), b"b".to_vec()).await {
+        match store
+            .append(&web, stale, Uuid::now_v7(), b"b".to_vec())
+            .await
+        {
             Err(StoreError::Conflict { app, expected, .. }) => {
                 assert_eq!(app, web);
                 assert_eq!(expected, stale);
@@ -52,7 +69,11 @@ async fn stale_expectation_conflicts<S: EventStore>(store: &S) {
             other => panic!("a stale expectation ({stale}) must conflict, got {other:?}"),
         }
     }
-    assert_eq!(store.last_seq().await.unwrap(), before, "a conflict appends nothing");
+    assert_eq!(
+        store.last_seq().await.unwrap(),
+        before,
+        "a conflict appends nothing"
+    );
     assert_eq!(store.read_app(&web).await.unwrap().len(), 1);
 }
 
@@ -62,18 +83,33 @@ async fn duplicate_commit_is_stored_once<S: EventStore>(store: &S) {
     let first = store.append(&worker, 0, id, b"x".to_vec()).await.unwrap();
     // A retry after a lost ack repeats the same id and the same expectation.
     let retry = store.append(&worker, 0, id, b"x".to_vec()).await.unwrap();
-    assert!(retry.duplicate, "a repeated commit id is reported as a duplicate");
+    assert!(
+        retry.duplicate,
+        "a repeated commit id is reported as a duplicate"
+    );
     assert_eq!(retry.seq, first.seq);
     assert_eq!(store.read_app(&worker).await.unwrap().len(), 1);
 }
 
 async fn apps_do_not_conflict_with_each_other<S: EventStore>(store: &S) {
     let (a, b) = (app("conf-a"), app("conf-b"));
-    let a1 = store.append(&a, 0, Uuid::now_v7(), b"a1".to_vec()).await.unwrap();
-    let b1 = store.append(&b, 0, Uuid::now_v7(), b"b1".to_vec()).await.unwrap();
+    let a1 = store
+        .append(&a, 0, Uuid::now_v7(), b"a1".to_vec())
+        .await
+        .unwrap();
+    let b1 = store
+        .append(&b, 0, Uuid::now_v7(), b"b1".to_vec())
+        .await
+        .unwrap();
     // a's expectation is a's own last sequence, although b appended after it.
-    let a2 = store.append(&a, a1.seq, Uuid::now_v7(), b"a2".to_vec()).await.unwrap();
-    store.append(&b, b1.seq, Uuid::now_v7(), b"b2".to_vec()).await.unwrap();
+    let a2 = store
+        .append(&a, a1.seq, Uuid::now_v7(), b"a2".to_vec())
+        .await
+        .unwrap();
+    store
+        .append(&b, b1.seq, Uuid::now_v7(), b"b2".to_vec())
+        .await
+        .unwrap();
     assert!(a2.seq > b1.seq);
     let apps = store.apps().await.unwrap();
     for name in [&a, &b] {
@@ -88,7 +124,10 @@ async fn read_from_pages_in_order<S: EventStore>(store: &S) {
     let last = store.last_seq().await.unwrap();
     let all = store.read_from(1, usize::MAX).await.unwrap();
     assert_eq!(all.last().map(|c| c.seq), Some(last));
-    assert!(all.windows(2).all(|w| w[0].seq < w[1].seq), "the log is in sequence order");
+    assert!(
+        all.windows(2).all(|w| w[0].seq < w[1].seq),
+        "the log is in sequence order"
+    );
     let mut paged = Vec::new();
     let mut from = 1;
     loop {
@@ -105,11 +144,26 @@ async fn read_from_pages_in_order<S: EventStore>(store: &S) {
 
 async fn concurrent_appends_to_one_app_admit_exactly_one<S: EventStore>(store: &S) {
     let hot = app("conf-hot");
-    let base = store.append(&hot, 0, Uuid::now_v7(), b"base".to_vec()).await.unwrap();
-    let racers = (0..8).map(|i| store.append(&hot, base.seq, Uuid::now_v7(), format!("racer {i}").into_bytes()));
+    let base = store
+        .append(&hot, 0, Uuid::now_v7(), b"base".to_vec())
+        .await
+        .unwrap();
+    let racers = (0..8).map(|i| {
+        store.append(
+            &hot,
+            base.seq,
+            Uuid::now_v7(),
+            format!("racer {i}").into_bytes(),
+        )
+    });
     let results = futures::future::join_all(racers).await;
     let won = results.iter().filter(|r| r.is_ok()).count();
-    assert_eq!(won, 1, "exactly one of eight appends with the same expectation wins: {results:?}");
-    assert!(results.iter().all(|r| matches!(r, Ok(_) | Err(StoreError::Conflict { .. }))));
+    assert_eq!(
+        won, 1,
+        "exactly one of eight appends with the same expectation wins: {results:?}"
+    );
+    assert!(results
+        .iter()
+        .all(|r| matches!(r, Ok(_) | Err(StoreError::Conflict { .. }))));
     assert_eq!(store.read_app(&hot).await.unwrap().len(), 2);
 }

@@ -32,7 +32,11 @@ pub struct Appended {
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("app {app} moved on: expected its last sequence to be {expected}, it is {actual}")]
-    Conflict { app: AppName, expected: u64, actual: u64 },
+    Conflict {
+        app: AppName,
+        expected: u64,
+        actual: u64,
+    },
     #[error("store {path} stayed busy (held by another hoist process) for {waited:?}")]
     Busy { path: PathBuf, waited: Duration },
     #[error("store unavailable: {0}")]
@@ -54,10 +58,17 @@ pub trait EventStore: Send + Sync {
     ) -> impl Future<Output = Result<Appended, StoreError>> + Send;
 
     /// Every commit of one app, in order.
-    fn read_app(&self, app: &AppName) -> impl Future<Output = Result<Vec<StoredCommit>, StoreError>> + Send;
+    fn read_app(
+        &self,
+        app: &AppName,
+    ) -> impl Future<Output = Result<Vec<StoredCommit>, StoreError>> + Send;
 
     /// Up to `max` commits of the whole log with `seq >= from_seq`, in order.
-    fn read_from(&self, from_seq: u64, max: usize) -> impl Future<Output = Result<Vec<StoredCommit>, StoreError>> + Send;
+    fn read_from(
+        &self,
+        from_seq: u64,
+        max: usize,
+    ) -> impl Future<Output = Result<Vec<StoredCommit>, StoreError>> + Send;
 
     /// The sequence of the last commit in the log (0 when empty).
     fn last_seq(&self) -> impl Future<Output = Result<u64, StoreError>> + Send;

@@ -31,7 +31,9 @@ impl SledStore {
     /// Opens (creating if needed) the store in `dir`, waiting up to `wait` while another process
     /// holds it.
     pub fn open(dir: &Path, wait: Duration) -> Result<Self, StoreError> {
-        let io = |what: &str, e: std::io::Error| StoreError::Unavailable(format!("{what} {}: {e}", dir.display()));
+        let io = |what: &str, e: std::io::Error| {
+            StoreError::Unavailable(format!("{what} {}: {e}", dir.display()))
+        };
         std::fs::create_dir_all(dir).map_err(|e| io("cannot create store directory", e))?;
         let lock = File::options()
             .create(true)
@@ -40,7 +42,10 @@ impl SledStore {
             .open(dir.join("hoist.lock"))
             .map_err(|e| io("cannot open lock file in", e))?;
         let started = Instant::now();
-        let busy = || StoreError::Busy { path: dir.into(), waited: started.elapsed() };
+        let busy = || StoreError::Busy {
+            path: dir.into(),
+            waited: started.elapsed(),
+        };
         let mut pause = Duration::from_millis(1);
         loop {
             match lock.try_lock() {
@@ -56,21 +61,35 @@ impl SledStore {
             match sled::Config::new().path(dir.join("sled")).open() {
                 Ok(db) => return Ok(SledStore { db, _lock: lock }),
                 // A previous holder's sled threads can outlive its release of our lock by a moment.
-                Err(sled::Error::Io(e)) if e.to_string().contains("could not acquire lock") && started.elapsed() < wait => {
+                Err(sled::Error::Io(e))
+                    if e.to_string().contains("could not acquire lock")
+                        && started.elapsed() < wait =>
+                {
                     std::thread::sleep(pause);
                 }
-                Err(sled::Error::Io(e)) if e.to_string().contains("could not acquire lock") => return Err(busy()),
+                Err(sled::Error::Io(e)) if e.to_string().contains("could not acquire lock") => {
+                    return Err(busy())
+                }
                 Err(e) => return Err(sled_error(e)),
             }
         }
     }
 
-    fn append_sync(&self, app: &AppName, expected_last_seq: u64, commit_id: Uuid, payload: &[u8]) -> Result<Appended, StoreError> {
+    fn append_sync(
+        &self,
+        app: &AppName,
+        expected_last_seq: u64,
+        commit_id: Uuid,
+        payload: &[u8],
+    ) -> Result<Appended, StoreError> {
         let head_key = key(b'H', app.as_str().as_bytes());
         let id_key = key(b'C', commit_id.as_bytes());
         let result = self.db.transaction(|tx| {
             if let Some(seq) = tx.get(&id_key)? {
-                return Ok(Appended { seq: decode_seq(&seq), duplicate: true });
+                return Ok(Appended {
+                    seq: decode_seq(&seq),
+                    duplicate: true,
+                });
             }
             let actual = tx.get(&head_key)?.map_or(0, |v| decode_seq(&v));
             if actual != expected_last_seq {
@@ -91,7 +110,10 @@ impl SledStore {
             tx.insert(head_key.as_slice(), &seq_bytes[..])?;
             tx.insert(id_key.as_slice(), &seq_bytes[..])?;
             tx.insert(LAST_SEQ_KEY, &seq_bytes[..])?;
-            Ok(Appended { seq, duplicate: false })
+            Ok(Appended {
+                seq,
+                duplicate: false,
+            })
         });
         let appended = match result {
             Ok(appended) => appended,
@@ -108,7 +130,9 @@ impl SledStore {
             .db
             .get(key(b'L', &seq.to_be_bytes()))
             .map_err(sled_error)?
-            .ok_or_else(|| StoreError::Corrupt(format!("log entry {seq} is indexed but missing")))?;
+            .ok_or_else(|| {
+                StoreError::Corrupt(format!("log entry {seq} is indexed but missing"))
+            })?;
         decode_entry(seq, &entry)
     }
 }
@@ -146,8 +170,15 @@ fn decode_entry(seq: u64, entry: &[u8]) -> Result<StoredCommit, StoreError> {
     if rest.len() < len {
         return Err(corrupt());
     }
-    let app = std::str::from_utf8(&rest[..len]).ok().and_then(|s| s.parse().ok()).ok_or_else(corrupt)?;
-    Ok(StoredCommit { seq, app, payload: rest[len..].to_vec() })
+    let app = std::str::from_utf8(&rest[..len])
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(corrupt)?;
+    Ok(StoredCommit {
+        seq,
+        app,
+        payload: rest[len..].to_vec(),
+    })
 }
 
 fn sled_error(e: sled::Error) -> StoreError {
@@ -155,7 +186,13 @@ fn sled_error(e: sled::Error) -> StoreError {
 }
 
 impl EventStore for SledStore {
-    async fn append(&self, app: &AppName, expected_last_seq: u64, commit_id: Uuid, payload: Vec<u8>) -> Result<Appended, StoreError> {
+    async fn append(
+        &self,
+        app: &AppName,
+        expected_last_seq: u64,
+        commit_id: Uuid,
+        payload: Vec<u8>,
+    ) -> Result<Appended, StoreError> {
         self.append_sync(app, expected_last_seq, commit_id, &payload)
     }
 
@@ -180,7 +217,11 @@ impl EventStore for SledStore {
     }
 
     async fn last_seq(&self) -> Result<u64, StoreError> {
-        Ok(self.db.get(LAST_SEQ_KEY).map_err(sled_error)?.map_or(0, |v| decode_seq(&v)))
+        Ok(self
+            .db
+            .get(LAST_SEQ_KEY)
+            .map_err(sled_error)?
+            .map_or(0, |v| decode_seq(&v)))
     }
 
     async fn apps(&self) -> Result<Vec<AppName>, StoreError> {

@@ -1,0 +1,265 @@
+//! The command line as plain data (clap). Parsing has no side effects; `commands` turns these
+//! into validated domain values and runs them.
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "hoist",
+    version,
+    about = "Numbered releases, promotion, rollback and audit for your apps, from an event log"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Embedded store directory (the default backend) [default: the platform data dir]
+    #[arg(long, env = "HOIST_STORE", global = true, value_name = "DIR")]
+    pub store: Option<PathBuf>,
+    /// Use NATS JetStream at this URL instead of the embedded store
+    #[arg(long, env = "HOIST_NATS_URL", global = true, value_name = "URL")]
+    pub nats: Option<String>,
+    /// JetStream stream name
+    #[arg(
+        long,
+        env = "HOIST_STREAM",
+        global = true,
+        default_value = "HOIST",
+        value_name = "NAME"
+    )]
+    pub stream: String,
+    /// Who is acting [default: git user.email, else $USER]
+    #[arg(long, env = "HOIST_ACTOR", global = true, value_name = "NAME")]
+    pub actor: Option<String>,
+    /// Print one JSON document on stdout, nothing else
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create, list and show apps
+    #[command(subcommand)]
+    Apps(AppsCommand),
+    /// Record immutable builds
+    #[command(subcommand)]
+    Builds(BuildsCommand),
+    /// New release of a build in an env
+    Deploy(DeployArgs),
+    /// Change config: every change is a new release
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// New release in the next env with the source's current build and the target's own config
+    Promote(PromoteArgs),
+    /// New release copying build and config of an earlier one
+    Rollback(RollbackArgs),
+    /// Release history of an env, newest first
+    Releases(ReleasesArgs),
+    /// Current release of every env of an app
+    Status(StatusArgs),
+    /// Build and config differences between two versions
+    Diff(DiffArgs),
+    /// Freeze an env: deploy, promote and config changes are rejected, rollback stays allowed
+    Lock(LockArgs),
+    /// Lift a lock
+    Unlock(EnvArgs),
+    /// Who changed what, when: events newest first
+    Audit(AuditArgs),
+    /// Raw events, one JSON object per line; export and import whole histories
+    Events(EventsArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AppsCommand {
+    /// New app with an ordered pipeline of environments
+    Create {
+        app: String,
+        /// Environments in promotion order
+        #[arg(long, value_delimiter = ',', default_value = "staging,production")]
+        envs: Vec<String>,
+    },
+    /// Every app
+    List,
+    /// One app: pipeline, builds, current releases
+    Show { app: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BuildsCommand {
+    /// Record an immutable build; the image must be pinned by digest
+    Register {
+        app: String,
+        /// repo@sha256:<64 hex>
+        #[arg(long, value_name = "REF")]
+        image: String,
+        /// Source commit the build came from
+        #[arg(long, value_name = "SHA")]
+        commit: Option<String>,
+        #[arg(long, value_name = "TEXT")]
+        note: Option<String>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct EnvArgs {
+    pub app: String,
+    #[arg(long)]
+    pub env: String,
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("artifact").required(true).args(["image", "build"])))]
+pub struct DeployArgs {
+    #[command(flatten)]
+    pub target: EnvArgs,
+    /// Image pinned by digest (registers the build)
+    #[arg(long, value_name = "REF")]
+    pub image: Option<String>,
+    /// A registered build's id
+    #[arg(long, value_name = "ID")]
+    pub build: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// New release with these keys set
+    Set {
+        #[command(flatten)]
+        target: EnvArgs,
+        #[arg(required = true, value_name = "KEY=VALUE")]
+        pairs: Vec<String>,
+        /// Encrypt these values; they show as <redacted> unless revealed
+        #[arg(long)]
+        secret: bool,
+    },
+    /// New release without these keys
+    Unset {
+        #[command(flatten)]
+        target: EnvArgs,
+        #[arg(required = true, value_name = "KEY")]
+        keys: Vec<String>,
+    },
+    /// Current config of an env
+    Get {
+        #[command(flatten)]
+        target: EnvArgs,
+        /// Show secret values in clear
+        #[arg(long)]
+        reveal: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct PromoteArgs {
+    pub app: String,
+    #[arg(long)]
+    pub from: String,
+    /// Target env [default: the next env in the pipeline]
+    #[arg(long)]
+    pub to: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    #[command(flatten)]
+    pub target: EnvArgs,
+    /// Version to copy, `12` or `v12` [default: the release before the current one]
+    #[arg(long, value_name = "VERSION")]
+    pub to: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ReleasesArgs {
+    #[command(flatten)]
+    pub target: EnvArgs,
+    #[arg(long, value_name = "N")]
+    pub limit: Option<usize>,
+    /// Answer as of this time (RFC 3339, or a span ago like 7d, 12h)
+    #[arg(long, value_name = "T")]
+    pub at: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    pub app: String,
+    /// Answer as of this time (RFC 3339, or a span ago like 7d, 12h)
+    #[arg(long, value_name = "T")]
+    pub at: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    #[command(flatten)]
+    pub target: EnvArgs,
+    #[arg(value_name = "FROM")]
+    pub from: String,
+    #[arg(value_name = "TO")]
+    pub to: String,
+}
+
+#[derive(Debug, Args)]
+pub struct LockArgs {
+    #[command(flatten)]
+    pub target: EnvArgs,
+    #[arg(long)]
+    pub reason: String,
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct AuditArgs {
+    #[command(subcommand)]
+    pub verify: Option<AuditCommand>,
+    #[arg(long)]
+    pub app: Option<String>,
+    #[arg(long)]
+    pub env: Option<String>,
+    #[arg(long)]
+    pub actor: Option<String>,
+    /// create, build, deploy, config, promote, rollback, lock, unlock
+    #[arg(long)]
+    pub kind: Option<String>,
+    /// RFC 3339, or a span ago like 7d, 12h, 30m
+    #[arg(long, value_name = "T")]
+    pub since: Option<String>,
+    #[arg(long, value_name = "T")]
+    pub until: Option<String>,
+    #[arg(long, value_name = "N")]
+    pub limit: Option<usize>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Check every app's hash chain; exit 1 naming the first broken link
+    Verify {
+        #[arg(long)]
+        app: Option<String>,
+    },
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct EventsArgs {
+    #[command(subcommand)]
+    pub transfer: Option<EventsCommand>,
+    /// First log sequence to print
+    #[arg(long, value_name = "SEQ", default_value_t = 1)]
+    pub from: u64,
+    /// Keep printing new events as they are appended
+    #[arg(long)]
+    pub follow: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EventsCommand {
+    /// Every event as JSON lines on stdout: a full-fidelity backup (secrets stay sealed)
+    Export,
+    /// Restore JSON lines from stdin into this store; checks every hash, all or nothing
+    Import,
+}

@@ -1,0 +1,911 @@
+//! Runs one parsed command line: validates the arguments into domain values (before touching the
+//! store, so bad input costs nothing and appends nothing), calls the engine, prints the result.
+
+use crate::backend::Backend;
+use crate::cli::*;
+use crate::error::CliError;
+use crate::output::{print_json, short_image, table, timestamp, ReleaseView, StatusView};
+use chrono::{DateTime, Duration as Span, Utc};
+use hoist_engine::chain::ChainVerifier;
+use hoist_engine::codec::encode_envelope;
+use hoist_engine::secrets::SecretKey;
+use hoist_engine::service::{self, execute, CommandContext, Executed};
+use hoist_engine::store::EventStore;
+use hoist_engine::{
+    Actor, AppName, AppState, Artifact, BuildId, Command as DomainCommand, ConfigKey, ConfigValue,
+    EnvName, Envelope, Event, EventHash, ImageRef, Recorded, ReleaseVersion,
+};
+use hoist_projections::audit::{AuditEntry, AuditQuery, KINDS};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, Write};
+use std::path::PathBuf;
+
+/// How many commits one read of the whole log asks for.
+const PAGE: usize = 10_000;
+
+pub async fn run(cli: Cli) -> Result<(), CliError> {
+    let ctx = Ctx { global: cli.global };
+    match cli.command {
+        Command::Apps(AppsCommand::Create { app, envs }) => {
+            let app: AppName = app.parse()?;
+            let pipeline = envs
+                .iter()
+                .map(|e| e.parse())
+                .collect::<Result<Vec<EnvName>, _>>()?;
+            let executed = ctx
+                .mutate(&app, DomainCommand::CreateApp { pipeline })
+                .await?;
+            if ctx.global.json {
+                print_json(&AppView::new(&app, &executed.state));
+            } else {
+                let pipeline: Vec<&str> = executed
+                    .state
+                    .pipeline
+                    .iter()
+                    .map(EnvName::as_str)
+                    .collect();
+                println!("Created app {app} with pipeline {}", pipeline.join(" → "));
+            }
+        }
+        Command::Apps(AppsCommand::List) => {
+            let store = ctx.open().await?;
+            let mut apps = Vec::new();
+            for app in store.apps().await? {
+                let state = service::load_app(&store, &app).await?;
+                apps.push((app, state));
+            }
+            if ctx.global.json {
+                print_json(
+                    &apps
+                        .iter()
+                        .map(|(app, state)| AppView::new(app, state))
+                        .collect::<Vec<_>>(),
+                );
+            } else if apps.is_empty() {
+                println!("No apps yet: `hoist apps create APP`");
+            } else {
+                print!(
+                    "{}",
+                    table(
+                        ["APP", "PIPELINE", "CREATED"],
+                        apps.iter().map(|(app, state)| [
+                            app.to_string(),
+                            state
+                                .pipeline
+                                .iter()
+                                .map(EnvName::as_str)
+                                .collect::<Vec<_>>()
+                                .join(" → "),
+                            state.created_at.map(timestamp).unwrap_or_default(),
+                        ])
+                    )
+                );
+            }
+        }
+        Command::Apps(AppsCommand::Show { app }) => {
+            let app: AppName = app.parse()?;
+            let state = ctx.existing_app(&app, None).await?;
+            if ctx.global.json {
+                print_json(&AppView::new(&app, &state));
+            } else {
+                let view = AppView::new(&app, &state);
+                println!(
+                    "app:      {app}\npipeline: {}\ncreated:  {}\n",
+                    view.pipeline.join(" → "),
+                    view.created_at.unwrap_or_default()
+                );
+                print_status(&StatusView::new(&app, &state));
+                if !state.builds.is_empty() {
+                    println!();
+                    print!(
+                        "{}",
+                        table(
+                            ["BUILD", "IMAGE", "COMMIT", "NOTE"],
+                            state.builds.values().map(|b| [
+                                b.id.to_string(),
+                                b.image.to_string(),
+                                b.commit.clone().unwrap_or_default(),
+                                b.note.clone().unwrap_or_default()
+                            ])
+                        )
+                    );
+                }
+            }
+        }
+        Command::Builds(BuildsCommand::Register {
+            app,
+            image,
+            commit,
+            note,
+        }) => {
+            let app: AppName = app.parse()?;
+            let image: ImageRef = image.parse()?;
+            let id = image.build_id();
+            let executed = ctx
+                .mutate(
+                    &app,
+                    DomainCommand::RegisterBuild {
+                        image,
+                        commit,
+                        note,
+                    },
+                )
+                .await?;
+            let build = &executed.state.builds[&id];
+            let registered = !executed.events.is_empty();
+            if ctx.global.json {
+                print_json(&serde_json::json!({
+                    "app": app, "id": build.id, "image": build.image, "commit": build.commit, "note": build.note,
+                    "registered": registered,
+                }));
+            } else if registered {
+                println!("Registered build {} of {app}: {}", build.id, build.image);
+            } else {
+                println!(
+                    "Build {} of {app} was already registered: {}",
+                    build.id, build.image
+                );
+            }
+        }
+        Command::Deploy(args) => {
+            let (app, env) = args.target.parse()?;
+            let artifact = match (args.image, args.build) {
+                (Some(image), None) => Artifact::Image(image.parse()?),
+                (None, Some(build)) => Artifact::Build(build.parse::<BuildId>()?),
+                _ => unreachable!("clap requires exactly one of --image and --build"),
+            };
+            ctx.release(
+                &app,
+                DomainCommand::Deploy {
+                    env: env.clone(),
+                    artifact,
+                },
+            )
+            .await?;
+        }
+        Command::Config(ConfigCommand::Set {
+            target,
+            pairs,
+            secret,
+        }) => {
+            let (app, env) = target.parse()?;
+            let mut parsed = Vec::with_capacity(pairs.len());
+            for pair in &pairs {
+                let (key, value) = pair.split_once('=').ok_or_else(|| {
+                    CliError::rejected(format!("invalid config pair {pair:?}: must be KEY=VALUE"))
+                })?;
+                parsed.push((key.parse::<ConfigKey>()?, value.to_string()));
+            }
+            let sealer = if secret {
+                Some(SecretKey::load_or_create(&secret_key_path()?).map_err(CliError::rejected)?)
+            } else {
+                None
+            };
+            let values = parsed
+                .into_iter()
+                .map(|(key, value)| {
+                    let value = match &sealer {
+                        Some(sealer) => ConfigValue::Sealed(sealer.seal(key.as_str(), &value)),
+                        None => ConfigValue::Plain(value),
+                    };
+                    (key, value)
+                })
+                .collect();
+            ctx.release(
+                &app,
+                DomainCommand::SetConfig {
+                    env: env.clone(),
+                    values,
+                },
+            )
+            .await?;
+        }
+        Command::Config(ConfigCommand::Unset { target, keys }) => {
+            let (app, env) = target.parse()?;
+            let keys = keys
+                .iter()
+                .map(|k| k.parse())
+                .collect::<Result<BTreeSet<ConfigKey>, _>>()?;
+            ctx.release(
+                &app,
+                DomainCommand::UnsetConfig {
+                    env: env.clone(),
+                    keys,
+                },
+            )
+            .await?;
+        }
+        Command::Config(ConfigCommand::Get { target, reveal }) => {
+            let (app, env) = target.parse()?;
+            let state = ctx.existing_app(&app, None).await?;
+            let env_state = env_of(&app, &state, &env)?;
+            let current = env_state.current();
+            let config = current
+                .map(|r| r.release.config.clone())
+                .unwrap_or_default();
+            let opener = if reveal && config.values().any(|v| matches!(v, ConfigValue::Sealed(_))) {
+                Some(SecretKey::load(&secret_key_path()?).map_err(CliError::rejected)?)
+            } else {
+                None
+            };
+            let mut shown = BTreeMap::new();
+            for (key, value) in &config {
+                let text = match (value, &opener) {
+                    (ConfigValue::Sealed(sealed), Some(opener)) => opener
+                        .open(key.as_str(), sealed)
+                        .map_err(CliError::rejected)?,
+                    _ => value.display().to_string(),
+                };
+                shown.insert(key.as_str(), text);
+            }
+            if ctx.global.json {
+                print_json(&serde_json::json!({
+                    "app": app, "env": env, "version": current.map(|r| r.release.version.get()), "config": shown,
+                }));
+            } else if shown.is_empty() {
+                println!("{app}/{env} has no config");
+            } else {
+                for (key, value) in shown {
+                    println!("{key}={value}");
+                }
+            }
+        }
+        Command::Promote(args) => {
+            let app: AppName = args.app.parse()?;
+            let from: EnvName = args.from.parse()?;
+            let to = args.to.map(|t| t.parse::<EnvName>()).transpose()?;
+            let executed = ctx
+                .mutate(&app, DomainCommand::Promote { from, to })
+                .await?;
+            ctx.print_created_release(&app, &executed);
+        }
+        Command::Rollback(args) => {
+            let (app, env) = args.target.parse()?;
+            let to = args.to.map(|v| v.parse::<ReleaseVersion>()).transpose()?;
+            ctx.release(
+                &app,
+                DomainCommand::Rollback {
+                    env: env.clone(),
+                    to,
+                },
+            )
+            .await?;
+        }
+        Command::Releases(args) => {
+            let (app, env) = args.target.parse()?;
+            let at = args
+                .at
+                .as_deref()
+                .map(|t| parse_time("--at", t))
+                .transpose()?;
+            let state = ctx.existing_app(&app, at).await?;
+            let env_state = env_of(&app, &state, &env)?;
+            let limit = args.limit.unwrap_or(usize::MAX);
+            let releases: Vec<ReleaseView> = env_state
+                .releases
+                .iter()
+                .rev()
+                .take(limit)
+                .map(|r| ReleaseView::new(&app, &env, r))
+                .collect();
+            if ctx.global.json {
+                print_json(&releases);
+            } else if releases.is_empty() {
+                println!("{app}/{env} has no releases yet");
+            } else {
+                print!(
+                    "{}",
+                    table(
+                        ["VERSION", "KIND", "IMAGE", "DESCRIPTION", "BY", "AT"],
+                        releases.iter().map(|r| [
+                            format!("v{}", r.version),
+                            r.kind.to_string(),
+                            short_image(r.image).to_string(),
+                            r.description.to_string(),
+                            r.actor.to_string(),
+                            r.at.clone()
+                        ])
+                    )
+                );
+            }
+        }
+        Command::Status(args) => {
+            let app: AppName = args.app.parse()?;
+            let at = args
+                .at
+                .as_deref()
+                .map(|t| parse_time("--at", t))
+                .transpose()?;
+            let state = ctx.existing_app(&app, at).await?;
+            let view = StatusView::new(&app, &state);
+            if ctx.global.json {
+                print_json(&view);
+            } else {
+                print_status(&view);
+            }
+        }
+        Command::Diff(args) => {
+            let (app, env) = args.target.parse()?;
+            let from: ReleaseVersion = args.from.parse()?;
+            let to: ReleaseVersion = args.to.parse()?;
+            let state = ctx.existing_app(&app, None).await?;
+            let env_state = env_of(&app, &state, &env)?;
+            let record = |version: ReleaseVersion| {
+                env_state.release(version).ok_or_else(|| {
+                    let latest = env_state
+                        .current()
+                        .map_or("none".to_string(), |r| r.release.version.to_string());
+                    CliError::rejected(format!(
+                        "{app}/{env} has no release {version} (latest is {latest})"
+                    ))
+                })
+            };
+            let diff = Diff::between(&record(from)?.release, &record(to)?.release);
+            if ctx.global.json {
+                print_json(&serde_json::json!({
+                    "app": app, "env": env, "from": from.get(), "to": to.get(), "image": diff.image, "config": diff.config,
+                }));
+            } else {
+                print!("{}", diff.human(from, to));
+            }
+        }
+        Command::Lock(args) => {
+            let (app, env) = args.target.parse()?;
+            let executed = ctx
+                .mutate(
+                    &app,
+                    DomainCommand::Lock {
+                        env: env.clone(),
+                        reason: args.reason,
+                    },
+                )
+                .await?;
+            ctx.print_lock(&app, &env, &executed.state);
+        }
+        Command::Unlock(args) => {
+            let (app, env) = args.parse()?;
+            let executed = ctx
+                .mutate(&app, DomainCommand::Unlock { env: env.clone() })
+                .await?;
+            ctx.print_lock(&app, &env, &executed.state);
+        }
+        Command::Audit(AuditArgs {
+            verify: Some(AuditCommand::Verify { app }),
+            ..
+        }) => {
+            let app = app.map(|a| a.parse::<AppName>()).transpose()?;
+            ctx.verify(app).await?;
+        }
+        Command::Audit(args) => ctx.audit(args).await?,
+        Command::Events(EventsArgs {
+            transfer: Some(EventsCommand::Export),
+            ..
+        }) => ctx.export().await?,
+        Command::Events(EventsArgs {
+            transfer: Some(EventsCommand::Import),
+            ..
+        }) => ctx.import().await?,
+        Command::Events(args) => ctx.events(args.from, args.follow).await?,
+    }
+    Ok(())
+}
+
+struct Ctx {
+    global: GlobalArgs,
+}
+
+impl EnvArgs {
+    fn parse(&self) -> Result<(AppName, EnvName), CliError> {
+        Ok((self.app.parse()?, self.env.parse()?))
+    }
+}
+
+impl Ctx {
+    async fn open(&self) -> Result<Backend, CliError> {
+        Backend::open(&self.global).await
+    }
+
+    fn actor(&self) -> Result<Actor, CliError> {
+        if let Some(actor) = &self.global.actor {
+            return Ok(actor.parse()?);
+        }
+        let git_email = std::process::Command::new("git")
+            .args(["config", "user.email"])
+            .stderr(std::process::Stdio::null())
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .and_then(|o| String::from_utf8(o.stdout).ok())
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty());
+        git_email
+            .or_else(|| std::env::var("USER").ok())
+            .ok_or_else(|| {
+                CliError::rejected("actor: unknown; set --actor or HOIST_ACTOR (or git user.email)")
+            })?
+            .parse()
+            .map_err(CliError::from)
+    }
+
+    async fn mutate(&self, app: &AppName, command: DomainCommand) -> Result<Executed, CliError> {
+        let actor = self.actor()?;
+        let store = self.open().await?;
+        let executed = execute(&store, app, &command, &CommandContext::new(actor)).await?;
+        warn_unknown(&executed.state);
+        Ok(executed)
+    }
+
+    /// Runs a command that creates a release in `env`, and prints that release.
+    async fn release(&self, app: &AppName, command: DomainCommand) -> Result<(), CliError> {
+        let executed = self.mutate(app, command).await?;
+        self.print_created_release(app, &executed);
+        Ok(())
+    }
+
+    fn print_created_release(&self, app: &AppName, executed: &Executed) {
+        let env = executed
+            .events
+            .iter()
+            .find_map(|r| match &r.envelope.event {
+                Some(Event::ReleaseCreated { env, .. }) => Some(env),
+                _ => None,
+            })
+            .expect("a release command that succeeded recorded a release");
+        let record = executed.state.envs[env]
+            .current()
+            .expect("the release just created");
+        let view = ReleaseView::new(app, env, record);
+        if self.global.json {
+            print_json(&view);
+        } else {
+            println!(
+                "Released {app}/{env} v{}: {}",
+                view.version, view.description
+            );
+        }
+    }
+
+    fn print_lock(&self, app: &AppName, env: &EnvName, state: &AppState) {
+        let lock = state.envs[env].lock.as_ref();
+        if self.global.json {
+            print_json(&serde_json::json!({
+                "app": app, "env": env, "locked": lock.is_some(),
+                "by": lock.map(|l| l.actor.as_str()), "reason": lock.map(|l| l.reason.as_str()),
+            }));
+        } else {
+            match lock {
+                Some(lock) => println!("Locked {app}/{env}: {}", lock.reason),
+                None => println!("Unlocked {app}/{env}"),
+            }
+        }
+    }
+
+    /// The app's state (as of `at`, when given), or a rejection naming the unknown app.
+    async fn existing_app(
+        &self,
+        app: &AppName,
+        at: Option<DateTime<Utc>>,
+    ) -> Result<AppState, CliError> {
+        let store = self.open().await?;
+        let events = service::load_events(&store, app).await?;
+        let state = AppState::fold(
+            events
+                .iter()
+                .filter(|r| at.is_none_or(|at| r.envelope.at <= at)),
+        );
+        warn_unknown(&state);
+        if !state.exists() {
+            return Err(match at {
+                Some(at) => {
+                    CliError::rejected(format!("app {app} did not exist yet at {}", timestamp(at)))
+                }
+                None => {
+                    CliError::rejected(format!("app {app} does not exist (see `hoist apps list`)"))
+                }
+            });
+        }
+        Ok(state)
+    }
+
+    /// Every event of the log (or of one app), in log order.
+    async fn all_events(
+        &self,
+        store: &Backend,
+        app: Option<&AppName>,
+    ) -> Result<Vec<Recorded>, CliError> {
+        if let Some(app) = app {
+            return Ok(service::load_events(store, app).await?);
+        }
+        let mut events = Vec::new();
+        let mut from = 1;
+        loop {
+            let page = store.read_from(from, PAGE).await?;
+            let Some(last) = page.last() else { break };
+            from = last.seq + 1;
+            events.extend(service::decode_commits(&page)?);
+        }
+        Ok(events)
+    }
+
+    async fn audit(&self, args: AuditArgs) -> Result<(), CliError> {
+        if let Some(kind) = &args.kind {
+            if !KINDS.contains(&kind.as_str()) {
+                return Err(CliError::rejected(format!(
+                    "invalid kind {kind:?}: must be one of {}",
+                    KINDS.join(", ")
+                )));
+            }
+        }
+        let query = AuditQuery {
+            app: args.app.map(|a| a.parse()).transpose()?,
+            env: args.env.map(|e| e.parse()).transpose()?,
+            actor: args.actor,
+            kind: args.kind,
+            since: args
+                .since
+                .as_deref()
+                .map(|t| parse_time("--since", t))
+                .transpose()?,
+            until: args
+                .until
+                .as_deref()
+                .map(|t| parse_time("--until", t))
+                .transpose()?,
+        };
+        let store = self.open().await?;
+        let events = self.all_events(&store, query.app.as_ref()).await?;
+        let entries: Vec<AuditEntry> = events
+            .iter()
+            .rev()
+            .filter(|r| query.matches(r))
+            .take(args.limit.unwrap_or(usize::MAX))
+            .map(AuditEntry::of)
+            .collect();
+        if self.global.json {
+            print_json(&entries);
+        } else if entries.is_empty() {
+            println!("No events match");
+        } else {
+            print!(
+                "{}",
+                table(
+                    ["SEQ", "AT", "ACTOR", "APP", "ENV", "KIND", "SUMMARY"],
+                    entries.iter().map(|e| [
+                        e.seq.to_string(),
+                        timestamp(e.at),
+                        e.actor.to_string(),
+                        e.app.to_string(),
+                        e.env.as_ref().map_or("-".to_string(), EnvName::to_string),
+                        e.kind.to_string(),
+                        e.summary.clone()
+                    ])
+                )
+            );
+        }
+        Ok(())
+    }
+
+    async fn verify(&self, app: Option<AppName>) -> Result<(), CliError> {
+        let store = self.open().await?;
+        let events = self.all_events(&store, app.as_ref()).await?;
+        let mut verifier = ChainVerifier::default();
+        for recorded in &events {
+            verifier.check(recorded).map_err(CliError::rejected)?;
+        }
+        let apps: BTreeSet<&AppName> = events.iter().map(|r| &r.envelope.app).collect();
+        if self.global.json {
+            print_json(
+                &serde_json::json!({"ok": true, "apps": apps.len(), "events": verifier.checked}),
+            );
+        } else {
+            println!(
+                "Hash chains intact: {} apps, {} events",
+                apps.len(),
+                verifier.checked
+            );
+        }
+        Ok(())
+    }
+
+    async fn events(&self, from: u64, follow: bool) -> Result<(), CliError> {
+        let mut next = from.max(1);
+        let mut out = std::io::stdout().lock();
+        loop {
+            // An embedded store is held only while reading, so writers are not locked out.
+            let store = self.open().await?;
+            loop {
+                let page = store.read_from(next, PAGE).await?;
+                let Some(last) = page.last() else { break };
+                next = last.seq + 1;
+                for recorded in service::decode_commits(&page)? {
+                    write_line(&mut out, &EventLine::of(&recorded))?;
+                }
+            }
+            out.flush().map_err(stdout_error)?;
+            if !follow {
+                return Ok(());
+            }
+            let embedded = store.is_embedded();
+            if embedded {
+                drop(store);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    }
+
+    async fn export(&self) -> Result<(), CliError> {
+        let store = self.open().await?;
+        let mut out = std::io::stdout().lock();
+        let mut from = 1;
+        loop {
+            let page = store.read_from(from, PAGE).await?;
+            let Some(last) = page.last() else { break };
+            from = last.seq + 1;
+            for recorded in service::decode_commits(&page)? {
+                if recorded.envelope.event.is_none() {
+                    return Err(CliError::rejected(format!(
+                        "event {} (log seq {}) has a kind this version of hoist does not know: upgrade hoist to export it",
+                        recorded.envelope.id, recorded.seq
+                    )));
+                }
+                write_line(&mut out, &EventLine::of(&recorded))?;
+            }
+        }
+        out.flush().map_err(stdout_error)
+    }
+
+    async fn import(&self) -> Result<(), CliError> {
+        // Read and check everything before appending anything: an import is all or nothing.
+        let mut commits: Vec<Vec<Envelope>> = Vec::new();
+        let mut last_seq = None;
+        let mut verifier = ChainVerifier::default();
+        for (i, line) in std::io::stdin().lock().lines().enumerate() {
+            let n = i + 1;
+            let line = line.map_err(|e| CliError::rejected(format!("stdin line {n}: {e}")))?;
+            if line.trim().is_empty() {
+                continue;
+            }
+            let parsed: EventLine = serde_json::from_str(&line).map_err(|e| {
+                CliError::rejected(format!("stdin line {n}: not an exported event: {e}"))
+            })?;
+            let hash = EventHash::of(&encode_envelope(&parsed.envelope));
+            if hash != parsed.hash {
+                return Err(CliError::rejected(format!(
+                    "stdin line {n}: event {} does not hash to its recorded hash: it was altered",
+                    parsed.envelope.id
+                )));
+            }
+            let recorded = Recorded {
+                seq: parsed.seq,
+                hash,
+                envelope: parsed.envelope,
+            };
+            verifier
+                .check(&recorded)
+                .map_err(|e| CliError::rejected(format!("stdin line {n}: {e}")))?;
+            match commits.last_mut() {
+                Some(commit)
+                    if last_seq == Some(recorded.seq) && commit[0].app == recorded.envelope.app =>
+                {
+                    commit.push(recorded.envelope)
+                }
+                _ => commits.push(vec![recorded.envelope]),
+            }
+            last_seq = Some(recorded.seq);
+        }
+        let store = self.open().await?;
+        let imported: BTreeSet<AppName> = commits.iter().map(|c| c[0].app.clone()).collect();
+        let existing: BTreeSet<AppName> = store.apps().await?.into_iter().collect();
+        if let Some(app) = imported.intersection(&existing).next() {
+            return Err(CliError::rejected(format!("app {app} already exists in this store: import needs a store without the imported apps")));
+        }
+        let mut heads: BTreeMap<AppName, u64> = BTreeMap::new();
+        let events: usize = commits.iter().map(Vec::len).sum();
+        for commit in &commits {
+            let app = &commit[0].app;
+            let expected = heads.get(app).copied().unwrap_or(0);
+            let payload = hoist_engine::codec::encode_commit(commit);
+            let appended = store.append(app, expected, commit[0].id, payload).await?;
+            heads.insert(app.clone(), appended.seq);
+        }
+        if self.global.json {
+            print_json(
+                &serde_json::json!({"apps": imported.len(), "commits": commits.len(), "events": events}),
+            );
+        } else {
+            println!(
+                "Imported {events} events ({} commits) of {} apps; hash chains intact",
+                commits.len(),
+                imported.len()
+            );
+        }
+        Ok(())
+    }
+}
+
+/// One line of `hoist events` and `events export`: the event with its place and hash.
+#[derive(Debug, Serialize, Deserialize)]
+struct EventLine {
+    seq: u64,
+    hash: EventHash,
+    #[serde(flatten)]
+    envelope: Envelope,
+}
+
+impl EventLine {
+    fn of(recorded: &Recorded) -> Self {
+        EventLine {
+            seq: recorded.seq,
+            hash: recorded.hash,
+            envelope: recorded.envelope.clone(),
+        }
+    }
+}
+
+fn write_line(out: &mut impl Write, line: &EventLine) -> Result<(), CliError> {
+    serde_json::to_writer(&mut *out, line).map_err(|e| stdout_error(e.into()))?;
+    out.write_all(b"\n").map_err(stdout_error)
+}
+
+fn stdout_error(e: std::io::Error) -> CliError {
+    CliError::rejected(format!("stdout: {e}"))
+}
+
+fn env_of<'a>(
+    app: &AppName,
+    state: &'a AppState,
+    env: &EnvName,
+) -> Result<&'a hoist_engine::EnvState, CliError> {
+    state.env(env).ok_or_else(|| {
+        let pipeline: Vec<&str> = state.pipeline.iter().map(EnvName::as_str).collect();
+        CliError::rejected(format!(
+            "env {env} is not in the pipeline of app {app} ({})",
+            pipeline.join(", ")
+        ))
+    })
+}
+
+fn warn_unknown(state: &AppState) {
+    if state.skipped_unknown > 0 {
+        eprintln!(
+            "hoist: warning: skipped {} events of kinds this version does not know; upgrade hoist",
+            state.skipped_unknown
+        );
+    }
+}
+
+fn print_status(view: &StatusView) {
+    print!(
+        "{}",
+        table(
+            ["ENV", "VERSION", "IMAGE", "LOCKED", "RELEASED"],
+            view.envs.iter().map(|(env, s)| [
+                env.to_string(),
+                s.version.map_or("-".to_string(), |v| format!("v{v}")),
+                short_image(s.image).to_string(),
+                match (s.locked_by, s.lock_reason) {
+                    (Some(by), Some(reason)) => format!("by {by}: {reason}"),
+                    _ => "no".to_string(),
+                },
+                s.released_at.clone().unwrap_or_else(|| "-".to_string())
+            ])
+        )
+    );
+}
+
+fn secret_key_path() -> Result<PathBuf, CliError> {
+    if let Some(path) = std::env::var_os("HOIST_SECRET_KEY_FILE") {
+        return Ok(path.into());
+    }
+    dirs::config_dir()
+        .map(|d| d.join("hoist").join("secret.key"))
+        .ok_or_else(|| CliError::rejected("secret key: no config dir; set HOIST_SECRET_KEY_FILE"))
+}
+
+/// `T` of `--since`, `--until`, `--at`: RFC 3339, or a span ago (`90s`, `30m`, `12h`, `7d`, `2w`).
+fn parse_time(flag: &str, text: &str) -> Result<DateTime<Utc>, CliError> {
+    if let Ok(at) = DateTime::parse_from_rfc3339(text) {
+        return Ok(at.with_timezone(&Utc));
+    }
+    let invalid = || {
+        CliError::rejected(format!("invalid {flag} {text:?}: must be RFC 3339 (2026-11-23T20:00:00Z) or a span ago like 7d, 12h, 30m"))
+    };
+    let unit = text.chars().last().ok_or_else(invalid)?;
+    let count: i64 = text[..text.len() - unit.len_utf8()]
+        .parse()
+        .map_err(|_| invalid())?;
+    let span = match unit {
+        's' => Span::try_seconds(count),
+        'm' => Span::try_minutes(count),
+        'h' => Span::try_hours(count),
+        'd' => Span::try_days(count),
+        'w' => Span::try_weeks(count),
+        _ => None,
+    }
+    .filter(|_| count >= 0)
+    .ok_or_else(invalid)?;
+    Utc::now().checked_sub_signed(span).ok_or_else(invalid)
+}
+
+#[derive(Debug, Serialize)]
+struct AppView<'a> {
+    app: &'a AppName,
+    pipeline: Vec<&'a str>,
+    created_at: Option<String>,
+    builds: Vec<&'a hoist_engine::Build>,
+    envs: StatusView<'a>,
+}
+
+impl<'a> AppView<'a> {
+    fn new(app: &'a AppName, state: &'a AppState) -> Self {
+        AppView {
+            app,
+            pipeline: state.pipeline.iter().map(EnvName::as_str).collect(),
+            created_at: state.created_at.map(timestamp),
+            builds: state.builds.values().collect(),
+            envs: StatusView::new(app, state),
+        }
+    }
+}
+
+/// What changed between two releases. Secrets compare by their sealed bytes: setting the same
+/// secret again shows as changed, and its value is never shown.
+struct Diff {
+    image: Option<serde_json::Value>,
+    config: serde_json::Value,
+    lines: Vec<String>,
+}
+
+impl Diff {
+    fn between(from: &hoist_engine::Release, to: &hoist_engine::Release) -> Self {
+        let image_of = |r: &hoist_engine::Release| r.build.as_ref().map(|b| b.image.to_string());
+        let (old_image, new_image) = (image_of(from), image_of(to));
+        let mut lines = Vec::new();
+        let image = (old_image != new_image).then(|| {
+            lines.push(format!(
+                "image: {} → {}",
+                old_image.as_deref().unwrap_or("none"),
+                new_image.as_deref().unwrap_or("none")
+            ));
+            serde_json::json!({"from": old_image, "to": new_image})
+        });
+        let (mut added, mut removed, mut changed) =
+            (BTreeMap::new(), BTreeMap::new(), BTreeMap::new());
+        for (key, value) in &to.config {
+            match from.config.get(key) {
+                None => {
+                    lines.push(format!("+ {key}={}", value.display()));
+                    added.insert(key.as_str(), value.display().to_string());
+                }
+                Some(old) if old != value => {
+                    lines.push(format!("~ {key}: {} → {}", old.display(), value.display()));
+                    changed.insert(
+                        key.as_str(),
+                        serde_json::json!({"from": old.display(), "to": value.display()}),
+                    );
+                }
+                Some(_) => {}
+            }
+        }
+        for (key, value) in &from.config {
+            if !to.config.contains_key(key) {
+                lines.push(format!("- {key}={}", value.display()));
+                removed.insert(key.as_str(), value.display().to_string());
+            }
+        }
+        let config = serde_json::json!({"added": added, "removed": removed, "changed": changed});
+        Diff {
+            image,
+            config,
+            lines,
+        }
+    }
+
+    fn human(&self, from: ReleaseVersion, to: ReleaseVersion) -> String {
+        if self.lines.is_empty() {
+            return format!("{from} and {to} have the same build and config\n");
+        }
+        self.lines.iter().map(|l| format!("{l}\n")).collect()
+    }
+}
