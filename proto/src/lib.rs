@@ -92,7 +92,9 @@ mod tests {
             env: "staging".into(),
             at_unix_micros: 1_700_000_000_000_000,
             actor: "ana@example.com".into(),
-            body: Some(v1::envelope::Body::EnvLocked(v1::EnvLocked { reason: reason.into() })),
+            body: Some(v1::envelope::Body::EnvLocked(v1::EnvLocked {
+                reason: reason.into(),
+            })),
             ..Default::default()
         }
     }
