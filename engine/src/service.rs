@@ -134,25 +134,29 @@ pub async fn execute<S: EventStore>(
             .append(app, state.last_seq, ctx.command_id, payload.clone())
             .await
         {
+            Ok(appended) if appended.duplicate => {
+                // An earlier try of this very command was stored, so `state` may already hold it:
+                // report that commit, and the app as the log has it (applying it again would
+                // count its releases twice).
+                let events = load_events(store, app).await?;
+                let stored = events
+                    .iter()
+                    .filter(|r| r.seq == appended.seq)
+                    .cloned()
+                    .collect();
+                return Ok(Executed {
+                    state: AppState::fold(&events),
+                    events: stored,
+                });
+            }
             Ok(appended) => {
-                // A duplicate means an earlier try of this very command was stored: report that one.
-                let stored = if appended.duplicate {
-                    store
-                        .read_app(app)
-                        .await?
-                        .into_iter()
-                        .find(|c| c.seq == appended.seq)
-                        .map(|c| c.payload)
-                        .unwrap_or(payload)
-                } else {
-                    payload
-                };
-                let recorded =
-                    decode_commit(appended.seq, &stored).map_err(|source| ExecuteError::Codec {
+                let recorded = decode_commit(appended.seq, &payload).map_err(|source| {
+                    ExecuteError::Codec {
                         app: app.clone(),
                         seq: appended.seq,
                         source,
-                    })?;
+                    }
+                })?;
                 let state = recorded.iter().fold(state, AppState::apply);
                 return Ok(Executed {
                     state,
