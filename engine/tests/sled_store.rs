@@ -1,0 +1,341 @@
+//! The embedded backend: the shared conformance suite, durability across reopening, taking turns
+//! with another holder of the directory, and `service::execute`'s optimistic retries against it.
+
+use hoist_engine::service::{
+    execute, load_app, load_events, CommandContext, ExecuteError, MAX_ATTEMPTS,
+};
+use hoist_engine::store::sled::SledStore;
+use hoist_engine::store::{Appended, EventStore, StoreError, StoredCommit};
+use hoist_engine::{
+    AppName, Artifact, Command, ConfigKey, ConfigValue, EnvName, Event, ImageRef, ReleaseVersion,
+};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+use uuid::Uuid;
+
+/// Long enough never to be reached when nobody else holds the store.
+const WAIT: Duration = Duration::from_secs(30);
+
+fn app() -> AppName {
+    "api".parse().unwrap()
+}
+
+fn staging() -> EnvName {
+    "staging".parse().unwrap()
+}
+
+fn image(hex: char) -> ImageRef {
+    format!("registry.example/api@sha256:{}", hex.to_string().repeat(64))
+        .parse()
+        .unwrap()
+}
+
+fn ctx(actor: &str) -> CommandContext {
+    CommandContext::new(actor.parse().unwrap())
+}
+
+fn set(key: &str, value: &str) -> Command {
+    Command::SetConfig {
+        env: staging(),
+        values: [(
+            key.parse::<ConfigKey>().unwrap(),
+            ConfigValue::Plain(value.into()),
+        )]
+        .into(),
+    }
+}
+
+/// Creates `api` (staging → production) and deploys image `a` to staging.
+async fn create_and_deploy<S: EventStore>(store: &S) {
+    let create = Command::CreateApp {
+        pipeline: vec![staging(), "production".parse().unwrap()],
+    };
+    execute(store, &app(), &create, &ctx("ana@example.com"))
+        .await
+        .unwrap();
+    let deploy = Command::Deploy {
+        env: staging(),
+        artifact: Artifact::Image(image('a')),
+    };
+    execute(store, &app(), &deploy, &ctx("ana@example.com"))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn sled_store_passes_the_conformance_suite() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SledStore::open(dir.path(), WAIT).unwrap();
+    hoist_engine::store::conformance::run(&store).await;
+}
+
+#[tokio::test]
+async fn data_survives_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, state) = {
+        let store = SledStore::open(dir.path(), WAIT).unwrap();
+        create_and_deploy(&store).await;
+        (
+            store.read_from(1, usize::MAX).await.unwrap(),
+            load_app(&store, &app()).await.unwrap(),
+        )
+    };
+    assert_eq!(log.len(), 2);
+
+    let reopened = SledStore::open(dir.path(), WAIT).unwrap();
+    assert_eq!(reopened.read_from(1, usize::MAX).await.unwrap(), log);
+    assert_eq!(reopened.last_seq().await.unwrap(), log[1].seq);
+    assert_eq!(reopened.apps().await.unwrap(), [app()]);
+    assert_eq!(load_app(&reopened, &app()).await.unwrap(), state);
+    // And the log goes on where it stopped.
+    let executed = execute(&reopened, &app(), &set("A", "1"), &ctx("ana@example.com"))
+        .await
+        .unwrap();
+    assert_eq!(executed.events[0].seq, log[1].seq + 1);
+    assert_eq!(executed.events[0].envelope.prev_hash, state.last_hash);
+}
+
+#[test]
+fn a_second_open_waits_while_the_store_is_held_then_succeeds() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let first = SledStore::open(dir.path(), WAIT).unwrap();
+    runtime.block_on(create_and_deploy(&first));
+    let path = dir.path().to_owned();
+    let second = std::thread::spawn(move || {
+        SledStore::open(&path, WAIT).map(|store| (store, Instant::now()))
+    });
+    std::thread::sleep(Duration::from_millis(400));
+    assert!(
+        !second.is_finished(),
+        "the second open waits while the first holds the store"
+    );
+    let released = Instant::now();
+    drop(first);
+    let (second, opened) = second
+        .join()
+        .unwrap()
+        .expect("the second open succeeds once the first is dropped");
+    assert!(
+        opened >= released,
+        "the second open succeeded only after the first was dropped"
+    );
+    assert_eq!(
+        runtime.block_on(second.last_seq()).unwrap(),
+        2,
+        "and it sees what the first wrote"
+    );
+}
+
+#[test]
+fn a_second_open_with_a_short_wait_gives_up_busy() {
+    let dir = tempfile::tempdir().unwrap();
+    let _first = SledStore::open(dir.path(), WAIT).unwrap();
+    let path = dir.path().to_owned();
+    let wait = Duration::from_millis(150);
+    let second = std::thread::spawn(move || SledStore::open(&path, wait))
+        .join()
+        .unwrap();
+    match second {
+        Err(StoreError::Busy { path, waited }) => {
+            assert_eq!(path, dir.path());
+            assert!(
+                waited >= wait,
+                "gave up after {waited:?}, before its bound {wait:?}"
+            );
+            assert!(waited < WAIT, "gave up after {waited:?}");
+        }
+        Err(other) => panic!("expected Busy, got {other}"),
+        Ok(_) => panic!("expected Busy, the store opened while held"),
+    }
+}
+
+/// A store where, before each of the first `races_to_lose` appends, a rival command lands on the
+/// same app, so the append's expectation is stale and must conflict.
+struct Rivalled<'a> {
+    store: &'a SledStore,
+    races_to_lose: AtomicU32,
+    appends: AtomicU32,
+}
+
+impl<'a> Rivalled<'a> {
+    fn new(store: &'a SledStore, races_to_lose: u32) -> Self {
+        Rivalled {
+            store,
+            races_to_lose: AtomicU32::new(races_to_lose),
+            appends: AtomicU32::new(0),
+        }
+    }
+}
+
+impl EventStore for Rivalled<'_> {
+    async fn append(
+        &self,
+        app: &AppName,
+        expected_last_seq: u64,
+        commit_id: Uuid,
+        payload: Vec<u8>,
+    ) -> Result<Appended, StoreError> {
+        let attempt = self.appends.fetch_add(1, Ordering::SeqCst) + 1;
+        if self.races_to_lose.load(Ordering::SeqCst) > 0 {
+            self.races_to_lose.fetch_sub(1, Ordering::SeqCst);
+            let rival = set(&format!("RIVAL_{attempt}"), "x");
+            execute(self.store, app, &rival, &ctx("rival@example.com"))
+                .await
+                .expect("the rival's command lands");
+        }
+        self.store
+            .append(app, expected_last_seq, commit_id, payload)
+            .await
+    }
+
+    async fn read_app(&self, app: &AppName) -> Result<Vec<StoredCommit>, StoreError> {
+        self.store.read_app(app).await
+    }
+
+    async fn read_from(&self, from_seq: u64, max: usize) -> Result<Vec<StoredCommit>, StoreError> {
+        self.store.read_from(from_seq, max).await
+    }
+
+    async fn last_seq(&self) -> Result<u64, StoreError> {
+        self.store.last_seq().await
+    }
+
+    async fn apps(&self) -> Result<Vec<AppName>, StoreError> {
+        self.store.apps().await
+    }
+}
+
+fn staging_versions(state: &hoist_engine::AppState) -> Vec<u64> {
+    state
+        .env(&staging())
+        .unwrap()
+        .releases
+        .iter()
+        .map(|r| r.release.version.get())
+        .collect()
+}
+
+#[tokio::test]
+async fn execute_re_decides_after_losing_a_race() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SledStore::open(dir.path(), WAIT).unwrap();
+    create_and_deploy(&store).await;
+    let rivalled = Rivalled::new(&store, 3);
+
+    let executed = execute(
+        &rivalled,
+        &app(),
+        &set("MINE", "1"),
+        &ctx("ana@example.com"),
+    )
+    .await
+    .unwrap();
+
+    assert_eq!(
+        rivalled.appends.load(Ordering::SeqCst),
+        4,
+        "three lost races, then the append that won"
+    );
+    let state = load_app(&store, &app()).await.unwrap();
+    assert_eq!(executed.state, state);
+    assert_eq!(
+        staging_versions(&state),
+        [1, 2, 3, 4, 5],
+        "versions stay contiguous"
+    );
+    let [recorded] = executed.events.as_slice() else {
+        panic!("one event, got {:?}", executed.events)
+    };
+    let Some(Event::ReleaseCreated { release, .. }) = &recorded.envelope.event else {
+        panic!("a release, got {recorded:?}")
+    };
+    assert_eq!(
+        release.version,
+        ReleaseVersion::new(5).unwrap(),
+        "decided on top of the rivals' releases"
+    );
+    let keys: Vec<&str> = release.config.keys().map(ConfigKey::as_str).collect();
+    assert_eq!(
+        keys,
+        ["MINE", "RIVAL_1", "RIVAL_2", "RIVAL_3"],
+        "the rivals' config changes are kept, not overwritten"
+    );
+    let events = load_events(&store, &app()).await.unwrap();
+    assert_eq!(events.last(), Some(recorded));
+    assert_eq!(
+        recorded.envelope.prev_hash,
+        Some(events[events.len() - 2].hash),
+        "chained to the last rival's event"
+    );
+}
+
+#[tokio::test]
+async fn execute_gives_up_with_a_conflict_when_every_append_loses() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SledStore::open(dir.path(), WAIT).unwrap();
+    create_and_deploy(&store).await;
+    let rivalled = Rivalled::new(&store, u32::MAX);
+
+    let error = execute(
+        &rivalled,
+        &app(),
+        &set("MINE", "1"),
+        &ctx("ana@example.com"),
+    )
+    .await
+    .unwrap_err();
+
+    match error {
+        ExecuteError::Conflict {
+            app: named,
+            attempts,
+        } => {
+            assert_eq!((named, attempts), (app(), MAX_ATTEMPTS));
+        }
+        other => panic!("expected a conflict, got {other}"),
+    }
+    assert_eq!(rivalled.appends.load(Ordering::SeqCst), MAX_ATTEMPTS);
+    let state = load_app(&store, &app()).await.unwrap();
+    let current = &state.env(&staging()).unwrap().current().unwrap().release;
+    assert!(
+        !current
+            .config
+            .contains_key(&"MINE".parse::<ConfigKey>().unwrap()),
+        "the command appended nothing"
+    );
+    assert_eq!(
+        staging_versions(&state).len() as u32,
+        1 + MAX_ATTEMPTS,
+        "only the rivals' releases"
+    );
+}
+
+#[tokio::test]
+async fn execute_repeated_with_the_same_command_id_reports_the_stored_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SledStore::open(dir.path(), WAIT).unwrap();
+    create_and_deploy(&store).await;
+    let ctx = ctx("ana@example.com");
+    let deploy = Command::Deploy {
+        env: staging(),
+        artifact: Artifact::Image(image('b')),
+    };
+
+    let first = execute(&store, &app(), &deploy, &ctx).await.unwrap();
+    // A retry of the same command (say, after a lost acknowledgement) is stored once.
+    let retry = execute(&store, &app(), &deploy, &ctx).await.unwrap();
+
+    assert_eq!(
+        retry.events, first.events,
+        "the retry reports what the first try stored"
+    );
+    let state = load_app(&store, &app()).await.unwrap();
+    assert_eq!(staging_versions(&state), [1, 2]);
+    assert_eq!(
+        retry.state, state,
+        "the reported state is the app's, with the commit applied once"
+    );
+}
