@@ -34,8 +34,11 @@ pub struct GlobalArgs {
         value_name = "NAME"
     )]
     pub stream: String,
-    /// Who is acting [default: git user.email, else $USER]
-    #[arg(long, env = "HOIST_ACTOR", global = true, value_name = "NAME")]
+    /// Who is acting [env: HOIST_ACTOR] [default: git user.email, else $USER]. Under `audit`,
+    /// `--actor` filters instead.
+    // HOIST_ACTOR is read by `Ctx::actor`, not by clap: clap would also pour it into `audit`'s
+    // `--actor` filter, which shares this argument's name.
+    #[arg(long, global = true, value_name = "NAME")]
     pub actor: Option<String>,
     /// Print one JSON document on stdout, nothing else
     #[arg(long, global = true)]
@@ -220,6 +223,7 @@ pub struct AuditArgs {
     pub app: Option<String>,
     #[arg(long)]
     pub env: Option<String>,
+    /// Only events by this actor
     #[arg(long)]
     pub actor: Option<String>,
     /// create, build, deploy, config, promote, rollback, lock, unlock

@@ -407,7 +407,12 @@ impl Ctx {
     }
 
     fn actor(&self) -> Result<Actor, CliError> {
-        if let Some(actor) = &self.global.actor {
+        if let Some(actor) = self
+            .global
+            .actor
+            .clone()
+            .or_else(|| std::env::var("HOIST_ACTOR").ok())
+        {
             return Ok(actor.parse()?);
         }
         let git_email = std::process::Command::new("git")
@@ -830,21 +835,21 @@ fn parse_time(flag: &str, text: &str) -> Result<DateTime<Utc>, CliError> {
 
 #[derive(Debug, Serialize)]
 struct AppView<'a> {
-    app: &'a AppName,
+    /// `app` and `envs`, as `status` prints them.
+    #[serde(flatten)]
+    status: StatusView<'a>,
     pipeline: Vec<&'a str>,
     created_at: Option<String>,
     builds: Vec<&'a hoist_engine::Build>,
-    envs: StatusView<'a>,
 }
 
 impl<'a> AppView<'a> {
     fn new(app: &'a AppName, state: &'a AppState) -> Self {
         AppView {
-            app,
+            status: StatusView::new(app, state),
             pipeline: state.pipeline.iter().map(EnvName::as_str).collect(),
             created_at: state.created_at.map(timestamp),
             builds: state.builds.values().collect(),
-            envs: StatusView::new(app, state),
         }
     }
 }

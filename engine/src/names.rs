@@ -111,8 +111,9 @@ string_newtype!(
     "must be non-empty, at most 256 characters, without control characters"
 );
 string_newtype!(
-    /// A build's id: the first 12 hex digits of its image digest, so registering the same
-    /// artifact twice names the same build.
+    /// A build's id: the first 12 hex digits of the SHA-256 of its image reference, so
+    /// registering the same image twice names the same build, and the same digest pushed to
+    /// another repository is another build.
     BuildId,
     "build id",
     |s| s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)),
@@ -153,15 +154,30 @@ impl ImageRef {
 
     /// The build id this image is registered under.
     pub fn build_id(&self) -> BuildId {
-        let hex = &self.0[self.0.len() - 64..];
-        BuildId(hex[..12].to_owned())
+        use sha2::Digest;
+        let hash = sha2::Sha256::digest(self.0.as_bytes());
+        BuildId(hash[..6].iter().map(|b| format!("{b:02x}")).collect())
     }
 }
 
 /// A release number within one env: v1, v2, … Written `12` or `v12` on the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
+#[serde(try_from = "u64", into = "u64")]
 pub struct ReleaseVersion(u64);
+
+impl TryFrom<u64> for ReleaseVersion {
+    type Error = ValidationError;
+    fn try_from(n: u64) -> Result<Self, ValidationError> {
+        ReleaseVersion::new(n)
+            .ok_or_else(|| ValidationError::new("version", n.to_string(), "must be at least 1"))
+    }
+}
+
+impl From<ReleaseVersion> for u64 {
+    fn from(version: ReleaseVersion) -> u64 {
+        version.0
+    }
+}
 
 impl ReleaseVersion {
     pub const FIRST: ReleaseVersion = ReleaseVersion(1);
@@ -231,7 +247,21 @@ mod tests {
         let pinned: ImageRef = format!("registry.example:5000/team/api@sha256:{digest}")
             .parse()
             .unwrap();
-        assert_eq!(pinned.build_id().as_str(), "aaaaaaaaaaaa");
+        let id = pinned.build_id();
+        assert_eq!(id.as_str().len(), 12);
+        assert_eq!(
+            id,
+            pinned.clone().build_id(),
+            "the same image is the same build"
+        );
+        let other_repo: ImageRef = format!("registry.example:5000/team/web@sha256:{digest}")
+            .parse()
+            .unwrap();
+        assert_ne!(
+            other_repo.build_id(),
+            id,
+            "the same digest in another repository is another build"
+        );
         assert_eq!(
             pinned.short(),
             "registry.example:5000/team/api@sha256:aaaaaaaaaaaa"
@@ -256,6 +286,14 @@ mod tests {
     fn versions_parse_with_or_without_v() {
         assert_eq!("12".parse::<ReleaseVersion>().unwrap().get(), 12);
         assert_eq!("v3".parse::<ReleaseVersion>().unwrap().get(), 3);
+        assert!(
+            serde_json::from_str::<ReleaseVersion>("0").is_err(),
+            "v0 cannot come in through JSON either"
+        );
+        assert_eq!(
+            serde_json::from_str::<ReleaseVersion>("7").unwrap().get(),
+            7
+        );
         for bad in ["0", "v0", "-1", "x", "", "v"] {
             assert!(bad.parse::<ReleaseVersion>().is_err(), "{bad}");
         }

@@ -28,7 +28,7 @@ fn v(n: u64) -> ReleaseVersion {
     ReleaseVersion::new(n).unwrap()
 }
 
-/// An image whose digest is `hex` repeated: `image('a')` is build `aaaaaaaaaaaa`.
+/// An image whose digest is `hex` repeated.
 fn image(hex: char) -> ImageRef {
     format!("registry.example/api@sha256:{}", hex.to_string().repeat(64))
         .parse()

@@ -1,0 +1,50 @@
+//! End-to-end tests: the real `hoist` binary, real stores in temp dirs, real processes.
+//! Each scenario is a function of a `Hoist` so every backend runs the same suite.
+
+mod concurrency;
+mod errors;
+mod follow;
+mod harness;
+mod scenario;
+mod transfer;
+
+use harness::Hoist;
+
+mod sled {
+    use super::*;
+
+    #[test]
+    fn team_release_life() {
+        scenario::team_release_life(&Hoist::sled());
+    }
+
+    #[test]
+    fn bad_input_is_rejected_and_appends_nothing() {
+        errors::bad_input_is_rejected_and_appends_nothing(&Hoist::sled());
+    }
+
+    #[test]
+    fn missing_secret_key_is_named() {
+        errors::missing_secret_key_is_named(&Hoist::sled());
+    }
+
+    #[test]
+    fn ten_parallel_config_sets_lose_nothing() {
+        concurrency::parallel_config_sets_lose_nothing(&Hoist::sled(), 10);
+    }
+
+    #[test]
+    fn export_import_round_trip() {
+        transfer::export_import_round_trip(&Hoist::sled(), &Hoist::sled());
+    }
+
+    #[test]
+    fn tampered_imports_are_refused() {
+        transfer::tampered_imports_are_refused(&Hoist::sled(), &Hoist::sled());
+    }
+
+    #[test]
+    fn follow_sees_new_events() {
+        follow::follow_sees_new_events(&Hoist::sled());
+    }
+}
