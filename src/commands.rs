@@ -754,6 +754,10 @@ fn write_line(out: &mut impl Write, line: &EventLine) -> Result<(), CliError> {
 }
 
 fn stdout_error(e: std::io::Error) -> CliError {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        // The reader stopped (`hoist events | head`): that is the end of the job, not an error.
+        std::process::exit(0);
+    }
     CliError::rejected(format!("stdout: {e}"))
 }
 
