@@ -2,9 +2,9 @@
 //! (ids, time, actor, hash chain), append with the app's expected sequence; on a conflict re-read,
 //! re-decide and retry a bounded number of times.
 
-use crate::codec::{decode_commit, encode_commit, CodecError};
+use crate::codec::{decode_commit, encode_envelope, CodecError};
 use crate::decide::{decide, Command, DomainError};
-use crate::event::{Envelope, Recorded};
+use crate::event::{Envelope, EventHash, Recorded};
 use crate::names::{Actor, AppName};
 use crate::state::AppState;
 use crate::store::{EventStore, StoreError, StoredCommit};
@@ -109,29 +109,30 @@ pub async fn execute<S: EventStore>(
                 events: vec![],
             });
         }
+        // Each envelope is encoded once: its bytes are hashed into the chain and stored as is.
         let mut prev_hash = state.last_hash;
-        let envelopes: Vec<Envelope> = events
-            .into_iter()
-            .map(|event| {
-                let envelope = Envelope {
-                    id: Uuid::now_v7(),
-                    app: app.clone(),
-                    at: ctx.at,
-                    actor: ctx.actor.clone(),
-                    correlation_id: ctx.command_id,
-                    causation_id: ctx.causation_id,
-                    prev_hash,
-                    event: Some(event),
-                };
-                prev_hash = Some(crate::event::EventHash::of(&crate::codec::encode_envelope(
-                    &envelope,
-                )));
-                envelope
-            })
-            .collect();
-        let payload = encode_commit(&envelopes);
+        let mut encoded = Vec::with_capacity(events.len());
+        let mut envelopes = Vec::with_capacity(events.len());
+        for event in events {
+            let envelope = Envelope {
+                id: Uuid::now_v7(),
+                app: app.clone(),
+                at: ctx.at,
+                actor: ctx.actor.clone(),
+                correlation_id: ctx.command_id,
+                causation_id: ctx.causation_id,
+                prev_hash,
+                event: Some(event),
+            };
+            let bytes = encode_envelope(&envelope);
+            let hash = EventHash::of(&bytes);
+            prev_hash = Some(hash);
+            encoded.push(bytes);
+            envelopes.push((hash, envelope));
+        }
+        let payload = hoist_proto::join_commit(&encoded);
         match store
-            .append(app, state.last_seq, ctx.command_id, payload.clone())
+            .append(app, state.last_seq, ctx.command_id, payload)
             .await
         {
             Ok(appended) if appended.duplicate => {
@@ -150,13 +151,14 @@ pub async fn execute<S: EventStore>(
                 });
             }
             Ok(appended) => {
-                let recorded = decode_commit(appended.seq, &payload).map_err(|source| {
-                    ExecuteError::Codec {
-                        app: app.clone(),
+                let recorded: Vec<Recorded> = envelopes
+                    .into_iter()
+                    .map(|(hash, envelope)| Recorded {
                         seq: appended.seq,
-                        source,
-                    }
-                })?;
+                        hash,
+                        envelope,
+                    })
+                    .collect();
                 let state = recorded.iter().fold(state, AppState::apply);
                 return Ok(Executed {
                     state,
