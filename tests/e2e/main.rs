@@ -1,6 +1,7 @@
 //! End-to-end tests: the real `hoist` binary, real stores in temp dirs, real processes.
 //! Each scenario is a function of a `Hoist` so every backend runs the same suite.
 
+mod adapters;
 mod concurrency;
 mod errors;
 mod follow;
@@ -41,6 +42,16 @@ mod sled {
     #[test]
     fn tampered_imports_are_refused() {
         transfer::tampered_imports_are_refused(&Hoist::sled(), &Hoist::sled());
+    }
+
+    #[test]
+    fn exec_target_gets_the_release_on_stdin_and_in_its_environment() {
+        adapters::exec_target_gets_the_release_on_stdin_and_in_its_environment(&Hoist::sled());
+    }
+
+    #[test]
+    fn manifests_target_writes_valid_stable_yaml() {
+        adapters::manifests_target_writes_valid_stable_yaml(&Hoist::sled());
     }
 
     #[test]
