@@ -7,6 +7,7 @@ mod errors;
 mod follow;
 mod harness;
 mod scenario;
+mod serve;
 mod transfer;
 
 use harness::Hoist;
@@ -52,6 +53,16 @@ mod sled {
     #[test]
     fn manifests_target_writes_valid_stable_yaml() {
         adapters::manifests_target_writes_valid_stable_yaml(&Hoist::sled());
+    }
+
+    #[test]
+    fn serve_picks_up_a_new_release_by_itself() {
+        serve::serve_picks_up_a_new_release_by_itself(&Hoist::sled());
+    }
+
+    #[test]
+    fn serve_killed_between_apply_and_record_records_once() {
+        serve::serve_killed_between_apply_and_record_records_once(&Hoist::sled());
     }
 
     #[test]
