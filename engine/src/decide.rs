@@ -405,11 +405,12 @@ pub fn decide(
             };
             // Recording is idempotent: a reconciler that crashed before it recorded, or a resync,
             // re-applies and reports the same outcome, which the log already holds.
-            if env_state
-                .rollout
-                .as_ref()
-                .is_some_and(|r| r.version == *version && r.outcome == *outcome)
-            {
+            // And "applied" (health not awaited) adds nothing to a "healthy" already recorded.
+            if env_state.rollout.as_ref().is_some_and(|r| {
+                r.version == *version
+                    && (r.outcome == *outcome
+                        || (r.outcome == Outcome::Healthy && *outcome == Outcome::Applied))
+            }) {
                 return Ok(vec![]);
             }
             let mut events = vec![Event::RolloutRecorded {

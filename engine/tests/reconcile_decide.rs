@@ -236,6 +236,21 @@ fn recording_the_same_outcome_again_changes_nothing() {
 }
 
 #[test]
+fn applied_without_waiting_adds_nothing_to_a_recorded_healthy_rollout() {
+    let g = given([
+        created(),
+        target_set(),
+        deployed(1, 'a'),
+        rollout(1, Outcome::Healthy),
+    ]);
+    assert_eq!(g.when(record(1, Outcome::Applied, "")), Ok(vec![]));
+    assert_eq!(
+        g.when(record(1, Outcome::Failed, "")),
+        Ok(vec![rollout(1, Outcome::Failed)])
+    );
+}
+
+#[test]
 fn an_env_without_a_target_has_nothing_pending() {
     let g = given([created(), deployed(1, 'a')]);
     assert!(g.0.envs[&env("production")].pending().is_none());

@@ -6,6 +6,8 @@ mod concurrency;
 mod errors;
 mod follow;
 mod harness;
+mod kube;
+mod kube_apiserver;
 mod scenario;
 mod serve;
 mod transfer;
@@ -66,7 +68,22 @@ mod sled {
     }
 
     #[test]
+    fn kube_apply_reapply_and_rollback() {
+        kube::kube_apply_reapply_and_rollback(&Hoist::sled());
+    }
+
+    #[test]
+    fn kube_rollout_that_never_becomes_available() {
+        kube::kube_rollout_that_never_becomes_available(&Hoist::sled());
+    }
+
+    #[test]
     fn follow_sees_new_events() {
         follow::follow_sees_new_events(&Hoist::sled());
     }
+}
+
+#[test]
+fn kube_standin_rejects_what_a_real_api_server_rejects() {
+    kube::standin_rejects_what_a_real_api_server_rejects();
 }
