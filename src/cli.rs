@@ -76,6 +76,74 @@ pub enum Command {
     Audit(AuditArgs),
     /// Raw events, one JSON object per line; export and import whole histories
     Events(EventsArgs),
+    /// Where an env's releases are applied, and what happens when a rollout fails
+    #[command(subcommand)]
+    Envs(EnvsCommand),
+    /// Reconcile one env now: apply its current release to its target and record the outcome
+    Apply(ApplyArgs),
+    /// The daemon: reconcile every env whose current release has not reached its target yet
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EnvsCommand {
+    /// Where an env's releases are applied: a Kubernetes cluster, a manifests directory, a
+    /// command, or nowhere
+    #[command(group(clap::ArgGroup::new("kind").required(true).args(["kube", "manifests", "exec", "none"])))]
+    Target {
+        #[command(flatten)]
+        target: EnvArgs,
+        /// A Kubernetes cluster from the kubeconfig (KUBECONFIG, as kubectl reads it)
+        #[arg(long)]
+        kube: bool,
+        /// Kubeconfig context [default: its current context]
+        #[arg(long, requires = "kube", value_name = "CTX")]
+        context: Option<String>,
+        /// Namespace [default: the env's name]
+        #[arg(long, requires = "kube", value_name = "NS")]
+        namespace: Option<String>,
+        /// Write YAML manifests into DIR (for Argo CD, Flux)
+        #[arg(long, value_name = "DIR")]
+        manifests: Option<PathBuf>,
+        /// Run CMD with `sh -c`, the release as JSON on stdin
+        #[arg(long, value_name = "CMD")]
+        exec: Option<String>,
+        /// Apply releases nowhere
+        #[arg(long)]
+        none: bool,
+    },
+    /// Roll back to the last healthy release when a rollout fails
+    Policy {
+        #[command(flatten)]
+        target: EnvArgs,
+        #[arg(long, value_name = "on|off", value_parser = ["on", "off"])]
+        auto_rollback: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    #[command(flatten)]
+    pub target: EnvArgs,
+    /// Wait for the rollout to complete (kube targets) and record its health
+    #[arg(long)]
+    pub wait: bool,
+    /// How long to wait for a rollout or an exec command: 90s, 5m, 1h
+    #[arg(long, default_value = "5m", value_name = "SPAN")]
+    pub timeout: String,
+    /// Print the rendered objects and what would change; apply and record nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// How often every env is reconciled again, whatever the log says: 30s, 5m
+    #[arg(long, default_value = "60s", value_name = "SPAN")]
+    pub resync: String,
+    /// How long to wait for one rollout or exec command
+    #[arg(long, default_value = "5m", value_name = "SPAN")]
+    pub timeout: String,
 }
 
 #[derive(Debug, Subcommand)]

@@ -387,26 +387,29 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             ..
         }) => ctx.import().await?,
         Command::Events(args) => ctx.events(args.from, args.follow).await?,
+        Command::Envs(command) => crate::envs::run(&ctx, command).await?,
+        Command::Apply(args) => crate::reconcile::apply(&ctx, args).await?,
+        Command::Serve(args) => crate::serve::serve(&ctx, args).await?,
     }
     Ok(())
 }
 
-struct Ctx {
-    global: GlobalArgs,
+pub(crate) struct Ctx {
+    pub(crate) global: GlobalArgs,
 }
 
 impl EnvArgs {
-    fn parse(&self) -> Result<(AppName, EnvName), CliError> {
+    pub(crate) fn parse(&self) -> Result<(AppName, EnvName), CliError> {
         Ok((self.app.parse()?, self.env.parse()?))
     }
 }
 
 impl Ctx {
-    async fn open(&self) -> Result<Backend, CliError> {
+    pub(crate) async fn open(&self) -> Result<Backend, CliError> {
         Backend::open(&self.global).await
     }
 
-    fn actor(&self) -> Result<Actor, CliError> {
+    pub(crate) fn actor(&self) -> Result<Actor, CliError> {
         if let Some(actor) = self
             .global
             .actor
@@ -433,7 +436,11 @@ impl Ctx {
             .map_err(CliError::from)
     }
 
-    async fn mutate(&self, app: &AppName, command: DomainCommand) -> Result<Executed, CliError> {
+    pub(crate) async fn mutate(
+        &self,
+        app: &AppName,
+        command: DomainCommand,
+    ) -> Result<Executed, CliError> {
         let actor = self.actor()?;
         let store = self.open().await?;
         let executed = execute(&store, app, &command, &CommandContext::new(actor)).await?;
@@ -487,7 +494,7 @@ impl Ctx {
     }
 
     /// The app's state (as of `at`, when given), or a rejection naming the unknown app.
-    async fn existing_app(
+    pub(crate) async fn existing_app(
         &self,
         app: &AppName,
         at: Option<DateTime<Utc>>,
@@ -761,7 +768,7 @@ fn stdout_error(e: std::io::Error) -> CliError {
     CliError::rejected(format!("stdout: {e}"))
 }
 
-fn env_of<'a>(
+pub(crate) fn env_of<'a>(
     app: &AppName,
     state: &'a AppState,
     env: &EnvName,
@@ -788,11 +795,15 @@ fn print_status(view: &StatusView) {
     print!(
         "{}",
         table(
-            ["ENV", "VERSION", "IMAGE", "LOCKED", "RELEASED"],
+            ["ENV", "VERSION", "IMAGE", "APPLIED", "LOCKED", "RELEASED"],
             view.envs.iter().map(|(env, s)| [
                 env.to_string(),
                 s.version.map_or("-".to_string(), |v| format!("v{v}")),
                 short_image(s.image).to_string(),
+                match (s.applied_version, s.health) {
+                    (Some(v), Some(health)) => format!("v{v} {health}"),
+                    _ => "-".to_string(),
+                },
                 match (s.locked_by, s.lock_reason) {
                     (Some(by), Some(reason)) => format!("by {by}: {reason}"),
                     _ => "no".to_string(),
@@ -803,7 +814,7 @@ fn print_status(view: &StatusView) {
     );
 }
 
-fn secret_key_path() -> Result<PathBuf, CliError> {
+pub(crate) fn secret_key_path() -> Result<PathBuf, CliError> {
     if let Some(path) = std::env::var_os("HOIST_SECRET_KEY_FILE") {
         return Ok(path.into());
     }

@@ -4,8 +4,11 @@
 mod backend;
 mod cli;
 mod commands;
+mod envs;
 mod error;
 mod output;
+mod reconcile;
+mod serve;
 
 use clap::Parser;
 

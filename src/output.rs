@@ -69,6 +69,10 @@ pub struct EnvStatusView<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lock_reason: Option<&'a str>,
     pub released_at: Option<String>,
+    /// The version last applied to the env's target (whatever came of it); `None` before any.
+    pub applied_version: Option<u64>,
+    /// What came of it: `applied` (health not awaited), `healthy` or `failed`.
+    pub health: Option<&'static str>,
 }
 
 /// `status`: the current release of every env, in pipeline order.
@@ -109,6 +113,8 @@ impl<'a> StatusView<'a> {
                     locked_by: env_state.lock.as_ref().map(|l| l.actor.as_str()),
                     lock_reason: env_state.lock.as_ref().map(|l| l.reason.as_str()),
                     released_at: current.map(|r| timestamp(r.at)),
+                    applied_version: env_state.rollout.as_ref().map(|r| r.version.get()),
+                    health: env_state.rollout.as_ref().map(|r| r.outcome.as_str()),
                 };
                 (env, view)
             })

@@ -3,7 +3,8 @@
 //! envelope this version wrote: `events import` relies on it to keep the hash chain intact.
 
 use crate::event::{
-    Build, ConfigValue, Envelope, Event, EventHash, PromotionSource, Recorded, Release, ReleaseKind,
+    Build, ConfigValue, Envelope, Event, EventHash, Outcome, PromotionSource, Recorded, Release,
+    ReleaseKind, Target,
 };
 use crate::names::{ReleaseVersion, ValidationError};
 use chrono::{DateTime, Utc};
@@ -45,6 +46,24 @@ pub fn encode_envelope(envelope: &Envelope) -> Vec<u8> {
             reason: reason.clone(),
         }),
         Event::EnvUnlocked { .. } => Body::EnvUnlocked(v1::EnvUnlocked {}),
+        Event::TargetSet { target, .. } => Body::TargetSet(target_to_proto(target)),
+        Event::PolicySet { auto_rollback, .. } => Body::PolicySet(v1::PolicySet {
+            auto_rollback: *auto_rollback,
+        }),
+        Event::RolloutRecorded {
+            version,
+            outcome,
+            detail,
+            ..
+        } => Body::RolloutRecorded(v1::RolloutRecorded {
+            version: version.get(),
+            outcome: match outcome {
+                Outcome::Applied => v1::Outcome::Applied,
+                Outcome::Healthy => v1::Outcome::Healthy,
+                Outcome::Failed => v1::Outcome::Failed,
+            } as i32,
+            detail: detail.clone(),
+        }),
     });
     v1::Envelope {
         id: envelope.id.as_bytes().to_vec(),
@@ -70,6 +89,37 @@ fn build_to_proto(build: &Build) -> v1::Build {
         commit: build.commit.clone().unwrap_or_default(),
         note: build.note.clone().unwrap_or_default(),
     }
+}
+
+fn target_to_proto(target: &Target) -> v1::TargetSet {
+    use v1::target_set::Target as Wire;
+    let wire = match target {
+        Target::None => Wire::None(v1::NoTarget {}),
+        Target::Kube { context, namespace } => Wire::Kube(v1::KubeTarget {
+            context: context.clone().unwrap_or_default(),
+            namespace: namespace.clone(),
+        }),
+        Target::Manifests { dir } => Wire::Manifests(v1::ManifestsTarget { dir: dir.clone() }),
+        Target::Exec { command } => Wire::Exec(v1::ExecTarget {
+            command: command.clone(),
+        }),
+    };
+    v1::TargetSet { target: Some(wire) }
+}
+
+fn target_from_proto(target: v1::TargetSet) -> Result<Target, CodecError> {
+    use v1::target_set::Target as Wire;
+    Ok(match target.target {
+        Some(Wire::None(_)) => Target::None,
+        Some(Wire::Kube(kube)) => Target::Kube {
+            context: optional(kube.context),
+            namespace: kube.namespace,
+        },
+        Some(Wire::Manifests(m)) => Target::Manifests { dir: m.dir },
+        Some(Wire::Exec(e)) => Target::Exec { command: e.command },
+        // A target kind from a newer hoist: this version cannot apply to it, so it applies nothing.
+        None => Target::None,
+    })
 }
 
 fn release_to_proto(release: &Release) -> v1::Release {
@@ -128,6 +178,28 @@ pub fn decode_envelope(bytes: &[u8]) -> Result<Envelope, CodecError> {
             reason: b.reason,
         }),
         Some(Body::EnvUnlocked(_)) => Some(Event::EnvUnlocked { env: env()? }),
+        Some(Body::TargetSet(b)) => Some(Event::TargetSet {
+            env: env()?,
+            target: target_from_proto(b)?,
+        }),
+        Some(Body::PolicySet(b)) => Some(Event::PolicySet {
+            env: env()?,
+            auto_rollback: b.auto_rollback,
+        }),
+        Some(Body::RolloutRecorded(b)) => Some(Event::RolloutRecorded {
+            env: env()?,
+            version: ReleaseVersion::new(b.version)
+                .ok_or(field("rollout.version", "must be at least 1"))?,
+            outcome: match v1::Outcome::try_from(b.outcome) {
+                Ok(v1::Outcome::Applied) => Outcome::Applied,
+                Ok(v1::Outcome::Healthy) => Outcome::Healthy,
+                Ok(v1::Outcome::Failed) => Outcome::Failed,
+                Ok(v1::Outcome::Unspecified) | Err(_) => {
+                    return Err(field("rollout.outcome", "unknown outcome"))
+                }
+            },
+            detail: b.detail,
+        }),
     };
     Ok(Envelope {
         id: uuid(&wire.id).ok_or(field("id", "must be 16 bytes"))?,
@@ -275,6 +347,16 @@ pub(crate) mod tests {
         )
     }
 
+    fn target() -> impl Strategy<Value = Target> {
+        prop_oneof![
+            Just(Target::None),
+            (proptest::option::of("[a-z][a-z0-9-]{0,10}"), name())
+                .prop_map(|(context, namespace)| Target::Kube { context, namespace }),
+            "/[a-z/]{1,20}".prop_map(|dir| Target::Manifests { dir }),
+            ".{1,30}".prop_map(|command| Target::Exec { command }),
+        ]
+    }
+
     fn event() -> impl Strategy<Value = Event> {
         let env = || name().prop_map(|n| n.parse::<EnvName>().unwrap());
         prop_oneof![
@@ -316,6 +398,17 @@ pub(crate) mod tests {
                 ),
             (env(), ".{0,30}").prop_map(|(env, reason)| Event::EnvLocked { env, reason }),
             env().prop_map(|env| Event::EnvUnlocked { env }),
+            (env(), target()).prop_map(|(env, target)| Event::TargetSet { env, target }),
+            (env(), any::<bool>())
+                .prop_map(|(env, auto_rollback)| Event::PolicySet { env, auto_rollback }),
+            (env(), 1..1000u64, 0..3usize, ".{0,60}").prop_map(
+                |(env, version, outcome, detail)| Event::RolloutRecorded {
+                    env,
+                    version: ReleaseVersion::new(version).unwrap(),
+                    outcome: [Outcome::Applied, Outcome::Healthy, Outcome::Failed][outcome],
+                    detail,
+                }
+            ),
         ]
     }
 

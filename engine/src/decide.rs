@@ -2,7 +2,9 @@
 //! state and the command, nothing else, and either returns the events to append or says which
 //! rule the command broke.
 
-use crate::event::{Build, Config, ConfigValue, Event, PromotionSource, Release, ReleaseKind};
+use crate::event::{
+    Build, Config, ConfigValue, Event, Outcome, PromotionSource, Release, ReleaseKind, Target,
+};
 use crate::names::{AppName, BuildId, ConfigKey, EnvName, ImageRef, ReleaseVersion};
 use crate::state::{AppState, EnvState, Lock};
 use std::collections::{BTreeMap, BTreeSet};
@@ -50,6 +52,22 @@ pub enum Command {
     },
     Unlock {
         env: EnvName,
+    },
+    SetTarget {
+        env: EnvName,
+        target: Target,
+    },
+    SetPolicy {
+        env: EnvName,
+        auto_rollback: bool,
+    },
+    /// A reconciler reports what applying `version` came to. With the env's auto-rollback policy
+    /// on, a failed current release also gets a rollback release to the last healthy one.
+    RecordRollout {
+        env: EnvName,
+        version: ReleaseVersion,
+        outcome: Outcome,
+        detail: String,
     },
 }
 
@@ -107,6 +125,12 @@ pub enum DomainError {
         app: AppName,
         env: EnvName,
         key: ConfigKey,
+    },
+    #[error("{app}/{env}: invalid target: {rule}")]
+    InvalidTarget {
+        app: AppName,
+        env: EnvName,
+        rule: &'static str,
     },
     #[error("{field} must name at least one {what}")]
     Empty {
@@ -321,6 +345,97 @@ pub fn decide(
                 reason: reason.clone(),
             }])
         }
+        Command::SetTarget { env, target } => {
+            let current = rules.env(env)?;
+            let invalid = |rule| DomainError::InvalidTarget {
+                app: app.clone(),
+                env: env.clone(),
+                rule,
+            };
+            match target {
+                Target::Kube { context, namespace } => {
+                    if namespace.parse::<EnvName>().is_err() {
+                        return Err(invalid("a namespace must be a DNS label"));
+                    }
+                    if context.as_deref().is_some_and(|c| c.trim().is_empty()) {
+                        return Err(invalid("a kube context must not be empty"));
+                    }
+                }
+                Target::Manifests { dir } if !dir.starts_with('/') => {
+                    return Err(invalid("a manifests directory must be an absolute path"))
+                }
+                Target::Exec { command } if command.trim().is_empty() => {
+                    return Err(invalid("an exec command must not be empty"))
+                }
+                _ => {}
+            }
+            if current.target == *target {
+                return Ok(vec![]);
+            }
+            Ok(vec![Event::TargetSet {
+                env: env.clone(),
+                target: target.clone(),
+            }])
+        }
+        Command::SetPolicy { env, auto_rollback } => {
+            if rules.env(env)?.auto_rollback == *auto_rollback {
+                return Ok(vec![]);
+            }
+            Ok(vec![Event::PolicySet {
+                env: env.clone(),
+                auto_rollback: *auto_rollback,
+            }])
+        }
+        Command::RecordRollout {
+            env,
+            version,
+            outcome,
+            detail,
+        } => {
+            let env_state = rules.env(env)?;
+            let Some(record) = env_state.release(*version) else {
+                return Err(DomainError::UnknownVersion {
+                    app: app.clone(),
+                    env: env.clone(),
+                    version: *version,
+                    latest: env_state
+                        .current()
+                        .map_or("none".into(), |r| r.release.version.to_string()),
+                });
+            };
+            // Recording is idempotent: a reconciler that crashed before it recorded, or a resync,
+            // re-applies and reports the same outcome, which the log already holds.
+            // And "applied" (health not awaited) adds nothing to a "healthy" already recorded.
+            if env_state.rollout.as_ref().is_some_and(|r| {
+                r.version == *version
+                    && (r.outcome == *outcome
+                        || (r.outcome == Outcome::Healthy && *outcome == Outcome::Applied))
+            }) {
+                return Ok(vec![]);
+            }
+            let mut events = vec![Event::RolloutRecorded {
+                env: env.clone(),
+                version: *version,
+                outcome: *outcome,
+                detail: detail.clone(),
+            }];
+            if let Some(to) = auto_rollback_target(env_state, &record.release, *outcome) {
+                let target = env_state.release(to).expect("last_healthy names a release");
+                let mut rollback = release(
+                    env,
+                    env_state,
+                    ReleaseKind::Rollback,
+                    target.release.build.clone(),
+                    target.release.config.clone(),
+                    format!("Auto-rollback to {to}: {version} failed"),
+                );
+                if let Event::ReleaseCreated { release, .. } = &mut rollback {
+                    release.rollback_to = Some(to);
+                }
+                events.push(rollback);
+            }
+            Ok(events)
+        }
         Command::Unlock { env } => match rules.env(env)?.lock {
             Some(_) => Ok(vec![Event::EnvUnlocked { env: env.clone() }]),
             None => Err(DomainError::NotLocked {
@@ -329,6 +444,27 @@ pub fn decide(
             }),
         },
     }
+}
+
+/// Where auto-rollback goes after `failed` ended with `outcome`, if anywhere: only with the policy
+/// on, only for a failure of the current release (a newer release means someone moved on), only
+/// to a healthy version other than the failed one, and never again to the version a failed
+/// rollback already targeted, so that a rollback that fails too does not loop.
+fn auto_rollback_target(
+    env: &EnvState,
+    failed: &Release,
+    outcome: Outcome,
+) -> Option<ReleaseVersion> {
+    let healthy = env.last_healthy?;
+    let is_current = env
+        .current()
+        .is_some_and(|c| c.release.version == failed.version);
+    (env.auto_rollback
+        && outcome == Outcome::Failed
+        && is_current
+        && healthy != failed.version
+        && failed.rollback_to != Some(healthy))
+    .then_some(healthy)
 }
 
 fn create_app(

@@ -141,15 +141,110 @@ pub struct Release {
     pub description: String,
 }
 
+/// Where an env's releases are applied. Only named here; the adapters crate does the applying.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Target {
+    /// Releases are recorded, not applied anywhere.
+    #[default]
+    None,
+    /// A Kubernetes cluster from the kubeconfig (`KUBECONFIG`, as kubectl reads it).
+    Kube {
+        /// The kubeconfig context; `None`: its current context.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        context: Option<String>,
+        namespace: String,
+    },
+    /// A directory of YAML manifests for a GitOps tool to sync.
+    Manifests { dir: String },
+    /// A shell command that is handed the release.
+    Exec { command: String },
+}
+
+impl Target {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Target::None => "none",
+            Target::Kube { .. } => "kube",
+            Target::Manifests { .. } => "manifests",
+            Target::Exec { .. } => "exec",
+        }
+    }
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::None => write!(f, "none"),
+            Target::Kube { context, namespace } => match context {
+                Some(context) => write!(f, "kube context {context}, namespace {namespace}"),
+                None => write!(f, "kube (current context), namespace {namespace}"),
+            },
+            Target::Manifests { dir } => write!(f, "manifests in {dir}"),
+            Target::Exec { command } => write!(f, "exec `{command}`"),
+        }
+    }
+}
+
+/// What applying one release to its target came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// The target accepted the release; its health was not awaited (or cannot be known).
+    Applied,
+    /// The target accepted the release and its rollout completed.
+    Healthy,
+    /// The target refused the release, or its rollout failed.
+    Failed,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Applied => "applied",
+            Outcome::Healthy => "healthy",
+            Outcome::Failed => "failed",
+        }
+    }
+}
+
 /// What happened. Env-level events carry their env; the envelope's env is derived from it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Event {
-    AppCreated { envs: Vec<EnvName> },
-    BuildRegistered { build: Build },
-    ReleaseCreated { env: EnvName, release: Release },
-    EnvLocked { env: EnvName, reason: String },
-    EnvUnlocked { env: EnvName },
+    AppCreated {
+        envs: Vec<EnvName>,
+    },
+    BuildRegistered {
+        build: Build,
+    },
+    ReleaseCreated {
+        env: EnvName,
+        release: Release,
+    },
+    EnvLocked {
+        env: EnvName,
+        reason: String,
+    },
+    EnvUnlocked {
+        env: EnvName,
+    },
+    TargetSet {
+        env: EnvName,
+        target: Target,
+    },
+    PolicySet {
+        env: EnvName,
+        auto_rollback: bool,
+    },
+    /// A reconciler applied `version` to the env's target and this is what came of it.
+    /// `detail` is for humans: an error, or the tail of an exec hook's output.
+    RolloutRecorded {
+        env: EnvName,
+        version: ReleaseVersion,
+        outcome: Outcome,
+        detail: String,
+    },
 }
 
 impl Event {
@@ -158,7 +253,10 @@ impl Event {
             Event::AppCreated { .. } | Event::BuildRegistered { .. } => None,
             Event::ReleaseCreated { env, .. }
             | Event::EnvLocked { env, .. }
-            | Event::EnvUnlocked { env } => Some(env),
+            | Event::EnvUnlocked { env }
+            | Event::TargetSet { env, .. }
+            | Event::PolicySet { env, .. }
+            | Event::RolloutRecorded { env, .. } => Some(env),
         }
     }
 
@@ -170,6 +268,9 @@ impl Event {
             Event::ReleaseCreated { release, .. } => release.kind.as_str(),
             Event::EnvLocked { .. } => "lock",
             Event::EnvUnlocked { .. } => "unlock",
+            Event::TargetSet { .. } => "target",
+            Event::PolicySet { .. } => "policy",
+            Event::RolloutRecorded { .. } => "rollout",
         }
     }
 
@@ -188,6 +289,25 @@ impl Event {
             }
             Event::EnvLocked { env, reason } => format!("Locked {env}: {reason}"),
             Event::EnvUnlocked { env } => format!("Unlocked {env}"),
+            Event::TargetSet { env, target } => format!("Target of {env}: {target}"),
+            Event::PolicySet { env, auto_rollback } => format!(
+                "Auto-rollback of {env}: {}",
+                if *auto_rollback { "on" } else { "off" }
+            ),
+            Event::RolloutRecorded {
+                env,
+                version,
+                outcome,
+                detail,
+            } => {
+                // The detail can be a multi-line output tail: its first line is the summary's.
+                let first = detail.lines().next().unwrap_or_default();
+                if first.is_empty() {
+                    format!("{env} {version}: {}", outcome.as_str())
+                } else {
+                    format!("{env} {version}: {} ({first})", outcome.as_str())
+                }
+            }
         }
     }
 }

@@ -23,10 +23,10 @@ pub mod store;
 
 pub use decide::{decide, Artifact, Command, DomainError};
 pub use event::{
-    Build, Config, ConfigValue, Envelope, Event, EventHash, PromotionSource, Recorded, Release,
-    ReleaseKind,
+    Build, Config, ConfigValue, Envelope, Event, EventHash, Outcome, PromotionSource, Recorded,
+    Release, ReleaseKind, Target,
 };
 pub use names::{
     Actor, AppName, BuildId, ConfigKey, EnvName, ImageRef, ReleaseVersion, ValidationError,
 };
-pub use state::{AppState, EnvState, Lock, ReleaseRecord};
+pub use state::{AppState, EnvState, Lock, ReleaseRecord, Rollout};

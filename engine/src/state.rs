@@ -1,7 +1,7 @@
 //! An app's current state, folded from its events. `apply` is infallible and holds no business
 //! rules: whatever an event says happened, happened. Rules live in `decide`.
 
-use crate::event::{Build, Event, EventHash, Recorded, Release};
+use crate::event::{Build, Event, EventHash, Outcome, Recorded, Release, Target};
 use crate::names::{Actor, BuildId, EnvName, ReleaseVersion};
 use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
@@ -21,11 +21,26 @@ pub struct Lock {
     pub at: DateTime<Utc>,
 }
 
+/// The last recorded outcome of applying a release to an env's target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rollout {
+    pub version: ReleaseVersion,
+    pub outcome: Outcome,
+    pub detail: String,
+    pub at: DateTime<Utc>,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EnvState {
     /// Every release of this env, oldest first; `releases[i].version == i + 1`.
     pub releases: Vec<ReleaseRecord>,
     pub lock: Option<Lock>,
+    pub target: Target,
+    pub auto_rollback: bool,
+    /// The last rollout recorded, of whichever version: what the target last ran.
+    pub rollout: Option<Rollout>,
+    /// The last version whose rollout was recorded healthy: where auto-rollback goes.
+    pub last_healthy: Option<ReleaseVersion>,
 }
 
 impl EnvState {
@@ -40,6 +55,16 @@ impl EnvState {
     pub fn next_version(&self) -> ReleaseVersion {
         self.current()
             .map_or(ReleaseVersion::FIRST, |r| r.release.version.next())
+    }
+    /// The current release when it still has to reach the env's target: there is a target, and
+    /// no outcome is recorded for that version yet.
+    pub fn pending(&self) -> Option<&ReleaseRecord> {
+        let current = self.current()?;
+        let recorded = self
+            .rollout
+            .as_ref()
+            .is_some_and(|r| r.version == current.release.version);
+        (self.target != Target::None && !recorded).then_some(current)
     }
 }
 
@@ -125,6 +150,32 @@ impl AppState {
             }
             Event::EnvUnlocked { env } => {
                 self.envs.entry(env.clone()).or_default().lock = None;
+            }
+            Event::TargetSet { env, target } => {
+                let env_state = self.envs.entry(env.clone()).or_default();
+                env_state.target = target.clone();
+                // Nothing has reached the new target yet: its current release is pending again.
+                env_state.rollout = None;
+            }
+            Event::PolicySet { env, auto_rollback } => {
+                self.envs.entry(env.clone()).or_default().auto_rollback = *auto_rollback;
+            }
+            Event::RolloutRecorded {
+                env,
+                version,
+                outcome,
+                detail,
+            } => {
+                let env_state = self.envs.entry(env.clone()).or_default();
+                if *outcome == Outcome::Healthy {
+                    env_state.last_healthy = Some(*version);
+                }
+                env_state.rollout = Some(Rollout {
+                    version: *version,
+                    outcome: *outcome,
+                    detail: detail.clone(),
+                    at: envelope.at,
+                });
             }
         }
     }

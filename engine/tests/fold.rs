@@ -7,7 +7,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use hoist_engine::codec::{decode_commit, encode_envelope};
 use hoist_engine::{
     decide, Actor, AppName, AppState, Artifact, Command, ConfigKey, ConfigValue, EnvName, Envelope,
-    Event, ImageRef, Recorded, ReleaseVersion,
+    Event, ImageRef, Outcome, Recorded, ReleaseVersion, Target,
 };
 use proptest::prelude::*;
 use proptest::sample::{select, subsequence, Index};
@@ -22,8 +22,8 @@ fn at(seq: u64) -> DateTime<Utc> {
 }
 
 /// A protobuf field this version's `Envelope` does not have (a `oneof body` case added later):
-/// field 15, length-delimited, holding a small message.
-const FUTURE_BODY: [u8; 4] = [15 << 3 | 2, 2, 0x08, 0x01];
+/// field 99 (two-byte key), length-delimited, holding a small message.
+const FUTURE_BODY: [u8; 5] = [(99 << 3 | 2) as u8 | 0x80, 99 >> 4, 2, 0x08, 0x01];
 
 /// `event` (or, for `None`, a body from a newer hoist) as the log would give it back: encoded,
 /// committed at `seq`, decoded, and hashed over the stored bytes.
@@ -109,6 +109,19 @@ fn command() -> impl Strategy<Value = Command> {
             .prop_map(|(env, to)| Command::Rollback { env, to: to.and_then(ReleaseVersion::new) }),
         1 => (env(), "[a-z ]{1,8}").prop_map(|(env, reason)| Command::Lock { env, reason }),
         1 => env().prop_map(|env| Command::Unlock { env }),
+        1 => (env(), select(vec![
+            Target::None,
+            Target::Exec { command: "deploy.sh".into() },
+            Target::Manifests { dir: "/srv/gitops".into() },
+        ])).prop_map(|(env, target)| Command::SetTarget { env, target }),
+        1 => (env(), any::<bool>()).prop_map(|(env, auto_rollback)| Command::SetPolicy { env, auto_rollback }),
+        4 => (env(), 1..6u64, select(vec![Outcome::Applied, Outcome::Healthy, Outcome::Failed]))
+            .prop_map(|(env, version, outcome)| Command::RecordRollout {
+                env,
+                version: ReleaseVersion::new(version).unwrap(),
+                outcome,
+                detail: String::new(),
+            }),
     ]
 }
 
@@ -173,6 +186,20 @@ proptest! {
         for (env, env_state) in &incremental.envs {
             for (i, record) in env_state.releases.iter().enumerate() {
                 prop_assert_eq!(record.release.version.get(), i as u64 + 1, "{} release #{}", env, i + 1);
+            }
+        }
+        // Auto-rollback never loops: an auto-rollback is never followed by another to the same
+        // version; and the last healthy version names a release.
+        for (env, env_state) in &incremental.envs {
+            let auto = |r: &hoist_engine::ReleaseRecord| {
+                r.release.description.starts_with("Auto-rollback").then_some(r.release.rollback_to)
+            };
+            for pair in env_state.releases.windows(2) {
+                let (a, b) = (auto(&pair[0]), auto(&pair[1]));
+                prop_assert!(a.is_none() || a != b, "{} auto-rollback loop at {}", env, pair[1].release.version);
+            }
+            if let Some(healthy) = env_state.last_healthy {
+                prop_assert!(env_state.release(healthy).is_some(), "last healthy names a release");
             }
         }
         prop_assert_eq!(incremental.event_count, history.len() as u64);

@@ -51,7 +51,8 @@ pub struct AuditQuery {
 
 /// The kinds `--kind` accepts.
 pub const KINDS: &[&str] = &[
-    "create", "build", "deploy", "config", "promote", "rollback", "lock", "unlock",
+    "create", "build", "deploy", "config", "promote", "rollback", "lock", "unlock", "target",
+    "policy", "rollout",
 ];
 
 impl AuditQuery {

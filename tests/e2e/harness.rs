@@ -49,6 +49,8 @@ impl Hoist {
             .env_remove("HOIST_NATS_URL")
             .env_remove("XDG_DATA_HOME")
             .env_remove("XDG_CONFIG_HOME")
+            // Kubeconfig comes from $HOME/.kube/config, which a test writes when it needs one.
+            .env_remove("KUBECONFIG")
             .stdin(Stdio::null());
         command
     }

@@ -1,11 +1,15 @@
 //! End-to-end tests: the real `hoist` binary, real stores in temp dirs, real processes.
 //! Each scenario is a function of a `Hoist` so every backend runs the same suite.
 
+mod adapters;
 mod concurrency;
 mod errors;
 mod follow;
 mod harness;
+mod kube;
+mod kube_apiserver;
 mod scenario;
+mod serve;
 mod transfer;
 
 use harness::Hoist;
@@ -44,7 +48,42 @@ mod sled {
     }
 
     #[test]
+    fn exec_target_gets_the_release_on_stdin_and_in_its_environment() {
+        adapters::exec_target_gets_the_release_on_stdin_and_in_its_environment(&Hoist::sled());
+    }
+
+    #[test]
+    fn manifests_target_writes_valid_stable_yaml() {
+        adapters::manifests_target_writes_valid_stable_yaml(&Hoist::sled());
+    }
+
+    #[test]
+    fn serve_picks_up_a_new_release_by_itself() {
+        serve::serve_picks_up_a_new_release_by_itself(&Hoist::sled());
+    }
+
+    #[test]
+    fn serve_killed_between_apply_and_record_records_once() {
+        serve::serve_killed_between_apply_and_record_records_once(&Hoist::sled());
+    }
+
+    #[test]
+    fn kube_apply_reapply_and_rollback() {
+        kube::kube_apply_reapply_and_rollback(&Hoist::sled());
+    }
+
+    #[test]
+    fn kube_rollout_that_never_becomes_available() {
+        kube::kube_rollout_that_never_becomes_available(&Hoist::sled());
+    }
+
+    #[test]
     fn follow_sees_new_events() {
         follow::follow_sees_new_events(&Hoist::sled());
     }
+}
+
+#[test]
+fn kube_standin_rejects_what_a_real_api_server_rejects() {
+    kube::standin_rejects_what_a_real_api_server_rejects();
 }

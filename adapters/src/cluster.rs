@@ -1,0 +1,420 @@
+//! The kube target: server-side apply of a release's rendered objects under the field manager
+//! `hoist`, a rollout wait with `kubectl rollout status`'s rules, and garbage collection of the
+//! versioned ConfigMaps and Secrets of releases older than the history limit.
+//!
+//! A refusal by the API server (an invalid object, a changed immutable ConfigMap) is an outcome:
+//! the release cannot run there, and the report says why. Not reaching the server, or a
+//! kubeconfig that does not load, is an error: nothing is known about the release, so nothing is
+//! recorded and the next reconcile tries again.
+
+use crate::render::{label_selector, Desired, MANAGER, RELEASE_KEY};
+use crate::{Outcome, Report};
+use hoist_engine::{AppName, ReleaseVersion};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Client, Config, Resource};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::fmt::Debug;
+use std::time::{Duration, Instant};
+
+/// Versioned ConfigMaps and Secrets of this many releases (the current one included) are kept,
+/// so pods of a recent release that are still running keep their config.
+pub const HISTORY_LIMIT: u64 = 5;
+/// How often a rollout wait asks for the Deployment.
+const POLL: Duration = Duration::from_millis(250);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    #[error("kubeconfig: {0}")]
+    Config(String),
+    #[error("cluster unreachable while {doing}: {source}")]
+    Unreachable {
+        doing: String,
+        #[source]
+        source: kube::Error,
+    },
+}
+
+/// One env's cluster and namespace.
+pub struct Cluster {
+    client: Client,
+    namespace: String,
+}
+
+/// What applying one object would do, for `--dry-run`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Change {
+    pub kind: &'static str,
+    pub name: String,
+    /// `create`, `update` or `unchanged`.
+    pub action: &'static str,
+}
+
+/// Where a rollout stands, by `kubectl rollout status`'s rules.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RolloutStatus {
+    Complete,
+    Progressing(String),
+    Failed(String),
+}
+
+impl Cluster {
+    /// The cluster of the kubeconfig that `KUBECONFIG` (or `~/.kube/config`) names, at `context`
+    /// (its current context when `None`).
+    pub async fn connect(context: Option<&str>, namespace: &str) -> Result<Self, ClusterError> {
+        let kubeconfig = Kubeconfig::read().map_err(|e| ClusterError::Config(e.to_string()))?;
+        let options = KubeConfigOptions {
+            context: context.map(str::to_string),
+            ..KubeConfigOptions::default()
+        };
+        let config = Config::from_custom_kubeconfig(kubeconfig, &options)
+            .await
+            .map_err(|e| ClusterError::Config(e.to_string()))?;
+        let client = Client::try_from(config).map_err(|e| ClusterError::Config(e.to_string()))?;
+        Ok(Cluster {
+            client,
+            namespace: namespace.to_string(),
+        })
+    }
+
+    fn api<K: Resource<Scope = k8s_openapi::NamespaceResourceScope>>(&self) -> Api<K>
+    where
+        K::DynamicType: Default,
+    {
+        Api::namespaced(self.client.clone(), &self.namespace)
+    }
+
+    /// Applies `desired` (config first, then the Deployment that reads it), collects garbage,
+    /// and with `wait` waits up to that long for the rollout.
+    pub async fn apply(
+        &self,
+        app: &AppName,
+        version: ReleaseVersion,
+        desired: &Desired,
+        wait: Option<Duration>,
+    ) -> Result<Report, ClusterError> {
+        let mut changed = Vec::new();
+        let results = [
+            apply_one(&self.api::<ConfigMap>(), &desired.config_map).await,
+            match &desired.secret {
+                Some(secret) => apply_one(&self.api::<Secret>(), secret).await,
+                None => Ok(None),
+            },
+            apply_one(&self.api::<Deployment>(), &desired.deployment).await,
+        ];
+        for result in results {
+            match result {
+                Ok(Some(name)) => changed.push(name),
+                Ok(None) => {}
+                Err(ApplyError::Refused(message)) => {
+                    return Ok(Report {
+                        outcome: Outcome::Failed,
+                        changed: !changed.is_empty(),
+                        detail: message,
+                    })
+                }
+                Err(ApplyError::Unreachable(e)) => return Err(e),
+            }
+        }
+        let collected = self.collect_garbage(app, version).await?;
+        let mut detail = if changed.is_empty() {
+            "unchanged".to_string()
+        } else {
+            format!("applied {}", changed.join(", "))
+        };
+        if !collected.is_empty() {
+            detail.push_str(&format!("; deleted {}", collected.join(", ")));
+        }
+        let Some(timeout) = wait else {
+            return Ok(Report {
+                outcome: Outcome::Applied,
+                changed: !changed.is_empty(),
+                detail,
+            });
+        };
+        let (outcome, status) = self.wait_for_rollout(app, timeout).await?;
+        Ok(Report {
+            outcome,
+            changed: !changed.is_empty(),
+            detail: format!("{status}; {detail}"),
+        })
+    }
+
+    async fn wait_for_rollout(
+        &self,
+        app: &AppName,
+        timeout: Duration,
+    ) -> Result<(Outcome, String), ClusterError> {
+        let deployments = self.api::<Deployment>();
+        let started = Instant::now();
+        loop {
+            let deployment = deployments.get(app.as_str()).await.map_err(|source| {
+                ClusterError::Unreachable {
+                    doing: format!("waiting for the rollout of deployment {app}"),
+                    source,
+                }
+            })?;
+            match rollout_status(&deployment) {
+                RolloutStatus::Complete => {
+                    return Ok((
+                        Outcome::Healthy,
+                        format!("deployment {app} successfully rolled out"),
+                    ))
+                }
+                RolloutStatus::Failed(why) => return Ok((Outcome::Failed, why)),
+                RolloutStatus::Progressing(why) if started.elapsed() >= timeout => {
+                    return Ok((
+                        Outcome::Failed,
+                        format!("rollout timed out after {timeout:?}: {why}"),
+                    ))
+                }
+                RolloutStatus::Progressing(_) => tokio::time::sleep(POLL).await,
+            }
+        }
+    }
+
+    /// Deletes hoist's versioned ConfigMaps and Secrets of `app` older than the history limit.
+    async fn collect_garbage(
+        &self,
+        app: &AppName,
+        current: ReleaseVersion,
+    ) -> Result<Vec<String>, ClusterError> {
+        let oldest_kept = current.get().saturating_sub(HISTORY_LIMIT - 1);
+        let mut deleted = collect::<ConfigMap>(&self.api(), app, oldest_kept).await?;
+        deleted.extend(collect::<Secret>(&self.api(), app, oldest_kept).await?);
+        Ok(deleted)
+    }
+
+    /// What applying `desired` would change: each object compared with the live one (every field
+    /// hoist sets must already hold hoist's value; fields the server defaults are ignored).
+    pub async fn plan(&self, desired: &Desired) -> Result<Vec<Change>, ClusterError> {
+        let mut changes = vec![plan_one(&self.api::<ConfigMap>(), &desired.config_map).await?];
+        if let Some(secret) = &desired.secret {
+            changes.push(plan_one(&self.api::<Secret>(), secret).await?);
+        }
+        changes.push(plan_one(&self.api::<Deployment>(), &desired.deployment).await?);
+        Ok(changes)
+    }
+}
+
+enum ApplyError {
+    /// The API server answered, and said no: the release cannot run as rendered.
+    Refused(String),
+    Unreachable(ClusterError),
+}
+
+fn name_of<K: Resource>(object: &K) -> String {
+    object.meta().name.clone().unwrap_or_default()
+}
+
+/// Server-side applies `object`; `Some("Kind/name")` when the server's copy changed (a no-op
+/// apply leaves the resourceVersion as it was).
+async fn apply_one<K>(api: &Api<K>, object: &K) -> Result<Option<String>, ApplyError>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Serialize + Debug,
+{
+    let name = name_of(object);
+    let label = format!("{}/{name}", K::kind(&()));
+    let unreachable = |doing: String| {
+        move |source| match source {
+            kube::Error::Api(status) => ApplyError::Refused(format!(
+                "{doing} refused: {} ({})",
+                status.message, status.code
+            )),
+            source => ApplyError::Unreachable(ClusterError::Unreachable { doing, source }),
+        }
+    };
+    let before = api
+        .get_opt(&name)
+        .await
+        .map_err(unreachable(format!("reading {label}")))?
+        .and_then(|o| o.meta().resource_version.clone());
+    let params = PatchParams::apply(MANAGER).force();
+    let after = api
+        .patch(&name, &params, &Patch::Apply(object))
+        .await
+        .map_err(unreachable(format!("applying {label}")))?;
+    Ok((before.is_none() || before != after.meta().resource_version).then_some(label))
+}
+
+async fn collect<K>(
+    api: &Api<K>,
+    app: &AppName,
+    oldest_kept: u64,
+) -> Result<Vec<String>, ClusterError>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug,
+{
+    let kind = K::kind(&());
+    let unreachable = |doing: String| move |source| ClusterError::Unreachable { doing, source };
+    let list = api
+        .list(&ListParams::default().labels(&label_selector(app)))
+        .await
+        .map_err(unreachable(format!("listing {kind}s of {app}")))?;
+    let mut deleted = Vec::new();
+    for object in list.items {
+        let version = object
+            .meta()
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(RELEASE_KEY))
+            .and_then(|v| v.parse::<u64>().ok());
+        if version.is_some_and(|v| v < oldest_kept) {
+            let name = name_of(&object);
+            api.delete(&name, &DeleteParams::default())
+                .await
+                .map_err(unreachable(format!("deleting {kind}/{name}")))?;
+            deleted.push(format!("{kind}/{name}"));
+        }
+    }
+    Ok(deleted)
+}
+
+async fn plan_one<K>(api: &Api<K>, object: &K) -> Result<Change, ClusterError>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Serialize + Debug,
+{
+    let name = name_of(object);
+    let kind = K::kind(&()).to_string().leak();
+    let live = api
+        .get_opt(&name)
+        .await
+        .map_err(|source| ClusterError::Unreachable {
+            doing: format!("reading {kind}/{name}"),
+            source,
+        })?;
+    let action = match live {
+        None => "create",
+        Some(live) => {
+            let desired = serde_json::to_value(object).expect("objects serialize");
+            let live = serde_json::to_value(&live).expect("objects serialize");
+            if is_subset(&desired, &live) {
+                "unchanged"
+            } else {
+                "update"
+            }
+        }
+    };
+    Ok(Change { kind, name, action })
+}
+
+/// Whether every field of `desired` holds the same value in `live` (arrays element by element).
+fn is_subset(desired: &serde_json::Value, live: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    match (desired, live) {
+        (Value::Object(d), Value::Object(l)) => d
+            .iter()
+            .all(|(k, v)| l.get(k).is_some_and(|lv| is_subset(v, lv))),
+        (Value::Array(d), Value::Array(l)) => {
+            d.len() == l.len() && d.iter().zip(l).all(|(d, l)| is_subset(d, l))
+        }
+        _ => desired == live,
+    }
+}
+
+/// `kubectl rollout status`'s verdict on a Deployment.
+pub fn rollout_status(deployment: &Deployment) -> RolloutStatus {
+    let name = name_of(deployment);
+    let generation = deployment.metadata.generation.unwrap_or(0);
+    let status = deployment.status.clone().unwrap_or_default();
+    if status.observed_generation.unwrap_or(0) < generation {
+        return RolloutStatus::Progressing(format!(
+            "waiting for deployment {name} spec update to be observed"
+        ));
+    }
+    let deadline_exceeded = status.conditions.iter().flatten().any(|c| {
+        c.type_.as_deref() == Some("Progressing")
+            && c.reason.as_deref() == Some("ProgressDeadlineExceeded")
+    });
+    if deadline_exceeded {
+        return RolloutStatus::Failed(format!("deployment {name} exceeded its progress deadline"));
+    }
+    let wanted = deployment.spec.replicas.unwrap_or(1);
+    let updated = status.updated_replicas.unwrap_or(0);
+    let replicas = status.replicas.unwrap_or(0);
+    let available = status.available_replicas.unwrap_or(0);
+    if updated < wanted {
+        return RolloutStatus::Progressing(format!(
+            "{updated} of {wanted} updated replicas are available"
+        ));
+    }
+    if replicas > updated {
+        return RolloutStatus::Progressing(format!(
+            "{} old replicas are pending termination",
+            replicas - updated
+        ));
+    }
+    if available < updated {
+        return RolloutStatus::Progressing(format!(
+            "{available} of {updated} updated replicas are available"
+        ));
+    }
+    RolloutStatus::Complete
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::apps::v1::{DeploymentCondition, DeploymentStatus};
+
+    fn deployment(generation: i64, status: DeploymentStatus) -> Deployment {
+        let mut d = Deployment::default();
+        d.metadata.name = Some("api".into());
+        d.metadata.generation = Some(generation);
+        d.spec.replicas = Some(2);
+        d.status = Some(status);
+        d
+    }
+
+    fn status(observed: i64, replicas: i32, updated: i32, available: i32) -> DeploymentStatus {
+        DeploymentStatus {
+            observed_generation: Some(observed),
+            replicas: Some(replicas),
+            updated_replicas: Some(updated),
+            available_replicas: Some(available),
+            ..DeploymentStatus::default()
+        }
+    }
+
+    #[test]
+    fn rollout_status_follows_kubectl() {
+        let cases = [
+            (deployment(2, status(1, 2, 2, 2)), "Progressing"),
+            (deployment(2, status(2, 2, 1, 1)), "Progressing"),
+            (deployment(2, status(2, 3, 2, 2)), "Progressing"),
+            (deployment(2, status(2, 2, 2, 1)), "Progressing"),
+            (deployment(2, status(2, 2, 2, 2)), "Complete"),
+        ];
+        for (d, expected) in cases {
+            let got = match rollout_status(&d) {
+                RolloutStatus::Complete => "Complete",
+                RolloutStatus::Progressing(_) => "Progressing",
+                RolloutStatus::Failed(_) => "Failed",
+            };
+            assert_eq!(got, expected, "{:?}", d.status);
+        }
+        let mut stuck = status(2, 2, 1, 0);
+        stuck.conditions = Some(vec![DeploymentCondition {
+            type_: Some("Progressing".into()),
+            status: Some("False".into()),
+            reason: Some("ProgressDeadlineExceeded".into()),
+            ..DeploymentCondition::default()
+        }]);
+        assert_eq!(
+            rollout_status(&deployment(2, stuck)),
+            RolloutStatus::Failed("deployment api exceeded its progress deadline".into())
+        );
+    }
+
+    #[test]
+    fn plan_compares_only_what_hoist_sets() {
+        let desired = serde_json::json!({"data": {"A": "1"}, "metadata": {"name": "x"}});
+        let live = serde_json::json!({"data": {"A": "1"}, "metadata": {"name": "x", "uid": "u"}});
+        assert!(is_subset(&desired, &live));
+        let changed = serde_json::json!({"data": {"A": "2"}, "metadata": {"name": "x"}});
+        assert!(!is_subset(&desired, &changed));
+    }
+}

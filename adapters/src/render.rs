@@ -1,0 +1,348 @@
+//! The one renderer of desired Kubernetes objects from a release. Both the kube target (which
+//! applies them) and the manifests target (which writes them for a GitOps tool) use it, so what a
+//! cluster runs never depends on how it got there.
+//!
+//! A release becomes: an immutable ConfigMap `APP-config-vN` with its plain config, an immutable
+//! Secret `APP-secrets-vN` with its secret config (only when it has some), and a Deployment `APP`
+//! whose pod template reads both through `envFrom` and names the release in an annotation, so a
+//! config change rolls the pods like a new image does. Versioned names make config immutable in
+//! the cluster as in the log: a rollback points back at objects equal to the old ones.
+
+use hoist_engine::secrets::SecretKey;
+use hoist_engine::{AppName, ConfigValue, Release, ReleaseVersion};
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, ConfigMapEnvSource, Container, EnvFromSource, PodSpec, PodTemplateSpec, Secret,
+    SecretEnvSource,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::ByteString;
+use std::collections::BTreeMap;
+
+/// The field manager of every server-side apply, and the value of `managed-by`.
+pub const MANAGER: &str = "hoist";
+/// Pod-template annotation and label of versioned objects: the release version.
+pub const RELEASE_KEY: &str = "hoist.dev/release";
+pub const NAME_LABEL: &str = "app.kubernetes.io/name";
+pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
+
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    #[error("{app} {version} has no image yet: nothing to run (deploy an image first)")]
+    NoImage {
+        app: AppName,
+        version: ReleaseVersion,
+    },
+    #[error("{app} {version} has secret config but no secret key was given to open it")]
+    NoSecretKey {
+        app: AppName,
+        version: ReleaseVersion,
+    },
+    #[error("{app} {version}: secret {key} cannot be opened: {reason}")]
+    Secret {
+        app: AppName,
+        version: ReleaseVersion,
+        key: String,
+        reason: String,
+    },
+}
+
+/// Everything one release asks of a cluster.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Desired {
+    pub config_map: ConfigMap,
+    pub secret: Option<Secret>,
+    pub deployment: Deployment,
+}
+
+impl Desired {
+    /// The same objects with the Secret's values replaced by `<redacted>`, for showing.
+    pub fn redacted(&self) -> Desired {
+        let mut shown = self.clone();
+        if let Some(secret) = &mut shown.secret {
+            for value in secret.data.iter_mut().flat_map(|d| d.values_mut()) {
+                *value = ByteString(hoist_engine::ConfigValue::REDACTED.as_bytes().to_vec());
+            }
+        }
+        shown
+    }
+}
+
+pub fn config_map_name(app: &AppName, version: ReleaseVersion) -> String {
+    format!("{app}-config-v{}", version.get())
+}
+
+pub fn secret_name(app: &AppName, version: ReleaseVersion) -> String {
+    format!("{app}-secrets-v{}", version.get())
+}
+
+/// Labels every object hoist renders carries; selecting on them finds hoist's objects of an app.
+pub fn selector_labels(app: &AppName) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (NAME_LABEL.to_string(), app.to_string()),
+        (MANAGED_BY_LABEL.to_string(), MANAGER.to_string()),
+    ])
+}
+
+/// The label selector (`k=v,k=v`) of hoist's objects of `app`.
+pub fn label_selector(app: &AppName) -> String {
+    selector_labels(app)
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Renders `release` of `app`. `namespace` is left out for a GitOps directory, whose tool sets it.
+/// Sealed values are opened with `key` here, at the edge; they never pass through anything else.
+pub fn render(
+    app: &AppName,
+    namespace: Option<&str>,
+    release: &Release,
+    key: Option<&SecretKey>,
+) -> Result<Desired, RenderError> {
+    let version = release.version;
+    let build = release.build.as_ref().ok_or_else(|| RenderError::NoImage {
+        app: app.clone(),
+        version,
+    })?;
+    let mut plain = BTreeMap::new();
+    let mut secret = BTreeMap::new();
+    for (name, value) in &release.config {
+        match value {
+            ConfigValue::Plain(text) => {
+                plain.insert(name.to_string(), text.clone());
+            }
+            ConfigValue::Sealed(sealed) => {
+                let key = key.ok_or_else(|| RenderError::NoSecretKey {
+                    app: app.clone(),
+                    version,
+                })?;
+                let text = key
+                    .open(name.as_str(), sealed)
+                    .map_err(|e| RenderError::Secret {
+                        app: app.clone(),
+                        version,
+                        key: name.to_string(),
+                        reason: e.to_string(),
+                    })?;
+                secret.insert(name.to_string(), ByteString(text.into_bytes()));
+            }
+        }
+    }
+    let meta = |name: String, versioned: bool| {
+        let mut labels = selector_labels(app);
+        if versioned {
+            labels.insert(RELEASE_KEY.to_string(), version.get().to_string());
+        }
+        ObjectMeta {
+            name: Some(name),
+            namespace: namespace.map(str::to_string),
+            labels: Some(labels),
+            ..ObjectMeta::default()
+        }
+    };
+    let config_map = ConfigMap {
+        metadata: meta(config_map_name(app, version), true),
+        data: Some(plain),
+        immutable: Some(true),
+        ..ConfigMap::default()
+    };
+    let secret = (!secret.is_empty()).then(|| Secret {
+        metadata: meta(secret_name(app, version), true),
+        data: Some(secret),
+        immutable: Some(true),
+        type_: Some("Opaque".to_string()),
+        ..Secret::default()
+    });
+    let mut env_from = vec![EnvFromSource {
+        config_map_ref: Some(ConfigMapEnvSource {
+            name: config_map_name(app, version),
+            optional: None,
+        }),
+        ..EnvFromSource::default()
+    }];
+    if secret.is_some() {
+        env_from.push(EnvFromSource {
+            secret_ref: Some(SecretEnvSource {
+                name: secret_name(app, version),
+                optional: None,
+            }),
+            ..EnvFromSource::default()
+        });
+    }
+    let deployment = Deployment {
+        metadata: meta(app.to_string(), false),
+        spec: DeploymentSpec {
+            selector: LabelSelector {
+                match_labels: Some(BTreeMap::from([(NAME_LABEL.to_string(), app.to_string())])),
+                ..LabelSelector::default()
+            },
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(selector_labels(app)),
+                    annotations: Some(BTreeMap::from([(
+                        RELEASE_KEY.to_string(),
+                        version.get().to_string(),
+                    )])),
+                    ..ObjectMeta::default()
+                }),
+                spec: Some(PodSpec {
+                    containers: vec![Container {
+                        name: app.to_string(),
+                        image: Some(build.image.to_string()),
+                        env_from: Some(env_from),
+                        ..Container::default()
+                    }],
+                    ..PodSpec::default()
+                }),
+            },
+            ..DeploymentSpec::default()
+        },
+        ..Deployment::default()
+    };
+    Ok(Desired {
+        config_map,
+        secret,
+        deployment,
+    })
+}
+
+/// Objects as YAML documents, in apply order (config before the Deployment that reads it).
+pub fn to_yaml(desired: &Desired, with_secret: bool) -> String {
+    let mut docs = vec![yaml(&desired.config_map)];
+    if with_secret {
+        docs.extend(desired.secret.as_ref().map(yaml));
+    }
+    docs.push(yaml(&desired.deployment));
+    docs.join("---\n")
+}
+
+fn yaml<T: serde::Serialize>(object: &T) -> String {
+    serde_yaml_ng::to_string(object).expect("k8s-openapi objects serialize")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use expect_test::expect;
+    use hoist_engine::{Build, ConfigKey, ReleaseKind};
+
+    fn release(version: u64, config: &[(&str, ConfigValue)]) -> Release {
+        Release {
+            version: ReleaseVersion::new(version).unwrap(),
+            kind: ReleaseKind::Deploy,
+            build: Some(Build::of_image(
+                format!("registry.example/api@sha256:{}", "a".repeat(64))
+                    .parse()
+                    .unwrap(),
+            )),
+            config: config
+                .iter()
+                .map(|(k, v)| (k.parse::<ConfigKey>().unwrap(), v.clone()))
+                .collect(),
+            source: None,
+            rollback_to: None,
+            description: "Deploy".into(),
+        }
+    }
+
+    fn app() -> AppName {
+        "api".parse().unwrap()
+    }
+
+    #[test]
+    fn a_release_with_plain_config_renders_a_configmap_and_a_deployment() {
+        let release = release(7, &[("PORT", ConfigValue::Plain("8080".into()))]);
+        let desired = render(&app(), Some("production"), &release, None).unwrap();
+        assert!(desired.secret.is_none());
+        expect![[r#"
+            apiVersion: v1
+            kind: ConfigMap
+            data:
+              PORT: '8080'
+            immutable: true
+            metadata:
+              labels:
+                app.kubernetes.io/managed-by: hoist
+                app.kubernetes.io/name: api
+                hoist.dev/release: '7'
+              name: api-config-v7
+              namespace: production
+            ---
+            apiVersion: apps/v1
+            kind: Deployment
+            metadata:
+              labels:
+                app.kubernetes.io/managed-by: hoist
+                app.kubernetes.io/name: api
+              name: api
+              namespace: production
+            spec:
+              selector:
+                matchLabels:
+                  app.kubernetes.io/name: api
+              template:
+                metadata:
+                  annotations:
+                    hoist.dev/release: '7'
+                  labels:
+                    app.kubernetes.io/managed-by: hoist
+                    app.kubernetes.io/name: api
+                spec:
+                  containers:
+                  - envFrom:
+                    - configMapRef:
+                        name: api-config-v7
+                    image: registry.example/api@sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa
+                    name: api
+        "#]]
+        .assert_eq(&to_yaml(&desired, true));
+    }
+
+    #[test]
+    fn secrets_are_opened_into_an_immutable_secret_read_by_envfrom() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = SecretKey::load_or_create(&dir.path().join("key")).unwrap();
+        let sealed = ConfigValue::Sealed(key.seal("TOKEN", "s3cr3t"));
+        let release = release(2, &[("TOKEN", sealed)]);
+        assert!(matches!(
+            render(&app(), None, &release, None),
+            Err(RenderError::NoSecretKey { .. })
+        ));
+        let desired = render(&app(), None, &release, Some(&key)).unwrap();
+        expect![[r#"
+            apiVersion: v1
+            kind: Secret
+            data:
+              TOKEN: czNjcjN0
+            immutable: true
+            metadata:
+              labels:
+                app.kubernetes.io/managed-by: hoist
+                app.kubernetes.io/name: api
+                hoist.dev/release: '2'
+              name: api-secrets-v2
+            type: Opaque
+        "#]]
+        .assert_eq(&yaml(desired.secret.as_ref().unwrap()));
+        let env_from = &desired.deployment.spec.template.spec.unwrap().containers[0]
+            .env_from
+            .clone()
+            .unwrap();
+        assert_eq!(
+            env_from[1].secret_ref.as_ref().map(|s| s.name.as_str()),
+            Some("api-secrets-v2")
+        );
+    }
+
+    #[test]
+    fn a_release_without_an_image_renders_nothing() {
+        let mut release = release(1, &[]);
+        release.build = None;
+        assert!(matches!(
+            render(&app(), None, &release, None),
+            Err(RenderError::NoImage { .. })
+        ));
+    }
+}

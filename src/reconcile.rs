@@ -1,0 +1,377 @@
+//! `hoist apply` and the one reconcile step `hoist serve` repeats: read the env's current release
+//! and target, hand the release to its adapter, record what came of it through the engine (whose
+//! rules decide an auto-rollback), and apply that rollback too when one was decided.
+//!
+//! The store is held only to read and to record, never while an adapter works (a rollout wait can
+//! take minutes): other hoist processes on the same embedded store keep working meanwhile.
+
+use crate::cli::ApplyArgs;
+use crate::commands::{env_of, secret_key_path, Ctx};
+use crate::error::CliError;
+use crate::output::{print_json, ReleaseView};
+use hoist_adapters::cluster::{Change, Cluster, ClusterError};
+use hoist_adapters::render::{render, to_yaml, Desired, RenderError};
+use hoist_adapters::{exec, manifests, Report};
+use hoist_engine::secrets::SecretKey;
+use hoist_engine::service::{execute, CommandContext};
+use hoist_engine::{
+    Actor, AppName, Command as DomainCommand, ConfigValue, EnvName, Event, Outcome, ReleaseRecord,
+    Target,
+};
+use serde::Serialize;
+use std::time::Duration;
+
+/// The actor of everything the reconciler records: outcomes and auto-rollbacks.
+pub const RECONCILER: &str = "hoist";
+
+/// Test hook for crash-safety tests: when set to a path, the reconciler creates that file right
+/// after an adapter applied a release and then stops forever, before recording the outcome, so a
+/// test can `kill -9` it at exactly that point.
+const PAUSE_AFTER_APPLY: &str = "HOIST_TEST_PAUSE_AFTER_APPLY";
+
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    /// Wait for rollouts (kube) up to `timeout`; exec commands always get `timeout`.
+    pub wait: bool,
+    pub timeout: Duration,
+}
+
+/// `apply`'s JSON (CLI.md).
+#[derive(Debug, Serialize)]
+pub struct Reconciled {
+    pub app: AppName,
+    pub env: EnvName,
+    pub version: u64,
+    /// `applied`, `unchanged`, `healthy` or `failed`.
+    pub outcome: &'static str,
+    pub detail: String,
+    pub rolled_back_to: Option<u64>,
+}
+
+pub async fn apply(ctx: &Ctx, args: ApplyArgs) -> Result<(), CliError> {
+    let (app, env) = args.target.parse()?;
+    let options = Options {
+        wait: args.wait,
+        timeout: parse_span("--timeout", &args.timeout)?,
+    };
+    if args.dry_run {
+        return dry_run(ctx, &app, &env).await;
+    }
+    let reconciled = reconcile(ctx, &app, &env, &options).await?;
+    if ctx.global.json {
+        print_json(&reconciled);
+    } else {
+        println!(
+            "{app}/{env} v{}: {} ({})",
+            reconciled.version,
+            reconciled.outcome,
+            reconciled.detail.replace('\n', "; ")
+        );
+    }
+    if reconciled.outcome == Outcome::Failed.as_str() {
+        let recovered = reconciled
+            .rolled_back_to
+            .map(|v| format!("; auto-rollback to v{v}"))
+            .unwrap_or_default();
+        return Err(CliError::rejected(format!(
+            "{app}/{env} v{}: the rollout failed{recovered}",
+            reconciled.version
+        )));
+    }
+    Ok(())
+}
+
+/// One reconcile of `env`: its current release applied and the outcome recorded; after a failure
+/// that the policy answers with an auto-rollback, the rollback release applied and recorded too.
+pub async fn reconcile(
+    ctx: &Ctx,
+    app: &AppName,
+    env: &EnvName,
+    options: &Options,
+) -> Result<Reconciled, CliError> {
+    let (target, record) = current(ctx, app, env).await?;
+    let version = record.release.version;
+    let report = apply_release(app, env, &target, &record, options).await?;
+    if let Some(marker) = std::env::var_os(PAUSE_AFTER_APPLY) {
+        std::fs::write(&marker, version.to_string()).expect("test hook: marker file writable");
+        tracing::warn!(%app, %env, %version, "{PAUSE_AFTER_APPLY}: paused after apply, before recording");
+        std::future::pending::<()>().await;
+    }
+    let rollback = record_outcome(ctx, app, env, &record, &report).await?;
+    let mut reconciled = Reconciled {
+        app: app.clone(),
+        env: env.clone(),
+        version: version.get(),
+        outcome: outcome_name(&report),
+        detail: report.detail,
+        rolled_back_to: None,
+    };
+    if let Some(rollback) = rollback {
+        let to = rollback.release.rollback_to.map(|v| v.get());
+        let second = apply_release(app, env, &target, &rollback, options).await?;
+        // A failure of the rollback is recorded, and the engine decides no second rollback.
+        record_outcome(ctx, app, env, &rollback, &second).await?;
+        reconciled.rolled_back_to = to;
+        reconciled.detail = format!(
+            "{}\nauto-rollback to v{} as {}: {} ({})",
+            reconciled.detail,
+            to.unwrap_or_default(),
+            rollback.release.version,
+            outcome_name(&second),
+            second.detail.replace('\n', "; ")
+        );
+    }
+    Ok(reconciled)
+}
+
+fn outcome_name(report: &Report) -> &'static str {
+    match report.outcome {
+        Outcome::Applied if !report.changed => "unchanged",
+        outcome => outcome.as_str(),
+    }
+}
+
+/// The env's target and current release, read with the store held only for the read.
+async fn current(
+    ctx: &Ctx,
+    app: &AppName,
+    env: &EnvName,
+) -> Result<(Target, ReleaseRecord), CliError> {
+    let state = ctx.existing_app(app, None).await?;
+    let env_state = env_of(app, &state, env)?;
+    if env_state.target == Target::None {
+        return Err(CliError::rejected(format!(
+            "{app}/{env} has no target: set one with `hoist envs target`"
+        )));
+    }
+    let record = env_state
+        .current()
+        .ok_or_else(|| CliError::rejected(format!("{app}/{env} has no release to apply yet")))?;
+    Ok((env_state.target.clone(), record.clone()))
+}
+
+/// Records `report` for `record`'s version as the reconciler; returns the auto-rollback release
+/// the engine decided with it, if any.
+async fn record_outcome(
+    ctx: &Ctx,
+    app: &AppName,
+    env: &EnvName,
+    record: &ReleaseRecord,
+    report: &Report,
+) -> Result<Option<ReleaseRecord>, CliError> {
+    let actor: Actor = RECONCILER.parse()?;
+    let store = ctx.open().await?;
+    let executed = execute(
+        &store,
+        app,
+        &DomainCommand::RecordRollout {
+            env: env.clone(),
+            version: record.release.version,
+            outcome: report.outcome,
+            detail: report.detail.clone(),
+        },
+        &CommandContext::new(actor),
+    )
+    .await?;
+    let rollback = executed
+        .events
+        .iter()
+        .find_map(|r| match &r.envelope.event {
+            Some(Event::ReleaseCreated { release, .. }) => Some(release.version),
+            _ => None,
+        });
+    Ok(rollback.and_then(|v| executed.state.envs[env].release(v).cloned()))
+}
+
+/// Hands one release to the env's target. Adapter failures that say something about the release
+/// are reports (recorded); failures to reach the target are errors (nothing is recorded).
+async fn apply_release(
+    app: &AppName,
+    env: &EnvName,
+    target: &Target,
+    record: &ReleaseRecord,
+    options: &Options,
+) -> Result<Report, CliError> {
+    let release = &record.release;
+    tracing::info!(%app, %env, version = %release.version, target = target.kind(), "applying");
+    match target {
+        Target::None => Err(CliError::rejected(format!("{app}/{env} has no target"))),
+        Target::Exec { command } => {
+            let view = ReleaseView::new(app, env, record);
+            let hook = exec::Hook {
+                command,
+                release_json: serde_json::to_vec(&view).expect("views serialize"),
+                app: app.as_str(),
+                env: env.as_str(),
+                version: release.version.get(),
+                image: release.build.as_ref().map_or("", |b| b.image.as_str()),
+                timeout: options.timeout,
+            };
+            exec::run(hook).await.map_err(CliError::rejected)
+        }
+        Target::Manifests { dir } => match desired(app, None, record)? {
+            Err(no_image) => Ok(no_image),
+            Ok(desired) => manifests::write(
+                std::path::Path::new(dir),
+                app,
+                env,
+                release.version,
+                &desired,
+            )
+            .map_err(CliError::rejected),
+        },
+        Target::Kube { context, namespace } => match desired(app, Some(namespace), record)? {
+            Err(no_image) => Ok(no_image),
+            Ok(desired) => {
+                let cluster = Cluster::connect(context.as_deref(), namespace)
+                    .await
+                    .map_err(cluster_error)?;
+                cluster
+                    .apply(
+                        app,
+                        release.version,
+                        &desired,
+                        options.wait.then_some(options.timeout),
+                    )
+                    .await
+                    .map_err(cluster_error)
+            }
+        },
+    }
+}
+
+fn cluster_error(e: ClusterError) -> CliError {
+    match e {
+        ClusterError::Config(_) => CliError::rejected(e),
+        ClusterError::Unreachable { .. } => CliError::Unavailable(e.to_string()),
+    }
+}
+
+/// The release's objects, or (inner `Err`) a failed report when it has no image to run.
+fn desired(
+    app: &AppName,
+    namespace: Option<&str>,
+    record: &ReleaseRecord,
+) -> Result<Result<Desired, Report>, CliError> {
+    let release = &record.release;
+    let sealed = release
+        .config
+        .values()
+        .any(|v| matches!(v, ConfigValue::Sealed(_)));
+    let key = if sealed {
+        Some(SecretKey::load(&secret_key_path()?).map_err(CliError::rejected)?)
+    } else {
+        None
+    };
+    match render(app, namespace, release, key.as_ref()) {
+        Ok(desired) => Ok(Ok(desired)),
+        Err(e @ RenderError::NoImage { .. }) => Ok(Err(Report {
+            outcome: Outcome::Failed,
+            changed: false,
+            detail: e.to_string(),
+        })),
+        Err(e) => Err(CliError::rejected(e)),
+    }
+}
+
+/// `apply --dry-run`: the rendered objects and what applying them would change; nothing applied,
+/// nothing recorded.
+async fn dry_run(ctx: &Ctx, app: &AppName, env: &EnvName) -> Result<(), CliError> {
+    let (target, record) = current(ctx, app, env).await?;
+    let version = record.release.version;
+    let (objects, changes): (Option<Desired>, Vec<Change>) = match &target {
+        Target::None => unreachable!("`current` rejects an env without a target"),
+        Target::Exec { command } => {
+            let view = ReleaseView::new(app, env, &record);
+            if ctx.global.json {
+                print_json(&serde_json::json!({
+                    "app": app, "env": env, "version": version.get(), "target": target,
+                    "stdin": view, "changes": [{"kind": "exec", "name": command, "action": "run"}],
+                }));
+            } else {
+                println!(
+                    "would run `sh -c {command}` with HOIST_VERSION={} and on stdin:\n{}",
+                    version.get(),
+                    serde_json::to_string_pretty(&view).expect("views serialize")
+                );
+            }
+            return Ok(());
+        }
+        Target::Manifests { dir } => {
+            let desired = desired(app, None, &record)?.map_err(|r| CliError::rejected(r.detail))?;
+            let path = manifests::path(std::path::Path::new(dir), app, env);
+            let content = manifests::content(app, env, version, &desired);
+            let action = match std::fs::read(&path) {
+                Ok(existing) if existing == content.as_bytes() => "unchanged",
+                Ok(_) => "update",
+                Err(_) => "create",
+            };
+            let change = Change {
+                kind: "File",
+                name: path.display().to_string(),
+                action,
+            };
+            (Some(desired), vec![change])
+        }
+        Target::Kube { context, namespace } => {
+            let desired = desired(app, Some(namespace), &record)?
+                .map_err(|r| CliError::rejected(r.detail))?;
+            let cluster = Cluster::connect(context.as_deref(), namespace)
+                .await
+                .map_err(cluster_error)?;
+            let changes = cluster.plan(&desired).await.map_err(cluster_error)?;
+            (Some(desired), changes)
+        }
+    };
+    let desired = objects.expect("rendered above");
+    // Secret values stay out of dry-run output: only the Secret's name and keys are shown.
+    let shown = desired.redacted();
+    if ctx.global.json {
+        let mut objects = vec![serde_json::to_value(&shown.config_map).expect("serializes")];
+        objects.extend(
+            shown
+                .secret
+                .as_ref()
+                .map(|s| serde_json::to_value(s).expect("serializes")),
+        );
+        objects.push(serde_json::to_value(&shown.deployment).expect("serializes"));
+        print_json(&serde_json::json!({
+            "app": app, "env": env, "version": version.get(), "target": target,
+            "objects": objects, "changes": changes,
+        }));
+    } else {
+        // A manifests directory never receives the Secret: show what would really be written.
+        print!("{}", to_yaml(&shown, matches!(target, Target::Kube { .. })));
+        println!();
+        for change in &changes {
+            println!("would {} {} {}", change.action, change.kind, change.name)
+        }
+    }
+    Ok(())
+}
+
+/// A span like `500ms`, `90s`, `5m`, `1h`.
+pub fn parse_span(flag: &str, text: &str) -> Result<Duration, CliError> {
+    let invalid = || {
+        CliError::rejected(format!(
+            "invalid {flag} {text:?}: must be a span like 500ms, 90s, 5m, 1h"
+        ))
+    };
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .ok_or_else(invalid)?;
+    let (count, unit) = text.split_at(split);
+    let count: u64 = count.parse().map_err(|_| invalid())?;
+    let millis = match unit {
+        "ms" => 1,
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        _ => return Err(invalid()),
+    };
+    count
+        .checked_mul(millis)
+        .filter(|ms| *ms > 0)
+        .map(Duration::from_millis)
+        .ok_or_else(invalid)
+}
