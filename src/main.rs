@@ -5,6 +5,7 @@ mod backend;
 mod cli;
 mod commands;
 mod error;
+mod models;
 mod output;
 
 use clap::Parser;
