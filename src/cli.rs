@@ -76,6 +76,18 @@ pub enum Command {
     Audit(AuditArgs),
     /// Raw events, one JSON object per line; export and import whole histories
     Events(EventsArgs),
+    /// Maintenance of the read models
+    #[command(subcommand)]
+    Admin(AdminCommand),
+    /// Write a realistic history through the real command path, then measure append, replay and
+    /// queries beside the raw log
+    Bench(crate::bench::BenchArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Replay the whole log into fresh read models, with progress; reports events/s
+    Rebuild,
 }
 
 #[derive(Debug, Subcommand)]

@@ -287,7 +287,13 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                 Some(at) => {
                     let state = ctx.existing_app(&app, Some(at)).await?;
                     let env_state = env_of(&app, &state, &env)?;
-                    env_state.releases.iter().rev().take(limit).cloned().collect()
+                    env_state
+                        .releases
+                        .iter()
+                        .rev()
+                        .take(limit)
+                        .cloned()
+                        .collect()
                 }
                 None => {
                     let store = ctx.open().await?;
@@ -413,6 +419,8 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             ..
         }) => ctx.import().await?,
         Command::Events(args) => ctx.events(args.from, args.follow).await?,
+        Command::Admin(AdminCommand::Rebuild) => crate::admin::rebuild(&ctx.global).await?,
+        Command::Bench(args) => crate::bench::run(&ctx.global, &args)?,
     }
     Ok(())
 }
