@@ -5,6 +5,7 @@ mod concurrency;
 mod errors;
 mod follow;
 mod harness;
+mod models;
 mod scenario;
 mod transfer;
 
@@ -46,5 +47,15 @@ mod sled {
     #[test]
     fn follow_sees_new_events() {
         follow::follow_sees_new_events(&Hoist::sled());
+    }
+
+    #[test]
+    fn killed_rebuild_leaves_no_trace() {
+        models::killed_rebuild_leaves_no_trace(&Hoist::sled());
+    }
+
+    #[test]
+    fn time_travel_matches_a_hand_built_history() {
+        models::time_travel_matches_a_hand_built_history(&Hoist::sled());
     }
 }
