@@ -293,7 +293,11 @@ async fn write_history(
                 ),
             }
         } else if roll < 60 {
-            let env = if roll % 2 == 0 { &staging } else { &production };
+            let env = if roll.is_multiple_of(2) {
+                &staging
+            } else {
+                &production
+            };
             Command::SetConfig {
                 env: env.clone(),
                 values: [(

@@ -171,7 +171,7 @@ pub async fn execute_cached<S: EventStore>(
                 let stored = store
                     .read_app_after(app, appended.seq.saturating_sub(1))
                     .await?;
-                return Ok(decode_commits(stored.iter().filter(|c| c.seq == appended.seq))?);
+                return decode_commits(stored.iter().filter(|c| c.seq == appended.seq));
             }
             Ok(appended) => {
                 let recorded = decode_commit(appended.seq, &payload).map_err(|source| {

@@ -355,7 +355,11 @@ async fn head_hint_is_removed_while_the_log_is_open_and_written_back_on_release(
         let hinted = store.last_seq().await.unwrap();
         assert!(head.exists(), "reading last_seq from the hint keeps it");
         let log = store.read_from(1, usize::MAX).await.unwrap();
-        assert_eq!(hinted, log.last().unwrap().seq, "the hint is the log's last seq");
+        assert_eq!(
+            hinted,
+            log.last().unwrap().seq,
+            "the hint is the log's last seq"
+        );
         hinted
     };
     // A holder killed before writing the hint back leaves none: the log answers instead.

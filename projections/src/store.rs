@@ -49,6 +49,9 @@ pub enum ProjectionError {
     Io { path: PathBuf, message: String },
 }
 
+/// One stored row of `dump`: (database, key, value).
+pub type DumpRow = (String, Vec<u8>, Vec<u8>);
+
 /// How far a catch-up went.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CatchUp {
@@ -455,7 +458,7 @@ impl ProjectionStore {
     }
 
     /// Every row of every model, in key order: what the tests compare.
-    pub fn dump(&self) -> Result<Vec<(String, Vec<u8>, Vec<u8>)>, ProjectionError> {
+    pub fn dump(&self) -> Result<Vec<DumpRow>, ProjectionError> {
         let mut rows = Vec::new();
         let mut add = |name: String, db: &sled::Db| -> Result<(), ProjectionError> {
             for kv in db.iter() {

@@ -128,7 +128,7 @@ fn command(what: u8, n: u8) -> Command {
             env: env(n),
             to: None,
         },
-        _ if n % 2 == 0 => Command::Lock {
+        _ if n.is_multiple_of(2) => Command::Lock {
             env: env(n / 2),
             reason: "freeze".into(),
         },
@@ -240,7 +240,7 @@ proptest! {
                 write(&log, &steps[from..cut], from + 3).await;
                 from = cut;
                 // Alternate state-only and full catch-ups: the history may lag the state.
-                if cut % 2 == 0 {
+                if cut.is_multiple_of(2) {
                     incremental.catch_up_state(&log).await.unwrap();
                 } else {
                     incremental.catch_up(&log, &mut |_, _| {}).await.unwrap();

@@ -48,7 +48,11 @@ async fn append_and_read<S: EventStore>(store: &S) {
     );
     assert!(read.iter().all(|c| c.app == api));
     assert_eq!(store.last_seq().await.unwrap(), second.seq);
-    for (after, expected) in [(0, &read[..]), (first.seq, &read[1..]), (second.seq, &[][..])] {
+    for (after, expected) in [
+        (0, &read[..]),
+        (first.seq, &read[1..]),
+        (second.seq, &[][..]),
+    ] {
         assert_eq!(
             store.read_app_after(&api, after).await.unwrap(),
             expected,
