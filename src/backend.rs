@@ -64,6 +64,15 @@ impl EventStore for Backend {
             Backend::Sled(s) => s.read_app(app).await,
         }
     }
+    async fn read_app_after(
+        &self,
+        app: &AppName,
+        after_seq: u64,
+    ) -> Result<Vec<StoredCommit>, StoreError> {
+        match self {
+            Backend::Sled(s) => s.read_app_after(app, after_seq).await,
+        }
+    }
     async fn read_from(&self, from_seq: u64, max: usize) -> Result<Vec<StoredCommit>, StoreError> {
         match self {
             Backend::Sled(s) => s.read_from(from_seq, max).await,

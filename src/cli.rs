@@ -83,6 +83,18 @@ pub enum Command {
     Apply(ApplyArgs),
     /// The daemon: reconcile every env whose current release has not reached its target yet
     Serve(ServeArgs),
+    /// Maintenance of the read models
+    #[command(subcommand)]
+    Admin(AdminCommand),
+    /// Write a realistic history through the real command path, then measure append, replay and
+    /// queries beside the raw log
+    Bench(crate::bench::BenchArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Replay the whole log into fresh read models, with progress; reports events/s
+    Rebuild,
 }
 
 #[derive(Debug, Subcommand)]

@@ -16,6 +16,8 @@ use hoist_engine::{
     EnvName, Envelope, Event, EventHash, ImageRef, Recorded, ReleaseVersion,
 };
 use hoist_projections::audit::{AuditEntry, AuditQuery, KINDS};
+use hoist_projections::model::AppStatus;
+use hoist_projections::store::ProjectionStore;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, Write};
@@ -279,14 +281,32 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                 .as_deref()
                 .map(|t| parse_time("--at", t))
                 .transpose()?;
-            let state = ctx.existing_app(&app, at).await?;
-            let env_state = env_of(&app, &state, &env)?;
             let limit = args.limit.unwrap_or(usize::MAX);
-            let releases: Vec<ReleaseView> = env_state
-                .releases
+            let records: Vec<hoist_engine::ReleaseRecord> = match at {
+                // As of a past time: by replay of the app's events up to it.
+                Some(at) => {
+                    let state = ctx.existing_app(&app, Some(at)).await?;
+                    let env_state = env_of(&app, &state, &env)?;
+                    env_state
+                        .releases
+                        .iter()
+                        .rev()
+                        .take(limit)
+                        .cloned()
+                        .collect()
+                }
+                None => {
+                    let store = ctx.open().await?;
+                    let mut models = crate::models::caught_up(&ctx.global, &store).await?;
+                    let status = existing_status(&models, &app)?;
+                    if !status.envs.contains_key(&env) {
+                        return Err(not_in_pipeline(&app, &status.pipeline, &env));
+                    }
+                    models.releases(&store, &app, &status, &env, limit).await?
+                }
+            };
+            let releases: Vec<ReleaseView> = records
                 .iter()
-                .rev()
-                .take(limit)
                 .map(|r| ReleaseView::new(&app, &env, r))
                 .collect();
             if ctx.global.json {
@@ -317,8 +337,20 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                 .as_deref()
                 .map(|t| parse_time("--at", t))
                 .transpose()?;
-            let state = ctx.existing_app(&app, at).await?;
-            let view = StatusView::new(&app, &state);
+            let (state, status);
+            let view = match at {
+                // As of a past time: by replay of the app's events up to it.
+                Some(at) => {
+                    state = ctx.existing_app(&app, Some(at)).await?;
+                    StatusView::new(&app, &state)
+                }
+                None => {
+                    let store = ctx.open().await?;
+                    let models = crate::models::caught_up(&ctx.global, &store).await?;
+                    status = existing_status(&models, &app)?;
+                    StatusView::of_model(&app, &status)
+                }
+            };
             if ctx.global.json {
                 print_json(&view);
             } else {
@@ -390,6 +422,8 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Envs(command) => crate::envs::run(&ctx, command).await?,
         Command::Apply(args) => crate::reconcile::apply(&ctx, args).await?,
         Command::Serve(args) => crate::serve::serve(&ctx, args).await?,
+        Command::Admin(AdminCommand::Rebuild) => crate::admin::rebuild(&ctx.global).await?,
+        Command::Bench(args) => crate::bench::run(&ctx.global, &args)?,
     }
     Ok(())
 }
@@ -445,6 +479,9 @@ impl Ctx {
         let store = self.open().await?;
         let executed = execute(&store, app, &command, &CommandContext::new(actor)).await?;
         warn_unknown(&executed.state);
+        if !executed.events.is_empty() {
+            crate::models::fold_new_events(&self.global, &store).await;
+        }
         Ok(executed)
     }
 
@@ -512,9 +549,7 @@ impl Ctx {
                 Some(at) => {
                     CliError::rejected(format!("app {app} did not exist yet at {}", timestamp(at)))
                 }
-                None => {
-                    CliError::rejected(format!("app {app} does not exist (see `hoist apps list`)"))
-                }
+                None => unknown_app(app),
             });
         }
         Ok(state)
@@ -566,14 +601,10 @@ impl Ctx {
                 .transpose()?,
         };
         let store = self.open().await?;
-        let events = self.all_events(&store, query.app.as_ref()).await?;
-        let entries: Vec<AuditEntry> = events
-            .iter()
-            .rev()
-            .filter(|r| query.matches(r))
-            .take(args.limit.unwrap_or(usize::MAX))
-            .map(AuditEntry::of)
-            .collect();
+        let mut models = crate::models::caught_up(&self.global, &store).await?;
+        let entries: Vec<AuditEntry> = models
+            .audit(&store, &query, args.limit.unwrap_or(usize::MAX))
+            .await?;
         if self.global.json {
             print_json(&entries);
         } else if entries.is_empty() {
@@ -773,13 +804,36 @@ pub(crate) fn env_of<'a>(
     state: &'a AppState,
     env: &EnvName,
 ) -> Result<&'a hoist_engine::EnvState, CliError> {
-    state.env(env).ok_or_else(|| {
-        let pipeline: Vec<&str> = state.pipeline.iter().map(EnvName::as_str).collect();
-        CliError::rejected(format!(
-            "env {env} is not in the pipeline of app {app} ({})",
-            pipeline.join(", ")
-        ))
-    })
+    state
+        .env(env)
+        .ok_or_else(|| not_in_pipeline(app, &state.pipeline, env))
+}
+
+fn not_in_pipeline(app: &AppName, pipeline: &[EnvName], env: &EnvName) -> CliError {
+    let pipeline: Vec<&str> = pipeline.iter().map(EnvName::as_str).collect();
+    CliError::rejected(format!(
+        "env {env} is not in the pipeline of app {app} ({})",
+        pipeline.join(", ")
+    ))
+}
+
+/// The app's status read model, or a rejection naming the unknown app.
+fn existing_status(models: &ProjectionStore, app: &AppName) -> Result<AppStatus, CliError> {
+    let status = models
+        .status(app)?
+        .filter(AppStatus::exists)
+        .ok_or_else(|| unknown_app(app))?;
+    if status.skipped_unknown > 0 {
+        eprintln!(
+            "hoist: warning: skipped {} events of kinds this version does not know; upgrade hoist",
+            status.skipped_unknown
+        );
+    }
+    Ok(status)
+}
+
+fn unknown_app(app: &AppName) -> CliError {
+    CliError::rejected(format!("app {app} does not exist (see `hoist apps list`)"))
 }
 
 fn warn_unknown(state: &AppState) {

@@ -4,6 +4,7 @@
 use hoist_engine::service::ExecuteError;
 use hoist_engine::store::StoreError;
 use hoist_engine::ValidationError;
+use hoist_projections::store::ProjectionError;
 
 #[derive(Debug)]
 pub enum CliError {
@@ -59,6 +60,16 @@ impl From<ExecuteError> for CliError {
             ExecuteError::Store(e) => e.into(),
             ExecuteError::Conflict { .. } => CliError::Conflict(e.to_string()),
             ExecuteError::Domain(_) | ExecuteError::Codec { .. } => CliError::rejected(e),
+        }
+    }
+}
+
+impl From<ProjectionError> for CliError {
+    fn from(e: ProjectionError) -> Self {
+        match e {
+            ProjectionError::Store(e) => e.into(),
+            ProjectionError::Codec { .. } => CliError::rejected(e),
+            ProjectionError::Io { .. } => CliError::Unavailable(e.to_string()),
         }
     }
 }

@@ -1,11 +1,14 @@
 //! `hoist`: the command line. Parses flags, calls the crates, prints; errors are rendered here,
 //! once, as one line on stderr with the exit code of CLI.md.
 
+mod admin;
 mod backend;
+mod bench;
 mod cli;
 mod commands;
 mod envs;
 mod error;
+mod models;
 mod output;
 mod reconcile;
 mod serve;

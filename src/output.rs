@@ -1,7 +1,8 @@
 //! What hoist prints: the `--json` shapes of CLI.md (a public contract) and the human tables.
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use hoist_engine::{AppName, AppState, EnvName, ImageRef, ReleaseRecord};
+use hoist_engine::{AppName, AppState, EnvName, ImageRef, Lock, ReleaseRecord, Rollout};
+use hoist_projections::model::AppStatus;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -98,23 +99,40 @@ fn ordered_map<S: serde::Serializer, K: Serialize, V: Serialize>(
 
 impl<'a> StatusView<'a> {
     pub fn new(app: &'a AppName, state: &'a AppState) -> Self {
-        let envs = state
-            .pipeline
+        Self::of(app, &state.pipeline, |env| {
+            let env_state = &state.envs[env];
+            (env_state.current(), env_state.lock.as_ref(), env_state.rollout.as_ref())
+        })
+    }
+
+    /// From the status read model, which keeps exactly what this view shows.
+    pub fn of_model(app: &'a AppName, status: &'a AppStatus) -> Self {
+        Self::of(app, &status.pipeline, |env| {
+            let env_status = &status.envs[env];
+            (env_status.current(), env_status.lock.as_ref(), env_status.rollout.as_ref())
+        })
+    }
+
+    fn of(
+        app: &'a AppName,
+        pipeline: &'a [EnvName],
+        env_now: impl Fn(&EnvName) -> (Option<&'a ReleaseRecord>, Option<&'a Lock>, Option<&'a Rollout>),
+    ) -> Self {
+        let envs = pipeline
             .iter()
             .map(|env| {
-                let env_state = &state.envs[env];
-                let current = env_state.current();
+                let (current, lock, rollout) = env_now(env);
                 let view = EnvStatusView {
                     version: current.map(|r| r.release.version.get()),
                     image: current
                         .and_then(|r| r.release.build.as_ref())
                         .map(|b| &b.image),
-                    locked: env_state.lock.is_some(),
-                    locked_by: env_state.lock.as_ref().map(|l| l.actor.as_str()),
-                    lock_reason: env_state.lock.as_ref().map(|l| l.reason.as_str()),
+                    locked: lock.is_some(),
+                    locked_by: lock.map(|l| l.actor.as_str()),
+                    lock_reason: lock.map(|l| l.reason.as_str()),
                     released_at: current.map(|r| timestamp(r.at)),
-                    applied_version: env_state.rollout.as_ref().map(|r| r.version.get()),
-                    health: env_state.rollout.as_ref().map(|r| r.outcome.as_str()),
+                    applied_version: rollout.map(|r| r.version.get()),
+                    health: rollout.map(|r| r.outcome.as_str()),
                 };
                 (env, view)
             })

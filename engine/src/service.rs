@@ -91,7 +91,23 @@ pub async fn load_events<S: EventStore>(
 
 /// One app's current state.
 pub async fn load_app<S: EventStore>(store: &S, app: &AppName) -> Result<AppState, ExecuteError> {
-    Ok(AppState::fold(&load_events(store, app).await?))
+    let mut state = AppState::default();
+    refresh(store, app, &mut state).await?;
+    Ok(state)
+}
+
+/// Brings `state`, a fold of `app`'s commits up to `state.last_seq`, up to date with the log:
+/// reads and applies only the commits after it.
+pub async fn refresh<S: EventStore>(
+    store: &S,
+    app: &AppName,
+    state: &mut AppState,
+) -> Result<(), ExecuteError> {
+    let commits = store.read_app_after(app, state.last_seq).await?;
+    for recorded in decode_commits(&commits)? {
+        state.apply_mut(&recorded);
+    }
+    Ok(())
 }
 
 pub async fn execute<S: EventStore>(
@@ -100,14 +116,27 @@ pub async fn execute<S: EventStore>(
     command: &Command,
     ctx: &CommandContext,
 ) -> Result<Executed, ExecuteError> {
+    let mut state = AppState::default();
+    let events = execute_cached(store, app, command, ctx, &mut state).await?;
+    Ok(Executed { state, events })
+}
+
+/// `execute` on a state the caller keeps between commands (a long-running process, `hoist
+/// bench`), so a command reads only the app's commits it has not folded yet instead of its whole
+/// history. `state` must be a fold of `app`'s commits (or empty); on return it is the app after
+/// the command, whatever the outcome. Returns the events appended (empty for a no-op).
+pub async fn execute_cached<S: EventStore>(
+    store: &S,
+    app: &AppName,
+    command: &Command,
+    ctx: &CommandContext,
+    state: &mut AppState,
+) -> Result<Vec<Recorded>, ExecuteError> {
     for _ in 0..MAX_ATTEMPTS {
-        let state = load_app(store, app).await?;
-        let events = decide(app, &state, command)?;
+        refresh(store, app, state).await?;
+        let events = decide(app, state, command)?;
         if events.is_empty() {
-            return Ok(Executed {
-                state,
-                events: vec![],
-            });
+            return Ok(vec![]);
         }
         // Each envelope is encoded once: its bytes are hashed into the chain and stored as is.
         let mut prev_hash = state.last_hash;
@@ -136,19 +165,14 @@ pub async fn execute<S: EventStore>(
             .await
         {
             Ok(appended) if appended.duplicate => {
-                // An earlier try of this very command was stored, so `state` may already hold it:
-                // report that commit, and the app as the log has it (applying it again would
-                // count its releases twice).
-                let events = load_events(store, app).await?;
-                let stored = events
-                    .iter()
-                    .filter(|r| r.seq == appended.seq)
-                    .cloned()
-                    .collect();
-                return Ok(Executed {
-                    state: AppState::fold(&events),
-                    events: stored,
-                });
+                // An earlier try of this very command was stored: report that commit, and the
+                // app as the log has it (refreshing applies each commit once, so its releases
+                // are not counted twice).
+                refresh(store, app, state).await?;
+                let stored = store
+                    .read_app_after(app, appended.seq.saturating_sub(1))
+                    .await?;
+                return decode_commits(stored.iter().filter(|c| c.seq == appended.seq));
             }
             Ok(appended) => {
                 let recorded: Vec<Recorded> = envelopes
@@ -159,11 +183,10 @@ pub async fn execute<S: EventStore>(
                         envelope,
                     })
                     .collect();
-                let state = recorded.iter().fold(state, AppState::apply);
-                return Ok(Executed {
-                    state,
-                    events: recorded,
-                });
+                for event in &recorded {
+                    state.apply_mut(event);
+                }
+                return Ok(recorded);
             }
             Err(StoreError::Conflict { .. }) => continue,
             Err(e) => return Err(e.into()),

@@ -4,17 +4,18 @@
 use crate::event::{Build, Event, EventHash, Outcome, Recorded, Release, Target};
 use crate::names::{Actor, BuildId, EnvName, ReleaseVersion};
 use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-/// A release as it stands in history: who made it and when.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A release as it stands in history: who made it and when. (Serde: read models persist it.)
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReleaseRecord {
     pub release: Release,
     pub actor: Actor,
     pub at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Lock {
     pub actor: Actor,
     pub reason: String,
@@ -22,7 +23,7 @@ pub struct Lock {
 }
 
 /// The last recorded outcome of applying a release to an env's target.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Rollout {
     pub version: ReleaseVersion,
     pub outcome: Outcome,

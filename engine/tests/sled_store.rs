@@ -339,3 +339,31 @@ async fn execute_repeated_with_the_same_command_id_reports_the_stored_commit() {
         "the reported state is the app's, with the commit applied once"
     );
 }
+
+/// The `head` hint lets a caught-up reader skip opening the log; it must never be stale.
+#[tokio::test]
+async fn head_hint_is_removed_while_the_log_is_open_and_written_back_on_release() {
+    let dir = tempfile::tempdir().unwrap();
+    let head = dir.path().join("head");
+    {
+        let store = SledStore::open(dir.path(), WAIT).unwrap();
+        create_and_deploy(&store).await;
+        assert!(!head.exists(), "no head while a holder may still append");
+    }
+    let last = {
+        let store = SledStore::open(dir.path(), WAIT).unwrap();
+        let hinted = store.last_seq().await.unwrap();
+        assert!(head.exists(), "reading last_seq from the hint keeps it");
+        let log = store.read_from(1, usize::MAX).await.unwrap();
+        assert_eq!(
+            hinted,
+            log.last().unwrap().seq,
+            "the hint is the log's last seq"
+        );
+        hinted
+    };
+    // A holder killed before writing the hint back leaves none: the log answers instead.
+    std::fs::remove_file(&head).unwrap();
+    let store = SledStore::open(dir.path(), WAIT).unwrap();
+    assert_eq!(store.last_seq().await.unwrap(), last);
+}

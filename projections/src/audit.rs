@@ -2,17 +2,17 @@
 
 use chrono::{DateTime, Utc};
 use hoist_engine::{Actor, AppName, EnvName, Recorded};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// One line of `hoist audit` (its `--json` shape, per CLI.md).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditEntry {
     pub seq: u64,
     pub at: DateTime<Utc>,
     pub actor: Actor,
     pub app: AppName,
     pub env: Option<EnvName>,
-    pub kind: &'static str,
+    pub kind: String,
     pub summary: String,
 }
 
@@ -32,7 +32,7 @@ impl AuditEntry {
             actor: envelope.actor.clone(),
             app: envelope.app.clone(),
             env: envelope.env().cloned(),
-            kind,
+            kind: kind.to_string(),
             summary,
         }
     }
@@ -56,22 +56,19 @@ pub const KINDS: &[&str] = &[
 ];
 
 impl AuditQuery {
-    pub fn matches(&self, recorded: &Recorded) -> bool {
-        let envelope = &recorded.envelope;
-        self.app.as_ref().is_none_or(|app| *app == envelope.app)
+    pub fn matches(&self, entry: &AuditEntry) -> bool {
+        self.app.as_ref().is_none_or(|app| *app == entry.app)
             && self
                 .env
                 .as_ref()
-                .is_none_or(|env| Some(env) == envelope.env())
+                .is_none_or(|env| Some(env) == entry.env.as_ref())
             && self
                 .actor
                 .as_ref()
-                .is_none_or(|actor| actor == envelope.actor.as_str())
-            && self
-                .kind
-                .as_ref()
-                .is_none_or(|kind| envelope.event.as_ref().is_some_and(|e| e.kind() == kind))
-            && self.since.is_none_or(|since| envelope.at >= since)
-            && self.until.is_none_or(|until| envelope.at <= until)
+                .is_none_or(|actor| actor == entry.actor.as_str())
+            // An event of an unknown kind matches no `--kind` (its kind, "unknown", is not one).
+            && self.kind.as_ref().is_none_or(|kind| *kind == entry.kind)
+            && self.since.is_none_or(|since| entry.at >= since)
+            && self.until.is_none_or(|until| entry.at <= until)
     }
 }

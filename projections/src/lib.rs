@@ -1,7 +1,14 @@
-//! Read models folded from the event log. Today: the audit view (one entry per event, and the
-//! filter `hoist audit` applies). Every model here is a pure function of events; none writes to
-//! the log.
+//! Read models folded from the event log, persisted with their checkpoints.
 //!
-//! **Architecture invariant**: projections never decide; they only read what the engine recorded.
+//! - `audit`: one entry per event and the filters of `hoist audit`;
+//! - `model`: the read models as pure folds (current state per app and env, release history,
+//!   audit index);
+//! - `store`: their persistence in local sled databases, catch-up from checkpoints, rebuild and
+//!   the queries of `status`, `releases` and `audit`.
+//!
+//! **Architecture invariant**: projections never decide and never write to the log; they only
+//! read what the engine recorded, through the `EventStore` trait, so they serve every backend.
 
 pub mod audit;
+pub mod model;
+pub mod store;

@@ -8,6 +8,7 @@ mod follow;
 mod harness;
 mod kube;
 mod kube_apiserver;
+mod models;
 mod scenario;
 mod serve;
 mod transfer;
@@ -80,6 +81,16 @@ mod sled {
     #[test]
     fn follow_sees_new_events() {
         follow::follow_sees_new_events(&Hoist::sled());
+    }
+
+    #[test]
+    fn killed_rebuild_leaves_no_trace() {
+        models::killed_rebuild_leaves_no_trace(&Hoist::sled());
+    }
+
+    #[test]
+    fn time_travel_matches_a_hand_built_history() {
+        models::time_travel_matches_a_hand_built_history(&Hoist::sled());
     }
 }
 

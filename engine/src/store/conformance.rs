@@ -48,6 +48,17 @@ async fn append_and_read<S: EventStore>(store: &S) {
     );
     assert!(read.iter().all(|c| c.app == api));
     assert_eq!(store.last_seq().await.unwrap(), second.seq);
+    for (after, expected) in [
+        (0, &read[..]),
+        (first.seq, &read[1..]),
+        (second.seq, &[][..]),
+    ] {
+        assert_eq!(
+            store.read_app_after(&api, after).await.unwrap(),
+            expected,
+            "read_app_after({after}) gives the app's commits after that sequence"
+        );
+    }
 }
 
 async fn stale_expectation_conflicts<S: EventStore>(store: &S) {

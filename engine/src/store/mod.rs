@@ -63,6 +63,20 @@ pub trait EventStore: Send + Sync {
         app: &AppName,
     ) -> impl Future<Output = Result<Vec<StoredCommit>, StoreError>> + Send;
 
+    /// The commits of one app with `seq > after_seq`, in order: how a cached fold catches up.
+    /// Backends with a per-app index should answer this without reading the app's older commits.
+    fn read_app_after(
+        &self,
+        app: &AppName,
+        after_seq: u64,
+    ) -> impl Future<Output = Result<Vec<StoredCommit>, StoreError>> + Send {
+        async move {
+            let mut commits = self.read_app(app).await?;
+            commits.retain(|c| c.seq > after_seq);
+            Ok(commits)
+        }
+    }
+
     /// Up to `max` commits of the whole log with `seq >= from_seq`, in order.
     fn read_from(
         &self,

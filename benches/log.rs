@@ -1,0 +1,169 @@
+//! criterion benches of the log's hot paths, each beside its raw baseline:
+//!
+//! - decode: `codec::decode_commit` (protobuf → domain, with the hash) vs prost's decode alone;
+//! - fold: the engine's `AppState` fold and the status read model's fold vs a bare walk;
+//! - sled append: `SledStore::append` (transaction + flush) vs a raw sled insert + flush;
+//! - replay: catch-up of fresh read models vs `SledStore::raw_scan` (no decoding).
+//!
+//! Run: `cargo bench --bench log` (medians in docs/performance.md).
+
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use hoist_engine::codec::decode_commit;
+use hoist_engine::service::{decode_commits, execute_cached, CommandContext};
+use hoist_engine::store::sled::SledStore;
+use hoist_engine::store::EventStore;
+use hoist_engine::{AppName, AppState, Artifact, Command, ConfigKey, ConfigValue, EnvName};
+use hoist_projections::model::AppStatus;
+use hoist_projections::store::{ProjectionStore, PARTITION_SIZE};
+use hoist_proto::Message;
+use std::time::Duration;
+use uuid::Uuid;
+
+const COMMITS: u64 = 5_000;
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap()
+}
+
+/// A log of `COMMITS` commits over 10 apps: deploys and config changes.
+fn history(dir: &std::path::Path) -> SledStore {
+    let store = SledStore::open(dir, Duration::from_secs(30)).unwrap();
+    let staging: EnvName = "staging".parse().unwrap();
+    rt().block_on(async {
+        let apps: Vec<AppName> = (0..10)
+            .map(|i| format!("app-{i}").parse().unwrap())
+            .collect();
+        let mut states = vec![AppState::default(); apps.len()];
+        for n in 0..COMMITS {
+            let i = n as usize % apps.len();
+            let command = if n < apps.len() as u64 {
+                Command::CreateApp {
+                    pipeline: vec![staging.clone(), "production".parse().unwrap()],
+                }
+            } else if n.is_multiple_of(2) {
+                Command::Deploy {
+                    env: staging.clone(),
+                    artifact: Artifact::Image(
+                        format!("registry.example/b@sha256:{n:064x}")
+                            .parse()
+                            .unwrap(),
+                    ),
+                }
+            } else {
+                Command::SetConfig {
+                    env: staging.clone(),
+                    values: [(
+                        format!("KEY_{}", n % 5).parse::<ConfigKey>().unwrap(),
+                        ConfigValue::Plain(format!("value-{n}")),
+                    )]
+                    .into(),
+                }
+            };
+            let ctx = CommandContext::new("bench@example.com".parse().unwrap());
+            execute_cached(&store, &apps[i], &command, &ctx, &mut states[i])
+                .await
+                .unwrap();
+        }
+    });
+    store
+}
+
+fn benches(c: &mut Criterion) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = history(dir.path());
+    let commits = rt().block_on(store.read_from(1, usize::MAX)).unwrap();
+    let events = decode_commits(&commits).unwrap();
+    let n_events = events.len() as u64;
+
+    let mut g = c.benchmark_group("decode");
+    g.throughput(Throughput::Elements(commits.len() as u64));
+    g.bench_function("hoist decode_commit", |b| {
+        b.iter(|| {
+            for commit in &commits {
+                std::hint::black_box(decode_commit(commit.seq, &commit.payload).unwrap());
+            }
+        })
+    });
+    g.bench_function("baseline prost decode", |b| {
+        b.iter(|| {
+            for commit in &commits {
+                std::hint::black_box(
+                    hoist_proto::v1::Commit::decode(commit.payload.as_slice()).unwrap(),
+                );
+            }
+        })
+    });
+    g.finish();
+
+    let mut g = c.benchmark_group("fold");
+    g.throughput(Throughput::Elements(n_events));
+    g.bench_function("engine AppState fold", |b| {
+        b.iter(|| std::hint::black_box(AppState::fold(&events)))
+    });
+    g.bench_function("status model fold", |b| {
+        b.iter(|| {
+            let mut status = AppStatus::default();
+            for e in &events {
+                status.apply(e, 0);
+            }
+            std::hint::black_box(status)
+        })
+    });
+    g.bench_function("baseline walk", |b| {
+        b.iter(|| std::hint::black_box(events.iter().map(|e| e.seq).sum::<u64>()))
+    });
+    g.finish();
+
+    let payload = commits[commits.len() / 2].payload.clone();
+    let mut g = c.benchmark_group("sled append");
+    g.throughput(Throughput::Elements(1)).sample_size(20);
+    let append_dir = tempfile::tempdir().unwrap();
+    let append_store = SledStore::open(append_dir.path(), Duration::from_secs(30)).unwrap();
+    let app: AppName = "bench".parse().unwrap();
+    let mut last = 0;
+    let rt = rt();
+    g.bench_function("SledStore::append", |b| {
+        b.iter(|| {
+            let appended = rt
+                .block_on(append_store.append(&app, last, Uuid::now_v7(), payload.clone()))
+                .unwrap();
+            last = appended.seq;
+        })
+    });
+    let raw_dir = tempfile::tempdir().unwrap();
+    let raw = sled::open(raw_dir.path()).unwrap();
+    let mut seq = 0u64;
+    g.bench_function("baseline sled insert+flush", |b| {
+        b.iter(|| {
+            seq += 1;
+            raw.insert(seq.to_be_bytes(), payload.as_slice()).unwrap();
+            raw.flush().unwrap();
+        })
+    });
+    g.finish();
+
+    let mut g = c.benchmark_group("replay");
+    g.throughput(Throughput::Elements(n_events)).sample_size(10);
+    g.bench_function("catch-up into fresh read models", |b| {
+        b.iter_batched(
+            || tempfile::tempdir().unwrap(),
+            |models_dir| {
+                let mut models = ProjectionStore::open(models_dir.path(), PARTITION_SIZE).unwrap();
+                rt.block_on(models.catch_up(&store, &mut |_, _| {}))
+                    .unwrap();
+                drop(models);
+                models_dir
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    g.bench_function("baseline raw sled scan", |b| {
+        b.iter(|| std::hint::black_box(store.raw_scan().unwrap()))
+    });
+    g.finish();
+}
+
+criterion_group!(log, benches);
+criterion_main!(log);
