@@ -3,12 +3,23 @@
 
 mod concurrency;
 mod errors;
+mod faults;
 mod follow;
 mod harness;
+#[path = "../support/nats_server.rs"]
+mod nats_server;
 mod scenario;
 mod transfer;
 
 use harness::Hoist;
+use nats_server::NatsServer;
+
+/// A fresh standalone JetStream server, and a `Hoist` on a stream of it.
+fn nats() -> (NatsServer, Hoist) {
+    let server = NatsServer::start();
+    let hoist = Hoist::nats(&server.url(), "HOIST", &server.store_dir());
+    (server, hoist)
+}
 
 mod sled {
     use super::*;
@@ -46,5 +57,57 @@ mod sled {
     #[test]
     fn follow_sees_new_events() {
         follow::follow_sees_new_events(&Hoist::sled());
+    }
+}
+
+mod nats {
+    use super::*;
+
+    #[test]
+    fn team_release_life() {
+        let (_server, h) = nats();
+        scenario::team_release_life(&h);
+    }
+
+    #[test]
+    fn bad_input_is_rejected_and_appends_nothing() {
+        let (_server, h) = nats();
+        errors::bad_input_is_rejected_and_appends_nothing(&h);
+    }
+
+    #[test]
+    fn ten_parallel_config_sets_lose_nothing() {
+        let (_server, h) = nats();
+        concurrency::parallel_config_sets_lose_nothing(&h, 10);
+    }
+
+    #[test]
+    fn tampered_imports_are_refused() {
+        let (_server, to) = nats();
+        transfer::tampered_imports_are_refused(&Hoist::sled(), &to);
+    }
+
+    #[test]
+    fn export_from_sled_import_to_nats_and_back() {
+        let (_server, on_nats) = nats();
+        let back_on_sled = Hoist::sled();
+        transfer::export_import_round_trip(&Hoist::sled(), &on_nats);
+        transfer::import_into(&on_nats, &back_on_sled);
+    }
+
+    #[test]
+    fn follow_sees_new_events() {
+        let (_server, h) = nats();
+        follow::follow_sees_new_events(&h);
+    }
+
+    #[test]
+    fn kill9_of_the_server_during_a_burst_loses_no_acknowledged_append() {
+        faults::kill9_of_the_server_during_a_burst_loses_no_acknowledged_append();
+    }
+
+    #[test]
+    fn r3_cluster_survives_losing_a_node() {
+        faults::r3_cluster_survives_losing_a_node();
     }
 }
