@@ -15,7 +15,7 @@ const STORE_WAIT: Duration = Duration::from_secs(30);
 
 pub enum Backend {
     Sled(SledStore),
-    Nats(NatsStore),
+    Nats(Box<NatsStore>),
 }
 
 impl Backend {
@@ -27,7 +27,7 @@ impl Backend {
                 options.creds_file = global.nats_creds.clone();
                 options.tls_ca_file = global.nats_tls_ca.clone();
                 options.replicas = usize::from(global.replicas);
-                Ok(Backend::Nats(NatsStore::connect(options).await?))
+                Ok(Backend::Nats(Box::new(NatsStore::connect(options).await?)))
             }
             None => Ok(Backend::Sled(SledStore::open(
                 &store_dir(global)?,
