@@ -2,6 +2,7 @@
 
 use crate::cli::GlobalArgs;
 use crate::error::CliError;
+use hoist_engine::store::nats::{NatsOptions, NatsStore};
 use hoist_engine::store::sled::SledStore;
 use hoist_engine::store::{Appended, EventStore, StoreError, StoredCommit};
 use hoist_engine::AppName;
@@ -14,19 +15,25 @@ const STORE_WAIT: Duration = Duration::from_secs(30);
 
 pub enum Backend {
     Sled(SledStore),
+    Nats(Box<NatsStore>),
 }
 
 impl Backend {
     pub async fn open(global: &GlobalArgs) -> Result<Backend, CliError> {
-        if global.nats.is_some() {
-            return Err(CliError::Unavailable(
-                "--nats: the NATS backend is not built into this hoist yet".into(),
-            ));
+        match &global.nats {
+            Some(url) => {
+                let mut options = NatsOptions::new(url.clone());
+                options.stream = global.stream.clone();
+                options.creds_file = global.nats_creds.clone();
+                options.tls_ca_file = global.nats_tls_ca.clone();
+                options.replicas = usize::from(global.replicas);
+                Ok(Backend::Nats(Box::new(NatsStore::connect(options).await?)))
+            }
+            None => Ok(Backend::Sled(SledStore::open(
+                &store_dir(global)?,
+                STORE_WAIT,
+            )?)),
         }
-        Ok(Backend::Sled(SledStore::open(
-            &store_dir(global)?,
-            STORE_WAIT,
-        )?))
     }
 
     /// Whether the backend is a single-process embedded store that a long-running reader must
@@ -57,11 +64,13 @@ impl EventStore for Backend {
     ) -> Result<Appended, StoreError> {
         match self {
             Backend::Sled(s) => s.append(app, expected_last_seq, commit_id, payload).await,
+            Backend::Nats(n) => n.append(app, expected_last_seq, commit_id, payload).await,
         }
     }
     async fn read_app(&self, app: &AppName) -> Result<Vec<StoredCommit>, StoreError> {
         match self {
             Backend::Sled(s) => s.read_app(app).await,
+            Backend::Nats(n) => n.read_app(app).await,
         }
     }
     async fn read_app_after(
@@ -71,21 +80,25 @@ impl EventStore for Backend {
     ) -> Result<Vec<StoredCommit>, StoreError> {
         match self {
             Backend::Sled(s) => s.read_app_after(app, after_seq).await,
+            Backend::Nats(n) => n.read_app_after(app, after_seq).await,
         }
     }
     async fn read_from(&self, from_seq: u64, max: usize) -> Result<Vec<StoredCommit>, StoreError> {
         match self {
             Backend::Sled(s) => s.read_from(from_seq, max).await,
+            Backend::Nats(n) => n.read_from(from_seq, max).await,
         }
     }
     async fn last_seq(&self) -> Result<u64, StoreError> {
         match self {
             Backend::Sled(s) => s.last_seq().await,
+            Backend::Nats(n) => n.last_seq().await,
         }
     }
     async fn apps(&self) -> Result<Vec<AppName>, StoreError> {
         match self {
             Backend::Sled(s) => s.apps().await,
+            Backend::Nats(n) => n.apps().await,
         }
     }
 }

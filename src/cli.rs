@@ -34,6 +34,19 @@ pub struct GlobalArgs {
         value_name = "NAME"
     )]
     pub stream: String,
+    /// Where the read models of a NATS stream are cached [default: the platform cache dir]
+    #[arg(long, env = "HOIST_CACHE", global = true, value_name = "DIR")]
+    pub cache: Option<PathBuf>,
+    /// NATS credentials file (JWT + nkey seed)
+    #[arg(long, env = "HOIST_NATS_CREDS", global = true, value_name = "FILE")]
+    pub nats_creds: Option<PathBuf>,
+    /// Extra CA certificates (PEM) for a tls:// server signed by a private CA
+    #[arg(long, env = "HOIST_NATS_TLS_CA", global = true, value_name = "FILE")]
+    pub nats_tls_ca: Option<PathBuf>,
+    /// Replicas of the stream when hoist creates it (3 on a 3-node cluster)
+    #[arg(long, env = "HOIST_NATS_REPLICAS", global = true, default_value_t = 1, value_name = "N",
+          value_parser = clap::value_parser!(u8).range(1..=5))]
+    pub replicas: u8,
     /// Who is acting [env: HOIST_ACTOR] [default: git user.email, else $USER]. Under `audit`,
     /// `--actor` filters instead.
     // HOIST_ACTOR is read by `Ctx::actor`, not by clap: clap would also pour it into `audit`'s

@@ -1,18 +1,41 @@
 //! Where the read models live and how a command gets them caught up. In sled mode they sit in
 //! the store directory (`DIR/projections`), under the store's lock: opened only once the store
-//! is held, dropped before it is released.
+//! is held, dropped before it is released. In NATS mode they are a disposable local cache
+//! (`--cache DIR`, default the platform cache dir), one directory per server and stream identity
+//! (a stream created again under the same name gets a fresh cache), under a lock of its own.
 
 use crate::backend::{store_dir, Backend};
 use crate::cli::GlobalArgs;
 use crate::error::CliError;
 use hoist_projections::store::{ProjectionStore, PARTITION_SIZE};
 
+/// How long a command waits for a NATS cache another process holds.
+const CACHE_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Opens the read models of the configured backend (the caller holds `log`).
 pub fn open(global: &GlobalArgs, log: &Backend) -> Result<ProjectionStore, CliError> {
-    let dir = match log {
-        Backend::Sled(_) => store_dir(global)?.join("projections"),
-    };
-    Ok(ProjectionStore::open(&dir, PARTITION_SIZE)?)
+    match log {
+        Backend::Sled(_) => Ok(ProjectionStore::open(
+            &store_dir(global)?.join("projections"),
+            PARTITION_SIZE,
+        )?),
+        Backend::Nats(nats) => {
+            let base = match &global.cache {
+                Some(dir) => dir.clone(),
+                None => dirs::cache_dir().map(|d| d.join("hoist")).ok_or_else(|| {
+                    CliError::Unavailable("--cache: no platform cache dir; set --cache DIR".into())
+                })?,
+            };
+            use sha2::Digest;
+            let key = sha2::Sha256::digest(nats.identity().0.as_bytes());
+            let key: String = key[..10].iter().map(|b| format!("{b:02x}")).collect();
+            Ok(ProjectionStore::open_exclusive(
+                &base.join(format!("nats-{key}")),
+                PARTITION_SIZE,
+                CACHE_WAIT,
+            )?)
+        }
+    }
 }
 
 /// Opens the read models with the state model caught up: what `status`, `audit` and `releases`

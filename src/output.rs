@@ -101,7 +101,11 @@ impl<'a> StatusView<'a> {
     pub fn new(app: &'a AppName, state: &'a AppState) -> Self {
         Self::of(app, &state.pipeline, |env| {
             let env_state = &state.envs[env];
-            (env_state.current(), env_state.lock.as_ref(), env_state.rollout.as_ref())
+            (
+                env_state.current(),
+                env_state.lock.as_ref(),
+                env_state.rollout.as_ref(),
+            )
         })
     }
 
@@ -109,14 +113,24 @@ impl<'a> StatusView<'a> {
     pub fn of_model(app: &'a AppName, status: &'a AppStatus) -> Self {
         Self::of(app, &status.pipeline, |env| {
             let env_status = &status.envs[env];
-            (env_status.current(), env_status.lock.as_ref(), env_status.rollout.as_ref())
+            (
+                env_status.current(),
+                env_status.lock.as_ref(),
+                env_status.rollout.as_ref(),
+            )
         })
     }
 
     fn of(
         app: &'a AppName,
         pipeline: &'a [EnvName],
-        env_now: impl Fn(&EnvName) -> (Option<&'a ReleaseRecord>, Option<&'a Lock>, Option<&'a Rollout>),
+        env_now: impl Fn(
+            &EnvName,
+        ) -> (
+            Option<&'a ReleaseRecord>,
+            Option<&'a Lock>,
+            Option<&'a Rollout>,
+        ),
     ) -> Self {
         let envs = pipeline
             .iter()

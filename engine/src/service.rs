@@ -8,7 +8,7 @@ use crate::event::{Envelope, EventHash, Recorded};
 use crate::names::{Actor, AppName};
 use crate::state::AppState;
 use crate::store::{EventStore, StoreError, StoredCommit};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use uuid::Uuid;
 
 /// How many times a command is re-decided after losing a race for its app.
@@ -146,7 +146,8 @@ pub async fn execute_cached<S: EventStore>(
             let envelope = Envelope {
                 id: Uuid::now_v7(),
                 app: app.clone(),
-                at: ctx.at,
+                // The log keeps microseconds: the envelope reported must be the one stored.
+                at: ctx.at.trunc_subsecs(6),
                 actor: ctx.actor.clone(),
                 correlation_id: ctx.command_id,
                 causation_id: ctx.causation_id,

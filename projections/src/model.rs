@@ -8,7 +8,9 @@
 
 use crate::audit::AuditEntry;
 use chrono::{DateTime, Utc};
-use hoist_engine::{AppName, EnvName, Event, Lock, Recorded, ReleaseRecord, ReleaseVersion, Rollout};
+use hoist_engine::{
+    AppName, EnvName, Event, Lock, Recorded, ReleaseRecord, ReleaseVersion, Rollout,
+};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 

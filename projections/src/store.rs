@@ -65,6 +65,9 @@ pub struct ProjectionStore {
     dir: PathBuf,
     state: sled::Db,
     partition_size: u64,
+    /// The directory's own lock, when no store lock covers it (a NATS cache). Last field: it
+    /// is released after the databases close.
+    _lock: Option<std::fs::File>,
 }
 
 fn io(path: &Path, e: impl std::fmt::Display) -> ProjectionError {
@@ -105,10 +108,24 @@ impl ProjectionStore {
             dir: dir.into(),
             state,
             partition_size,
+            _lock: None,
         };
         if stored != Some(partition_size) {
             store.reset()?;
         }
+        Ok(store)
+    }
+
+    /// `open`, for a directory no store lock covers (the NATS cache): takes the directory's own
+    /// lock first, waiting up to `wait` for another process to let go.
+    pub fn open_exclusive(
+        dir: &Path,
+        partition_size: u64,
+        wait: std::time::Duration,
+    ) -> Result<Self, ProjectionError> {
+        let lock = hoist_engine::store::sled::lock_dir(dir, wait)?;
+        let mut store = Self::open(dir, partition_size)?;
+        store._lock = Some(lock);
         Ok(store)
     }
 

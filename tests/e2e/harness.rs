@@ -19,22 +19,44 @@ pub struct Hoist {
     pub dir: tempfile::TempDir,
     /// Global flags naming the backend: `--store DIR` or `--nats URL --stream S`.
     backend_args: Vec<String>,
+    /// Where the backend keeps its bytes on disk (the sled dir, or the NATS server's store dir).
+    data_dir: PathBuf,
 }
 
 impl Hoist {
     /// A fresh embedded store.
     pub fn sled() -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        let store = dir.path().join("store").display().to_string();
+        let store = dir.path().join("store");
         Hoist {
+            backend_args: vec!["--store".into(), store.display().to_string()],
+            data_dir: store,
             dir,
-            backend_args: vec!["--store".into(), store],
         }
     }
 
-    /// Another user of the same backend and secret key (same store dir, same stream).
-    pub fn store_path(&self) -> PathBuf {
-        self.dir.path().join("store")
+    /// A fresh stream `stream` on the NATS server(s) at `url` (comma-separated for a cluster),
+    /// whose JetStream data lives in `data_dir`.
+    pub fn nats(url: &str, stream: &str, data_dir: &Path) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let backend_args = ["--nats", url, "--stream", stream]
+            .map(String::from)
+            .to_vec();
+        Hoist {
+            dir,
+            backend_args,
+            data_dir: data_dir.to_path_buf(),
+        }
+    }
+
+    /// The same backend with extra global flags (`--replicas 3`).
+    pub fn with_args(mut self, args: &[&str]) -> Self {
+        self.backend_args.extend(args.iter().map(|a| a.to_string()));
+        self
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
     }
 
     pub fn command(&self, args: &[&str]) -> Command {
@@ -49,6 +71,8 @@ impl Hoist {
             .env_remove("HOIST_NATS_URL")
             .env_remove("XDG_DATA_HOME")
             .env_remove("XDG_CONFIG_HOME")
+            .env_remove("XDG_CACHE_HOME")
+            .env_remove("HOIST_CACHE")
             // Kubeconfig comes from $HOME/.kube/config, which a test writes when it needs one.
             .env_remove("KUBECONFIG")
             .stdin(Stdio::null());

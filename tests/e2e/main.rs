@@ -4,16 +4,27 @@
 mod adapters;
 mod concurrency;
 mod errors;
+mod faults;
 mod follow;
 mod harness;
 mod kube;
 mod kube_apiserver;
 mod models;
+#[path = "../support/nats_server.rs"]
+mod nats_server;
 mod scenario;
 mod serve;
 mod transfer;
 
 use harness::Hoist;
+use nats_server::NatsServer;
+
+/// A fresh standalone JetStream server, and a `Hoist` on a stream of it.
+fn nats() -> (NatsServer, Hoist) {
+    let server = NatsServer::start();
+    let hoist = Hoist::nats(&server.url(), "HOIST", &server.store_dir());
+    (server, hoist)
+}
 
 mod sled {
     use super::*;
@@ -97,4 +108,61 @@ mod sled {
 #[test]
 fn kube_standin_rejects_what_a_real_api_server_rejects() {
     kube::standin_rejects_what_a_real_api_server_rejects();
+}
+
+mod nats {
+    use super::*;
+
+    #[test]
+    fn team_release_life() {
+        let (_server, h) = nats();
+        scenario::team_release_life(&h);
+    }
+
+    #[test]
+    fn bad_input_is_rejected_and_appends_nothing() {
+        let (_server, h) = nats();
+        errors::bad_input_is_rejected_and_appends_nothing(&h);
+    }
+
+    #[test]
+    fn ten_parallel_config_sets_lose_nothing() {
+        let (_server, h) = nats();
+        concurrency::parallel_config_sets_lose_nothing(&h, 10);
+    }
+
+    #[test]
+    fn tampered_imports_are_refused() {
+        let (_server, to) = nats();
+        transfer::tampered_imports_are_refused(&Hoist::sled(), &to);
+    }
+
+    #[test]
+    fn export_from_sled_import_to_nats_and_back() {
+        let (_server, on_nats) = nats();
+        let back_on_sled = Hoist::sled();
+        transfer::export_import_round_trip(&Hoist::sled(), &on_nats);
+        transfer::import_into(&on_nats, &back_on_sled);
+    }
+
+    #[test]
+    fn follow_sees_new_events() {
+        let (_server, h) = nats();
+        follow::follow_sees_new_events(&h);
+    }
+
+    #[test]
+    fn kill9_of_the_server_during_a_burst_loses_no_acknowledged_append() {
+        faults::kill9_of_the_server_during_a_burst_loses_no_acknowledged_append();
+    }
+
+    #[test]
+    fn a_recreated_stream_is_not_answered_from_the_old_cache() {
+        faults::a_recreated_stream_is_not_answered_from_the_old_cache();
+    }
+
+    #[test]
+    fn r3_cluster_survives_losing_a_node() {
+        faults::r3_cluster_survives_losing_a_node();
+    }
 }

@@ -64,6 +64,11 @@ pub fn answers(h: &Hoist) -> Vec<serde_json::Value> {
 
 pub fn export_import_round_trip(from: &Hoist, to: &Hoist) {
     write_history(from);
+    import_into(from, to);
+}
+
+/// Moves `from`'s whole history into the empty `to`, and checks every answer is the same.
+pub fn import_into(from: &Hoist, to: &Hoist) {
     let exported = export(from);
     assert!(
         !String::from_utf8_lossy(&exported).contains("t0ps3cret"),

@@ -5,6 +5,7 @@
 //! key. There is no unconditional append.
 
 pub mod conformance;
+pub mod nats;
 pub mod sled;
 
 use crate::names::AppName;

@@ -41,36 +41,43 @@ pub struct SledStore {
     _lock: File,
 }
 
+/// Creates `dir` if needed and takes the exclusive lock file `dir/hoist.lock`, waiting up to
+/// `wait` while another process holds it. The lock lasts as long as the returned file.
+pub fn lock_dir(dir: &Path, wait: Duration) -> Result<File, StoreError> {
+    let io = |what: &str, e: std::io::Error| {
+        StoreError::Unavailable(format!("{what} {}: {e}", dir.display()))
+    };
+    std::fs::create_dir_all(dir).map_err(|e| io("cannot create directory", e))?;
+    let lock = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join("hoist.lock"))
+        .map_err(|e| io("cannot open lock file in", e))?;
+    let started = Instant::now();
+    let mut pause = Duration::from_millis(1);
+    loop {
+        match lock.try_lock() {
+            Ok(()) => return Ok(lock),
+            Err(std::fs::TryLockError::WouldBlock) if started.elapsed() < wait => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(StoreError::Busy {
+                    path: dir.into(),
+                    waited: started.elapsed(),
+                })
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(io("cannot lock", e)),
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(20));
+    }
+}
+
 impl SledStore {
     /// Opens (creating if needed) the store in `dir`, waiting up to `wait` while another process
     /// holds it.
     pub fn open(dir: &Path, wait: Duration) -> Result<Self, StoreError> {
-        let io = |what: &str, e: std::io::Error| {
-            StoreError::Unavailable(format!("{what} {}: {e}", dir.display()))
-        };
-        std::fs::create_dir_all(dir).map_err(|e| io("cannot create store directory", e))?;
-        let lock = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(dir.join("hoist.lock"))
-            .map_err(|e| io("cannot open lock file in", e))?;
-        let started = Instant::now();
-        let busy = || StoreError::Busy {
-            path: dir.into(),
-            waited: started.elapsed(),
-        };
-        let mut pause = Duration::from_millis(1);
-        loop {
-            match lock.try_lock() {
-                Ok(()) => break,
-                Err(std::fs::TryLockError::WouldBlock) if started.elapsed() < wait => {}
-                Err(std::fs::TryLockError::WouldBlock) => return Err(busy()),
-                Err(std::fs::TryLockError::Error(e)) => return Err(io("cannot lock store", e)),
-            }
-            std::thread::sleep(pause);
-            pause = (pause * 2).min(Duration::from_millis(20));
-        }
+        let lock = lock_dir(dir, wait)?;
         Ok(SledStore {
             dir: dir.into(),
             db: Mutex::new(None),

@@ -1,0 +1,1155 @@
+//! The replicated backend: one NATS JetStream stream (default `HOIST`, file storage) over the
+//! subjects `hoist.app.>`, one subject per app, `hoist.app.<app>` (app names are DNS labels, so
+//! valid subject tokens). A commit is one message; its stream sequence is `StoredCommit::seq`.
+//!
+//! - **Concurrency**: every append carries `Nats-Expected-Last-Subject-Sequence`, checked by the
+//!   stream leader; a mismatch (error 10071) is a [`StoreError::Conflict`].
+//! - **Idempotency**: every append carries `Nats-Msg-Id: <commit id>`; the server answers a repeat
+//!   within the stream's duplicate window with `duplicate: true` and the original sequence, *but
+//!   only if the repeat's expectation still holds*: nats-server (2.15, measured; standalone and
+//!   R3) checks the expected sequence before duplicates, so a retry after a lost ack, which
+//!   repeats the now stale expectation, comes back as a conflict. The conflict path therefore
+//!   looks at the app's first message after the expected sequence: a commit published with
+//!   expectation `E` can only have been stored as exactly that message, so if it carries this
+//!   commit id, the append is the duplicate it is (at any age, window or not). One request, only
+//!   on conflicts.
+//! - **Acknowledged means stored**: success is returned only for a publish ack from the stream
+//!   (on an R3 stream, after a quorum stored it). A missing ack is an error, never a success;
+//!   retrying with the same commit id is safe.
+//! - **Bounded**: connecting and every request are bounded by [`NatsOptions::timeout`]; transient
+//!   failures (no responders while a leader is elected, a reconnect, a lost ack) are retried with
+//!   the same commit id until that bound, then reported as [`StoreError::Unavailable`].
+//!
+//! **Reads** start with batched direct gets (`$JS.API.DIRECT.GET`, `{seq, next_by_subj, batch}`,
+//! server ≥ 2.11, stream with `allow_direct`): one request returns up to [`DIRECT_BATCH`]
+//! messages of a subject filter (`hoist.app.<app>`, or `hoist.app.>` for the whole log) and an
+//! end-of-batch marker telling how many remain, so a read never waits for messages that do not
+//! exist and leaves no state on the server. If more than a batch remains, the rest is read by an
+//! ephemeral, R1, in-memory pull consumer without acks, created at the next sequence; its creation
+//! reply says how many messages match, and it pulls exactly that many (or `max`) in large no-wait
+//! batches. Measured (release, loopback, 200-byte commits), reading a 10-commit app: 0.30 ms with
+//! a direct get vs 0.60 ms with a consumer standalone, 0.77 ms vs 2.97 ms on R3 (where every
+//! consumer creation is a proposal through the meta leader); reading 20,000 commits: 180k msg/s
+//! with direct gets vs 470k msg/s with a consumer (R3: 116k vs 306k). So: most apps are read in
+//! one round trip, long histories and the whole log at consumer speed. An R1 consumer is placed on
+//! a random replica (measured: 7 of 12 on followers), so neither path is fresher than the other.
+//! Without direct gets (an older server, or an existing stream without `allow_direct`) the
+//! consumer does the whole read.
+//!
+//! On a replicated stream any replica may answer a read, and a follower can lag the leader by the
+//! last commits. Each read therefore asks the leader, concurrently, for the app's (or the log's)
+//! last sequence, and tops the result up from the leader if the replica was behind: a read
+//! includes every commit acknowledged before it began.
+
+use super::{Appended, EventStore, StoreError, StoredCommit};
+use crate::names::AppName;
+use async_nats::header::{
+    NATS_EXPECTED_LAST_SUBJECT_SEQUENCE, NATS_MESSAGE_ID, NATS_SEQUENCE, NATS_SUBJECT,
+};
+use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy};
+use async_nats::jetstream::context::{CreateStreamErrorKind, GetStreamErrorKind, PublishErrorKind};
+use async_nats::jetstream::response::Response;
+use async_nats::jetstream::stream::{
+    Config, ConsumerErrorKind, DiscardPolicy, LastRawMessageErrorKind, RetentionPolicy, StorageType,
+};
+use async_nats::jetstream::{self, ErrorCode};
+use async_nats::{HeaderMap, ServerAddr, StatusCode};
+use futures::StreamExt;
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::future::Future;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+use uuid::Uuid;
+
+pub const DEFAULT_STREAM: &str = "HOIST";
+/// Every app's subject starts with this.
+pub const SUBJECT_PREFIX: &str = "hoist.app.";
+/// The stream's only subject filter.
+pub const STREAM_SUBJECTS: &str = "hoist.app.>";
+/// How long the server remembers a commit id. Because the server checks the expected sequence
+/// first, a retry that repeats its original expectation is recognised by the conflict path at any
+/// age; the window is the net for a repeat whose expectation holds (a caller that re-read and
+/// tried again under the same commit id). Such retries come within the operation bound, a
+/// reconnect or an R3 leader election (seconds to tens of seconds): two minutes covers them with a
+/// wide margin, while the server keeps every id of the window in memory (at 10k appends/s, 1.2M
+/// ids), so a much longer window costs memory for no gain.
+pub const DEFAULT_DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Messages asked for by one direct get of a read; past that many, a read continues through a
+/// consumer. Measured crossover (release, loopback): direct gets ≈ 0.2 ms + 5.5 µs/message,
+/// consumer ≈ 0.6 ms + 2.1 µs/message standalone; on R3 0.8 ms + 8.6 µs vs 3.0 ms + 3.3 µs.
+pub const DIRECT_BATCH: usize = 256;
+/// Messages asked for by one pull request of a consumer read.
+const READ_BATCH: usize = 10_000;
+/// How far a replica may lag before a read asks another replica instead of topping up from the
+/// leader message by message.
+const TOP_UP_MAX: u64 = 100;
+/// A read's consumer is deleted when the read ends; if the reader dies first, the server drops it
+/// after this long idle.
+const READ_CONSUMER_IDLE: Duration = Duration::from_secs(10);
+
+/// How to reach the stream.
+#[derive(Debug, Clone)]
+pub struct NatsOptions {
+    /// One server URL, or several comma-separated (seeds of a cluster; the others are learnt).
+    /// `nats://` or `tls://`; `nats://user:password@host` and `nats://token@host` authenticate.
+    pub url: String,
+    /// A `.creds` file (JWT + nkey seed), for operator-mode accounts.
+    pub creds_file: Option<PathBuf>,
+    /// Extra root certificates (PEM) for `tls://` servers signed by a private CA.
+    pub tls_ca_file: Option<PathBuf>,
+    /// The stream's name.
+    pub stream: String,
+    /// Replicas of the stream when hoist creates it (1, or 3 on a cluster). An existing stream
+    /// must have at least this many.
+    pub replicas: usize,
+    /// The duplicate window of a stream hoist creates.
+    pub duplicate_window: Duration,
+    /// Bound on connecting (stream checks included) and on every operation, its retries of
+    /// transient failures included; for reads, on every batch request.
+    pub timeout: Duration,
+}
+
+impl NatsOptions {
+    pub fn new(url: impl Into<String>) -> Self {
+        NatsOptions {
+            url: url.into(),
+            creds_file: None,
+            tls_ca_file: None,
+            stream: DEFAULT_STREAM.to_string(),
+            replicas: 1,
+            duplicate_window: DEFAULT_DUPLICATE_WINDOW,
+            timeout: DEFAULT_TIMEOUT,
+        }
+    }
+}
+
+/// The log in a JetStream stream.
+pub struct NatsStore {
+    js: jetstream::Context,
+    stream: String,
+    timeout: Duration,
+    /// Batched direct gets are available (server ≥ 2.11, stream allows direct gets).
+    direct_reads: bool,
+    /// More than one replica: any of them may answer a read.
+    replicated: bool,
+    identity: StreamIdentity,
+}
+
+/// The servers (credentials hidden), the stream's name and its creation time: what a local cache
+/// of the stream is keyed by.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct StreamIdentity(pub String);
+
+/// Why one attempt failed: worth another attempt within the bound, or not.
+enum Failure {
+    Transient(String),
+    Fatal(StoreError),
+}
+
+impl NatsStore {
+    /// Connects, then finds the stream (checking that its configuration is one hoist can rely on)
+    /// or creates it. Fails within `options.timeout` with [`StoreError::Unavailable`] naming the
+    /// URL (credentials redacted) when the server cannot be reached.
+    pub async fn connect(options: NatsOptions) -> Result<Self, StoreError> {
+        let started = Instant::now();
+        let (servers, shown) = parse_servers(&options.url)?;
+        let mut connect = async_nats::ConnectOptions::new()
+            .name("hoist")
+            .connection_timeout(options.timeout)
+            .request_timeout(Some(attempt_timeout(options.timeout)))
+            // After the first connection, reconnect for as long as the process lives (a server
+            // restart or a failover must not kill `hoist serve`), but quickly: each operation is
+            // bounded on its own.
+            .reconnect_delay_callback(|attempts| {
+                Duration::from_millis((attempts as u64 * 100).min(1_000))
+            });
+        match servers.iter().find_map(|s| {
+            s.username()
+                .map(|u| (u.to_string(), s.password().map(str::to_string)))
+        }) {
+            Some((user, Some(pass))) => {
+                connect = connect.user_and_password(percent_decode(&user), percent_decode(&pass))
+            }
+            Some((token, None)) => connect = connect.token(percent_decode(&token)),
+            None => {}
+        }
+        if let Some(path) = &options.creds_file {
+            connect = connect.credentials_file(path).await.map_err(|e| {
+                StoreError::Unavailable(format!(
+                    "cannot read NATS credentials {}: {e}",
+                    path.display()
+                ))
+            })?;
+        }
+        if let Some(path) = &options.tls_ca_file {
+            connect = connect.add_root_certificates(path.clone());
+        }
+        // No retry_on_initial_connect: one pass over the servers, then an error.
+        let client = match tokio::time::timeout(options.timeout, connect.connect(servers)).await {
+            Ok(Ok(client)) => client,
+            Ok(Err(e)) => {
+                return Err(StoreError::Unavailable(format!(
+                    "cannot connect to NATS at {shown}: {}",
+                    one_line(&e)
+                )))
+            }
+            Err(_) => {
+                return Err(StoreError::Unavailable(format!(
+                    "cannot connect to NATS at {shown}: no answer within {:?}",
+                    options.timeout
+                )))
+            }
+        };
+        let js = jetstream::ContextBuilder::new()
+            .timeout(attempt_timeout(options.timeout))
+            .build(client);
+        let server_version = js.client().server_info().version;
+        let mut store = NatsStore {
+            js,
+            stream: options.stream.clone(),
+            timeout: options.timeout,
+            direct_reads: false,
+            replicated: false,
+            identity: StreamIdentity(String::new()),
+        };
+        let remaining = options.timeout.saturating_sub(started.elapsed());
+        let config = match tokio::time::timeout(remaining, store.ensure_stream(&options)).await {
+            Ok(result) => result.map_err(|e| match e {
+                StoreError::Unavailable(m) => {
+                    StoreError::Unavailable(format!("NATS at {shown}: {m}"))
+                }
+                other => other,
+            })?,
+            Err(_) => {
+                return Err(StoreError::Unavailable(format!(
+                    "NATS at {shown}: JetStream did not answer within {:?} (is JetStream enabled?)",
+                    options.timeout
+                )))
+            }
+        };
+        let (config, identity) = config;
+        store.identity = StreamIdentity(format!("{shown}/{}", identity.0));
+        store.direct_reads = config.allow_direct && at_least(&server_version, 2, 11);
+        store.replicated = config.num_replicas > 1;
+        Ok(store)
+    }
+
+    /// Which stream this is: its name and creation time. A stream deleted and created again under
+    /// the same name is another stream, and caches of the old one must not be trusted.
+    pub fn identity(&self) -> &StreamIdentity {
+        &self.identity
+    }
+
+    /// Whether reads use batched direct gets (else an ephemeral consumer per read).
+    pub fn direct_reads(&self) -> bool {
+        self.direct_reads
+    }
+
+    /// The JetStream context, for raw baselines (benches) and tooling.
+    pub fn jetstream(&self) -> &jetstream::Context {
+        &self.js
+    }
+
+    pub fn stream_name(&self) -> &str {
+        &self.stream
+    }
+
+    /// An app's subject, `hoist.app.<app>`.
+    pub fn subject(app: &AppName) -> String {
+        format!("{SUBJECT_PREFIX}{app}")
+    }
+
+    /// The configuration of a stream hoist creates.
+    pub fn stream_config(options: &NatsOptions) -> Config {
+        Config {
+            name: options.stream.clone(),
+            subjects: vec![STREAM_SUBJECTS.to_string()],
+            storage: StorageType::File,
+            retention: RetentionPolicy::Limits,
+            discard: DiscardPolicy::Old,
+            // The log is the system of record: nothing ages out, nothing is trimmed.
+            max_messages: -1,
+            max_bytes: -1,
+            max_messages_per_subject: -1,
+            max_age: Duration::ZERO,
+            num_replicas: options.replicas,
+            duplicate_window: options.duplicate_window,
+            // History only grows.
+            deny_delete: true,
+            deny_purge: true,
+            // Reads of one app are batched direct gets (see the module docs).
+            allow_direct: true,
+            description: Some("hoist event log: one subject per app".to_string()),
+            ..Default::default()
+        }
+    }
+
+    async fn ensure_stream(
+        &self,
+        options: &NatsOptions,
+    ) -> Result<(Config, StreamIdentity), StoreError> {
+        let checked = |info: &jetstream::stream::Info, options: &NatsOptions| {
+            let identity = StreamIdentity(format!(
+                "{}@{}",
+                info.config.name,
+                info.created.unix_timestamp_nanos()
+            ));
+            check_compatible(info, options).map(|config| (config, identity))
+        };
+        let name = &options.stream;
+        let unavailable = |what: &str, e: &dyn std::fmt::Display| {
+            StoreError::Unavailable(format!("{what} stream {name}: {e}"))
+        };
+        loop {
+            match self.js.get_stream(name).await {
+                Ok(stream) => return checked(stream.cached_info(), options),
+                Err(e) => match e.kind() {
+                    GetStreamErrorKind::JetStream(js)
+                        if js.error_code() == ErrorCode::STREAM_NOT_FOUND => {}
+                    _ => return Err(unavailable("cannot look up", &one_line(&e))),
+                },
+            }
+            match self.js.create_stream(Self::stream_config(options)).await {
+                Ok(stream) => return checked(stream.cached_info(), options),
+                Err(e) => match e.kind() {
+                    // Created by someone else in between: look again.
+                    CreateStreamErrorKind::JetStream(js) if js.error_code() == ErrorCode::STREAM_NAME_EXIST => continue,
+                    CreateStreamErrorKind::JetStream(js) if js.error_code() == ErrorCode::STREAM_SUBJECT_OVERLAP => {
+                        return Err(StoreError::Unavailable(format!(
+                            "cannot create stream {name}: another stream already takes subjects {STREAM_SUBJECTS} ({js})"
+                        )))
+                    }
+                    _ => return Err(unavailable("cannot create", &one_line(&e))),
+                },
+            }
+        }
+    }
+
+    /// Runs `attempt` until it succeeds, fails for good, or the operation's bound passes.
+    async fn retrying<T, F, Fut>(&self, what: &str, mut attempt: F) -> Result<T, StoreError>
+    where
+        F: FnMut(Duration) -> Fut,
+        Fut: Future<Output = Result<T, Failure>>,
+    {
+        let started = Instant::now();
+        let mut pause = Duration::from_millis(20);
+        loop {
+            let remaining = self.timeout.saturating_sub(started.elapsed());
+            let per_attempt = attempt_timeout(self.timeout).min(remaining);
+            let why = match tokio::time::timeout(per_attempt, attempt(per_attempt)).await {
+                Ok(Ok(value)) => return Ok(value),
+                Ok(Err(Failure::Fatal(e))) => return Err(e),
+                Ok(Err(Failure::Transient(why))) => why,
+                Err(_) => format!("no answer within {per_attempt:?}"),
+            };
+            let remaining = self.timeout.saturating_sub(started.elapsed());
+            if remaining < pause {
+                return Err(StoreError::Unavailable(format!(
+                    "{what} on stream {}: {why} (gave up after {:?})",
+                    self.stream, self.timeout
+                )));
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(500));
+        }
+    }
+
+    async fn publish_once(
+        &self,
+        subject: &str,
+        headers: &HeaderMap,
+        payload: &[u8],
+    ) -> Result<Appended, PublishFailure> {
+        let ack = self
+            .js
+            .publish_with_headers(
+                subject.to_string(),
+                headers.clone(),
+                payload.to_vec().into(),
+            )
+            .await
+            .map_err(PublishFailure::Publish)?
+            .await
+            .map_err(PublishFailure::Publish)?;
+        if ack.stream != self.stream {
+            return Err(PublishFailure::Fatal(StoreError::Corrupt(format!(
+                "{subject} was stored by stream {}, not {}: two streams claim hoist's subjects",
+                ack.stream, self.stream
+            ))));
+        }
+        Ok(Appended {
+            seq: ack.sequence,
+            duplicate: ack.duplicate,
+        })
+    }
+
+    /// After the server refused `expected`: if this commit was already stored (a retry after a
+    /// lost ack repeats the now stale expectation), it is the app's first message after
+    /// `expected`; otherwise this is a conflict, and the server's refusal names the actual last
+    /// sequence.
+    async fn resolve_conflict(
+        &self,
+        app: &AppName,
+        expected: u64,
+        commit_id: Uuid,
+        server_said: &str,
+    ) -> Result<Appended, StoreError> {
+        let subject = Self::subject(app);
+        let stream = self
+            .js
+            .get_stream_no_info(&self.stream)
+            .await
+            .map_err(|e| StoreError::Unavailable(one_line(&e)))?;
+        let next = tokio::time::timeout(
+            attempt_timeout(self.timeout),
+            stream
+                .raw_message_builder()
+                .sequence(expected + 1)
+                .next_by_subject(subject.as_str())
+                .send(),
+        )
+        .await;
+        let mut actual = refused_sequence(server_said);
+        // If the lookup fails, the conflict is still certain; whether it is this commit's own
+        // retry is not, and if it is, the service's next attempt (same commit id) meets the
+        // server's duplicate check.
+        if let Ok(Ok(message)) = next {
+            if message.headers.get(NATS_MESSAGE_ID).map(|v| v.as_str())
+                == Some(commit_id.to_string().as_str())
+            {
+                return Ok(Appended {
+                    seq: message.sequence,
+                    duplicate: true,
+                });
+            }
+        }
+        if actual.is_none() {
+            // Not named by the server (never seen): ask the leader for the app's last message.
+            if let Ok(Ok(last)) = tokio::time::timeout(
+                attempt_timeout(self.timeout),
+                stream.get_last_raw_message_by_subject(&subject),
+            )
+            .await
+            {
+                actual = Some(last.sequence);
+            }
+        }
+        Err(StoreError::Conflict {
+            app: app.clone(),
+            expected,
+            actual: actual.unwrap_or(0),
+        })
+    }
+
+    /// Every message of `filter` from `from`, at most `max`, in order, at least as fresh as the
+    /// leader was when the read began; retried on transient failures within the bound.
+    async fn read(
+        &self,
+        what: &str,
+        filter: &str,
+        from: u64,
+        max: usize,
+    ) -> Result<Vec<StoredCommit>, StoreError> {
+        let started = Instant::now();
+        let mut pause = Duration::from_millis(20);
+        loop {
+            let attempt = async {
+                if !self.replicated {
+                    return self.read_any_replica(filter, from, max).await;
+                }
+                let (commits, leader_last) = futures::join!(
+                    self.read_any_replica(filter, from, max),
+                    self.leader_last(filter)
+                );
+                let mut commits = commits?;
+                self.top_up(filter, &mut commits, from, max, leader_last?)
+                    .await?;
+                Ok(commits)
+            };
+            match attempt.await {
+                Ok(commits) => return Ok(commits),
+                Err(Failure::Fatal(e)) => return Err(e),
+                Err(Failure::Transient(why)) if started.elapsed() + pause > self.timeout => {
+                    return Err(StoreError::Unavailable(format!(
+                        "{what} on stream {}: {why} (gave up after {:?})",
+                        self.stream, self.timeout
+                    )))
+                }
+                Err(Failure::Transient(_)) => {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_millis(500));
+                }
+            }
+        }
+    }
+
+    async fn read_any_replica(
+        &self,
+        filter: &str,
+        from: u64,
+        max: usize,
+    ) -> Result<Vec<StoredCommit>, Failure> {
+        if self.direct_reads {
+            self.read_direct(filter, from, max).await
+        } else {
+            self.read_consumer(filter, from, max).await
+        }
+    }
+
+    /// Batched direct gets: each request returns up to a batch of `filter`'s messages from `next`
+    /// and an end-of-batch marker with how many remain.
+    async fn read_direct(
+        &self,
+        filter: &str,
+        from: u64,
+        max: usize,
+    ) -> Result<Vec<StoredCommit>, Failure> {
+        let client = self.js.client();
+        let inbox = client.new_inbox();
+        let mut replies = client
+            .subscribe(inbox.clone())
+            .await
+            .map_err(|e| Failure::Transient(format!("cannot subscribe: {e}")))?;
+        let api = format!("$JS.API.DIRECT.GET.{}", self.stream);
+        let mut commits = Vec::new();
+        let mut next = from.max(1);
+        while commits.len() < max {
+            let batch = (max - commits.len()).min(DIRECT_BATCH);
+            let request =
+                serde_json::json!({ "seq": next, "next_by_subj": filter, "batch": batch });
+            client
+                .publish_with_reply(api.clone(), inbox.clone(), request.to_string().into())
+                .await
+                .map_err(|e| Failure::Transient(format!("cannot send a direct get: {e}")))?;
+            let per_batch = attempt_timeout(self.timeout);
+            let remaining = tokio::time::timeout(per_batch, async {
+                loop {
+                    let Some(reply) = replies.next().await else {
+                        return Err(Failure::Transient("connection closed".to_string()));
+                    };
+                    match reply.status {
+                        None | Some(StatusCode::OK) => {
+                            let headers = reply.headers.as_ref();
+                            let header =
+                                |name| headers.and_then(|h| h.get(name)).map(|v| v.as_str());
+                            let seq = header(NATS_SEQUENCE).and_then(|s| s.parse::<u64>().ok());
+                            let (Some(seq), Some(subject)) = (seq, header(NATS_SUBJECT)) else {
+                                return Err(Failure::Transient(
+                                    "a direct get reply without sequence or subject".to_string(),
+                                ));
+                            };
+                            commits.push(
+                                stored_commit(seq, subject, &reply.payload)
+                                    .map_err(Failure::Fatal)?,
+                            );
+                        }
+                        // Nothing (more) matches.
+                        Some(StatusCode::NOT_FOUND) => return Ok(0),
+                        Some(status) if status.as_u16() == 204 => {
+                            let pending = reply
+                                .headers
+                                .as_ref()
+                                .and_then(|h| h.get("Nats-Num-Pending"))
+                                .and_then(|v| v.as_str().parse::<u64>().ok())
+                                .unwrap_or(0);
+                            return Ok(pending);
+                        }
+                        Some(StatusCode::NO_RESPONDERS) => {
+                            return Err(Failure::Transient(
+                                "no replica answers direct gets (leader election?)".to_string(),
+                            ))
+                        }
+                        Some(status) => {
+                            return Err(Failure::Transient(format!(
+                                "direct get answered {status} {}",
+                                reply.description.as_deref().unwrap_or("")
+                            )))
+                        }
+                    }
+                }
+            })
+            .await
+            .map_err(|_| {
+                Failure::Transient(format!(
+                    "a direct get batch did not end within {per_batch:?}"
+                ))
+            })??;
+            let Some(last) = commits.last() else { break };
+            if remaining == 0 {
+                break;
+            }
+            next = last.seq + 1;
+            let left = (max.saturating_sub(commits.len()) as u64).min(remaining);
+            if left > DIRECT_BATCH as u64 {
+                // A long read: a consumer streams it faster than more direct gets.
+                let rest = self
+                    .read_consumer(filter, next, max - commits.len())
+                    .await?;
+                commits.extend(rest);
+                break;
+            }
+        }
+        commits.truncate(max);
+        Ok(commits)
+    }
+
+    /// The leader's last sequence of `filter` (an app's subject, or the whole log).
+    async fn leader_last(&self, filter: &str) -> Result<u64, Failure> {
+        if filter == STREAM_SUBJECTS {
+            return self.stream_info_last_seq().await;
+        }
+        let stream = self
+            .js
+            .get_stream_no_info(&self.stream)
+            .await
+            .map_err(|e| Failure::Fatal(StoreError::Unavailable(one_line(&e))))?;
+        let last = tokio::time::timeout(
+            attempt_timeout(self.timeout),
+            stream.get_last_raw_message_by_subject(filter),
+        )
+        .await
+        .map_err(|_| Failure::Transient("the leader did not answer".to_string()))?;
+        match last {
+            Ok(message) => Ok(message.sequence),
+            Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => Ok(0),
+            Err(e) => Err(Failure::Transient(format!(
+                "the leader did not answer: {}",
+                one_line(&e)
+            ))),
+        }
+    }
+
+    async fn stream_info_last_seq(&self) -> Result<u64, Failure> {
+        let subject = format!("STREAM.INFO.{}", self.stream);
+        match self
+            .js
+            .request::<_, _, Response<InfoPage>>(subject, &serde_json::json!({}))
+            .await
+        {
+            Ok(Response::Ok(info)) => Ok(info.state.last_seq),
+            Ok(Response::Err { error }) => Err(api_failure(&error, "stream info refused")),
+            Err(e) => Err(Failure::Transient(one_line(&e))),
+        }
+    }
+
+    /// Completes a replica's read with what the leader had when the read began.
+    async fn top_up(
+        &self,
+        filter: &str,
+        commits: &mut Vec<StoredCommit>,
+        from: u64,
+        max: usize,
+        leader_last: u64,
+    ) -> Result<(), Failure> {
+        let mut next = commits.last().map_or(from.max(1), |c| c.seq + 1);
+        if commits.len() >= max || next > leader_last {
+            return Ok(());
+        }
+        if leader_last - next >= TOP_UP_MAX {
+            return Err(Failure::Transient(format!(
+                "the replica that answered is behind the leader ({} < {leader_last})",
+                next - 1
+            )));
+        }
+        let stream = self
+            .js
+            .get_stream_no_info(&self.stream)
+            .await
+            .map_err(|e| Failure::Fatal(StoreError::Unavailable(one_line(&e))))?;
+        while commits.len() < max && next <= leader_last {
+            let message = tokio::time::timeout(
+                attempt_timeout(self.timeout),
+                stream
+                    .raw_message_builder()
+                    .sequence(next)
+                    .next_by_subject(filter)
+                    .send(),
+            )
+            .await
+            .map_err(|_| Failure::Transient("the leader did not answer".to_string()))?;
+            match message {
+                Ok(m) if m.sequence <= leader_last => {
+                    commits.push(
+                        stored_commit(m.sequence, m.subject.as_str(), &m.payload)
+                            .map_err(Failure::Fatal)?,
+                    );
+                    next = m.sequence + 1;
+                }
+                Ok(_) => break,
+                Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => break,
+                Err(e) => {
+                    return Err(Failure::Transient(format!(
+                        "the leader did not answer: {}",
+                        one_line(&e)
+                    )))
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads through an ephemeral, R1, in-memory pull consumer without acks (servers without
+    /// batched direct gets): its creation reply says how many messages match, so the read pulls
+    /// exactly `min(num_pending, max)` in large no-wait batches.
+    async fn read_consumer(
+        &self,
+        filter: &str,
+        from: u64,
+        max: usize,
+    ) -> Result<Vec<StoredCommit>, Failure> {
+        let stream = self
+            .js
+            .get_stream_no_info(&self.stream)
+            .await
+            .map_err(|e| Failure::Fatal(StoreError::Unavailable(one_line(&e))))?;
+        let config = pull::Config {
+            deliver_policy: DeliverPolicy::ByStartSequence {
+                start_sequence: from.max(1),
+            },
+            filter_subject: filter.to_string(),
+            ack_policy: AckPolicy::None,
+            max_deliver: 1,
+            memory_storage: true,
+            num_replicas: 1,
+            inactive_threshold: READ_CONSUMER_IDLE,
+            ..Default::default()
+        };
+        let consumer = stream
+            .create_consumer(config)
+            .await
+            .map_err(|e| match e.kind() {
+                ConsumerErrorKind::JetStream(js) => {
+                    api_failure(&js, "cannot create a read consumer")
+                }
+                _ => Failure::Transient(format!("cannot create a read consumer: {}", one_line(&e))),
+            })?;
+        let result = self.drain(&consumer, max).await;
+        // Fire and forget: the read is done whatever the answer; the idle threshold is the net.
+        let delete = format!(
+            "$JS.API.CONSUMER.DELETE.{}.{}",
+            self.stream,
+            consumer.cached_info().name
+        );
+        let _ = self.js.client().publish(delete, Default::default()).await;
+        result
+    }
+
+    async fn drain(
+        &self,
+        consumer: &jetstream::consumer::PullConsumer,
+        max: usize,
+    ) -> Result<Vec<StoredCommit>, Failure> {
+        let want = usize::try_from(consumer.cached_info().num_pending)
+            .unwrap_or(usize::MAX)
+            .min(max);
+        let mut commits = Vec::with_capacity(want.min(READ_BATCH));
+        let mut consumer_seq = 0;
+        let mut failures = 0;
+        while commits.len() < want {
+            let asked = (want - commits.len()).min(READ_BATCH);
+            let batch = async {
+                let mut messages = consumer
+                    .fetch()
+                    .max_messages(asked)
+                    .messages()
+                    .await
+                    .map_err(|e| format!("pull request failed: {}", one_line(&e)))?;
+                let mut got = 0;
+                while let Some(message) = messages.next().await {
+                    let message = message.map_err(|e| format!("read interrupted: {e}"))?;
+                    let info = message
+                        .info()
+                        .map_err(|e| format!("malformed delivery: {e}"))?;
+                    if info.consumer_sequence != consumer_seq + 1 {
+                        return Err(format!(
+                            "read interrupted: delivery {} after {consumer_seq}",
+                            info.consumer_sequence
+                        ));
+                    }
+                    consumer_seq = info.consumer_sequence;
+                    let seq = info.stream_sequence;
+                    let subject = message.message.subject.as_str();
+                    match stored_commit(seq, subject, &message.message.payload) {
+                        Ok(commit) => commits.push(commit),
+                        Err(e) => return Ok(Err(e)),
+                    }
+                    got += 1;
+                }
+                Ok(Ok(got))
+            };
+            let per_batch = attempt_timeout(self.timeout);
+            match tokio::time::timeout(per_batch, batch).await {
+                Ok(Ok(Ok(0))) => break, // fewer than counted: deleted meanwhile
+                Ok(Ok(Ok(_))) => failures = 0,
+                Ok(Ok(Err(corrupt))) => return Err(Failure::Fatal(corrupt)),
+                // A consumer just created on another server may not take pulls for a moment
+                // (503): pull again, from where the consumer is.
+                Ok(Err(why)) if failures < 5 => {
+                    failures += 1;
+                    tokio::time::sleep(Duration::from_millis(10 << failures)).await;
+                    let _ = why;
+                }
+                Ok(Err(why)) => return Err(Failure::Transient(why)),
+                Err(_) => {
+                    return Err(Failure::Transient(format!(
+                        "a batch of {asked} did not arrive within {per_batch:?}"
+                    )))
+                }
+            }
+        }
+        Ok(commits)
+    }
+}
+
+enum PublishFailure {
+    Publish(async_nats::jetstream::context::PublishError),
+    Fatal(StoreError),
+}
+
+impl EventStore for NatsStore {
+    async fn append(
+        &self,
+        app: &AppName,
+        expected_last_seq: u64,
+        commit_id: Uuid,
+        payload: Vec<u8>,
+    ) -> Result<Appended, StoreError> {
+        let subject = Self::subject(app);
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            NATS_EXPECTED_LAST_SUBJECT_SEQUENCE,
+            expected_last_seq.to_string().as_str(),
+        );
+        headers.insert(NATS_MESSAGE_ID, commit_id.to_string().as_str());
+        let outcome = self
+            .retrying(&format!("append to {subject}"), |_| async {
+                match self.publish_once(&subject, &headers, &payload).await {
+                    Ok(appended) => Ok(Ok(appended)),
+                    Err(PublishFailure::Fatal(e)) => Err(Failure::Fatal(e)),
+                    Err(PublishFailure::Publish(e)) => match e.kind() {
+                        PublishErrorKind::WrongLastSequence => Ok(Err(e.to_string())),
+                        // No responders (no stream leader right now), no ack, a dropped connection:
+                        // the same commit id makes another try safe.
+                        PublishErrorKind::StreamNotFound => Err(Failure::Transient(
+                            "no stream answers (leader election, or the stream was deleted)".into(),
+                        )),
+                        PublishErrorKind::TimedOut
+                        | PublishErrorKind::BrokenPipe
+                        | PublishErrorKind::MaxAckPending => Err(Failure::Transient(format!(
+                            "no acknowledgement ({e}); it may or may not be stored"
+                        ))),
+                        PublishErrorKind::MaxPayloadExceeded => {
+                            Err(Failure::Fatal(StoreError::Unavailable(format!(
+                                "commit of {} bytes is too large for the server: {e}",
+                                payload.len()
+                            ))))
+                        }
+                        _ => match find_api_error(&e) {
+                            Some(js) => Err(api_failure(js, "append refused")),
+                            None => Err(Failure::Transient(one_line(&e))),
+                        },
+                    },
+                }
+            })
+            .await?;
+        match outcome {
+            Ok(appended) => Ok(appended),
+            Err(server_said) => {
+                self.resolve_conflict(app, expected_last_seq, commit_id, &server_said)
+                    .await
+            }
+        }
+    }
+
+    async fn read_app(&self, app: &AppName) -> Result<Vec<StoredCommit>, StoreError> {
+        let subject = Self::subject(app);
+        self.read(&format!("read of {subject}"), &subject, 1, usize::MAX)
+            .await
+    }
+
+    async fn read_from(&self, from_seq: u64, max: usize) -> Result<Vec<StoredCommit>, StoreError> {
+        if max == 0 {
+            return Ok(Vec::new());
+        }
+        self.read(
+            &format!("read from {from_seq}"),
+            STREAM_SUBJECTS,
+            from_seq,
+            max,
+        )
+        .await
+    }
+
+    async fn last_seq(&self) -> Result<u64, StoreError> {
+        self.retrying("stream info", |_| self.stream_info_last_seq())
+            .await
+    }
+
+    async fn apps(&self) -> Result<Vec<AppName>, StoreError> {
+        let subject = format!("STREAM.INFO.{}", self.stream);
+        let subjects: Vec<String> = self
+            .retrying("listing subjects", |_| async {
+                let mut subjects = Vec::new();
+                loop {
+                    let request = serde_json::json!({ "subjects_filter": STREAM_SUBJECTS, "offset": subjects.len() });
+                    let page = match self.js.request::<_, _, Response<InfoPage>>(subject.clone(), &request).await {
+                        Ok(Response::Ok(page)) => page,
+                        Ok(Response::Err { error }) => return Err(api_failure(&error, "stream info refused")),
+                        Err(e) => return Err(Failure::Transient(one_line(&e))),
+                    };
+                    let got = page.state.subjects.map(|s| s.into_keys().collect::<Vec<_>>()).unwrap_or_default();
+                    let done = got.is_empty() || subjects.len() + got.len() >= page.total;
+                    subjects.extend(got);
+                    if done {
+                        return Ok(subjects);
+                    }
+                }
+            })
+            .await?;
+        let mut apps = subjects
+            .iter()
+            .map(|s| {
+                app_of(s).ok_or_else(|| {
+                    StoreError::Corrupt(format!(
+                        "subject {s} in stream {} is not an app's",
+                        self.stream
+                    ))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        apps.sort();
+        apps.dedup();
+        Ok(apps)
+    }
+}
+
+/// The parts of a `STREAM.INFO` reply hoist reads.
+#[derive(Deserialize)]
+struct InfoPage {
+    state: InfoState,
+    #[serde(default)]
+    total: usize,
+}
+
+#[derive(Deserialize)]
+struct InfoState {
+    last_seq: u64,
+    #[serde(default)]
+    subjects: Option<HashMap<String, u64>>,
+}
+
+fn stored_commit(seq: u64, subject: &str, payload: &[u8]) -> Result<StoredCommit, StoreError> {
+    let app = app_of(subject).ok_or_else(|| {
+        StoreError::Corrupt(format!("message {seq} has subject {subject}, not an app's"))
+    })?;
+    Ok(StoredCommit {
+        seq,
+        app,
+        payload: payload.to_vec(),
+    })
+}
+
+fn app_of(subject: &str) -> Option<AppName> {
+    subject.strip_prefix(SUBJECT_PREFIX)?.parse().ok()
+}
+
+/// Whether the stream's configuration keeps hoist's guarantees; anything else is reported, never
+/// changed: the stream may be someone's on purpose.
+fn check_compatible(
+    info: &jetstream::stream::Info,
+    options: &NatsOptions,
+) -> Result<Config, StoreError> {
+    let c = &info.config;
+    let mut problems = Vec::new();
+    if c.subjects != [STREAM_SUBJECTS] {
+        problems.push(format!(
+            "its subjects are {:?}, hoist needs exactly [\"{STREAM_SUBJECTS}\"]",
+            c.subjects
+        ));
+    }
+    if c.storage != StorageType::File {
+        problems.push("it is kept in memory, hoist needs file storage".to_string());
+    }
+    if c.retention != RetentionPolicy::Limits {
+        problems.push(format!(
+            "its retention is {:?}, which deletes messages; hoist needs limits retention",
+            c.retention
+        ));
+    }
+    for (what, value) in [
+        ("max_msgs", c.max_messages),
+        ("max_bytes", c.max_bytes),
+        ("max_msgs_per_subject", c.max_messages_per_subject),
+    ] {
+        if value > 0 {
+            problems.push(format!(
+                "{what} is {value}, which would drop history; hoist needs it unlimited"
+            ));
+        }
+    }
+    if !c.max_age.is_zero() {
+        problems.push(format!(
+            "max_age is {:?}, which would drop history; hoist needs it unlimited",
+            c.max_age
+        ));
+    }
+    if c.mirror.is_some() || c.sealed {
+        problems.push("it is a mirror or sealed, so it takes no appends".to_string());
+    }
+    if c.num_replicas < options.replicas {
+        problems.push(format!(
+            "it has {} replica(s), {} were asked for",
+            c.num_replicas, options.replicas
+        ));
+    }
+    if problems.is_empty() {
+        Ok(c.clone())
+    } else {
+        Err(StoreError::Unavailable(format!(
+            "stream {} exists but is not usable by hoist: {}; hoist never changes an existing stream: fix it or name another with the stream option",
+            c.name,
+            problems.join("; ")
+        )))
+    }
+}
+
+/// A JetStream API error: 503 (no leader, cluster busy) is worth retrying, anything else is final.
+fn api_failure(error: &jetstream::Error, what: &str) -> Failure {
+    if error.code() == 503 {
+        Failure::Transient(format!("{what}: {error}"))
+    } else {
+        Failure::Fatal(StoreError::Unavailable(format!("{what}: {error}")))
+    }
+}
+
+fn find_api_error<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a jetstream::Error> {
+    let mut current = Some(e);
+    while let Some(err) = current {
+        if let Some(js) = err.downcast_ref::<jetstream::Error>() {
+            return Some(js);
+        }
+        current = err.source();
+    }
+    None
+}
+
+/// Whether a server version ("2.15.1") is at least `major.minor`.
+fn at_least(version: &str, major: u64, minor: u64) -> bool {
+    let mut parts = version
+        .split(['.', '-'])
+        .map(|p| p.parse::<u64>().unwrap_or(0));
+    let (v_major, v_minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    (v_major, v_minor) >= (major, minor)
+}
+
+fn attempt_timeout(timeout: Duration) -> Duration {
+    (timeout / 3).max(Duration::from_millis(500)).min(timeout)
+}
+
+fn one_line(e: &dyn std::fmt::Display) -> String {
+    e.to_string()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// N in the server's "wrong last sequence: N".
+fn refused_sequence(server_said: &str) -> Option<u64> {
+    let rest =
+        &server_said[server_said.rfind("wrong last sequence: ")? + "wrong last sequence: ".len()..];
+    rest[..rest
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(rest.len())]
+        .parse()
+        .ok()
+}
+
+/// The servers of a comma-separated URL list, and the list as shown in messages (credentials
+/// replaced by `***`).
+fn parse_servers(urls: &str) -> Result<(Vec<ServerAddr>, String), StoreError> {
+    let mut servers = Vec::new();
+    let mut shown = Vec::new();
+    for url in urls.split(',').map(str::trim).filter(|u| !u.is_empty()) {
+        let redacted = redact(url);
+        let addr = url
+            .parse::<ServerAddr>()
+            .map_err(|e| StoreError::Unavailable(format!("bad NATS URL {redacted}: {e}")))?;
+        servers.push(addr);
+        shown.push(redacted);
+    }
+    if servers.is_empty() {
+        return Err(StoreError::Unavailable("no NATS URL given".to_string()));
+    }
+    Ok((servers, shown.join(",")))
+}
+
+fn redact(url: &str) -> String {
+    let start = url.find("://").map_or(0, |i| i + 3);
+    let authority_end = url[start..]
+        .find(['/', '?'])
+        .map_or(url.len(), |i| start + i);
+    match url[start..authority_end].rfind('@') {
+        Some(at) => format!("{}***@{}", &url[..start], &url[start + at + 1..]),
+        None => url.to_string(),
+    }
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let (Some(hi), Some(lo)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                out.push((hi * 16 + lo) as u8);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_versions_compare() {
+        assert!(at_least("2.15.1", 2, 11));
+        assert!(at_least("2.11.0-RC.1", 2, 11));
+        assert!(!at_least("2.9.10", 2, 11));
+        assert!(at_least("3.0.0", 2, 11));
+    }
+
+    #[test]
+    fn credentials_are_redacted() {
+        assert_eq!(redact("nats://u:p@host:4222"), "nats://***@host:4222");
+        assert_eq!(redact("tls://token@host"), "tls://***@host");
+        assert_eq!(redact("nats://host:4222"), "nats://host:4222");
+        assert_eq!(redact("host:4222"), "host:4222");
+    }
+
+    #[test]
+    fn percent_encoded_credentials_are_decoded() {
+        assert_eq!(percent_decode("p%40ss%3Aword"), "p@ss:word");
+        assert_eq!(percent_decode("plain%"), "plain%");
+        assert_eq!(percent_decode("x%4"), "x%4");
+    }
+
+    #[test]
+    fn the_number_a_refusal_names() {
+        assert_eq!(
+            refused_sequence(
+                "wrong last sequence: wrong last sequence: 42 (code 400, error code 10071)"
+            ),
+            Some(42)
+        );
+        assert_eq!(refused_sequence("wrong last sequence"), None);
+    }
+}
