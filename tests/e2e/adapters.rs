@@ -175,23 +175,16 @@ pub fn manifests_target_writes_valid_stable_yaml(h: &Hoist) {
     kubernetes_validate(&file);
 }
 
-/// `kubernetes-validate --strict` (PyPI; the official schemas, offline). Installed with pip when
-/// missing; a machine where that fails fails this test with the install hint, never skips it.
+/// `kubernetes-validate --strict` (PyPI; the official schemas, offline; `scripts/test.sh`
+/// installs it). A machine without it fails this test with the install hint, never skips it.
 pub fn kubernetes_validate(file: &Path) {
-    let have = || {
-        std::process::Command::new("kubernetes-validate")
-            .arg("--version")
-            .output()
-            .is_ok_and(|o| o.status.success())
-    };
-    if !have() {
-        let _ = std::process::Command::new("python3")
-            .args(["-m", "pip", "install", "--quiet", "kubernetes-validate"])
-            .status();
-    }
+    let have = std::process::Command::new("kubernetes-validate")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
     assert!(
-        have(),
-        "kubernetes-validate is missing: install it with `python3 -m pip install kubernetes-validate`"
+        have,
+        "kubernetes-validate is missing: install it with `python3 -m pip install kubernetes-validate` (scripts/test.sh does)"
     );
     let output = std::process::Command::new("kubernetes-validate")
         .arg("--strict")
