@@ -135,6 +135,13 @@ pub fn r3_cluster_survives_losing_a_node() {
     // agreed on a JetStream leader (until then a command exits 4 after its bound).
     cluster.kill9(0);
     cluster.wait_for_meta_leader(Duration::from_secs(30));
+    // The stream's own replica group may need a new leader too: until it has one, a command
+    // exits 4 after its bound (nothing appended); a user would retry, the test waits for a read.
+    wait_until(
+        "the stream to be served again",
+        Duration::from_secs(60),
+        || h.run(&["status", "api"]).status.success(),
+    );
     h.ok(&["config", "set", "api", "--env", "staging", "B=2"]);
     h.ok(&[
         "deploy",
@@ -177,6 +184,11 @@ pub fn r3_cluster_survives_losing_a_node() {
     // The lost node comes back into a cluster that moved on without it.
     cluster.restart(0);
     cluster.wait_for_meta_leader(Duration::from_secs(30));
+    wait_until(
+        "the stream to be served again",
+        Duration::from_secs(60),
+        || h.run(&["status", "api"]).status.success(),
+    );
     check(&h);
 }
 
