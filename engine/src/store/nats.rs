@@ -161,9 +161,10 @@ impl NatsStore {
             .request_timeout(Some(attempt_timeout(options.timeout)))
             // After the first connection, reconnect for as long as the process lives (a server
             // restart or a failover must not kill `hoist serve`), but quickly: each operation is
-            // bounded on its own.
+            // bounded on its own. The client counts the first connection as attempt 1 and waits
+            // the delay before it too: no delay for it (measured: 100 ms more on every command).
             .reconnect_delay_callback(|attempts| {
-                Duration::from_millis((attempts as u64 * 100).min(1_000))
+                Duration::from_millis((attempts.saturating_sub(1) as u64 * 100).min(1_000))
             });
         match servers.iter().find_map(|s| {
             s.username()
