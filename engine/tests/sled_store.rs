@@ -374,7 +374,6 @@ async fn an_auto_rollback_is_caused_by_the_failed_rollout_it_answers() {
     let dir = tempfile::tempdir().unwrap();
     let store = SledStore::open(dir.path(), WAIT).unwrap();
     create_and_deploy(&store).await;
-    let hoist = ctx("hoist");
     let record = |version: u64, outcome| Command::RecordRollout {
         env: staging(),
         version: ReleaseVersion::new(version).unwrap(),
@@ -397,7 +396,8 @@ async fn an_auto_rollback_is_caused_by_the_failed_rollout_it_answers() {
             .await
             .unwrap();
     }
-    execute(&store, &app(), &record(1, Outcome::Healthy), &hoist)
+    // A fresh context per command: one command id is one idempotent append.
+    execute(&store, &app(), &record(1, Outcome::Healthy), &ctx("hoist"))
         .await
         .unwrap();
     let deploy = Command::Deploy {
@@ -408,7 +408,7 @@ async fn an_auto_rollback_is_caused_by_the_failed_rollout_it_answers() {
         .await
         .unwrap();
 
-    let failed = execute(&store, &app(), &record(2, Outcome::Failed), &hoist)
+    let failed = execute(&store, &app(), &record(2, Outcome::Failed), &ctx("hoist"))
         .await
         .unwrap();
 
