@@ -163,12 +163,20 @@ pub struct ApplyArgs {
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// How often every env is reconciled again, whatever the log says: 30s, 5m
-    #[arg(long, default_value = "60s", value_name = "SPAN")]
-    pub resync: String,
-    /// How long to wait for one rollout or exec command
-    #[arg(long, default_value = "5m", value_name = "SPAN")]
-    pub timeout: String,
+    /// A TOML file of serve's settings (`resync`, `timeout`, `poll`, as spans like "5m");
+    /// flags override it
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<std::path::PathBuf>,
+    /// How often every env is reconciled again, whatever the log says: 30s, 5m [default: 60s]
+    #[arg(long, value_name = "SPAN")]
+    pub resync: Option<String>,
+    /// How long to wait for one rollout or exec command [default: 5m]
+    #[arg(long, value_name = "SPAN")]
+    pub timeout: Option<String>,
+    /// Embedded store: how often the log is read for new commits. NATS: how long one pull for
+    /// deliveries waits before it is renewed [default: 100ms; on NATS 1s]
+    #[arg(long, value_name = "SPAN")]
+    pub poll: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

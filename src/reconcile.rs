@@ -20,6 +20,7 @@ use hoist_engine::{
 };
 use serde::Serialize;
 use std::time::Duration;
+use uuid::Uuid;
 
 /// The actor of everything the reconciler records: outcomes and auto-rollbacks.
 pub const RECONCILER: &str = "hoist";
@@ -97,7 +98,7 @@ pub async fn reconcile(
         tracing::warn!(%app, %env, %version, "{PAUSE_AFTER_APPLY}: paused after apply, before recording");
         std::future::pending::<()>().await;
     }
-    let rollback = record_outcome(ctx, app, env, &record, &report).await?;
+    let rollback = record_outcome(ctx, app, env, &record, &report, None).await?;
     let mut reconciled = Reconciled {
         app: app.clone(),
         env: env.clone(),
@@ -106,11 +107,12 @@ pub async fn reconcile(
         detail: report.detail,
         rolled_back_to: None,
     };
-    if let Some(rollback) = rollback {
+    if let Some((rollback, failed_rollout)) = rollback {
         let to = rollback.release.rollback_to.map(|v| v.get());
         let second = apply_release(app, env, &target, &rollback, options).await?;
         // A failure of the rollback is recorded, and the engine decides no second rollback.
-        record_outcome(ctx, app, env, &rollback, &second).await?;
+        // Its outcome is part of the auto-rollback, so the failed rollout is its cause too.
+        record_outcome(ctx, app, env, &rollback, &second, Some(failed_rollout)).await?;
         reconciled.rolled_back_to = to;
         reconciled.detail = format!(
             "{}\nauto-rollback to v{} as {}: {} ({})",
@@ -150,16 +152,20 @@ async fn current(
     Ok((env_state.target.clone(), record.clone()))
 }
 
-/// Records `report` for `record`'s version as the reconciler; returns the auto-rollback release
-/// the engine decided with it, if any.
+/// Records `report` for `record`'s version as the reconciler, caused by the event `causation`
+/// when given; returns the auto-rollback release the engine decided with it, if any, and the id
+/// of the failed-rollout event that caused it.
 async fn record_outcome(
     ctx: &Ctx,
     app: &AppName,
     env: &EnvName,
     record: &ReleaseRecord,
     report: &Report,
-) -> Result<Option<ReleaseRecord>, CliError> {
+    causation: Option<Uuid>,
+) -> Result<Option<(ReleaseRecord, Uuid)>, CliError> {
     let actor: Actor = RECONCILER.parse()?;
+    let mut command_ctx = CommandContext::new(actor);
+    command_ctx.causation_id = causation;
     let store = ctx.open().await?;
     let executed = execute(
         &store,
@@ -170,17 +176,22 @@ async fn record_outcome(
             outcome: report.outcome,
             detail: report.detail.clone(),
         },
-        &CommandContext::new(actor),
+        &command_ctx,
     )
     .await?;
     let rollback = executed
         .events
         .iter()
         .find_map(|r| match &r.envelope.event {
-            Some(Event::ReleaseCreated { release, .. }) => Some(release.version),
+            Some(Event::ReleaseCreated { release, .. }) => {
+                Some((release.version, r.envelope.causation_id?))
+            }
             _ => None,
         });
-    Ok(rollback.and_then(|v| executed.state.envs[env].release(v).cloned()))
+    Ok(rollback.and_then(|(v, cause)| {
+        let record = executed.state.envs[env].release(v)?;
+        Some((record.clone(), cause))
+    }))
 }
 
 /// Hands one release to the env's target. Adapter failures that say something about the release

@@ -1,94 +1,266 @@
 //! `hoist serve`: follows the log and reconciles every env whose current release has not reached
-//! its target, within a poll interval of the event; resyncs every env periodically; stops cleanly
-//! on SIGTERM or Ctrl-C, after the reconcile in flight.
+//! its target, within a moment of the event; resyncs every env periodically; stops cleanly on
+//! SIGTERM or Ctrl-C, after the reconcile in flight.
 //!
-//! It holds the store only for a pass over new commits (open, read, drop) and inside each
-//! reconcile only to read and to record: on the embedded store, CLI commands keep working while
-//! it runs. It is written over the `EventStore` trait (`read_from` from a checkpoint), so any
-//! backend serves. Crash safety needs no state of its own: after a restart the first pass is a
-//! full resync, and an env whose outcome was never recorded is still pending, so it is applied
-//! again (a no-op on a declarative target) and recorded once (the engine records an outcome once).
+//! How it learns of new commits depends on the backend:
+//! - **embedded store**: it reads the log (`read_from`, over the `EventStore` trait) from a
+//!   checkpoint every `poll`, holding the store only for a pass (open, read, drop) and inside each
+//!   reconcile only to read and to record, so CLI commands keep working while it runs.
+//! - **NATS**: any number of instances share a durable consumer and per-env claims
+//!   ([`crate::nats_work`]): each commit goes to one instance, which reconciles its app's pending
+//!   envs; an env claimed by another instance is left to it (and the commit comes back later).
+//!
+//! Crash safety needs no state of its own: after a restart the first pass is a full resync, and
+//! an env whose outcome was never recorded is still pending, so it is applied again (a no-op on a
+//! declarative target) and recorded once (the engine records an outcome once per version).
 
+use crate::backend::Backend;
 use crate::cli::ServeArgs;
 use crate::commands::Ctx;
 use crate::error::CliError;
+use crate::nats_work::{Claim, Claimed, Claims, Deliveries, Delivery, HELD_RETRY, KEEPALIVE};
 use crate::reconcile::{parse_span, reconcile, Options};
 use hoist_engine::service;
 use hoist_engine::store::EventStore;
-use hoist_engine::{AppName, EnvName, Target};
+use hoist_engine::{AppName, EnvName, EnvState, Target};
+use serde::Deserialize;
 use std::collections::BTreeSet;
+use std::io::IsTerminal;
+use std::path::Path;
 use std::time::{Duration, Instant};
 use tokio::signal::unix::{signal, SignalKind};
 use tracing::Instrument;
 
-/// How often the log is read for new commits: the bound on the delay from a release to its apply.
-const POLL: Duration = Duration::from_millis(100);
 const PAGE: usize = 10_000;
+const DEFAULT_RESYNC: Duration = Duration::from_secs(60);
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
+/// Embedded store: the bound on the delay from a release to its apply.
+const DEFAULT_POLL: Duration = Duration::from_millis(100);
+/// NATS: a commit ends a pull's wait at once; this only sets how often an idle pull is renewed.
+const DEFAULT_NATS_POLL: Duration = Duration::from_secs(1);
+
+/// `--config FILE`: the same settings as the flags, as spans (`resync = "5m"`). TOML, because
+/// people edit and comment a daemon's settings file; unknown keys are refused so a typo is not
+/// silently ignored.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SettingsFile {
+    resync: Option<String>,
+    timeout: Option<String>,
+    poll: Option<String>,
+}
+
+#[derive(Debug)]
+struct Settings {
+    resync: Duration,
+    timeout: Duration,
+    /// `None`: the backend's default.
+    poll: Option<Duration>,
+}
+
+impl Settings {
+    /// Flags, else the file, else defaults.
+    fn resolve(args: &ServeArgs) -> Result<Settings, CliError> {
+        let file = match &args.config {
+            Some(path) => read_settings(path)?,
+            None => SettingsFile::default(),
+        };
+        let shown = args
+            .config
+            .as_deref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
+        let pick =
+            |name: &str, flag: &Option<String>, in_file: &Option<String>| match (flag, in_file) {
+                (Some(text), _) => parse_span(&format!("--{name}"), text).map(Some),
+                (None, Some(text)) => parse_span(&format!("{name} in {shown}"), text).map(Some),
+                (None, None) => Ok(None),
+            };
+        Ok(Settings {
+            resync: pick("resync", &args.resync, &file.resync)?.unwrap_or(DEFAULT_RESYNC),
+            timeout: pick("timeout", &args.timeout, &file.timeout)?.unwrap_or(DEFAULT_TIMEOUT),
+            poll: pick("poll", &args.poll, &file.poll)?,
+        })
+    }
+}
+
+fn read_settings(path: &Path) -> Result<SettingsFile, CliError> {
+    let shown = path.display();
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| CliError::rejected(format!("--config {shown}: {e}")))?;
+    toml::from_str(&text).map_err(|e: toml::de::Error| {
+        // A span over several lines (the whole table, for an unknown key) names no line.
+        let line = e
+            .span()
+            .map(|s| (s.start.min(text.len()), s.end.min(text.len())))
+            .filter(|(start, end)| !text[*start..*end].trim_end().contains('\n'))
+            .map(|(start, _)| text[..start].lines().count().max(1));
+        let at = line.map(|l| format!(" (line {l})")).unwrap_or_default();
+        CliError::rejected(format!(
+            "--config {shown}: not a serve settings file{at}: {}",
+            e.message().trim()
+        ))
+    })
+}
+
+/// Where new commits come from.
+enum Feed {
+    /// The embedded store, read from a checkpoint.
+    Log { next_seq: u64 },
+    /// NATS: deliveries of the shared consumer, and the claims that keep instances apart.
+    Nats(Box<Shared>),
+}
+
+struct Shared {
+    deliveries: Deliveries,
+    claims: Claims,
+}
 
 pub async fn serve(ctx: &Ctx, args: ServeArgs) -> Result<(), CliError> {
+    let settings = Settings::resolve(&args)?;
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        // Colour codes only where a person reads them, never in a log file or a journal.
+        .with_ansi(std::io::stderr().is_terminal())
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("HOIST_LOG")
-                .unwrap_or_else(|_| "info".into()),
+                // The NATS client logs every connection at info: one per store access.
+                .unwrap_or_else(|_| "info,async_nats=warn".into()),
         )
         .init();
-    let resync = parse_span("--resync", &args.resync)?;
     let options = Options {
         wait: true,
-        timeout: parse_span("--timeout", &args.timeout)?,
+        timeout: settings.timeout,
     };
     let mut terminate = signal(SignalKind::terminate())
         .map_err(|e| CliError::rejected(format!("cannot listen for SIGTERM: {e}")))?;
-    let mut next_seq = 1;
+    let mut feed = match ctx.open().await? {
+        // Past commits are the first resync's: follow the log from its end.
+        Backend::Sled(store) => Feed::Log {
+            next_seq: store.last_seq().await? + 1,
+        },
+        Backend::Nats(store) => {
+            let unavailable = |e: String| CliError::Unavailable(format!("serve on NATS: {e}"));
+            Feed::Nats(Box::new(Shared {
+                deliveries: Deliveries::open(&store).await.map_err(unavailable)?,
+                claims: Claims::open(&store, usize::from(ctx.global.replicas))
+                    .await
+                    .map_err(unavailable)?,
+            }))
+        }
+    };
+    let poll = settings.poll.unwrap_or(match feed {
+        Feed::Log { .. } => DEFAULT_POLL,
+        Feed::Nats(_) => DEFAULT_NATS_POLL,
+    });
+    match &feed {
+        Feed::Log { .. } => {
+            tracing::info!(resync = ?settings.resync, timeout = ?options.timeout, ?poll, "serving")
+        }
+        Feed::Nats(shared) => tracing::info!(
+            resync = ?settings.resync, timeout = ?options.timeout, ?poll,
+            consumer = crate::nats_work::CONSUMER, instance = shared.claims.holder(), "serving"
+        ),
+    }
     let mut last_resync: Option<Instant> = None;
-    tracing::info!(?resync, timeout = ?options.timeout, "serving");
+    // Apps with an env another instance held when we looked (NATS): looked at again every
+    // HELD_RETRY rather than at the next resync, in case the holder died.
+    let mut held = BTreeSet::new();
+    let mut last_retry = Instant::now();
     loop {
-        let full = last_resync.is_none_or(|at| at.elapsed() >= resync);
-        if full {
-            last_resync = Some(Instant::now());
-        }
-        let work = match pass(ctx, &mut next_seq, full).await {
-            Ok(work) => work,
-            Err(e) => {
-                // A busy or unreachable store is weathered: the next pass tries again.
-                tracing::warn!(error = e.message(), "reading the log");
-                vec![]
-            }
+        let claims = match &feed {
+            Feed::Log { .. } => None,
+            Feed::Nats(shared) => Some(&shared.claims),
         };
-        for (app, env) in work {
-            let span = tracing::info_span!("reconcile", %app, %env);
-            match reconcile(ctx, &app, &env, &options).instrument(span).await {
-                Ok(done) => tracing::info!(
-                    version = done.version,
-                    outcome = done.outcome,
-                    rolled_back_to = done.rolled_back_to,
-                    detail = %done.detail.replace('\n', "; "),
-                    "reconciled"
-                ),
-                // Nothing was recorded: the env stays pending and the next resync retries it.
-                Err(e) => tracing::warn!(error = e.message(), "reconcile failed"),
+        if last_resync.is_none_or(|at| at.elapsed() >= settings.resync) {
+            last_resync = Some(Instant::now());
+            match all_apps(ctx).await {
+                Ok(apps) => {
+                    let count = apps.len();
+                    held.extend(reconcile_apps(ctx, claims, apps, true, &options, None).await);
+                    tracing::info!(apps = count, "resynced");
+                }
+                Err(e) => tracing::warn!(error = e.message(), "resync: reading the log"),
             }
         }
-        tokio::select! {
-            _ = tokio::time::sleep(POLL) => {}
-            _ = terminate.recv() => break,
-            _ = tokio::signal::ctrl_c() => break,
+        if !held.is_empty() && last_retry.elapsed() >= HELD_RETRY {
+            last_retry = Instant::now();
+            let apps = std::mem::take(&mut held);
+            held = reconcile_apps(ctx, claims, apps, false, &options, None).await;
+        }
+        match &mut feed {
+            Feed::Log { next_seq } => {
+                match touched_apps(ctx, next_seq).await {
+                    Ok(apps) => {
+                        reconcile_apps(ctx, None, apps, false, &options, None).await;
+                    }
+                    // A busy or unreachable store is weathered: the next pass tries again.
+                    Err(e) => tracing::warn!(error = e.message(), "reading the log"),
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(poll) => {}
+                    _ = terminate.recv() => break,
+                    _ = tokio::signal::ctrl_c() => break,
+                }
+            }
+            Feed::Nats(shared) => {
+                let Shared { deliveries, claims } = &**shared;
+                let until_resync = settings
+                    .resync
+                    .saturating_sub(last_resync.map_or(Duration::ZERO, |at| at.elapsed()));
+                let mut wait = poll.min(until_resync);
+                if !held.is_empty() {
+                    wait = wait.min(HELD_RETRY.saturating_sub(last_retry.elapsed()));
+                }
+                let wait = wait.max(Duration::from_millis(10));
+                let next = tokio::select! {
+                    next = deliveries.next(wait) => next,
+                    _ = terminate.recv() => break,
+                    _ = tokio::signal::ctrl_c() => break,
+                };
+                match next {
+                    Ok(Some(delivery)) => handle(ctx, claims, delivery, &options).await,
+                    Ok(None) => {}
+                    Err(e) => {
+                        tracing::warn!(error = %e, "waiting for commits");
+                        tokio::select! {
+                            _ = tokio::time::sleep(poll) => {}
+                            _ = terminate.recv() => break,
+                            _ = tokio::signal::ctrl_c() => break,
+                        }
+                    }
+                }
+            }
         }
     }
     tracing::info!("stopped");
     Ok(())
 }
 
-/// The envs to reconcile now: those with a pending release among the apps that new commits
-/// touched; on a full resync, every env of every app that has a declarative target (applying
-/// again repairs drift and changes nothing otherwise) and every pending one. Exec hooks are not
-/// re-run by a resync: they need not be idempotent.
-async fn pass(
-    ctx: &Ctx,
-    next_seq: &mut u64,
-    full: bool,
-) -> Result<Vec<(AppName, EnvName)>, CliError> {
+/// One commit delivered to this instance: its app's pending envs reconciled, then acked; if one
+/// of them is held by another instance, the commit comes back later to look again.
+async fn handle(ctx: &Ctx, claims: &Claims, delivery: Delivery, options: &Options) {
+    tracing::debug!(app = %delivery.app, seq = delivery.seq, "delivered");
+    let apps = BTreeSet::from([delivery.app.clone()]);
+    let left = reconcile_apps(ctx, Some(claims), apps, false, options, Some(&delivery)).await;
+    let acked = if left.is_empty() {
+        delivery.done().await
+    } else {
+        delivery.retry_later().await
+    };
+    if let Err(e) = acked {
+        // Unacked, it comes back after the ack wait; looking again is harmless.
+        tracing::warn!(error = %e, "acknowledging a commit");
+    }
+}
+
+/// Every app of the log.
+async fn all_apps(ctx: &Ctx) -> Result<BTreeSet<AppName>, CliError> {
+    Ok(ctx.open().await?.apps().await?.into_iter().collect())
+}
+
+/// The apps that commits since `next_seq` touched; moves `next_seq` past them.
+async fn touched_apps(ctx: &Ctx, next_seq: &mut u64) -> Result<BTreeSet<AppName>, CliError> {
     let store = ctx.open().await?;
     let mut apps = BTreeSet::new();
     loop {
@@ -97,22 +269,204 @@ async fn pass(
         *next_seq = last.seq + 1;
         apps.extend(page.into_iter().map(|c| c.app));
     }
-    if full {
-        apps.extend(store.apps().await?);
-    }
+    Ok(apps)
+}
+
+/// Whether `env` needs a reconcile now: its current release is pending; or, on a full resync, it
+/// has a declarative target (applying again repairs drift and changes nothing otherwise). Exec
+/// hooks are not re-run by a resync: they need not be idempotent.
+fn needs_reconcile(env: &EnvState, full: bool) -> bool {
+    let declarative = matches!(env.target, Target::Kube { .. } | Target::Manifests { .. });
+    env.pending().is_some() || (full && declarative && env.current().is_some())
+}
+
+/// The envs of `apps` that need a reconcile, read with the store held only for the read.
+async fn envs_to_reconcile(
+    ctx: &Ctx,
+    apps: BTreeSet<AppName>,
+    full: bool,
+) -> Result<Vec<(AppName, EnvName)>, CliError> {
+    let store = ctx.open().await?;
     let mut work = Vec::new();
     for app in apps {
         let state = service::load_app(&store, &app).await?;
-        for (env, env_state) in &state.envs {
-            let declarative = matches!(
-                env_state.target,
-                Target::Kube { .. } | Target::Manifests { .. }
-            );
-            let resynced = full && declarative && env_state.current().is_some();
-            if env_state.pending().is_some() || resynced {
-                work.push((app.clone(), env.clone()));
+        work.extend(
+            state
+                .envs
+                .iter()
+                .filter(|(_, env)| needs_reconcile(env, full))
+                .map(|(env, _)| (app.clone(), env.clone())),
+        );
+    }
+    Ok(work)
+}
+
+/// Reconciles every env of `apps` that needs it, one at a time. Returns the apps left for later:
+/// with an env another instance held, or all of them when the log could not be read.
+async fn reconcile_apps(
+    ctx: &Ctx,
+    claims: Option<&Claims>,
+    apps: BTreeSet<AppName>,
+    full: bool,
+    options: &Options,
+    delivery: Option<&Delivery>,
+) -> BTreeSet<AppName> {
+    let work = match envs_to_reconcile(ctx, apps.clone(), full).await {
+        Ok(work) => work,
+        Err(e) => {
+            tracing::warn!(error = e.message(), "reading the log");
+            return apps;
+        }
+    };
+    let mut left = BTreeSet::new();
+    for (app, env) in work {
+        let span = tracing::info_span!("reconcile", %app, %env);
+        let done = reconcile_env(ctx, claims, &app, &env, full, options, delivery)
+            .instrument(span)
+            .await;
+        if !done {
+            left.insert(app);
+        }
+    }
+    left
+}
+
+/// One env: under its claim on NATS (looked at again once claimed: another instance may have
+/// just recorded it), directly on the embedded store. Returns false when another instance holds
+/// it. A reconcile that fails records nothing: the env stays pending for the next resync.
+async fn reconcile_env(
+    ctx: &Ctx,
+    claims: Option<&Claims>,
+    app: &AppName,
+    env: &EnvName,
+    full: bool,
+    options: &Options,
+    delivery: Option<&Delivery>,
+) -> bool {
+    let Some(claims) = claims else {
+        report(reconcile(ctx, app, env, options).await);
+        return true;
+    };
+    let mut claim = match claims.claim(app, env).await {
+        Ok(Claimed::Mine(claim)) => claim,
+        Ok(Claimed::Held(holder)) => {
+            tracing::debug!(%holder, "held by another instance");
+            return false;
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "claiming");
+            return false;
+        }
+    };
+    match still_needed(ctx, app, env, full).await {
+        Ok(true) => {
+            tokio::select! {
+                done = reconcile(ctx, app, env, options) => report(done),
+                _ = keep_alive(claims, &mut claim, delivery) => unreachable!("keeps alive until dropped"),
+            }
+        }
+        Ok(false) => tracing::debug!("already reconciled by another instance"),
+        Err(e) => tracing::warn!(error = e.message(), "reading the log"),
+    }
+    if let Err(e) = claims.release(claim).await {
+        tracing::warn!(error = %e, "releasing the claim (it lapses by itself)");
+    }
+    true
+}
+
+async fn still_needed(
+    ctx: &Ctx,
+    app: &AppName,
+    env: &EnvName,
+    full: bool,
+) -> Result<bool, CliError> {
+    let store = ctx.open().await?;
+    let state = service::load_app(&store, app).await?;
+    Ok(state.env(env).is_some_and(|e| needs_reconcile(e, full)))
+}
+
+/// Renews the claim and the delivery while a reconcile runs; never returns.
+async fn keep_alive(claims: &Claims, claim: &mut Claim, delivery: Option<&Delivery>) {
+    loop {
+        tokio::time::sleep(KEEPALIVE).await;
+        if let Err(e) = claims.renew(claim).await {
+            tracing::warn!(error = %e, "renewing the claim");
+        }
+        if let Some(delivery) = delivery {
+            if let Err(e) = delivery.in_progress().await {
+                tracing::warn!(error = %e, "extending the commit's ack wait");
             }
         }
     }
-    Ok(work)
+}
+
+fn report(reconciled: Result<crate::reconcile::Reconciled, CliError>) {
+    match reconciled {
+        Ok(done) => tracing::info!(
+            version = done.version,
+            outcome = done.outcome,
+            rolled_back_to = done.rolled_back_to,
+            detail = %done.detail.replace('\n', "; "),
+            "reconciled"
+        ),
+        // Nothing was recorded: the env stays pending and the next resync retries it.
+        Err(e) => tracing::warn!(error = e.message(), "reconcile failed"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(config: Option<&Path>, resync: Option<&str>) -> ServeArgs {
+        ServeArgs {
+            config: config.map(Path::to_path_buf),
+            resync: resync.map(str::to_string),
+            timeout: None,
+            poll: None,
+        }
+    }
+
+    #[test]
+    fn flags_override_the_file_which_overrides_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("serve.toml");
+        std::fs::write(
+            &file,
+            "# our slowest rollout\ntimeout = \"10m\"\nresync = \"5m\"\n",
+        )
+        .unwrap();
+        let from_file = Settings::resolve(&args(Some(&file), None)).unwrap();
+        assert_eq!(from_file.resync, Duration::from_secs(300));
+        assert_eq!(from_file.timeout, Duration::from_secs(600));
+        assert_eq!(from_file.poll, None);
+        let flagged = Settings::resolve(&args(Some(&file), Some("30s"))).unwrap();
+        assert_eq!(flagged.resync, Duration::from_secs(30));
+        assert_eq!(flagged.timeout, Duration::from_secs(600));
+        let defaults = Settings::resolve(&args(None, None)).unwrap();
+        assert_eq!(
+            (defaults.resync, defaults.timeout),
+            (DEFAULT_RESYNC, DEFAULT_TIMEOUT)
+        );
+    }
+
+    #[test]
+    fn a_bad_settings_file_is_named_in_one_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("serve.toml");
+        std::fs::write(&file, "timeout = \"10m\"\nresink = \"5m\"\n").unwrap();
+        let e = Settings::resolve(&args(Some(&file), None)).unwrap_err();
+        let message = e.message();
+        assert!(message.contains("serve.toml"), "{message}");
+        assert!(message.contains("resink"), "{message}");
+        assert!(!message.contains('\n'), "{message}");
+        std::fs::write(&file, "timeout = \"10m\"\nresync = 5m\n").unwrap();
+        let e = Settings::resolve(&args(Some(&file), None)).unwrap_err();
+        let message = e.message();
+        assert!(message.contains("(line 2)"), "{message}");
+        assert!(!message.contains('\n'), "{message}");
+        std::fs::write(&file, "poll = \"soon\"\n").unwrap();
+        let e = Settings::resolve(&args(Some(&file), None)).unwrap_err();
+        assert!(e.message().contains("invalid poll in"), "{}", e.message());
+    }
 }

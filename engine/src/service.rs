@@ -4,7 +4,7 @@
 
 use crate::codec::{decode_commit, encode_envelope, CodecError};
 use crate::decide::{decide, Command, DomainError};
-use crate::event::{Envelope, EventHash, Recorded};
+use crate::event::{Envelope, Event, EventHash, Recorded, ReleaseKind};
 use crate::names::{Actor, AppName};
 use crate::state::AppState;
 use crate::store::{EventStore, StoreError, StoredCommit};
@@ -142,15 +142,28 @@ pub async fn execute_cached<S: EventStore>(
         let mut prev_hash = state.last_hash;
         let mut encoded = Vec::with_capacity(events.len());
         let mut envelopes = Vec::with_capacity(events.len());
+        // An auto-rollback is decided in the commit of the failed rollout it answers: that
+        // rollout event is its cause.
+        let mut rollout_id = None;
         for event in events {
+            let id = Uuid::now_v7();
+            let causation_id = match &event {
+                Event::ReleaseCreated { release, .. } if release.kind == ReleaseKind::Rollback => {
+                    rollout_id.or(ctx.causation_id)
+                }
+                _ => ctx.causation_id,
+            };
+            if matches!(event, Event::RolloutRecorded { .. }) {
+                rollout_id = Some(id);
+            }
             let envelope = Envelope {
-                id: Uuid::now_v7(),
+                id,
                 app: app.clone(),
                 // The log keeps microseconds: the envelope reported must be the one stored.
                 at: ctx.at.trunc_subsecs(6),
                 actor: ctx.actor.clone(),
                 correlation_id: ctx.command_id,
-                causation_id: ctx.causation_id,
+                causation_id,
                 prev_hash,
                 event: Some(event),
             };

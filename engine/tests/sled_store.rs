@@ -7,7 +7,8 @@ use hoist_engine::service::{
 use hoist_engine::store::sled::SledStore;
 use hoist_engine::store::{Appended, EventStore, StoreError, StoredCommit};
 use hoist_engine::{
-    AppName, Artifact, Command, ConfigKey, ConfigValue, EnvName, Event, ImageRef, ReleaseVersion,
+    AppName, Artifact, Command, ConfigKey, ConfigValue, EnvName, Event, ImageRef, Outcome,
+    ReleaseVersion,
 };
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
@@ -366,4 +367,65 @@ async fn head_hint_is_removed_while_the_log_is_open_and_written_back_on_release(
     std::fs::remove_file(&head).unwrap();
     let store = SledStore::open(dir.path(), WAIT).unwrap();
     assert_eq!(store.last_seq().await.unwrap(), last);
+}
+
+#[tokio::test]
+async fn an_auto_rollback_is_caused_by_the_failed_rollout_it_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SledStore::open(dir.path(), WAIT).unwrap();
+    create_and_deploy(&store).await;
+    let record = |version: u64, outcome| Command::RecordRollout {
+        env: staging(),
+        version: ReleaseVersion::new(version).unwrap(),
+        outcome,
+        detail: String::new(),
+    };
+    for command in [
+        Command::SetTarget {
+            env: staging(),
+            target: hoist_engine::Target::Exec {
+                command: "true".into(),
+            },
+        },
+        Command::SetPolicy {
+            env: staging(),
+            auto_rollback: true,
+        },
+    ] {
+        execute(&store, &app(), &command, &ctx("ana@example.com"))
+            .await
+            .unwrap();
+    }
+    // A fresh context per command: one command id is one idempotent append.
+    execute(&store, &app(), &record(1, Outcome::Healthy), &ctx("hoist"))
+        .await
+        .unwrap();
+    let deploy = Command::Deploy {
+        env: staging(),
+        artifact: Artifact::Image(image('b')),
+    };
+    execute(&store, &app(), &deploy, &ctx("ana@example.com"))
+        .await
+        .unwrap();
+
+    let failed = execute(&store, &app(), &record(2, Outcome::Failed), &ctx("hoist"))
+        .await
+        .unwrap();
+
+    let [rollout, rollback] = &failed.events[..] else {
+        panic!("a failed rollout and its rollback: {:?}", failed.events);
+    };
+    assert!(matches!(
+        rollout.envelope.event,
+        Some(Event::RolloutRecorded { .. })
+    ));
+    assert_eq!(rollout.envelope.causation_id, None);
+    assert!(matches!(
+        rollback.envelope.event,
+        Some(Event::ReleaseCreated { .. })
+    ));
+    assert_eq!(rollback.envelope.causation_id, Some(rollout.envelope.id));
+    // As stored, not only as reported.
+    let stored = load_events(&store, &app()).await.unwrap();
+    assert_eq!(stored.last().unwrap().envelope, rollback.envelope);
 }

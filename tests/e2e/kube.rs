@@ -249,6 +249,22 @@ pub fn kube_rollout_that_never_becomes_available(h: &Hoist) {
     assert_eq!(releases[0]["kind"], "rollback");
     assert_eq!(releases[0]["actor"], "hoist");
     assert_eq!(releases[0]["rollback_to"], 1);
+    // The rollback release and the record of its outcome name the failed rollout as their cause.
+    let staging_events: Vec<Value> = h
+        .ok(&["events"])
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|e| e["event"]["env"] == "staging")
+        .collect();
+    let [.., failed_rollout, rollback, rollback_rollout] = &staging_events[..] else {
+        panic!("staging events: {staging_events:?}");
+    };
+    assert_eq!(failed_rollout["event"]["outcome"], "failed");
+    assert_eq!(failed_rollout.get("causation_id"), None);
+    assert_eq!(rollback["event"]["type"], "release_created");
+    assert_eq!(rollback["causation_id"], failed_rollout["id"]);
+    assert_eq!(rollback_rollout["event"]["version"], 3);
+    assert_eq!(rollback_rollout["causation_id"], failed_rollout["id"]);
     // And it does not loop: applying again changes nothing.
     let events = h.event_count();
     h.ok(&["apply", "api", "--env", "staging"]);

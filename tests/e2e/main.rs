@@ -152,6 +152,30 @@ mod nats {
     }
 
     #[test]
+    fn serve_picks_up_a_new_release_by_itself() {
+        let (_server, h) = nats();
+        serve::serve_picks_up_a_new_release_by_itself(&h);
+    }
+
+    #[test]
+    fn serve_killed_between_apply_and_record_records_once() {
+        let (_server, h) = nats();
+        serve::serve_killed_between_apply_and_record_records_once(&h);
+    }
+
+    #[test]
+    fn two_serves_share_the_work_and_apply_each_release_once() {
+        let (_server, h) = nats();
+        serve::two_serves_share_the_work_and_apply_each_release_once(&h);
+    }
+
+    #[test]
+    fn a_killed_serve_leaves_the_work_to_the_other() {
+        let (_server, h) = nats();
+        serve::a_killed_serve_leaves_the_work_to_the_other(&h);
+    }
+
+    #[test]
     fn kill9_of_the_server_during_a_burst_loses_no_acknowledged_append() {
         faults::kill9_of_the_server_during_a_burst_loses_no_acknowledged_append();
     }

@@ -309,6 +309,16 @@ impl NatsStore {
                 Err(e) => match e.kind() {
                     GetStreamErrorKind::JetStream(js)
                         if js.error_code() == ErrorCode::STREAM_NOT_FOUND => {}
+                    // No answer yet (a replicated stream electing its leader after a node was
+                    // lost): ask again, within the caller's bound on connecting.
+                    GetStreamErrorKind::Request => {
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                    GetStreamErrorKind::JetStream(js) if js.code() == 503 => {
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
                     _ => return Err(unavailable("cannot look up", &one_line(&e))),
                 },
             }
