@@ -2,12 +2,12 @@
 //! command reported, the log must agree: every append that exited 0 is there exactly once, and
 //! none that failed is.
 
-use crate::harness::{image, Hoist};
+use crate::harness::{image, wait_for, Hoist};
 use crate::nats_server::{NatsCluster, NatsServer};
 use serde_json::Value;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// How many releases in `releases` set `key` (descriptions read "Set KEY").
 fn releases_setting(releases: &Value, key: &str) -> usize {
@@ -18,18 +18,6 @@ fn releases_setting(releases: &Value, key: &str) -> usize {
         .iter()
         .filter(|r| r["description"] == wanted.as_str())
         .count()
-}
-
-fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
-    let started = Instant::now();
-    while !done() {
-        assert!(
-            started.elapsed() < timeout,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        std::thread::yield_now();
-        std::thread::park_timeout(Duration::from_millis(20));
-    }
 }
 
 pub fn kill9_of_the_server_during_a_burst_loses_no_acknowledged_append() {
@@ -64,8 +52,8 @@ pub fn kill9_of_the_server_during_a_burst_loses_no_acknowledged_append() {
                 .collect::<Vec<_>>()
         })
     };
-    wait_until("a third of the burst", Duration::from_secs(60), || {
-        finished.load(Ordering::SeqCst) >= BURST / 3
+    wait_for("a third of the burst", Duration::from_secs(60), || {
+        (finished.load(Ordering::SeqCst) >= BURST / 3).then_some(())
     });
     server.kill9();
     server.restart();
@@ -137,10 +125,10 @@ pub fn r3_cluster_survives_losing_a_node() {
     cluster.wait_for_meta_leader(Duration::from_secs(30));
     // The stream's own replica group may need a new leader too: until it has one, a command
     // exits 4 after its bound (nothing appended); a user would retry, the test waits for a read.
-    wait_until(
+    wait_for(
         "the stream to be served again",
         Duration::from_secs(60),
-        || h.run(&["status", "api"]).status.success(),
+        || h.run(&["status", "api"]).status.success().then_some(()),
     );
     h.ok(&["config", "set", "api", "--env", "staging", "B=2"]);
     h.ok(&[
@@ -184,10 +172,10 @@ pub fn r3_cluster_survives_losing_a_node() {
     // The lost node comes back into a cluster that moved on without it.
     cluster.restart(0);
     cluster.wait_for_meta_leader(Duration::from_secs(30));
-    wait_until(
+    wait_for(
         "the stream to be served again",
         Duration::from_secs(60),
-        || h.run(&["status", "api"]).status.success(),
+        || h.run(&["status", "api"]).status.success().then_some(()),
     );
     check(&h);
 }

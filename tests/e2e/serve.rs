@@ -2,26 +2,11 @@
 //! commands keep working on the same embedded store, survives `kill -9` between applying and
 //! recording (the restart re-applies as a no-op and records once), and stops cleanly on SIGTERM.
 
-use crate::harness::{image, Hoist};
+use crate::harness::{image, wait_for, Hoist};
 use serde_json::Value;
 use std::path::Path;
 use std::process::{Child, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-
-/// Polls `condition` every 20 ms until it holds, or panics naming `what` after `deadline`.
-pub fn wait_for<T>(what: &str, deadline: Duration, mut condition: impl FnMut() -> Option<T>) -> T {
-    let started = Instant::now();
-    loop {
-        if let Some(value) = condition() {
-            return value;
-        }
-        assert!(
-            started.elapsed() < deadline,
-            "timed out after {deadline:?} waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 fn start_serve(h: &Hoist, env: &[(&str, &Path)]) -> Child {
     start_serve_logging_to(h, "serve.log", env)
