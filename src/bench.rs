@@ -2,20 +2,25 @@
 //! locks across N apps) through the real command path (`service::execute_cached`, the cached form
 //! of `execute`), then measures, each beside its raw baseline in the same process and run:
 //!
-//! - append, many apps in flight (one worker thread per group of apps; one app's commands stay
-//!   ordered) vs raw sled inserts of the same payloads, flushed each, with the same concurrency;
-//! - replay into fresh read models vs a raw scan of the log without decoding;
+//! - append, many apps in flight (one app's commands stay ordered) vs the raw medium with the same
+//!   concurrency: on sled, one worker thread per group of apps vs raw inserts of the same
+//!   payloads, flushed each; on NATS (`bench_nats`), one task per app vs raw async publishes of
+//!   the same payloads, acks awaited in windows;
+//! - replay into fresh read models vs a raw read of the log without decoding (a sled scan, an
+//!   ordered push consumer);
 //! - `status` and `audit --app A --limit 20` latency on the models (catch-up check included);
 //! - peak RSS.
 //!
-//! Without `--keep` it works in a scratch directory removed afterwards; with it, in the configured
-//! store, whose read models it then catches up.
+//! Without `--keep` it works in scratch space removed afterwards (a directory; on NATS a stream of
+//! its own); with it, in the configured store or stream (on sled, whose read models it then
+//! catches up).
 
 use crate::backend::store_dir;
 use crate::cli::GlobalArgs;
 use crate::error::CliError;
 use crate::output::{print_json, table};
 use hoist_engine::service::{execute_cached, CommandContext};
+use hoist_engine::store::nats::{raw_publish, NatsOptions, NatsStore};
 use hoist_engine::store::sled::SledStore;
 use hoist_engine::store::EventStore;
 use hoist_engine::{AppName, AppState, Artifact, Command, ConfigKey, ConfigValue, EnvName};
@@ -134,15 +139,13 @@ pub fn run(global: &GlobalArgs, args: &BenchArgs) -> Result<(), CliError> {
 }
 
 fn bench(global: &GlobalArgs, args: &BenchArgs) -> Result<(), CliError> {
-    if global.nats.is_some() {
-        return Err(CliError::Unavailable(
-            "--nats: the NATS backend is not built into this hoist yet".into(),
-        ));
-    }
     if args.apps == 0 || args.events == 0 {
         return Err(CliError::rejected(
             "bench: --apps and --events must be at least 1",
         ));
+    }
+    if let Some(url) = &global.nats {
+        return bench_nats(global, args, url);
     }
     let scratch = Scratch::new("log")?;
     let dir = if args.keep {
@@ -214,25 +217,8 @@ fn bench(global: &GlobalArgs, args: &BenchArgs) -> Result<(), CliError> {
     let replayed = rt.block_on(models.catch_up(&store, &mut |_, _| {}))?;
     let replay_took = started.elapsed();
 
-    // ---- queries, on the caught-up models ----
-    let (mut status_us, mut audit_us) = (Vec::new(), Vec::new());
-    for i in 0..SAMPLES {
-        let app = &apps[i % apps.len()];
-        let started = Instant::now();
-        rt.block_on(models.catch_up_state(&store))?;
-        let status = models.status(app)?;
-        status_us.push(started.elapsed().as_secs_f64() * 1e6);
-        assert!(status.is_some(), "bench app {app} has a status");
-        let query = AuditQuery {
-            app: Some(app.clone()),
-            ..AuditQuery::default()
-        };
-        let started = Instant::now();
-        rt.block_on(models.catch_up_state(&store))?;
-        let entries = rt.block_on(models.audit(&store, &query, 20))?;
-        audit_us.push(started.elapsed().as_secs_f64() * 1e6);
-        assert!(!entries.is_empty());
-    }
+    let (status_query_us, audit_query_us) =
+        rt.block_on(measure_queries(&mut models, &store, &apps))?;
     drop(models);
     if args.keep {
         let mut own = ProjectionStore::open(&dir.join("projections"), PARTITION_SIZE)?;
@@ -244,8 +230,8 @@ fn bench(global: &GlobalArgs, args: &BenchArgs) -> Result<(), CliError> {
         events,
         append: Rate::of(events, append_took, append_baseline),
         replay: Rate::of(replayed.events, replay_took, scan_took),
-        status_query_us: Latency::of(status_us),
-        audit_query_us: Latency::of(audit_us),
+        status_query_us,
+        audit_query_us,
         peak_rss_mb: peak_rss_mb(),
     };
     drop(store);
@@ -257,10 +243,157 @@ fn bench(global: &GlobalArgs, args: &BenchArgs) -> Result<(), CliError> {
     Ok(())
 }
 
+/// `status` and `audit --app A --limit 20` latency on caught-up models, the catch-up check
+/// (a look at the log's last sequence) included, as a command pays it.
+async fn measure_queries<S: EventStore>(
+    models: &mut ProjectionStore,
+    store: &S,
+    apps: &[AppName],
+) -> Result<(Latency, Latency), CliError> {
+    let (mut status_us, mut audit_us) = (Vec::new(), Vec::new());
+    for i in 0..SAMPLES {
+        let app = &apps[i % apps.len()];
+        let started = Instant::now();
+        models.catch_up_state(store).await?;
+        let status = models.status(app)?;
+        status_us.push(started.elapsed().as_secs_f64() * 1e6);
+        assert!(status.is_some(), "bench app {app} has a status");
+        let query = AuditQuery {
+            app: Some(app.clone()),
+            ..AuditQuery::default()
+        };
+        let started = Instant::now();
+        models.catch_up_state(store).await?;
+        let entries = models.audit(store, &query, 20).await?;
+        audit_us.push(started.elapsed().as_secs_f64() * 1e6);
+        assert!(!entries.is_empty());
+    }
+    Ok((Latency::of(status_us), Latency::of(audit_us)))
+}
+
+/// Publishes in flight per baseline task, before their acks are awaited.
+const RAW_WINDOW: usize = 1_000;
+
+/// `hoist --nats URL bench`: the same measurements on JetStream. Scratch space is a stream of
+/// its own (`HOIST_BENCH_<run>`, subjects `hoist.bench.<run>.app.>`) deleted afterwards, unless
+/// `--keep` writes into the configured stream. One task per app appends (one app's commands in
+/// order, every app in flight at once); the baseline publishes the same payloads with the same
+/// number of tasks, into another scratch stream, acks awaited in windows; replay is measured
+/// against an ordered push consumer reading the stream.
+fn bench_nats(global: &GlobalArgs, args: &BenchArgs, url: &str) -> Result<(), CliError> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    rt.block_on(async {
+        let run = format!("{:08x}", uuid::Uuid::now_v7().as_u128() as u32);
+        let mut options = NatsOptions::new(url);
+        options.creds_file = global.nats_creds.clone();
+        options.tls_ca_file = global.nats_tls_ca.clone();
+        options.replicas = usize::from(global.replicas);
+        options.timeout = Duration::from_secs(30);
+        let mut raw_options = options.clone();
+        raw_options.stream = format!("HOIST_BENCH_RAW_{run}");
+        raw_options.subject_prefix = format!("hoist.bench.{run}.raw.");
+        if args.keep {
+            options.stream = global.stream.clone();
+        } else {
+            options.stream = format!("HOIST_BENCH_{run}");
+            options.subject_prefix = format!("hoist.bench.{run}.app.");
+        }
+        let store = NatsStore::connect(options).await?;
+        let raw = NatsStore::connect(raw_options).await?;
+        let result = bench_on_nats(args, &run, &store, &raw).await;
+        let mut streams = vec![raw.stream_name().to_string()];
+        if !args.keep {
+            streams.push(store.stream_name().to_string());
+        }
+        for stream in streams {
+            if let Err(e) = store.jetstream().delete_stream(&stream).await {
+                eprintln!("hoist: warning: bench stream {stream} not deleted: {e}");
+            }
+        }
+        let report = result?;
+        if global.json {
+            print_json(&report);
+        } else {
+            print_report(&report, None);
+        }
+        Ok(())
+    })
+}
+
+async fn bench_on_nats(
+    args: &BenchArgs,
+    run: &str,
+    store: &NatsStore,
+    raw: &NatsStore,
+) -> Result<Report, CliError> {
+    let first_seq = store.last_seq().await? + 1;
+    let apps: Vec<AppName> = (0..args.apps)
+        .map(|i| format!("bench-{run}-{i:04}").parse())
+        .collect::<Result<_, _>>()?;
+
+    // ---- append: the real command path, one task per app, all in flight ----
+    let started = Instant::now();
+    let written = futures::future::join_all(apps.iter().enumerate().map(|(i, app)| {
+        let quota =
+            args.events / args.apps as u64 + u64::from((i as u64) < args.events % args.apps as u64);
+        async move { write_history(store, &[app], quota, i).await }
+    }))
+    .await;
+    let append_took = started.elapsed();
+    let events = written.into_iter().sum::<Result<u64, CliError>>()?;
+
+    // ---- append baseline: the same payloads, raw async publish, one task per app ----
+    let commits = store.read_from(first_seq, usize::MAX).await?;
+    let mut by_app: Vec<Vec<(String, Vec<u8>)>> = vec![Vec::new(); apps.len()];
+    for commit in commits {
+        if let Some(i) = apps.iter().position(|a| *a == commit.app) {
+            by_app[i].push((raw.subject(&commit.app), commit.payload));
+        }
+    }
+    let started = Instant::now();
+    for published in futures::future::join_all(
+        by_app
+            .iter()
+            .map(|messages| raw_publish(raw.jetstream(), messages, RAW_WINDOW)),
+    )
+    .await
+    {
+        published?;
+    }
+    let append_baseline = started.elapsed();
+    drop(by_app);
+
+    // ---- replay: fresh read models vs an ordered consumer reading the same stream ----
+    store.raw_read().await?; // warm both
+    let started = Instant::now();
+    store.raw_read().await?;
+    let read_took = started.elapsed();
+    let models_dir = Scratch::new("models")?;
+    let mut models = ProjectionStore::open(&models_dir.0, PARTITION_SIZE)?;
+    let started = Instant::now();
+    let replayed = models.catch_up(store, &mut |_, _| {}).await?;
+    let replay_took = started.elapsed();
+
+    let (status_query_us, audit_query_us) = measure_queries(&mut models, store, &apps).await?;
+    Ok(Report {
+        backend: "nats",
+        apps: args.apps,
+        events,
+        append: Rate::of(events, append_took, append_baseline),
+        replay: Rate::of(replayed.events, replay_took, read_took),
+        status_query_us,
+        audit_query_us,
+        peak_rss_mb: peak_rss_mb(),
+    })
+}
+
 /// One worker's share: create its apps, then cycle through them issuing a realistic mix of
 /// commands until `quota` events are written. Returns the events written.
-async fn write_history(
-    store: &SledStore,
+async fn write_history<S: EventStore>(
+    store: &S,
     apps: &[&AppName],
     quota: u64,
     seed: usize,

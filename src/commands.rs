@@ -621,7 +621,7 @@ impl Ctx {
                         e.app.to_string(),
                         e.env.as_ref().map_or("-".to_string(), EnvName::to_string),
                         e.kind.to_string(),
-                        e.summary.clone()
+                        e.summary.to_string()
                     ])
                 )
             );

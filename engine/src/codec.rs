@@ -308,6 +308,15 @@ pub fn decode_commit(seq: u64, payload: &[u8]) -> Result<Vec<Recorded>, CodecErr
         .collect()
 }
 
+/// Decodes one stored commit's envelopes without hashing them: for read models, which do not
+/// check the hash chain (`decode_commit` hashes, for whoever appends or verifies).
+pub fn decode_envelopes(payload: &[u8]) -> Result<Vec<Envelope>, CodecError> {
+    hoist_proto::split_commit(payload)?
+        .into_iter()
+        .map(decode_envelope)
+        .collect()
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;

@@ -274,41 +274,149 @@ impl Event {
         }
     }
 
-    /// One line for humans, chat and `audit`. Never contains a secret.
-    pub fn summary(&self) -> String {
+    /// One line for humans, chat and `audit`, unrendered: see [`Summary`]. Never contains a
+    /// secret.
+    pub fn summary(&self) -> Summary {
         match self {
-            Event::AppCreated { envs } => {
-                let pipeline: Vec<&str> = envs.iter().map(EnvName::as_str).collect();
-                format!("Created app with pipeline {}", pipeline.join(" → "))
-            }
-            Event::BuildRegistered { build } => {
-                format!("Registered build {} ({})", build.id, build.image.short())
-            }
-            Event::ReleaseCreated { env, release } => {
-                format!("{} {}: {}", env, release.version, release.description)
-            }
-            Event::EnvLocked { env, reason } => format!("Locked {env}: {reason}"),
-            Event::EnvUnlocked { env } => format!("Unlocked {env}"),
-            Event::TargetSet { env, target } => format!("Target of {env}: {target}"),
-            Event::PolicySet { env, auto_rollback } => format!(
-                "Auto-rollback of {env}: {}",
-                if *auto_rollback { "on" } else { "off" }
-            ),
+            Event::AppCreated { envs } => Summary::Created {
+                pipeline: envs.clone(),
+            },
+            Event::BuildRegistered { build } => Summary::Build {
+                id: build.id.clone(),
+                image: build.image.clone(),
+            },
+            Event::ReleaseCreated { env, release } => Summary::Release {
+                env: env.clone(),
+                version: release.version,
+                description: release.description.clone(),
+            },
+            Event::EnvLocked { env, reason } => Summary::Locked {
+                env: env.clone(),
+                reason: reason.clone(),
+            },
+            Event::EnvUnlocked { env } => Summary::Unlocked { env: env.clone() },
+            Event::TargetSet { env, target } => Summary::Target {
+                env: env.clone(),
+                target: target.clone(),
+            },
+            Event::PolicySet { env, auto_rollback } => Summary::Policy {
+                env: env.clone(),
+                auto_rollback: *auto_rollback,
+            },
             Event::RolloutRecorded {
                 env,
                 version,
                 outcome,
                 detail,
-            } => {
+            } => Summary::Rollout {
+                env: env.clone(),
+                version: *version,
+                outcome: *outcome,
                 // The detail can be a multi-line output tail: its first line is the summary's.
-                let first = detail.lines().next().unwrap_or_default();
-                if first.is_empty() {
-                    format!("{env} {version}: {}", outcome.as_str())
-                } else {
-                    format!("{env} {version}: {} ({first})", outcome.as_str())
-                }
-            }
+                first_line: detail.lines().next().unwrap_or_default().to_string(),
+            },
         }
+    }
+}
+
+/// The one-line summary of an event, as the parts it is made of: a fold that keeps summaries
+/// (the audit view keeps an app's newest events) copies a few names, and the text is rendered
+/// (`Display`) only when someone reads it. `Text` is a summary already rendered. Two summaries
+/// are equal when they read the same.
+#[derive(Debug, Clone)]
+pub enum Summary {
+    Text(String),
+    Created {
+        pipeline: Vec<EnvName>,
+    },
+    Build {
+        id: BuildId,
+        image: ImageRef,
+    },
+    Release {
+        env: EnvName,
+        version: ReleaseVersion,
+        description: String,
+    },
+    Locked {
+        env: EnvName,
+        reason: String,
+    },
+    Unlocked {
+        env: EnvName,
+    },
+    Target {
+        env: EnvName,
+        target: Target,
+    },
+    Policy {
+        env: EnvName,
+        auto_rollback: bool,
+    },
+    Rollout {
+        env: EnvName,
+        version: ReleaseVersion,
+        outcome: Outcome,
+        first_line: String,
+    },
+}
+
+impl std::fmt::Display for Summary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Summary::Text(text) => f.write_str(text),
+            Summary::Created { pipeline } => {
+                let pipeline: Vec<&str> = pipeline.iter().map(EnvName::as_str).collect();
+                write!(f, "Created app with pipeline {}", pipeline.join(" → "))
+            }
+            Summary::Build { id, image } => write!(f, "Registered build {id} ({})", image.short()),
+            Summary::Release {
+                env,
+                version,
+                description,
+            } => write!(f, "{env} {version}: {description}"),
+            Summary::Locked { env, reason } => write!(f, "Locked {env}: {reason}"),
+            Summary::Unlocked { env } => write!(f, "Unlocked {env}"),
+            Summary::Target { env, target } => write!(f, "Target of {env}: {target}"),
+            Summary::Policy { env, auto_rollback } => write!(
+                f,
+                "Auto-rollback of {env}: {}",
+                if *auto_rollback { "on" } else { "off" }
+            ),
+            Summary::Rollout {
+                env,
+                version,
+                outcome,
+                first_line,
+            } if first_line.is_empty() => write!(f, "{env} {version}: {}", outcome.as_str()),
+            Summary::Rollout {
+                env,
+                version,
+                outcome,
+                first_line,
+            } => write!(f, "{env} {version}: {} ({first_line})", outcome.as_str()),
+        }
+    }
+}
+
+impl PartialEq for Summary {
+    fn eq(&self, other: &Self) -> bool {
+        self.to_string() == other.to_string()
+    }
+}
+
+impl Eq for Summary {}
+
+/// Serialized as its text (the `summary` of `audit --json`), read back as `Text`.
+impl Serialize for Summary {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Summary {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(Summary::Text)
     }
 }
 
@@ -340,4 +448,11 @@ pub struct Recorded {
     pub seq: u64,
     pub hash: EventHash,
     pub envelope: Envelope,
+}
+
+/// A copy of a borrowed event, so a fold can take owned and borrowed histories alike.
+impl From<&Recorded> for Recorded {
+    fn from(recorded: &Recorded) -> Self {
+        recorded.clone()
+    }
 }

@@ -24,7 +24,7 @@ pub mod store;
 pub use decide::{decide, Artifact, Command, DomainError};
 pub use event::{
     Build, Config, ConfigValue, Envelope, Event, EventHash, Outcome, PromotionSource, Recorded,
-    Release, ReleaseKind, Target,
+    Release, ReleaseKind, Summary, Target,
 };
 pub use names::{
     Actor, AppName, BuildId, ConfigKey, EnvName, ImageRef, ReleaseVersion, ValidationError,

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
 /// Input that broke a rule: names the field, the value and the rule.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -43,7 +44,8 @@ macro_rules! string_newtype {
         $(#[$doc])*
         #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
         #[serde(try_from = "String", into = "String")]
-        pub struct $name(String);
+        // Shared, immutable text: folds copy names into many records, and a clone is a count.
+        pub struct $name(Arc<str>);
 
         impl $name {
             pub fn as_str(&self) -> &str {
@@ -54,25 +56,25 @@ macro_rules! string_newtype {
         impl TryFrom<String> for $name {
             type Error = ValidationError;
             fn try_from(value: String) -> Result<Self, ValidationError> {
-                let check: fn(&str) -> bool = $check;
-                if check(&value) {
-                    Ok($name(value))
-                } else {
-                    Err(ValidationError { field: $field, value, rule: $rule })
-                }
+                value.parse()
             }
         }
 
         impl FromStr for $name {
             type Err = ValidationError;
             fn from_str(s: &str) -> Result<Self, ValidationError> {
-                Self::try_from(s.to_owned())
+                let check: fn(&str) -> bool = $check;
+                if check(s) {
+                    Ok($name(s.into()))
+                } else {
+                    Err(ValidationError { field: $field, value: s.to_owned(), rule: $rule })
+                }
             }
         }
 
         impl From<$name> for String {
             fn from(value: $name) -> String {
-                value.0
+                value.0.to_string()
             }
         }
 
@@ -156,7 +158,13 @@ impl ImageRef {
     pub fn build_id(&self) -> BuildId {
         use sha2::Digest;
         let hash = sha2::Sha256::digest(self.0.as_bytes());
-        BuildId(hash[..6].iter().map(|b| format!("{b:02x}")).collect())
+        BuildId(
+            hash[..6]
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+                .into(),
+        )
     }
 }
 

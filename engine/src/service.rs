@@ -105,7 +105,7 @@ pub async fn refresh<S: EventStore>(
 ) -> Result<(), ExecuteError> {
     let commits = store.read_app_after(app, state.last_seq).await?;
     for recorded in decode_commits(&commits)? {
-        state.apply_mut(&recorded);
+        state.apply_owned(recorded);
     }
     Ok(())
 }
@@ -123,7 +123,8 @@ pub async fn execute<S: EventStore>(
 
 /// `execute` on a state the caller keeps between commands (a long-running process, `hoist
 /// bench`), so a command reads only the app's commits it has not folded yet instead of its whole
-/// history. `state` must be a fold of `app`'s commits (or empty); on return it is the app after
+/// history, and nothing before its first try when the state is non-empty (the append's expected
+/// sequence is the check). `state` must be a fold of `app`'s commits (or empty); on return it is the app after
 /// the command, whatever the outcome. Returns the events appended (empty for a no-op).
 pub async fn execute_cached<S: EventStore>(
     store: &S,
@@ -132,12 +133,22 @@ pub async fn execute_cached<S: EventStore>(
     ctx: &CommandContext,
     state: &mut AppState,
 ) -> Result<Vec<Recorded>, ExecuteError> {
+    // The first try trusts a non-empty cached state without reading the log: the append's
+    // expected sequence checks it (a stale state comes back as a conflict), which saves a read
+    // per command. Any other outcome of deciding on it (a rejection, a no-op) is confirmed on a
+    // refreshed state before it is reported.
+    let mut trusted = state.last_seq > 0;
     for _ in 0..MAX_ATTEMPTS {
-        refresh(store, app, state).await?;
-        let events = decide(app, state, command)?;
-        if events.is_empty() {
-            return Ok(vec![]);
+        let unchecked = std::mem::take(&mut trusted);
+        if !unchecked {
+            refresh(store, app, state).await?;
         }
+        let events = match decide(app, state, command) {
+            Ok(events) if !events.is_empty() => events,
+            _ if unchecked => continue,
+            Ok(_) => return Ok(vec![]),
+            Err(e) => return Err(e.into()),
+        };
         // Each envelope is encoded once: its bytes are hashed into the chain and stored as is.
         let mut prev_hash = state.last_hash;
         let mut encoded = Vec::with_capacity(events.len());

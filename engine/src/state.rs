@@ -1,7 +1,7 @@
 //! An app's current state, folded from its events. `apply` is infallible and holds no business
 //! rules: whatever an event says happened, happened. Rules live in `decide`.
 
-use crate::event::{Build, Event, EventHash, Outcome, Recorded, Release, Target};
+use crate::event::{Build, Envelope, Event, EventHash, Outcome, Recorded, Release, Target};
 use crate::names::{Actor, BuildId, EnvName, ReleaseVersion};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -105,61 +105,62 @@ impl AppState {
         self
     }
 
+    /// `apply_owned` of a copy: for callers that keep the event.
     pub fn apply_mut(&mut self, recorded: &Recorded) {
+        self.apply_owned(recorded.clone());
+    }
+
+    /// Folds one event, taking it: its release, build and names move into the state instead of
+    /// being copied (a replay owns the events it decodes).
+    pub fn apply_owned(&mut self, recorded: Recorded) {
         self.last_seq = recorded.seq;
         self.last_hash = Some(recorded.hash);
         self.event_count += 1;
-        let envelope = &recorded.envelope;
-        let Some(event) = &envelope.event else {
+        let Envelope {
+            at, actor, event, ..
+        } = recorded.envelope;
+        let Some(event) = event else {
             self.skipped_unknown += 1;
             return;
         };
         match event {
             Event::AppCreated { envs } => {
-                self.pipeline = envs.clone();
-                self.created_at = Some(envelope.at);
+                self.created_at = Some(at);
                 self.envs = envs
                     .iter()
                     .map(|e| (e.clone(), EnvState::default()))
                     .collect();
+                self.pipeline = envs;
             }
             Event::BuildRegistered { build } => {
-                self.builds.insert(build.id.clone(), build.clone());
+                self.builds.insert(build.id.clone(), build);
             }
             Event::ReleaseCreated { env, release } => {
                 if let Some(build) = &release.build {
-                    self.builds
-                        .entry(build.id.clone())
-                        .or_insert_with(|| build.clone());
+                    if !self.builds.contains_key(&build.id) {
+                        self.builds.insert(build.id.clone(), build.clone());
+                    }
                 }
                 self.envs
-                    .entry(env.clone())
+                    .entry(env)
                     .or_default()
                     .releases
-                    .push(ReleaseRecord {
-                        release: release.clone(),
-                        actor: envelope.actor.clone(),
-                        at: envelope.at,
-                    });
+                    .push(ReleaseRecord { release, actor, at });
             }
             Event::EnvLocked { env, reason } => {
-                self.envs.entry(env.clone()).or_default().lock = Some(Lock {
-                    actor: envelope.actor.clone(),
-                    reason: reason.clone(),
-                    at: envelope.at,
-                });
+                self.envs.entry(env).or_default().lock = Some(Lock { actor, reason, at });
             }
             Event::EnvUnlocked { env } => {
-                self.envs.entry(env.clone()).or_default().lock = None;
+                self.envs.entry(env).or_default().lock = None;
             }
             Event::TargetSet { env, target } => {
-                let env_state = self.envs.entry(env.clone()).or_default();
-                env_state.target = target.clone();
+                let env_state = self.envs.entry(env).or_default();
+                env_state.target = target;
                 // Nothing has reached the new target yet: its current release is pending again.
                 env_state.rollout = None;
             }
             Event::PolicySet { env, auto_rollback } => {
-                self.envs.entry(env.clone()).or_default().auto_rollback = *auto_rollback;
+                self.envs.entry(env).or_default().auto_rollback = auto_rollback;
             }
             Event::RolloutRecorded {
                 env,
@@ -167,24 +168,25 @@ impl AppState {
                 outcome,
                 detail,
             } => {
-                let env_state = self.envs.entry(env.clone()).or_default();
-                if *outcome == Outcome::Healthy {
-                    env_state.last_healthy = Some(*version);
+                let env_state = self.envs.entry(env).or_default();
+                if outcome == Outcome::Healthy {
+                    env_state.last_healthy = Some(version);
                 }
                 env_state.rollout = Some(Rollout {
-                    version: *version,
-                    outcome: *outcome,
-                    detail: detail.clone(),
-                    at: envelope.at,
+                    version,
+                    outcome,
+                    detail,
+                    at,
                 });
             }
         }
     }
 
-    pub fn fold<'a>(events: impl IntoIterator<Item = &'a Recorded>) -> Self {
+    /// Folds a history, owned (`Vec<Recorded>`, moved) or borrowed (`&[Recorded]`, copied).
+    pub fn fold<R: Into<Recorded>>(events: impl IntoIterator<Item = R>) -> Self {
         let mut state = AppState::default();
         for recorded in events {
-            state.apply_mut(recorded);
+            state.apply_owned(recorded.into());
         }
         state
     }

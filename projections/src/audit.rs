@@ -1,8 +1,9 @@
 //! The audit view: who did what, when, one entry per event, and the filters of `hoist audit`.
 
 use chrono::{DateTime, Utc};
-use hoist_engine::{Actor, AppName, EnvName, Recorded};
+use hoist_engine::{Actor, AppName, EnvName, Envelope, Recorded, Summary};
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 
 /// One line of `hoist audit` (its `--json` shape, per CLI.md).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -12,27 +13,33 @@ pub struct AuditEntry {
     pub actor: Actor,
     pub app: AppName,
     pub env: Option<EnvName>,
-    pub kind: String,
-    pub summary: String,
+    /// One of [`KINDS`] or "unknown" (borrowed while folding, owned once read back).
+    pub kind: Cow<'static, str>,
+    /// Rendered when shown or stored, not while folding.
+    pub summary: Summary,
 }
 
 impl AuditEntry {
     pub fn of(recorded: &Recorded) -> Self {
-        let envelope = &recorded.envelope;
+        Self::of_envelope(recorded.seq, &recorded.envelope)
+    }
+
+    /// The entry of an envelope stored in the log entry `seq`.
+    pub fn of_envelope(seq: u64, envelope: &Envelope) -> Self {
         let (kind, summary) = match &envelope.event {
             Some(event) => (event.kind(), event.summary()),
             None => (
                 "unknown",
-                "An event of a kind this version of hoist does not know".to_string(),
+                Summary::Text("An event of a kind this version of hoist does not know".into()),
             ),
         };
         AuditEntry {
-            seq: recorded.seq,
+            seq,
             at: envelope.at,
             actor: envelope.actor.clone(),
             app: envelope.app.clone(),
             env: envelope.env().cloned(),
-            kind: kind.to_string(),
+            kind: Cow::Borrowed(kind),
             summary,
         }
     }

@@ -3,14 +3,12 @@
 //! - [`AppStatus`]: per app, its pipeline, every env's current release and lock, and the newest
 //!   few events and releases (so `status`, `audit --app A --limit 20` and `releases --limit 10`
 //!   are answered from one small record). Its size is bounded whatever the history's length.
-//! - [`history_rows`]: the release history and the audit index, one row per event (append-only),
-//!   stored in partitions of consecutive log sequences.
+//! - [`history_row`]: the release history and the audit index, one row per log entry
+//!   (append-only), stored in partitions of consecutive log sequences.
 
 use crate::audit::AuditEntry;
 use chrono::{DateTime, Utc};
-use hoist_engine::{
-    AppName, EnvName, Event, Lock, Recorded, ReleaseRecord, ReleaseVersion, Rollout,
-};
+use hoist_engine::{AppName, EnvName, Envelope, Event, Lock, ReleaseRecord, Rollout};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -67,51 +65,53 @@ impl AppStatus {
         self.created_at.is_some()
     }
 
-    /// Folds one event of this app, stored in history partition `partition`. Infallible and
-    /// rule-free, like the engine's `AppState::apply`, whose answers it must give.
-    pub fn apply(&mut self, recorded: &Recorded, partition: u64) {
-        self.last_seq = recorded.seq;
+    /// Folds one event of this app, the envelope stored in log entry `seq` and history
+    /// partition `partition`, taking it (its release and names move into the model). Infallible
+    /// and rule-free, like the engine's `AppState::apply`, whose answers it must give.
+    pub fn apply(&mut self, seq: u64, envelope: Envelope, partition: u64) {
+        self.last_seq = seq;
         self.event_count += 1;
         self.partitions.insert(partition);
-        push_bounded(&mut self.recent, AuditEntry::of(recorded), RECENT_EVENTS);
-        let envelope = &recorded.envelope;
-        let Some(event) = &envelope.event else {
+        push_bounded(
+            &mut self.recent,
+            AuditEntry::of_envelope(seq, &envelope),
+            RECENT_EVENTS,
+        );
+        let Envelope {
+            at, actor, event, ..
+        } = envelope;
+        let Some(event) = event else {
             self.skipped_unknown += 1;
             return;
         };
         match event {
             Event::AppCreated { envs } => {
-                self.pipeline = envs.clone();
-                self.created_at = Some(envelope.at);
+                self.created_at = Some(at);
                 self.envs = envs
                     .iter()
                     .map(|e| (e.clone(), EnvStatus::default()))
                     .collect();
+                self.pipeline = envs;
             }
             Event::BuildRegistered { .. } => {}
             Event::ReleaseCreated { env, release } => {
-                let env = self.envs.entry(env.clone()).or_default();
+                let env = self.envs.entry(env).or_default();
                 env.release_count += 1;
-                let record = ReleaseRecord {
-                    release: release.clone(),
-                    actor: envelope.actor.clone(),
-                    at: envelope.at,
-                };
-                push_bounded(&mut env.recent, record, RECENT_RELEASES);
+                push_bounded(
+                    &mut env.recent,
+                    ReleaseRecord { release, actor, at },
+                    RECENT_RELEASES,
+                );
             }
             Event::EnvLocked { env, reason } => {
-                self.envs.entry(env.clone()).or_default().lock = Some(Lock {
-                    actor: envelope.actor.clone(),
-                    reason: reason.clone(),
-                    at: envelope.at,
-                });
+                self.envs.entry(env).or_default().lock = Some(Lock { actor, reason, at });
             }
             Event::EnvUnlocked { env } => {
-                self.envs.entry(env.clone()).or_default().lock = None;
+                self.envs.entry(env).or_default().lock = None;
             }
             // As in `AppState::apply`: a new target has run nothing yet.
             Event::TargetSet { env, .. } => {
-                self.envs.entry(env.clone()).or_default().rollout = None;
+                self.envs.entry(env).or_default().rollout = None;
             }
             Event::PolicySet { .. } => {}
             Event::RolloutRecorded {
@@ -120,80 +120,53 @@ impl AppStatus {
                 outcome,
                 detail,
             } => {
-                self.envs.entry(env.clone()).or_default().rollout = Some(Rollout {
-                    version: *version,
-                    outcome: *outcome,
-                    detail: detail.clone(),
-                    at: envelope.at,
+                self.envs.entry(env).or_default().rollout = Some(Rollout {
+                    version,
+                    outcome,
+                    detail,
+                    at,
                 });
             }
         }
     }
 }
 
-/// Keys of the history partitions. Big-endian numbers, so keys sort in log and version order.
+/// Keys of the history partitions: `A` app `\0` seq, big-endian, so an app's commits sort in
+/// log order.
 pub mod keys {
     use super::*;
 
-    /// An audit entry: `E` seq index-in-commit.
-    pub fn event(seq: u64, index: u16) -> Vec<u8> {
-        let mut key = Vec::with_capacity(11);
-        key.push(b'E');
+    /// The prefix of every history row.
+    pub const COMMITS: &[u8] = b"A";
+
+    /// The prefix of one app's rows.
+    pub fn app_commits(app: &AppName) -> Vec<u8> {
+        let mut key = Vec::with_capacity(2 + app.as_str().len() + 8);
+        key.push(b'A');
+        key.extend_from_slice(app.as_str().as_bytes());
+        key.push(0);
+        key
+    }
+
+    pub fn commit(app: &AppName, seq: u64) -> Vec<u8> {
+        let mut key = app_commits(app);
         key.extend_from_slice(&seq.to_be_bytes());
-        key.extend_from_slice(&index.to_be_bytes());
         key
     }
 
-    /// The prefix of every audit entry.
-    pub const EVENTS: &[u8] = b"E";
-
-    /// An app's events, for `audit --app`: `A` app `\0`, then the event key.
-    pub fn app_events(app: &AppName) -> Vec<u8> {
-        let mut key = vec![b'A'];
-        key.extend_from_slice(app.as_str().as_bytes());
-        key.push(0);
-        key
-    }
-
-    /// An env's releases: `R` app `\0` env `\0`, then the version.
-    pub fn env_releases(app: &AppName, env: &EnvName) -> Vec<u8> {
-        let mut key = vec![b'R'];
-        key.extend_from_slice(app.as_str().as_bytes());
-        key.push(0);
-        key.extend_from_slice(env.as_str().as_bytes());
-        key.push(0);
-        key
-    }
-
-    pub fn release(app: &AppName, env: &EnvName, version: ReleaseVersion) -> Vec<u8> {
-        let mut key = env_releases(app, env);
-        key.extend_from_slice(&version.get().to_be_bytes());
-        key
+    /// The log sequence of a row's key.
+    pub fn seq_of(key: &[u8]) -> u64 {
+        key.len()
+            .checked_sub(8)
+            .and_then(|at| key[at..].try_into().ok())
+            .map_or(0, u64::from_be_bytes)
     }
 }
 
-/// The history rows of one event (the `index`th of its commit): its audit entry, its place in
-/// its app's index and, for a release, the release. Values are JSON.
-pub fn history_rows(recorded: &Recorded, index: u16, rows: &mut Vec<(Vec<u8>, Vec<u8>)>) {
-    let envelope = &recorded.envelope;
-    let event_key = keys::event(recorded.seq, index);
-    let entry = AuditEntry::of(recorded);
-    rows.push((
-        event_key.clone(),
-        serde_json::to_vec(&entry).expect("audit entries serialize"),
-    ));
-    let mut app_key = keys::app_events(&envelope.app);
-    app_key.extend_from_slice(&event_key);
-    rows.push((app_key, Vec::new()));
-    if let Some(Event::ReleaseCreated { env, release }) = &envelope.event {
-        let record = ReleaseRecord {
-            release: release.clone(),
-            actor: envelope.actor.clone(),
-            at: envelope.at,
-        };
-        rows.push((
-            keys::release(&envelope.app, env, release.version),
-            serde_json::to_vec(&record).expect("releases serialize"),
-        ));
-    }
+/// The history row of one log entry: its commit, as the log stores it (protobuf), under its app
+/// and sequence. One row serves both the release history and the audit index: their entries are
+/// rendered from it when read, so a replay writes each commit once, in the log's own compact
+/// encoding, instead of three JSON rows per event.
+pub fn history_row(app: &AppName, seq: u64, payload: &[u8]) -> (Vec<u8>, Vec<u8>) {
+    (keys::commit(app, seq), payload.to_vec())
 }

@@ -5,8 +5,8 @@
 //!
 //! | path | holds | size |
 //! |---|---|---|
-//! | `state/` | `c` → checkpoint; `p` → partition size; `s` app → [`AppStatus`] (JSON) | apps, not history |
-//! | `history/p<id>/` | rows of [`history_rows`] for log sequences `id·P+1 ..= (id+1)·P`, and `K` → its checkpoint | ≤ P commits each |
+//! | `state/` | `c` → checkpoint; `p` → partition size; `v` → row format; `s` app → [`AppStatus`] (JSON) | apps, not history |
+//! | `history/p<id>/` | rows of [`history_row`] (one per log entry: its commit, protobuf) for log sequences `id·P+1 ..= (id+1)·P`, and `K` → its checkpoint | ≤ P commits each |
 //!
 //! **Invariants**
 //! - A model and its checkpoint change in one sled batch: after a crash, each database holds a
@@ -21,10 +21,10 @@
 //! log was replaced, and the models are rebuilt.
 
 use crate::audit::{AuditEntry, AuditQuery};
-use crate::model::{history_rows, keys, AppStatus};
-use hoist_engine::codec::{decode_commit, CodecError};
+use crate::model::{history_row, keys, AppStatus};
+use hoist_engine::codec::{decode_envelopes, CodecError};
 use hoist_engine::store::{EventStore, StoreError};
-use hoist_engine::{AppName, EnvName, ReleaseRecord};
+use hoist_engine::{AppName, EnvName, Envelope, Event, ReleaseRecord};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -38,6 +38,10 @@ const CHECKPOINT: &[u8] = b"c";
 const PARTITION_SIZE_KEY: &[u8] = b"p";
 const STATUS_PREFIX: u8 = b's';
 const PARTITION_CHECKPOINT: &[u8] = b"K";
+const FORMAT_KEY: &[u8] = b"v";
+/// The layout of the rows; models written in another are rebuilt. 2: one protobuf row per log
+/// entry (1: three JSON rows per event).
+const FORMAT: u64 = 2;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProjectionError {
@@ -100,17 +104,21 @@ impl ProjectionStore {
             }
         }
         let state = open_db(&dir.join("state"))?;
-        let stored = state
-            .get(PARTITION_SIZE_KEY)
-            .map_err(|e| io(dir, e))?
-            .map(|v| decode_u64(&v));
+        let stored = |key| -> Result<Option<u64>, ProjectionError> {
+            Ok(state
+                .get(key)
+                .map_err(|e| io(dir, e))?
+                .map(|v| decode_u64(&v)))
+        };
+        let stale = stored(PARTITION_SIZE_KEY)? != Some(partition_size)
+            || stored(FORMAT_KEY)? != Some(FORMAT);
         let mut store = ProjectionStore {
             dir: dir.into(),
             state,
             partition_size,
             _lock: None,
         };
-        if stored != Some(partition_size) {
+        if stale {
             store.reset()?;
         }
         Ok(store)
@@ -144,15 +152,12 @@ impl ProjectionStore {
         let mut batch = sled::Batch::default();
         for key in self.state.iter().keys() {
             let key = key.map_err(|e| io(&self.dir, e))?;
-            if key != PARTITION_SIZE_KEY {
-                batch.remove(key);
-            }
+            batch.remove(key);
         }
+        batch.insert(PARTITION_SIZE_KEY, &self.partition_size.to_be_bytes());
+        batch.insert(FORMAT_KEY, &FORMAT.to_be_bytes());
         self.state
             .apply_batch(batch)
-            .map_err(|e| io(&self.dir, e))?;
-        self.state
-            .insert(PARTITION_SIZE_KEY, &self.partition_size.to_be_bytes())
             .map_err(|e| io(&self.dir, e))?;
         self.state.flush().map_err(|e| io(&self.dir, e))?;
         Ok(())
@@ -272,13 +277,12 @@ impl ProjectionStore {
             let Some(last) = page.last() else { break };
             next = last.seq + 1;
             let mut state_batch = sled::Batch::default();
-            for commit in &page {
-                let recorded = decode_commit(commit.seq, &commit.payload).map_err(|source| {
-                    ProjectionError::Codec {
+            for commit in page {
+                let envelopes =
+                    decode_envelopes(&commit.payload).map_err(|source| ProjectionError::Codec {
                         seq: commit.seq,
                         source,
-                    }
-                })?;
+                    })?;
                 let partition_id = self.partition_of(commit.seq);
                 if commit.seq > history_cp {
                     if partition.as_ref().is_none_or(|(id, _)| *id != partition_id) {
@@ -289,11 +293,11 @@ impl ProjectionStore {
                         }
                         partition = Some((partition_id, self.open_partition(partition_id)?));
                     }
-                    for (index, event) in recorded.iter().enumerate() {
-                        history_rows(event, index as u16, &mut rows);
-                    }
+                    rows.push(history_row(&commit.app, commit.seq, &commit.payload));
                     history_cp = commit.seq;
                 }
+                done.commits += 1;
+                done.events += envelopes.len() as u64;
                 if commit.seq > state_cp {
                     let status = match statuses.get_mut(&commit.app) {
                         Some(status) => status,
@@ -302,13 +306,11 @@ impl ProjectionStore {
                             statuses.entry(commit.app.clone()).or_insert(loaded)
                         }
                     };
-                    for event in &recorded {
-                        status.apply(event, partition_id);
+                    for envelope in envelopes {
+                        status.apply(commit.seq, envelope, partition_id);
                     }
                     state_cp = commit.seq;
                 }
-                done.commits += 1;
-                done.events += recorded.len() as u64;
             }
             for (app, status) in &statuses {
                 state_batch.insert(
@@ -395,22 +397,35 @@ impl ProjectionStore {
                 .collect());
         }
         self.history_caught_up(log).await?;
-        let prefix = keys::env_releases(app, env);
         let mut releases = Vec::new();
         for &id in status.partitions.iter().rev() {
             let db = self.open_partition(id)?;
-            for kv in db.scan_prefix(&prefix).rev() {
-                let (_, v) = kv.map_err(|e| io(&self.dir, e))?;
-                releases.push(
-                    serde_json::from_slice(&v)
-                        .map_err(|e| io(&self.dir, format!("release of {app}/{env}: {e}")))?,
-                );
-                if releases.len() == limit {
-                    return Ok(releases);
+            for kv in db.scan_prefix(keys::app_commits(app)).rev() {
+                let (k, v) = kv.map_err(|e| io(&self.dir, e))?;
+                for envelope in self.decode_row(&k, &v)?.into_iter().rev() {
+                    let Envelope {
+                        actor, at, event, ..
+                    } = envelope;
+                    if let Some(Event::ReleaseCreated { env: of, release }) = event {
+                        if of == *env {
+                            releases.push(ReleaseRecord { release, actor, at });
+                            if releases.len() == limit {
+                                return Ok(releases);
+                            }
+                        }
+                    }
                 }
             }
         }
         Ok(releases)
+    }
+
+    /// The envelopes of one history row.
+    fn decode_row(&self, key: &[u8], value: &[u8]) -> Result<Vec<Envelope>, ProjectionError> {
+        decode_envelopes(value).map_err(|source| ProjectionError::Codec {
+            seq: keys::seq_of(key),
+            source,
+        })
     }
 
     /// Up to `limit` audit entries matching `query`, newest first. With `query.app`, the app's
@@ -448,25 +463,25 @@ impl ProjectionStore {
         self.history_caught_up(log).await?;
         for id in partitions {
             let db = self.open_partition(id)?;
-            let entries: Box<
-                dyn DoubleEndedIterator<Item = sled::Result<(sled::IVec, sled::IVec)>>,
-            > = match &query.app {
-                Some(app) => Box::new(db.scan_prefix(keys::app_events(app)).map(|kv| {
-                    let (k, _) = kv?;
-                    let event_key = &k[k.len() - 11..];
-                    let v = db.get(event_key)?.unwrap_or_default();
-                    Ok((sled::IVec::from(event_key), v))
-                })),
-                None => Box::new(db.scan_prefix(keys::EVENTS)),
+            // Newest first: a partition holds at most `partition_size` rows, sorted here.
+            let prefix = match &query.app {
+                Some(app) => keys::app_commits(app),
+                None => keys::COMMITS.to_vec(),
             };
-            for kv in entries.rev() {
-                let (_, v) = kv.map_err(|e| io(&self.dir, e))?;
-                let entry: AuditEntry = serde_json::from_slice(&v)
-                    .map_err(|e| io(&self.dir, format!("audit entry: {e}")))?;
-                if query.matches(&entry) {
-                    found.push(entry);
-                    if found.len() == limit {
-                        return Ok(found);
+            let mut rows: Vec<(sled::IVec, sled::IVec)> = db
+                .scan_prefix(prefix)
+                .collect::<Result<_, _>>()
+                .map_err(|e| io(&self.dir, e))?;
+            rows.sort_unstable_by_key(|(k, _)| std::cmp::Reverse(keys::seq_of(k)));
+            for (k, v) in rows {
+                let seq = keys::seq_of(&k);
+                for envelope in self.decode_row(&k, &v)?.iter().rev() {
+                    let entry = AuditEntry::of_envelope(seq, envelope);
+                    if query.matches(&entry) {
+                        found.push(entry);
+                        if found.len() == limit {
+                            return Ok(found);
+                        }
                     }
                 }
             }

@@ -57,16 +57,14 @@ use async_nats::{HeaderMap, ServerAddr, StatusCode};
 use futures::StreamExt;
 use serde::Deserialize;
 use std::collections::HashMap;
-use std::future::Future;
+use std::future::{Future, IntoFuture};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 pub const DEFAULT_STREAM: &str = "HOIST";
-/// Every app's subject starts with this.
+/// Every app's subject starts with this (unless `NatsOptions::subject_prefix` says otherwise).
 pub const SUBJECT_PREFIX: &str = "hoist.app.";
-/// The stream's only subject filter.
-pub const STREAM_SUBJECTS: &str = "hoist.app.>";
 /// How long the server remembers a commit id. Because the server checks the expected sequence
 /// first, a retry that repeats its original expectation is recognised by the conflict path at any
 /// age; the window is the net for a repeat whose expectation holds (a caller that re-read and
@@ -101,6 +99,10 @@ pub struct NatsOptions {
     pub tls_ca_file: Option<PathBuf>,
     /// The stream's name.
     pub stream: String,
+    /// What every app's subject starts with; the stream takes `<prefix>>`. Default
+    /// [`SUBJECT_PREFIX`]; another prefix lets a second stream (`hoist bench`'s scratch stream)
+    /// live on the same server, since two streams cannot share subjects.
+    pub subject_prefix: String,
     /// Replicas of the stream when hoist creates it (1, or 3 on a cluster). An existing stream
     /// must have at least this many.
     pub replicas: usize,
@@ -112,12 +114,18 @@ pub struct NatsOptions {
 }
 
 impl NatsOptions {
+    /// The stream's only subject filter: `<prefix>>`.
+    pub fn stream_subjects(&self) -> String {
+        format!("{}>", self.subject_prefix)
+    }
+
     pub fn new(url: impl Into<String>) -> Self {
         NatsOptions {
             url: url.into(),
             creds_file: None,
             tls_ca_file: None,
             stream: DEFAULT_STREAM.to_string(),
+            subject_prefix: SUBJECT_PREFIX.to_string(),
             replicas: 1,
             duplicate_window: DEFAULT_DUPLICATE_WINDOW,
             timeout: DEFAULT_TIMEOUT,
@@ -129,6 +137,9 @@ impl NatsOptions {
 pub struct NatsStore {
     js: jetstream::Context,
     stream: String,
+    /// What every app's subject starts with, and the stream's filter (`<prefix>>`).
+    prefix: String,
+    all_subjects: String,
     timeout: Duration,
     /// Batched direct gets are available (server ≥ 2.11, stream allows direct gets).
     direct_reads: bool,
@@ -210,6 +221,8 @@ impl NatsStore {
         let mut store = NatsStore {
             js,
             stream: options.stream.clone(),
+            prefix: options.subject_prefix.clone(),
+            all_subjects: options.stream_subjects(),
             timeout: options.timeout,
             direct_reads: false,
             replicated: false,
@@ -258,15 +271,15 @@ impl NatsStore {
     }
 
     /// An app's subject, `hoist.app.<app>`.
-    pub fn subject(app: &AppName) -> String {
-        format!("{SUBJECT_PREFIX}{app}")
+    pub fn subject(&self, app: &AppName) -> String {
+        format!("{}{app}", self.prefix)
     }
 
     /// The configuration of a stream hoist creates.
     pub fn stream_config(options: &NatsOptions) -> Config {
         Config {
             name: options.stream.clone(),
-            subjects: vec![STREAM_SUBJECTS.to_string()],
+            subjects: vec![options.stream_subjects()],
             storage: StorageType::File,
             retention: RetentionPolicy::Limits,
             discard: DiscardPolicy::Old,
@@ -329,7 +342,7 @@ impl NatsStore {
                     CreateStreamErrorKind::JetStream(js) if js.error_code() == ErrorCode::STREAM_NAME_EXIST => continue,
                     CreateStreamErrorKind::JetStream(js) if js.error_code() == ErrorCode::STREAM_SUBJECT_OVERLAP => {
                         return Err(StoreError::Unavailable(format!(
-                            "cannot create stream {name}: another stream already takes subjects {STREAM_SUBJECTS} ({js})"
+                            "cannot create stream {name}: another stream already takes subjects {} ({js})", options.stream_subjects()
                         )))
                     }
                     _ => return Err(unavailable("cannot create", &one_line(&e))),
@@ -407,7 +420,7 @@ impl NatsStore {
         commit_id: Uuid,
         server_said: &str,
     ) -> Result<Appended, StoreError> {
-        let subject = Self::subject(app);
+        let subject = self.subject(app);
         let stream = self
             .js
             .get_stream_no_info(&self.stream)
@@ -552,7 +565,7 @@ impl NatsStore {
                                 ));
                             };
                             commits.push(
-                                stored_commit(seq, subject, &reply.payload)
+                                stored_commit(&self.prefix, seq, subject, &reply.payload)
                                     .map_err(Failure::Fatal)?,
                             );
                         }
@@ -608,7 +621,7 @@ impl NatsStore {
 
     /// The leader's last sequence of `filter` (an app's subject, or the whole log).
     async fn leader_last(&self, filter: &str) -> Result<u64, Failure> {
-        if filter == STREAM_SUBJECTS {
+        if filter == self.all_subjects {
             return self.stream_info_last_seq().await;
         }
         let stream = self
@@ -683,7 +696,7 @@ impl NatsStore {
             match message {
                 Ok(m) if m.sequence <= leader_last => {
                     commits.push(
-                        stored_commit(m.sequence, m.subject.as_str(), &m.payload)
+                        stored_commit(&self.prefix, m.sequence, m.subject.as_str(), &m.payload)
                             .map_err(Failure::Fatal)?,
                     );
                     next = m.sequence + 1;
@@ -782,7 +795,7 @@ impl NatsStore {
                     consumer_seq = info.consumer_sequence;
                     let seq = info.stream_sequence;
                     let subject = message.message.subject.as_str();
-                    match stored_commit(seq, subject, &message.message.payload) {
+                    match stored_commit(&self.prefix, seq, subject, &message.message.payload) {
                         Ok(commit) => commits.push(commit),
                         Err(e) => return Ok(Err(e)),
                     }
@@ -814,6 +827,79 @@ impl NatsStore {
     }
 }
 
+/// The raw floors hoist's own paths are measured against (`hoist bench`, criterion benches):
+/// JetStream with nothing of hoist's on top.
+impl NatsStore {
+    /// Reads the whole stream through an ordered push consumer, without decoding anything.
+    /// Returns (messages, payload bytes).
+    pub async fn raw_read(&self) -> Result<(u64, u64), StoreError> {
+        use async_nats::jetstream::consumer::push::OrderedConfig;
+        let unavailable = |e: &dyn std::fmt::Display| StoreError::Unavailable(one_line(e));
+        let mut stream = self
+            .js
+            .get_stream(&self.stream)
+            .await
+            .map_err(|e| unavailable(&e))?;
+        let want = stream
+            .info()
+            .await
+            .map_err(|e| unavailable(&e))?
+            .state
+            .messages;
+        let consumer = stream
+            .create_consumer(OrderedConfig {
+                deliver_subject: self.js.client().new_inbox(),
+                filter_subject: self.all_subjects.clone(),
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| unavailable(&e))?;
+        let mut messages = consumer.messages().await.map_err(|e| unavailable(&e))?;
+        let (mut count, mut bytes) = (0u64, 0u64);
+        while count < want {
+            match tokio::time::timeout(self.timeout, messages.next()).await {
+                Ok(Some(Ok(message))) => {
+                    count += 1;
+                    bytes += message.payload.len() as u64;
+                }
+                Ok(Some(Err(e))) => return Err(unavailable(&e)),
+                Ok(None) | Err(_) => {
+                    return Err(StoreError::Unavailable(format!(
+                        "raw read of {} stopped after {count} of {want} messages",
+                        self.stream
+                    )))
+                }
+            }
+        }
+        Ok((count, bytes))
+    }
+}
+
+/// Publishes `messages` (subject, payload) in order with no expectation and no message id,
+/// `window` publishes in flight before their acks are awaited: the floor appends are measured
+/// against. Each task of a concurrent baseline calls it with its share.
+pub async fn raw_publish(
+    js: &jetstream::Context,
+    messages: &[(String, Vec<u8>)],
+    window: usize,
+) -> Result<(), StoreError> {
+    let failed = |e: &dyn std::fmt::Display| StoreError::Unavailable(one_line(e));
+    for chunk in messages.chunks(window.max(1)) {
+        let mut acks = Vec::with_capacity(chunk.len());
+        for (subject, payload) in chunk {
+            let ack = js
+                .publish(subject.clone(), payload.clone().into())
+                .await
+                .map_err(|e| failed(&e))?;
+            acks.push(ack.into_future());
+        }
+        for ack in futures::future::join_all(acks).await {
+            ack.map_err(|e| failed(&e))?;
+        }
+    }
+    Ok(())
+}
+
 enum PublishFailure {
     Publish(async_nats::jetstream::context::PublishError),
     Fatal(StoreError),
@@ -827,7 +913,7 @@ impl EventStore for NatsStore {
         commit_id: Uuid,
         payload: Vec<u8>,
     ) -> Result<Appended, StoreError> {
-        let subject = Self::subject(app);
+        let subject = self.subject(app);
         let mut headers = HeaderMap::new();
         headers.insert(
             NATS_EXPECTED_LAST_SUBJECT_SEQUENCE,
@@ -875,9 +961,26 @@ impl EventStore for NatsStore {
     }
 
     async fn read_app(&self, app: &AppName) -> Result<Vec<StoredCommit>, StoreError> {
-        let subject = Self::subject(app);
+        let subject = self.subject(app);
         self.read(&format!("read of {subject}"), &subject, 1, usize::MAX)
             .await
+    }
+
+    /// Starts at `after_seq + 1`: a cached fold reads only what it has not folded (one direct
+    /// get when nothing is new), not the app's whole history.
+    async fn read_app_after(
+        &self,
+        app: &AppName,
+        after_seq: u64,
+    ) -> Result<Vec<StoredCommit>, StoreError> {
+        let subject = self.subject(app);
+        self.read(
+            &format!("read of {subject}"),
+            &subject,
+            after_seq.saturating_add(1),
+            usize::MAX,
+        )
+        .await
     }
 
     async fn read_from(&self, from_seq: u64, max: usize) -> Result<Vec<StoredCommit>, StoreError> {
@@ -886,7 +989,7 @@ impl EventStore for NatsStore {
         }
         self.read(
             &format!("read from {from_seq}"),
-            STREAM_SUBJECTS,
+            &self.all_subjects,
             from_seq,
             max,
         )
@@ -904,7 +1007,7 @@ impl EventStore for NatsStore {
             .retrying("listing subjects", |_| async {
                 let mut subjects = Vec::new();
                 loop {
-                    let request = serde_json::json!({ "subjects_filter": STREAM_SUBJECTS, "offset": subjects.len() });
+                    let request = serde_json::json!({ "subjects_filter": self.all_subjects, "offset": subjects.len() });
                     let page = match self.js.request::<_, _, Response<InfoPage>>(subject.clone(), &request).await {
                         Ok(Response::Ok(page)) => page,
                         Ok(Response::Err { error }) => return Err(api_failure(&error, "stream info refused")),
@@ -922,7 +1025,7 @@ impl EventStore for NatsStore {
         let mut apps = subjects
             .iter()
             .map(|s| {
-                app_of(s).ok_or_else(|| {
+                app_of(&self.prefix, s).ok_or_else(|| {
                     StoreError::Corrupt(format!(
                         "subject {s} in stream {} is not an app's",
                         self.stream
@@ -951,8 +1054,13 @@ struct InfoState {
     subjects: Option<HashMap<String, u64>>,
 }
 
-fn stored_commit(seq: u64, subject: &str, payload: &[u8]) -> Result<StoredCommit, StoreError> {
-    let app = app_of(subject).ok_or_else(|| {
+fn stored_commit(
+    prefix: &str,
+    seq: u64,
+    subject: &str,
+    payload: &[u8],
+) -> Result<StoredCommit, StoreError> {
+    let app = app_of(prefix, subject).ok_or_else(|| {
         StoreError::Corrupt(format!("message {seq} has subject {subject}, not an app's"))
     })?;
     Ok(StoredCommit {
@@ -962,8 +1070,8 @@ fn stored_commit(seq: u64, subject: &str, payload: &[u8]) -> Result<StoredCommit
     })
 }
 
-fn app_of(subject: &str) -> Option<AppName> {
-    subject.strip_prefix(SUBJECT_PREFIX)?.parse().ok()
+fn app_of(prefix: &str, subject: &str) -> Option<AppName> {
+    subject.strip_prefix(prefix)?.parse().ok()
 }
 
 /// Whether the stream's configuration keeps hoist's guarantees; anything else is reported, never
@@ -974,10 +1082,11 @@ fn check_compatible(
 ) -> Result<Config, StoreError> {
     let c = &info.config;
     let mut problems = Vec::new();
-    if c.subjects != [STREAM_SUBJECTS] {
+    if c.subjects != [options.stream_subjects()] {
         problems.push(format!(
-            "its subjects are {:?}, hoist needs exactly [\"{STREAM_SUBJECTS}\"]",
-            c.subjects
+            "its subjects are {:?}, hoist needs exactly [\"{}\"]",
+            c.subjects,
+            options.stream_subjects()
         ));
     }
     if c.storage != StorageType::File {

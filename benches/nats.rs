@@ -1,0 +1,192 @@
+//! criterion benches of the NATS JetStream backend, each beside its raw baseline, on a
+//! `nats-server` the bench starts itself (`$NATS_SERVER_BIN`, else `nats-server` on `PATH`):
+//!
+//! - append: `NatsStore::append` (expected last subject sequence + message id, one app's
+//!   appends in order, every app in flight) vs raw async publish of the same payloads with the
+//!   same number of tasks, acks awaited in windows;
+//! - replay: catch-up of fresh read models vs an ordered push consumer reading the stream.
+//!
+//! Run: `cargo bench --bench nats` (medians in docs/performance.md).
+
+#[path = "../tests/support/nats_server.rs"]
+mod nats_server;
+
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use hoist_engine::service::{execute_cached, CommandContext};
+use hoist_engine::store::nats::{raw_publish, NatsOptions, NatsStore};
+use hoist_engine::store::EventStore;
+use hoist_engine::{AppName, AppState, Artifact, Command, ConfigKey, ConfigValue, EnvName};
+use hoist_projections::store::{ProjectionStore, PARTITION_SIZE};
+use std::time::{Duration, Instant};
+use uuid::Uuid;
+
+/// Apps in flight at once, and commits each appends per measured round.
+const APPS: usize = 20;
+const COMMITS_PER_APP: usize = 250;
+/// Publishes in flight per baseline task before their acks are awaited.
+const WINDOW: usize = 1_000;
+
+fn apps() -> Vec<AppName> {
+    (0..APPS)
+        .map(|i| format!("app-{i}").parse().unwrap())
+        .collect()
+}
+
+/// Deploys and config changes through the command path, every app in flight.
+async fn history(store: &NatsStore) {
+    let staging: EnvName = "staging".parse().unwrap();
+    futures::future::join_all(apps().into_iter().map(|app| {
+        let staging = staging.clone();
+        async move {
+            let mut state = AppState::default();
+            for n in 0..COMMITS_PER_APP as u64 {
+                let command = if n == 0 {
+                    Command::CreateApp {
+                        pipeline: vec![staging.clone(), "production".parse().unwrap()],
+                    }
+                } else if n.is_multiple_of(2) {
+                    Command::Deploy {
+                        env: staging.clone(),
+                        artifact: Artifact::Image(
+                            format!("registry.example/{app}@sha256:{n:064x}")
+                                .parse()
+                                .unwrap(),
+                        ),
+                    }
+                } else {
+                    Command::SetConfig {
+                        env: staging.clone(),
+                        values: [(
+                            format!("KEY_{}", n % 5).parse::<ConfigKey>().unwrap(),
+                            ConfigValue::Plain(format!("value-{n}")),
+                        )]
+                        .into(),
+                    }
+                };
+                let ctx = CommandContext::new("bench@example.com".parse().unwrap());
+                execute_cached(store, &app, &command, &ctx, &mut state)
+                    .await
+                    .unwrap();
+            }
+        }
+    }))
+    .await;
+}
+
+fn benches(c: &mut Criterion) {
+    let server = nats_server::NatsServer::start();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let connect = |stream: &str, prefix: &str| {
+        let mut options = NatsOptions::new(server.url());
+        options.stream = stream.to_string();
+        options.subject_prefix = prefix.to_string();
+        options.timeout = Duration::from_secs(30);
+        rt.block_on(NatsStore::connect(options)).unwrap()
+    };
+    let store = connect("HOIST", "hoist.app.");
+    rt.block_on(history(&store));
+    let commits = rt.block_on(store.read_from(1, usize::MAX)).unwrap();
+    let n_commits = commits.len() as u64;
+    let apps = apps();
+    let by_app: Vec<Vec<Vec<u8>>> = apps
+        .iter()
+        .map(|app| {
+            commits
+                .iter()
+                .filter(|c| c.app == *app)
+                .map(|c| c.payload.clone())
+                .collect()
+        })
+        .collect();
+
+    let mut g = c.benchmark_group("nats append");
+    g.throughput(Throughput::Elements(n_commits))
+        .sample_size(10);
+    let append = connect("APPEND", "append.app.");
+    let mut round = 0;
+    g.bench_function("NatsStore::append, 20 apps in flight", |b| {
+        b.iter_custom(|iters| {
+            let mut took = Duration::ZERO;
+            for _ in 0..iters {
+                round += 1;
+                let apps: Vec<AppName> = (0..APPS)
+                    .map(|i| format!("r{round}-app-{i}").parse().unwrap())
+                    .collect();
+                let started = Instant::now();
+                rt.block_on(futures::future::join_all(apps.iter().zip(&by_app).map(
+                    |(app, payloads)| {
+                        let append = &append;
+                        async move {
+                            let mut last = 0;
+                            for payload in payloads {
+                                last = append
+                                    .append(app, last, Uuid::now_v7(), payload.clone())
+                                    .await
+                                    .unwrap()
+                                    .seq;
+                            }
+                        }
+                    },
+                )));
+                took += started.elapsed();
+            }
+            took
+        })
+    });
+    let raw = connect("RAW", "raw.app.");
+    g.bench_function("baseline raw publish, 20 tasks, windowed acks", |b| {
+        b.iter_custom(|iters| {
+            let mut took = Duration::ZERO;
+            for _ in 0..iters {
+                let messages: Vec<Vec<(String, Vec<u8>)>> = apps
+                    .iter()
+                    .zip(&by_app)
+                    .map(|(app, payloads)| {
+                        payloads
+                            .iter()
+                            .map(|p| (raw.subject(app), p.clone()))
+                            .collect()
+                    })
+                    .collect();
+                let started = Instant::now();
+                for published in rt.block_on(futures::future::join_all(
+                    messages
+                        .iter()
+                        .map(|m| raw_publish(raw.jetstream(), m, WINDOW)),
+                )) {
+                    published.unwrap();
+                }
+                took += started.elapsed();
+            }
+            took
+        })
+    });
+    g.finish();
+
+    let mut g = c.benchmark_group("nats replay");
+    g.throughput(Throughput::Elements(n_commits))
+        .sample_size(10);
+    g.bench_function("catch-up into fresh read models", |b| {
+        b.iter_batched(
+            || tempfile::tempdir().unwrap(),
+            |models_dir| {
+                let mut models = ProjectionStore::open(models_dir.path(), PARTITION_SIZE).unwrap();
+                rt.block_on(models.catch_up(&store, &mut |_, _| {}))
+                    .unwrap();
+                drop(models);
+                models_dir
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    g.bench_function("baseline ordered consumer read", |b| {
+        b.iter(|| std::hint::black_box(rt.block_on(store.raw_read()).unwrap()))
+    });
+    g.finish();
+}
+
+criterion_group!(nats, benches);
+criterion_main!(nats);
