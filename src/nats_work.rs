@@ -28,7 +28,7 @@ use async_nats::jetstream::stream::{Config, DiscardPolicy, StorageType};
 use async_nats::jetstream::{self, Context};
 use async_nats::HeaderMap;
 use futures::StreamExt;
-use hoist_engine::store::nats::{NatsStore, STREAM_SUBJECTS, SUBJECT_PREFIX};
+use hoist_engine::store::nats::NatsStore;
 use hoist_engine::{AppName, EnvName};
 use std::time::Duration;
 
@@ -53,6 +53,8 @@ type Failed = String;
 /// The log's new commits, one at a time, shared with every other instance.
 pub struct Deliveries {
     consumer: PullConsumer,
+    /// The store's subject prefix: what is left of a subject is the app.
+    prefix: String,
 }
 
 /// One commit handed to this instance: it names the app to look at.
@@ -79,7 +81,7 @@ impl Deliveries {
             ack_policy: AckPolicy::Explicit,
             ack_wait: ACK_WAIT,
             max_deliver: -1,
-            filter_subject: STREAM_SUBJECTS.to_string(),
+            filter_subject: format!("{}>", store.subject_prefix()),
             max_ack_pending: MAX_ACK_PENDING,
             ..Default::default()
         };
@@ -87,7 +89,10 @@ impl Deliveries {
             .get_or_create_consumer(CONSUMER, config)
             .await
             .map_err(|e| format!("durable consumer {CONSUMER}: {e}"))?;
-        Ok(Deliveries { consumer })
+        Ok(Deliveries {
+            consumer,
+            prefix: store.subject_prefix().to_string(),
+        })
     }
 
     /// The next commit for this instance, waiting up to `wait` for one.
@@ -108,7 +113,7 @@ impl Deliveries {
         let app = message
             .subject
             .as_str()
-            .strip_prefix(SUBJECT_PREFIX)
+            .strip_prefix(self.prefix.as_str())
             .and_then(|a| a.parse::<AppName>().ok());
         match app {
             Some(app) => Ok(Some(Delivery { app, seq, message })),

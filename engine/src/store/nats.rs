@@ -270,6 +270,11 @@ impl NatsStore {
         &self.stream
     }
 
+    /// What every app's subject starts with (`hoist.app.`).
+    pub fn subject_prefix(&self) -> &str {
+        &self.prefix
+    }
+
     /// An app's subject, `hoist.app.<app>`.
     pub fn subject(&self, app: &AppName) -> String {
         format!("{}{app}", self.prefix)
