@@ -883,23 +883,40 @@ impl NatsStore {
 /// Publishes `messages` (subject, payload) in order with no expectation and no message id,
 /// `window` publishes in flight before their acks are awaited: the floor appends are measured
 /// against. Each task of a concurrent baseline calls it with its share.
+///
+/// Any number of tasks may share `js`: a JetStream context caps the acks outstanding over all its
+/// publishers (async-nats `max_ack_inflight`, 5,000 by default), a publish waits for one of those
+/// permits, and an ack gives its permit back only once it is polled to completion. So while a
+/// publish waits for a permit, the acks this task already has in flight are collected: were they
+/// left unpolled until the window is full, tasks × window above the cap (100 tasks of 200) would
+/// leave every task waiting for a permit held by its own unpolled acks, forever.
 pub async fn raw_publish(
     js: &jetstream::Context,
     messages: &[(String, Vec<u8>)],
     window: usize,
 ) -> Result<(), StoreError> {
+    use async_nats::jetstream::context::PublishAckFuture;
+    use futures::stream::FuturesUnordered;
     let failed = |e: &dyn std::fmt::Display| StoreError::Unavailable(one_line(e));
     for chunk in messages.chunks(window.max(1)) {
-        let mut acks = Vec::with_capacity(chunk.len());
+        let mut acks: FuturesUnordered<<PublishAckFuture as IntoFuture>::IntoFuture> =
+            FuturesUnordered::new();
         for (subject, payload) in chunk {
-            let ack = js
-                .publish(subject.clone(), payload.clone().into())
-                .await
-                .map_err(|e| failed(&e))?;
+            let publish = js.publish(subject.clone(), payload.clone().into());
+            tokio::pin!(publish);
+            let ack = loop {
+                tokio::select! {
+                    biased;
+                    ack = &mut publish => break ack.map_err(|e| failed(&e))?,
+                    Some(acked) = acks.next(), if !acks.is_empty() => {
+                        acked.map_err(|e| failed(&e))?;
+                    }
+                }
+            };
             acks.push(ack.into_future());
         }
-        for ack in futures::future::join_all(acks).await {
-            ack.map_err(|e| failed(&e))?;
+        while let Some(acked) = acks.next().await {
+            acked.map_err(|e| failed(&e))?;
         }
     }
     Ok(())
