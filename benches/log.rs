@@ -7,14 +7,15 @@
 //!
 //! Run: `cargo bench --bench log` (medians in docs/performance.md).
 
+#[path = "support/history.rs"]
+mod common;
+
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use hoist_engine::codec::decode_commit;
 use hoist_engine::service::{decode_commits, execute_cached, CommandContext};
 use hoist_engine::store::sled::SledStore;
 use hoist_engine::store::EventStore;
-use hoist_engine::{
-    AppName, AppState, Artifact, Command, ConfigKey, ConfigValue, EnvName, Recorded,
-};
+use hoist_engine::{AppName, AppState, Recorded};
 use hoist_projections::model::AppStatus;
 use hoist_projections::store::{ProjectionStore, PARTITION_SIZE};
 use hoist_proto::Message;
@@ -32,7 +33,6 @@ fn rt() -> tokio::runtime::Runtime {
 /// A log of `COMMITS` commits over 10 apps: deploys and config changes.
 fn history(dir: &std::path::Path) -> SledStore {
     let store = SledStore::open(dir, Duration::from_secs(30)).unwrap();
-    let staging: EnvName = "staging".parse().unwrap();
     rt().block_on(async {
         let apps: Vec<AppName> = (0..10)
             .map(|i| format!("app-{i}").parse().unwrap())
@@ -40,29 +40,7 @@ fn history(dir: &std::path::Path) -> SledStore {
         let mut states = vec![AppState::default(); apps.len()];
         for n in 0..COMMITS {
             let i = n as usize % apps.len();
-            let command = if n < apps.len() as u64 {
-                Command::CreateApp {
-                    pipeline: vec![staging.clone(), "production".parse().unwrap()],
-                }
-            } else if n.is_multiple_of(2) {
-                Command::Deploy {
-                    env: staging.clone(),
-                    artifact: Artifact::Image(
-                        format!("registry.example/b@sha256:{n:064x}")
-                            .parse()
-                            .unwrap(),
-                    ),
-                }
-            } else {
-                Command::SetConfig {
-                    env: staging.clone(),
-                    values: [(
-                        format!("KEY_{}", n % 5).parse::<ConfigKey>().unwrap(),
-                        ConfigValue::Plain(format!("value-{n}")),
-                    )]
-                    .into(),
-                }
-            };
+            let command = common::command(n, n < apps.len() as u64, "b");
             let ctx = CommandContext::new("bench@example.com".parse().unwrap());
             execute_cached(&store, &apps[i], &command, &ctx, &mut states[i])
                 .await

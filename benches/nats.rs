@@ -11,11 +11,14 @@
 #[path = "../tests/support/nats_server.rs"]
 mod nats_server;
 
+#[path = "support/history.rs"]
+mod common;
+
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use hoist_engine::service::{execute_cached, CommandContext};
 use hoist_engine::store::nats::{raw_publish, NatsOptions, NatsStore};
 use hoist_engine::store::EventStore;
-use hoist_engine::{AppName, AppState, Artifact, Command, ConfigKey, ConfigValue, EnvName};
+use hoist_engine::{AppName, AppState};
 use hoist_projections::store::{ProjectionStore, PARTITION_SIZE};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
@@ -34,40 +37,14 @@ fn apps() -> Vec<AppName> {
 
 /// Deploys and config changes through the command path, every app in flight.
 async fn history(store: &NatsStore) {
-    let staging: EnvName = "staging".parse().unwrap();
-    futures::future::join_all(apps().into_iter().map(|app| {
-        let staging = staging.clone();
-        async move {
-            let mut state = AppState::default();
-            for n in 0..COMMITS_PER_APP as u64 {
-                let command = if n == 0 {
-                    Command::CreateApp {
-                        pipeline: vec![staging.clone(), "production".parse().unwrap()],
-                    }
-                } else if n.is_multiple_of(2) {
-                    Command::Deploy {
-                        env: staging.clone(),
-                        artifact: Artifact::Image(
-                            format!("registry.example/{app}@sha256:{n:064x}")
-                                .parse()
-                                .unwrap(),
-                        ),
-                    }
-                } else {
-                    Command::SetConfig {
-                        env: staging.clone(),
-                        values: [(
-                            format!("KEY_{}", n % 5).parse::<ConfigKey>().unwrap(),
-                            ConfigValue::Plain(format!("value-{n}")),
-                        )]
-                        .into(),
-                    }
-                };
-                let ctx = CommandContext::new("bench@example.com".parse().unwrap());
-                execute_cached(store, &app, &command, &ctx, &mut state)
-                    .await
-                    .unwrap();
-            }
+    futures::future::join_all(apps().into_iter().map(|app| async move {
+        let mut state = AppState::default();
+        for n in 0..COMMITS_PER_APP as u64 {
+            let command = common::command(n, n == 0, app.as_str());
+            let ctx = CommandContext::new("bench@example.com".parse().unwrap());
+            execute_cached(store, &app, &command, &ctx, &mut state)
+                .await
+                .unwrap();
         }
     }))
     .await;
