@@ -17,7 +17,6 @@ use hoist_engine::store::sled::SledStore;
 use hoist_engine::store::EventStore;
 use hoist_engine::{AppName, AppState, Recorded};
 use hoist_projections::model::AppStatus;
-use hoist_projections::store::{ProjectionStore, PARTITION_SIZE};
 use hoist_proto::Message;
 use std::time::Duration;
 use uuid::Uuid;
@@ -140,19 +139,7 @@ fn benches(c: &mut Criterion) {
 
     let mut g = c.benchmark_group("replay");
     g.throughput(Throughput::Elements(n_events)).sample_size(10);
-    g.bench_function("catch-up into fresh read models", |b| {
-        b.iter_batched(
-            || tempfile::tempdir().unwrap(),
-            |models_dir| {
-                let mut models = ProjectionStore::open(models_dir.path(), PARTITION_SIZE).unwrap();
-                rt.block_on(models.catch_up(&store, &mut |_, _| {}))
-                    .unwrap();
-                drop(models);
-                models_dir
-            },
-            BatchSize::PerIteration,
-        )
-    });
+    common::bench_catch_up(&mut g, &rt, &store);
     g.bench_function("baseline raw sled scan", |b| {
         b.iter(|| std::hint::black_box(store.raw_scan().unwrap()))
     });

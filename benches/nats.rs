@@ -14,12 +14,11 @@ mod nats_server;
 #[path = "support/history.rs"]
 mod common;
 
-use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use hoist_engine::service::{execute_cached, CommandContext};
 use hoist_engine::store::nats::{raw_publish, NatsOptions, NatsStore};
 use hoist_engine::store::EventStore;
 use hoist_engine::{AppName, AppState};
-use hoist_projections::store::{ProjectionStore, PARTITION_SIZE};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
@@ -146,19 +145,7 @@ fn benches(c: &mut Criterion) {
     let mut g = c.benchmark_group("nats replay");
     g.throughput(Throughput::Elements(n_commits))
         .sample_size(10);
-    g.bench_function("catch-up into fresh read models", |b| {
-        b.iter_batched(
-            || tempfile::tempdir().unwrap(),
-            |models_dir| {
-                let mut models = ProjectionStore::open(models_dir.path(), PARTITION_SIZE).unwrap();
-                rt.block_on(models.catch_up(&store, &mut |_, _| {}))
-                    .unwrap();
-                drop(models);
-                models_dir
-            },
-            BatchSize::PerIteration,
-        )
-    });
+    common::bench_catch_up(&mut g, &rt, &store);
     g.bench_function("baseline ordered consumer read", |b| {
         b.iter(|| std::hint::black_box(rt.block_on(store.raw_read()).unwrap()))
     });

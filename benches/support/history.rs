@@ -29,3 +29,24 @@ pub fn command(n: u64, create: bool, repo: &str) -> Command {
         }
     }
 }
+
+/// The replay bench of both backends: fresh read models catching up with the whole log.
+pub fn bench_catch_up<S: hoist_engine::store::EventStore>(
+    g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    rt: &tokio::runtime::Runtime,
+    store: &S,
+) {
+    use hoist_projections::store::{ProjectionStore, PARTITION_SIZE};
+    g.bench_function("catch-up into fresh read models", |b| {
+        b.iter_batched(
+            || tempfile::tempdir().unwrap(),
+            |models_dir| {
+                let mut models = ProjectionStore::open(models_dir.path(), PARTITION_SIZE).unwrap();
+                rt.block_on(models.catch_up(store, &mut |_, _| {})).unwrap();
+                drop(models);
+                models_dir
+            },
+            criterion::BatchSize::PerIteration,
+        )
+    });
+}
