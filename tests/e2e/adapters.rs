@@ -21,14 +21,7 @@ pub fn exec_target_gets_the_release_on_stdin_and_in_its_environment(h: &Hoist) {
         out.display()
     );
     h.ok(&["apps", "create", "api"]);
-    h.ok(&[
-        "deploy",
-        "api",
-        "--env",
-        "staging",
-        "--image",
-        &image("api", '1'),
-    ]);
+    h.deploy("api", "staging", &image("api", '1'));
     h.ok(&["config", "set", "api", "--env", "staging", "PORT=8080"]);
     h.ok(&[
         "envs", "target", "api", "--env", "staging", "--exec", &script,
@@ -104,14 +97,7 @@ pub fn manifests_target_writes_valid_stable_yaml(h: &Hoist) {
         "--manifests",
         &dir.display().to_string(),
     ]);
-    h.ok(&[
-        "deploy",
-        "shop",
-        "--env",
-        "production",
-        "--image",
-        &image("shop", 'c'),
-    ]);
+    h.deploy("shop", "production", &image("shop", 'c'));
     h.ok(&[
         "config",
         "set",

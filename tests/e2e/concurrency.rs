@@ -5,14 +5,7 @@ use serde_json::json;
 
 pub fn parallel_config_sets_lose_nothing(h: &Hoist, writers: usize) {
     h.ok(&["apps", "create", "api"]);
-    h.ok(&[
-        "deploy",
-        "api",
-        "--env",
-        "staging",
-        "--image",
-        &image("api", 'd'),
-    ]);
+    h.deploy("api", "staging", &image("api", 'd'));
     let keys: Vec<String> = (0..writers).map(|i| format!("KEY_{i}=value-{i}")).collect();
     let children: Vec<_> = keys
         .iter()

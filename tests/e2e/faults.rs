@@ -24,14 +24,7 @@ pub fn kill9_of_the_server_during_a_burst_loses_no_acknowledged_append() {
     let mut server = NatsServer::start();
     let h = Arc::new(Hoist::nats(&server.url(), "HOIST", &server.store_dir()));
     h.ok(&["apps", "create", "api"]);
-    h.ok(&[
-        "deploy",
-        "api",
-        "--env",
-        "staging",
-        "--image",
-        &image("api", '7'),
-    ]);
+    h.deploy("api", "staging", &image("api", '7'));
 
     const BURST: usize = 40;
     let finished = Arc::new(AtomicUsize::new(0));
@@ -103,19 +96,23 @@ pub fn kill9_of_the_server_during_a_burst_loses_no_acknowledged_append() {
     );
 }
 
+/// Until the cluster serves the stream again after losing a node: its replica group may need a
+/// new leader, and until then a command exits 4 after its bound (appending nothing); a user would
+/// retry, the test waits for a read to succeed.
+fn wait_until_served(h: &Hoist) {
+    wait_for(
+        "the stream to be served again",
+        Duration::from_secs(60),
+        || h.run(&["status", "api"]).status.success().then_some(()),
+    );
+}
+
 pub fn r3_cluster_survives_losing_a_node() {
     let mut cluster = NatsCluster::start(3);
     let data_dir = cluster.nodes()[0].store_dir();
     let h = Hoist::nats(&cluster.urls(), "HOIST", &data_dir).with_args(&["--replicas", "3"]);
     h.ok(&["apps", "create", "api"]);
-    h.ok(&[
-        "deploy",
-        "api",
-        "--env",
-        "staging",
-        "--image",
-        &image("api", '8'),
-    ]);
+    h.deploy("api", "staging", &image("api", '8'));
     h.ok(&["config", "set", "api", "--env", "staging", "A=1"]);
     h.ok(&["promote", "api", "--from", "staging"]);
 
@@ -123,22 +120,9 @@ pub fn r3_cluster_survives_losing_a_node() {
     // agreed on a JetStream leader (until then a command exits 4 after its bound).
     cluster.kill9(0);
     cluster.wait_for_meta_leader(Duration::from_secs(30));
-    // The stream's own replica group may need a new leader too: until it has one, a command
-    // exits 4 after its bound (nothing appended); a user would retry, the test waits for a read.
-    wait_for(
-        "the stream to be served again",
-        Duration::from_secs(60),
-        || h.run(&["status", "api"]).status.success().then_some(()),
-    );
+    wait_until_served(&h);
     h.ok(&["config", "set", "api", "--env", "staging", "B=2"]);
-    h.ok(&[
-        "deploy",
-        "api",
-        "--env",
-        "staging",
-        "--image",
-        &image("api", '9'),
-    ]);
+    h.deploy("api", "staging", &image("api", '9'));
     h.ok(&["promote", "api", "--from", "staging"]);
     h.ok(&["rollback", "api", "--env", "production"]);
     h.ok(&[
@@ -172,11 +156,7 @@ pub fn r3_cluster_survives_losing_a_node() {
     // The lost node comes back into a cluster that moved on without it.
     cluster.restart(0);
     cluster.wait_for_meta_leader(Duration::from_secs(30));
-    wait_for(
-        "the stream to be served again",
-        Duration::from_secs(60),
-        || h.run(&["status", "api"]).status.success().then_some(()),
-    );
+    wait_until_served(&h);
     check(&h);
 }
 
@@ -186,14 +166,7 @@ pub fn a_recreated_stream_is_not_answered_from_the_old_cache() {
     let mut server = NatsServer::start();
     let h = Hoist::nats(&server.url(), "HOIST", &server.store_dir());
     h.ok(&["apps", "create", "api"]);
-    h.ok(&[
-        "deploy",
-        "api",
-        "--env",
-        "staging",
-        "--image",
-        &image("api", 'a'),
-    ]);
+    h.deploy("api", "staging", &image("api", 'a'));
     assert_eq!(h.json(&["status", "api"])["envs"]["staging"]["version"], 1);
 
     // The stream goes away with its data; hoist creates a new, empty one on first use.

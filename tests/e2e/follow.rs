@@ -29,14 +29,7 @@ pub fn follow_sees_new_events(h: &Hoist) {
     };
     assert_eq!(next("the existing event")["event"]["type"], "app_created");
     // A write while the follower runs succeeds, and the follower prints it.
-    h.ok(&[
-        "deploy",
-        "api",
-        "--env",
-        "staging",
-        "--image",
-        &image("api", '1'),
-    ]);
+    h.deploy("api", "staging", &image("api", '1'));
     let event = next("the deploy");
     assert_eq!(event["event"]["type"], "release_created");
     assert_eq!(event["event"]["release"]["version"], 1);

@@ -4,7 +4,7 @@
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_hoist");
 
@@ -110,6 +110,11 @@ impl Hoist {
         String::from_utf8(output.stdout).expect("utf-8 stdout")
     }
 
+    /// `hoist deploy APP --env ENV --image IMAGE`, asserted to succeed.
+    pub fn deploy(&self, app: &str, env: &str, image: &str) -> String {
+        self.ok(&["deploy", app, "--env", env, "--image", image])
+    }
+
     /// Runs with `--json`, asserts exit 0 and that stdout is exactly one JSON document.
     pub fn json(&self, args: &[&str]) -> Value {
         let mut with_json = args.to_vec();
@@ -200,17 +205,8 @@ pub fn assert_no_file_contains(dir: &Path, needle: &str) {
     }
 }
 
-/// Polls `condition` every 20 ms until it holds, or panics naming `what` after `deadline`.
-pub fn wait_for<T>(what: &str, deadline: Duration, mut condition: impl FnMut() -> Option<T>) -> T {
-    let started = Instant::now();
-    loop {
-        if let Some(value) = condition() {
-            return value;
-        }
-        assert!(
-            started.elapsed() < deadline,
-            "timed out after {deadline:?} waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+/// Polls `condition` until it holds, or panics naming `what` after `deadline`.
+pub fn wait_for<T>(what: &str, deadline: Duration, condition: impl FnMut() -> Option<T>) -> T {
+    crate::nats_server::poll::poll(deadline, Duration::from_millis(20), condition)
+        .unwrap_or_else(|| panic!("timed out after {deadline:?} waiting for {what}"))
 }

@@ -30,14 +30,7 @@ pub fn kube_apply_reapply_and_rollback(h: &Hoist) {
     let server = with_cluster(h);
     h.ok(&["apps", "create", "api"]);
     h.ok(&["envs", "target", "api", "--env", "production", "--kube"]);
-    h.ok(&[
-        "deploy",
-        "api",
-        "--env",
-        "production",
-        "--image",
-        &image("api", '1'),
-    ]);
+    h.deploy("api", "production", &image("api", '1'));
     h.ok(&["config", "set", "api", "--env", "production", "PORT=8080"]);
 
     let applied = h.json(&[
@@ -94,14 +87,7 @@ pub fn kube_apply_reapply_and_rollback(h: &Hoist) {
     assert_eq!(h.event_count(), events_before);
 
     // A new image, then a rollback: the rollback reaches the cluster.
-    h.ok(&[
-        "deploy",
-        "api",
-        "--env",
-        "production",
-        "--image",
-        &image("api", '2'),
-    ]);
+    h.deploy("api", "production", &image("api", '2'));
     let dry = h.ok(&["apply", "api", "--env", "production", "--dry-run"]);
     assert!(
         dry.contains("would create ConfigMap api-config-v3"),

@@ -84,14 +84,7 @@ pub fn serve_picks_up_a_new_release_by_itself(h: &Hoist) -> Duration {
                 .filter(|l| l.contains("serving"))
         },
     );
-    h.ok(&[
-        "deploy",
-        "api",
-        "--env",
-        "staging",
-        "--image",
-        &image("api", '1'),
-    ]);
+    h.deploy("api", "staging", &image("api", '1'));
     let deployed = now_secs();
     let hook_started: f64 = wait_for("the hook to run", Duration::from_secs(10), || {
         std::fs::read_to_string(&started_at)
@@ -143,14 +136,7 @@ pub fn serve_killed_between_apply_and_record_records_once(h: &Hoist) {
         &dir.display().to_string(),
     ]);
     let mut serve = start_serve(h, &[("HOIST_TEST_PAUSE_AFTER_APPLY", &marker)]);
-    h.ok(&[
-        "deploy",
-        "api",
-        "--env",
-        "production",
-        "--image",
-        &image("api", '2'),
-    ]);
+    h.deploy("api", "production", &image("api", '2'));
     wait_for("serve to apply v1", Duration::from_secs(20), || {
         marker.exists().then_some(())
     });

@@ -8,22 +8,8 @@ use serde_json::json;
 pub fn write_history(h: &Hoist) {
     h.ok(&["apps", "create", "api"]);
     h.ok(&["apps", "create", "web", "--envs", "dev,staging,production"]);
-    h.ok(&[
-        "deploy",
-        "api",
-        "--env",
-        "staging",
-        "--image",
-        &image("api", 'e'),
-    ]);
-    h.ok(&[
-        "deploy",
-        "web",
-        "--env",
-        "dev",
-        "--image",
-        &image("web", 'f'),
-    ]);
+    h.deploy("api", "staging", &image("api", 'e'));
+    h.deploy("web", "dev", &image("web", 'f'));
     h.ok(&[
         "config",
         "set",

@@ -18,7 +18,11 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+#[path = "poll.rs"]
+pub mod poll;
+use poll::poll;
 
 /// How long a server may take to become ready (a cluster node: to catch up) before the test fails.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -141,9 +145,7 @@ impl NatsServer {
     /// Polls `/healthz` (JetStream included; on a cluster node, also caught up with its peers)
     /// until it answers 200. Panics with the log's tail if the process exits or time runs out.
     pub fn wait_ready(&mut self) {
-        let started = Instant::now();
-        let mut pause = Duration::from_millis(5);
-        loop {
+        let ready = poll(READY_TIMEOUT, Duration::from_millis(100), || {
             if let Some(status) = self
                 .child
                 .as_mut()
@@ -156,19 +158,16 @@ impl NatsServer {
                     self.log_tail()
                 );
             }
-            if http_get(self.http_port, "/healthz").is_some_and(|(code, _)| code == 200) {
-                return;
-            }
-            if started.elapsed() > READY_TIMEOUT {
-                panic!(
-                    "nats-server {} not ready after {READY_TIMEOUT:?}:\n{}",
-                    self.name,
-                    self.log_tail()
-                );
-            }
-            std::thread::sleep(pause);
-            pause = (pause * 2).min(Duration::from_millis(100));
-        }
+            http_get(self.http_port, "/healthz")
+                .is_some_and(|(code, _)| code == 200)
+                .then_some(())
+        });
+        assert!(
+            ready.is_some(),
+            "nats-server {} not ready after {READY_TIMEOUT:?}:\n{}",
+            self.name,
+            self.log_tail()
+        );
     }
 
     /// The client URL, `nats://127.0.0.1:<port>`.
@@ -229,41 +228,33 @@ impl NatsServer {
     /// Spawns, retrying while the old process's ports are still held (TIME_WAIT is not an issue
     /// for listeners, but a just-killed process can take a moment to release them).
     fn spawn_until_bound(&mut self) {
-        let started = Instant::now();
-        loop {
+        let bound = poll(READY_TIMEOUT, Duration::from_millis(50), || {
             self.spawn();
             // A bind failure makes the process exit at once; give it a moment to show.
-            let deadline = Instant::now() + Duration::from_millis(300);
-            let mut exited = None;
-            while Instant::now() < deadline {
-                if http_get(self.http_port, "/varz").is_some() {
-                    return;
-                }
-                if let Some(status) = self
-                    .child
-                    .as_mut()
-                    .and_then(|c| c.try_wait().ok().flatten())
-                {
-                    exited = Some(status);
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(10));
+            let exited = poll(
+                Duration::from_millis(300),
+                Duration::from_millis(10),
+                || {
+                    if http_get(self.http_port, "/varz").is_some() {
+                        return Some(false);
+                    }
+                    let child = self.child.as_mut()?;
+                    child.try_wait().ok().flatten().map(|_| true)
+                },
+            );
+            if exited == Some(true) {
+                self.child = None;
+                return None;
             }
-            match exited {
-                None => return, // still starting; wait_ready takes over
-                Some(status) if started.elapsed() > READY_TIMEOUT => {
-                    panic!(
-                        "nats-server {} keeps exiting on restart ({status}):\n{}",
-                        self.name,
-                        self.log_tail()
-                    )
-                }
-                Some(_) => {
-                    self.child = None;
-                    std::thread::sleep(Duration::from_millis(50));
-                }
-            }
-        }
+            // Up, or still starting: wait_ready takes over.
+            Some(())
+        });
+        assert!(
+            bound.is_some(),
+            "nats-server {} keeps exiting on restart:\n{}",
+            self.name,
+            self.log_tail()
+        );
     }
 }
 
@@ -347,30 +338,33 @@ impl NatsCluster {
 
     /// Waits until every running node names the same JetStream meta leader; returns its name.
     pub fn wait_for_meta_leader(&self, timeout: Duration) -> String {
-        let started = Instant::now();
-        loop {
-            let leaders: Vec<Option<String>> = self
-                .nodes
+        let leaders = || -> Vec<Option<String>> {
+            self.nodes
                 .iter()
                 .filter(|n| n.child.is_some())
                 .map(|n| http_get(n.http_port, "/jsz").and_then(|(_, body)| meta_leader(&body)))
-                .collect();
-            if let Some(Some(first)) = leaders.first() {
-                if leaders.iter().all(|l| l.as_ref() == Some(first)) {
-                    return first.clone();
-                }
-            }
-            if started.elapsed() > timeout {
-                let tails = self
-                    .nodes
-                    .iter()
-                    .map(|n| format!("--- {}\n{}", n.name, n.log_tail()))
-                    .collect::<Vec<_>>()
-                    .join("\n");
-                panic!("no JetStream meta leader agreed on after {timeout:?} (saw {leaders:?}):\n{tails}");
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+                .collect()
+        };
+        let agreed = poll(timeout, Duration::from_millis(50), || {
+            let leaders = leaders();
+            let first = leaders.first()?.clone()?;
+            leaders
+                .iter()
+                .all(|l| l.as_ref() == Some(&first))
+                .then_some(first)
+        });
+        agreed.unwrap_or_else(|| {
+            let tails = self
+                .nodes
+                .iter()
+                .map(|n| format!("--- {}\n{}", n.name, n.log_tail()))
+                .collect::<Vec<_>>()
+                .join("\n");
+            panic!(
+                "no JetStream meta leader agreed on after {timeout:?} (saw {:?}):\n{tails}",
+                leaders()
+            )
+        })
     }
 }
 
