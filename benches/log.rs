@@ -2,8 +2,8 @@
 //!
 //! - decode: `codec::decode_commit` (protobuf → domain, with the hash) vs prost's decode alone;
 //! - fold: the engine's `AppState` fold and the status read model's fold vs a bare walk;
-//! - sled append: `SledStore::append` (transaction + flush) vs a raw sled insert + flush;
-//! - replay: catch-up of fresh read models vs `SledStore::raw_scan` (no decoding).
+//! - sled append: `FileStore::append` (transaction + flush) vs a raw sled insert + flush;
+//! - replay: catch-up of fresh read models vs `FileStore::raw_scan` (no decoding).
 //!
 //! Run: `cargo bench --bench log` (medians in docs/performance.md).
 
@@ -13,7 +13,7 @@ mod common;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use hoist_engine::codec::decode_commit;
 use hoist_engine::service::{decode_commits, execute_cached, CommandContext};
-use hoist_engine::store::sled::SledStore;
+use hoist_engine::store::file::FileStore;
 use hoist_engine::store::EventStore;
 use hoist_engine::{AppName, AppState, Recorded};
 use hoist_projections::model::AppStatus;
@@ -30,8 +30,8 @@ fn rt() -> tokio::runtime::Runtime {
 }
 
 /// A log of `COMMITS` commits over 10 apps: deploys and config changes.
-fn history(dir: &std::path::Path) -> SledStore {
-    let store = SledStore::open(dir, Duration::from_secs(30)).unwrap();
+fn history(dir: &std::path::Path) -> FileStore {
+    let store = FileStore::open(dir, Duration::from_secs(30)).unwrap();
     rt().block_on(async {
         let apps: Vec<AppName> = (0..10)
             .map(|i| format!("app-{i}").parse().unwrap())
@@ -113,11 +113,11 @@ fn benches(c: &mut Criterion) {
     let mut g = c.benchmark_group("sled append");
     g.throughput(Throughput::Elements(1)).sample_size(20);
     let append_dir = tempfile::tempdir().unwrap();
-    let append_store = SledStore::open(append_dir.path(), Duration::from_secs(30)).unwrap();
+    let append_store = FileStore::open(append_dir.path(), Duration::from_secs(30)).unwrap();
     let app: AppName = "bench".parse().unwrap();
     let mut last = 0;
     let rt = rt();
-    g.bench_function("SledStore::append", |b| {
+    g.bench_function("FileStore::append", |b| {
         b.iter(|| {
             let appended = rt
                 .block_on(append_store.append(&app, last, Uuid::now_v7(), payload.clone()))

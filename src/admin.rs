@@ -1,19 +1,28 @@
-//! `hoist admin rebuild`: throw the read models away and replay the whole log into them, with a
-//! progress bar on stderr (plain progress lines when stderr is not a terminal), then report the
-//! rate. A rebuild killed midway leaves models that are a prefix of the fold with a checkpoint
-//! saying which; the next command resumes from there.
+//! `hoist admin`: the store's upkeep.
+//!
+//! - `rebuild` folds the whole log into new read models beside the old ones and switches them in
+//!   when complete (a rebuild killed midway leaves the old models), with a progress bar on stderr
+//!   (plain progress lines when stderr is not a terminal), then reports the rate.
+//! - `check` verifies what the store's users rely on: the log opens and every entry decodes, each
+//!   app's hash chain holds, the read models equal a fresh fold of the log. It repairs nothing
+//!   (the models repair themselves on use; `rebuild` renews them) and exits 1 naming what is wrong.
 
 use crate::backend::Backend;
 use crate::cli::GlobalArgs;
 use crate::error::CliError;
 use crate::output::print_json;
+use hoist_engine::chain::ChainVerifier;
+use hoist_engine::service;
+use hoist_engine::store::EventStore;
 use std::io::IsTerminal;
 use std::time::Instant;
 
+/// Log entries read per step.
+const PAGE: usize = 2048;
+
 pub async fn rebuild(global: &GlobalArgs) -> Result<(), CliError> {
     let log = Backend::open(global).await?;
-    let mut models = crate::models::open(global, &log)?;
-    models.reset()?;
+    let models = crate::models::open(global, &log)?;
     let bar = std::io::stderr().is_terminal().then(|| {
         let bar = indicatif::ProgressBar::new(0);
         bar.set_style(
@@ -25,8 +34,8 @@ pub async fn rebuild(global: &GlobalArgs) -> Result<(), CliError> {
         bar
     });
     let started = Instant::now();
-    let done = models
-        .catch_up(&log, &mut |folded, end| match &bar {
+    let (_, done) = models
+        .rebuild(&log, &mut |folded, end| match &bar {
             Some(bar) => {
                 bar.set_length(end);
                 bar.set_position(folded);
@@ -51,4 +60,86 @@ pub async fn rebuild(global: &GlobalArgs) -> Result<(), CliError> {
         );
     }
     Ok(())
+}
+
+/// What `admin check` found.
+#[derive(Debug, Default, serde::Serialize)]
+struct Findings {
+    ok: bool,
+    commits: u64,
+    events: u64,
+    apps: usize,
+    /// What is wrong: each makes the check fail.
+    problems: Vec<String>,
+    /// What the store recovered from on its own, for the record.
+    notes: Vec<String>,
+}
+
+pub async fn check(global: &GlobalArgs) -> Result<(), CliError> {
+    let log = Backend::open(global).await?;
+    let mut findings = Findings::default();
+    if let Backend::Embedded(store) = &log {
+        if let Some((at, bytes, saved)) = store.recovery()?.cut {
+            findings.notes.push(format!(
+                "the log ended in an unfinished write ({bytes} bytes at byte {at}, never acknowledged): cut off, saved as {}",
+                saved.display()
+            ));
+        }
+    }
+    let mut verifier = ChainVerifier::default();
+    let mut apps = std::collections::BTreeSet::new();
+    let mut from = 1;
+    'log: loop {
+        let page = log.read_from(from, PAGE).await?;
+        let Some(last) = page.last() else { break };
+        from = last.seq + 1;
+        findings.commits += page.len() as u64;
+        for commit in &page {
+            apps.insert(commit.app.clone());
+            match service::decode_commits([commit]) {
+                Err(e) => findings.problems.push(e.to_string()),
+                Ok(events) => {
+                    for recorded in &events {
+                        if let Err(broken) = verifier.check(recorded) {
+                            findings.problems.push(broken.to_string());
+                            break 'log;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    findings.events = verifier.checked;
+    findings.apps = apps.len();
+    let mut models = crate::models::open(global, &log)?;
+    models.catch_up(&log, &mut |_, _| {}).await?;
+    if let Some(difference) = models.differs_from_log(&log).await? {
+        findings.problems.push(format!(
+            "{difference}; run `hoist admin rebuild` to fold them again"
+        ));
+    }
+    findings.ok = findings.problems.is_empty();
+    if global.json {
+        print_json(&findings);
+    } else {
+        for note in &findings.notes {
+            println!("note: {note}");
+        }
+        for problem in &findings.problems {
+            println!("problem: {problem}");
+        }
+        if findings.ok {
+            println!(
+                "Store OK: {} log entries, {} events, {} apps; hash chains intact; read models match the log",
+                findings.commits, findings.events, findings.apps
+            );
+        }
+    }
+    match findings.problems.first() {
+        None => Ok(()),
+        Some(first) => Err(CliError::rejected(format!(
+            "admin check: {} problem(s), the first: {first}",
+            findings.problems.len()
+        ))),
+    }
 }

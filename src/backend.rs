@@ -2,8 +2,8 @@
 
 use crate::cli::GlobalArgs;
 use crate::error::CliError;
+use hoist_engine::store::file::FileStore;
 use hoist_engine::store::nats::{NatsOptions, NatsStore};
-use hoist_engine::store::sled::SledStore;
 use hoist_engine::store::{Appended, EventStore, StoreError, StoredCommit};
 use hoist_engine::AppName;
 use std::path::PathBuf;
@@ -14,7 +14,7 @@ use uuid::Uuid;
 const STORE_WAIT: Duration = Duration::from_secs(30);
 
 pub enum Backend {
-    Sled(SledStore),
+    Embedded(FileStore),
     Nats(Box<NatsStore>),
 }
 
@@ -29,7 +29,7 @@ impl Backend {
                 options.replicas = usize::from(global.replicas);
                 Ok(Backend::Nats(Box::new(NatsStore::connect(options).await?)))
             }
-            None => Ok(Backend::Sled(SledStore::open(
+            None => Ok(Backend::Embedded(FileStore::open(
                 &store_dir(global)?,
                 STORE_WAIT,
             )?)),
@@ -39,7 +39,7 @@ impl Backend {
     /// Whether the backend is a single-process embedded store that a long-running reader must
     /// release between reads, so writers are not starved.
     pub fn is_embedded(&self) -> bool {
-        matches!(self, Backend::Sled(_))
+        matches!(self, Backend::Embedded(_))
     }
 }
 
@@ -63,13 +63,13 @@ impl EventStore for Backend {
         payload: Vec<u8>,
     ) -> Result<Appended, StoreError> {
         match self {
-            Backend::Sled(s) => s.append(app, expected_last_seq, commit_id, payload).await,
+            Backend::Embedded(s) => s.append(app, expected_last_seq, commit_id, payload).await,
             Backend::Nats(n) => n.append(app, expected_last_seq, commit_id, payload).await,
         }
     }
     async fn read_app(&self, app: &AppName) -> Result<Vec<StoredCommit>, StoreError> {
         match self {
-            Backend::Sled(s) => s.read_app(app).await,
+            Backend::Embedded(s) => s.read_app(app).await,
             Backend::Nats(n) => n.read_app(app).await,
         }
     }
@@ -79,25 +79,25 @@ impl EventStore for Backend {
         after_seq: u64,
     ) -> Result<Vec<StoredCommit>, StoreError> {
         match self {
-            Backend::Sled(s) => s.read_app_after(app, after_seq).await,
+            Backend::Embedded(s) => s.read_app_after(app, after_seq).await,
             Backend::Nats(n) => n.read_app_after(app, after_seq).await,
         }
     }
     async fn read_from(&self, from_seq: u64, max: usize) -> Result<Vec<StoredCommit>, StoreError> {
         match self {
-            Backend::Sled(s) => s.read_from(from_seq, max).await,
+            Backend::Embedded(s) => s.read_from(from_seq, max).await,
             Backend::Nats(n) => n.read_from(from_seq, max).await,
         }
     }
     async fn last_seq(&self) -> Result<u64, StoreError> {
         match self {
-            Backend::Sled(s) => s.last_seq().await,
+            Backend::Embedded(s) => s.last_seq().await,
             Backend::Nats(n) => n.last_seq().await,
         }
     }
     async fn apps(&self) -> Result<Vec<AppName>, StoreError> {
         match self {
-            Backend::Sled(s) => s.apps().await,
+            Backend::Embedded(s) => s.apps().await,
             Backend::Nats(n) => n.apps().await,
         }
     }

@@ -20,8 +20,8 @@ use crate::cli::GlobalArgs;
 use crate::error::CliError;
 use crate::output::{print_json, table};
 use hoist_engine::service::{execute_cached, CommandContext};
+use hoist_engine::store::file::FileStore;
 use hoist_engine::store::nats::{raw_publish, NatsOptions, NatsStore};
-use hoist_engine::store::sled::SledStore;
 use hoist_engine::store::EventStore;
 use hoist_engine::{AppName, AppState, Artifact, Command, ConfigKey, ConfigValue, EnvName};
 use hoist_projections::audit::AuditQuery;
@@ -153,7 +153,7 @@ fn bench(global: &GlobalArgs, args: &BenchArgs) -> Result<(), CliError> {
     } else {
         scratch.0.clone()
     };
-    let store = SledStore::open(&dir, Duration::from_secs(30))?;
+    let store = FileStore::open(&dir, Duration::from_secs(30))?;
     let rt = runtime();
     let first_seq = rt.block_on(store.last_seq())? + 1;
 

@@ -423,6 +423,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Apply(args) => crate::reconcile::apply(&ctx, args).await?,
         Command::Serve(args) => crate::serve::serve(&ctx, args).await?,
         Command::Admin(AdminCommand::Rebuild) => crate::admin::rebuild(&ctx.global).await?,
+        Command::Admin(AdminCommand::Check) => crate::admin::check(&ctx.global).await?,
         Command::Bench(args) => crate::bench::run(&ctx.global, &args)?,
     }
     Ok(())

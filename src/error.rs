@@ -46,10 +46,12 @@ impl From<StoreError> for CliError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Conflict { .. } => CliError::Conflict(e.to_string()),
-            StoreError::Busy { .. } | StoreError::Unavailable(_) => {
+            // A corrupt store is not the user's input being wrong: like an unreachable one, it
+            // is a backend that cannot serve the command.
+            StoreError::Busy { .. } | StoreError::Unavailable(_) | StoreError::Corrupt(_) => {
                 CliError::Unavailable(e.to_string())
             }
-            StoreError::Corrupt(_) => CliError::rejected(e),
+            StoreError::Duplicate { .. } | StoreError::TooLarge { .. } => CliError::rejected(e),
         }
     }
 }
@@ -69,7 +71,9 @@ impl From<ProjectionError> for CliError {
         match e {
             ProjectionError::Store(e) => e.into(),
             ProjectionError::Codec { .. } => CliError::rejected(e),
-            ProjectionError::Io { .. } => CliError::Unavailable(e.to_string()),
+            ProjectionError::Io { .. } | ProjectionError::DiskFull { .. } => {
+                CliError::Unavailable(e.to_string())
+            }
         }
     }
 }

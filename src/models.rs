@@ -12,10 +12,19 @@ use hoist_projections::store::{ProjectionStore, PARTITION_SIZE};
 /// How long a command waits for a NATS cache another process holds.
 const CACHE_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
-/// Opens the read models of the configured backend (the caller holds `log`).
+/// Opens the read models of the configured backend (the caller holds `log`). Models found
+/// unreadable are thrown away and folded again from the log; a warning says so.
 pub fn open(global: &GlobalArgs, log: &Backend) -> Result<ProjectionStore, CliError> {
+    let models = open_as_stored(global, log)?;
+    if let Some(why) = models.recovered() {
+        eprintln!("hoist: warning: the read models were unreadable ({why}); folding them again from the log");
+    }
+    Ok(models)
+}
+
+fn open_as_stored(global: &GlobalArgs, log: &Backend) -> Result<ProjectionStore, CliError> {
     match log {
-        Backend::Sled(_) => Ok(ProjectionStore::open(
+        Backend::Embedded(_) => Ok(ProjectionStore::open(
             &store_dir(global)?.join("projections"),
             PARTITION_SIZE,
         )?),

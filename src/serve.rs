@@ -136,7 +136,7 @@ pub async fn serve(ctx: &Ctx, args: ServeArgs) -> Result<(), CliError> {
         .map_err(|e| CliError::rejected(format!("cannot listen for SIGTERM: {e}")))?;
     let mut feed = match ctx.open().await? {
         // Past commits are the first resync's: follow the log from its end.
-        Backend::Sled(store) => Feed::Log {
+        Backend::Embedded(store) => Feed::Log {
             next_seq: store.last_seq().await? + 1,
         },
         Backend::Nats(store) => {

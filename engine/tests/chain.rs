@@ -4,7 +4,7 @@
 use hoist_engine::chain::{BrokenLink, ChainVerifier};
 use hoist_engine::codec::{decode_commit, encode_envelope};
 use hoist_engine::service::{decode_commits, execute, CommandContext};
-use hoist_engine::store::sled::SledStore;
+use hoist_engine::store::file::FileStore;
 use hoist_engine::store::EventStore;
 use hoist_engine::{
     AppName, Artifact, Command, ConfigValue, EnvName, Event, EventHash, Recorded, ReleaseVersion,
@@ -21,7 +21,7 @@ where
 /// The whole log of two apps whose commands interleave, as `execute` wrote it to a sled store.
 async fn history() -> Vec<Recorded> {
     let dir = tempfile::tempdir().unwrap();
-    let store = SledStore::open(dir.path(), Duration::from_secs(30)).unwrap();
+    let store = FileStore::open(dir.path(), Duration::from_secs(30)).unwrap();
     let staging: EnvName = name("staging");
     let image = |hex: char| {
         name(&format!(

@@ -42,6 +42,11 @@ const FORMAT_KEY: &[u8] = b"v";
 /// The layout of the rows; models written in another are rebuilt. 2: one protobuf row per log
 /// entry (1: three JSON rows per event).
 const FORMAT: u64 = 2;
+/// Free bytes a model write needs on its filesystem. sled 0.34 does not fail a write on a full
+/// disk, it hangs; so a write starts only with room to spare (sled writes in 512 KiB segments).
+pub const WRITE_HEADROOM: u64 = 4 << 20;
+/// Where `rebuild` folds the new models before switching them in.
+const STAGING: &str = "rebuild.staging";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProjectionError {
@@ -51,6 +56,12 @@ pub enum ProjectionError {
     Codec { seq: u64, source: CodecError },
     #[error("projection store {path}: {message}")]
     Io { path: PathBuf, message: String },
+    #[error("disk full: the read models in {path} need {needed} bytes free to be written, {free} are; free some space and run the command again")]
+    DiskFull {
+        path: PathBuf,
+        free: u64,
+        needed: u64,
+    },
 }
 
 /// One stored row of `dump`: (database, key, value).
@@ -69,6 +80,8 @@ pub struct ProjectionStore {
     dir: PathBuf,
     state: sled::Db,
     partition_size: u64,
+    /// Why a model was found unreadable and thrown away to be folded again, if one was.
+    recovered: Option<String>,
     /// The directory's own lock, when no store lock covers it (a NATS cache). Last field: it
     /// is released after the databases close.
     _lock: Option<std::fs::File>,
@@ -97,13 +110,23 @@ impl ProjectionStore {
     /// removed; models written with another partition size are rebuilt.
     pub fn open(dir: &Path, partition_size: u64) -> Result<Self, ProjectionError> {
         std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
+        ensure_room(dir)?;
         for entry in std::fs::read_dir(dir).map_err(|e| io(dir, e))? {
             let path = entry.map_err(|e| io(dir, e))?.path();
-            if path.extension().is_some_and(|x| x == "trash") {
+            if path.extension().is_some_and(|x| x == "trash") || path.ends_with(STAGING) {
                 std::fs::remove_dir_all(&path).map_err(|e| io(&path, e))?;
             }
         }
-        let state = open_db(&dir.join("state"))?;
+        // The models are disposable: one that cannot be opened is thrown away and folded again
+        // from the log, never left for the user to repair.
+        let (state, recovered) = match open_db(&dir.join("state")) {
+            Ok(state) => (state, None),
+            Err(e) => {
+                discard(dir, "state")?;
+                discard(dir, "history")?;
+                (open_db(&dir.join("state"))?, Some(e.to_string()))
+            }
+        };
         let stored = |key| -> Result<Option<u64>, ProjectionError> {
             Ok(state
                 .get(key)
@@ -116,6 +139,7 @@ impl ProjectionStore {
             dir: dir.into(),
             state,
             partition_size,
+            recovered,
             _lock: None,
         };
         if stale {
@@ -131,7 +155,7 @@ impl ProjectionStore {
         partition_size: u64,
         wait: std::time::Duration,
     ) -> Result<Self, ProjectionError> {
-        let lock = hoist_engine::store::sled::lock_dir(dir, wait)?;
+        let lock = hoist_engine::store::file::lock_dir(dir, wait)?;
         let mut store = Self::open(dir, partition_size)?;
         store._lock = Some(lock);
         Ok(store)
@@ -165,6 +189,41 @@ impl ProjectionStore {
 
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// Why a model was found unreadable (and is being folded again from the log), if one was.
+    pub fn recovered(&self) -> Option<&str> {
+        self.recovered.as_deref()
+    }
+
+    /// Folds the whole log into new models beside these and switches them in only once they are
+    /// complete: a rebuild cut short leaves the old models as they were.
+    pub async fn rebuild<S: EventStore>(
+        self,
+        log: &S,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<(ProjectionStore, CatchUp), ProjectionError> {
+        let (dir, partition_size, lock) = (self.dir.clone(), self.partition_size, self._lock);
+        drop(self.state);
+        let staging = dir.join(STAGING);
+        discard(&dir, STAGING)?;
+        let mut fresh = ProjectionStore::open(&staging, partition_size)?;
+        let done = fresh.catch_up(log, progress).await?;
+        drop(fresh);
+        // Each step leaves a directory that opens correctly: with no `state`, everything is
+        // folded again; with the new `history` and no `state`, likewise.
+        discard(&dir, "state")?;
+        discard(&dir, "history")?;
+        for name in ["history", "state"] {
+            let from = staging.join(name);
+            if from.exists() {
+                std::fs::rename(&from, dir.join(name)).map_err(|e| io(&from, e))?;
+            }
+        }
+        discard(&dir, STAGING)?;
+        let mut store = ProjectionStore::open(&dir, partition_size)?;
+        store._lock = lock;
+        Ok((store, done))
     }
 
     /// The last log sequence folded into the state model.
@@ -214,7 +273,19 @@ impl ProjectionStore {
 
     /// The history's checkpoint and the newest partition, open: the newest partition that has a
     /// checkpoint (one created just before a crash may have none yet).
-    fn history_head(&self) -> Result<(u64, Option<(u64, sled::Db)>), ProjectionError> {
+    fn history_head(&mut self) -> Result<(u64, Option<(u64, sled::Db)>), ProjectionError> {
+        match self.history_head_as_stored() {
+            Err(ProjectionError::Io { message, .. }) => {
+                // An unreadable partition: the history is folded again from the log.
+                discard(&self.dir, "history")?;
+                self.recovered = Some(message);
+                Ok((0, None))
+            }
+            head => head,
+        }
+    }
+
+    fn history_head_as_stored(&self) -> Result<(u64, Option<(u64, sled::Db)>), ProjectionError> {
         let mut newest = None;
         for id in self.partitions()?.into_iter().rev() {
             let db = self.open_partition(id)?;
@@ -257,6 +328,7 @@ impl ProjectionStore {
         progress: &mut dyn FnMut(u64, u64),
     ) -> Result<CatchUp, ProjectionError> {
         let target = log.last_seq().await?;
+        ensure_room(&self.dir)?;
         let (mut state_cp, (mut history_cp, mut partition)) =
             (self.checkpoint()?, self.history_head()?);
         if state_cp > target || history_cp > target {
@@ -489,6 +561,39 @@ impl ProjectionStore {
         Ok(found)
     }
 
+    /// Folds the whole log into fresh models beside these (which the caller has caught up) and
+    /// compares every row: `None` when they match, else the first difference.
+    pub async fn differs_from_log<S: EventStore>(
+        &self,
+        log: &S,
+    ) -> Result<Option<String>, ProjectionError> {
+        let staging = self.dir.join(STAGING);
+        discard(&self.dir, STAGING)?;
+        let mut fresh = ProjectionStore::open(&staging, self.partition_size)?;
+        fresh.catch_up(log, &mut |_, _| {}).await?;
+        let (stored, folded) = (self.dump()?, fresh.dump()?);
+        drop(fresh);
+        discard(&self.dir, STAGING)?;
+        if stored.len() != folded.len() {
+            return Ok(Some(format!(
+                "the read models hold {} rows, a fold of the log gives {}",
+                stored.len(),
+                folded.len()
+            )));
+        }
+        Ok(stored
+            .iter()
+            .zip(&folded)
+            .find(|(a, b)| a != b)
+            .map(|(a, _)| {
+                format!(
+                    "the read models' {} row {} differs from a fold of the log",
+                    a.0,
+                    String::from_utf8_lossy(&a.1).escape_debug()
+                )
+            }))
+    }
+
     /// Every row of every model, in key order: what the tests compare.
     pub fn dump(&self) -> Result<Vec<DumpRow>, ProjectionError> {
         let mut rows = Vec::new();
@@ -508,10 +613,37 @@ impl ProjectionStore {
 }
 
 fn open_db(path: &Path) -> Result<sled::Db, ProjectionError> {
+    hoist_engine::store::sled::remove_unfinished_snapshots(path)?;
     sled::Config::new()
         .path(path)
         .open()
         .map_err(|e| io(path, e))
+}
+
+/// Refuses to start a write unless `dir`'s filesystem has [`WRITE_HEADROOM`] free.
+fn ensure_room(dir: &Path) -> Result<(), ProjectionError> {
+    let stat = rustix::fs::statvfs(dir).map_err(|e| io(dir, e))?;
+    let free = stat.f_bavail.saturating_mul(stat.f_frsize);
+    if free < WRITE_HEADROOM {
+        return Err(ProjectionError::DiskFull {
+            path: dir.into(),
+            free,
+            needed: WRITE_HEADROOM,
+        });
+    }
+    Ok(())
+}
+
+/// Moves `dir/name` out of the way (renamed first, so a crash leaves it absent, not half gone),
+/// then deletes it.
+fn discard(dir: &Path, name: &str) -> Result<(), ProjectionError> {
+    let path = dir.join(name);
+    if !path.exists() {
+        return Ok(());
+    }
+    let trash = dir.join(format!("{name}-{}.trash", std::process::id()));
+    std::fs::rename(&path, &trash).map_err(|e| io(&path, e))?;
+    std::fs::remove_dir_all(&trash).map_err(|e| io(&trash, e))
 }
 
 /// Writes pending rows and the partition's checkpoint in one batch.

@@ -5,6 +5,7 @@
 //! key. There is no unconditional append.
 
 pub mod conformance;
+pub mod file;
 pub mod nats;
 pub mod sled;
 
@@ -44,6 +45,15 @@ pub enum StoreError {
     Unavailable(String),
     #[error("store corrupt: {0}")]
     Corrupt(String),
+    /// A commit of a batch names an id that is stored already or repeated in the batch.
+    #[error("commit id {commit_id} is already stored")]
+    Duplicate { commit_id: Uuid },
+    #[error("{what} would be {bytes} bytes; the limit is {limit}")]
+    TooLarge {
+        bytes: usize,
+        limit: usize,
+        what: &'static str,
+    },
 }
 
 /// A backend of the log.

@@ -4,12 +4,15 @@
 use hoist_engine::service::{
     execute, load_app, load_events, CommandContext, ExecuteError, MAX_ATTEMPTS,
 };
+use hoist_engine::store::file::FileStore;
+use hoist_engine::store::file::NewCommit;
 use hoist_engine::store::sled::SledStore;
 use hoist_engine::store::{Appended, EventStore, StoreError, StoredCommit};
 use hoist_engine::{
     AppName, Artifact, Command, ConfigKey, ConfigValue, EnvName, Event, ImageRef, Outcome,
     ReleaseVersion,
 };
+use proptest::prelude::*;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
@@ -64,9 +67,9 @@ async fn create_and_deploy<S: EventStore>(store: &S) {
 }
 
 #[tokio::test]
-async fn sled_store_passes_the_conformance_suite() {
+async fn file_store_passes_the_conformance_suite() {
     let dir = tempfile::tempdir().unwrap();
-    let store = SledStore::open(dir.path(), WAIT).unwrap();
+    let store = FileStore::open(dir.path(), WAIT).unwrap();
     hoist_engine::store::conformance::run(&store).await;
 }
 
@@ -74,7 +77,7 @@ async fn sled_store_passes_the_conformance_suite() {
 async fn data_survives_reopening() {
     let dir = tempfile::tempdir().unwrap();
     let (log, state) = {
-        let store = SledStore::open(dir.path(), WAIT).unwrap();
+        let store = FileStore::open(dir.path(), WAIT).unwrap();
         create_and_deploy(&store).await;
         (
             store.read_from(1, usize::MAX).await.unwrap(),
@@ -83,7 +86,7 @@ async fn data_survives_reopening() {
     };
     assert_eq!(log.len(), 2);
 
-    let reopened = SledStore::open(dir.path(), WAIT).unwrap();
+    let reopened = FileStore::open(dir.path(), WAIT).unwrap();
     assert_eq!(reopened.read_from(1, usize::MAX).await.unwrap(), log);
     assert_eq!(reopened.last_seq().await.unwrap(), log[1].seq);
     assert_eq!(reopened.apps().await.unwrap(), [app()]);
@@ -102,11 +105,11 @@ fn a_second_open_waits_while_the_store_is_held_then_succeeds() {
         .build()
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let first = SledStore::open(dir.path(), WAIT).unwrap();
+    let first = FileStore::open(dir.path(), WAIT).unwrap();
     runtime.block_on(create_and_deploy(&first));
     let path = dir.path().to_owned();
     let second = std::thread::spawn(move || {
-        SledStore::open(&path, WAIT).map(|store| (store, Instant::now()))
+        FileStore::open(&path, WAIT).map(|store| (store, Instant::now()))
     });
     std::thread::sleep(Duration::from_millis(400));
     assert!(
@@ -133,10 +136,10 @@ fn a_second_open_waits_while_the_store_is_held_then_succeeds() {
 #[test]
 fn a_second_open_with_a_short_wait_gives_up_busy() {
     let dir = tempfile::tempdir().unwrap();
-    let _first = SledStore::open(dir.path(), WAIT).unwrap();
+    let _first = FileStore::open(dir.path(), WAIT).unwrap();
     let path = dir.path().to_owned();
     let wait = Duration::from_millis(150);
-    let second = std::thread::spawn(move || SledStore::open(&path, wait))
+    let second = std::thread::spawn(move || FileStore::open(&path, wait))
         .join()
         .unwrap();
     match second {
@@ -156,13 +159,13 @@ fn a_second_open_with_a_short_wait_gives_up_busy() {
 /// A store where, before each of the first `races_to_lose` appends, a rival command lands on the
 /// same app, so the append's expectation is stale and must conflict.
 struct Rivalled<'a> {
-    store: &'a SledStore,
+    store: &'a FileStore,
     races_to_lose: AtomicU32,
     appends: AtomicU32,
 }
 
 impl<'a> Rivalled<'a> {
-    fn new(store: &'a SledStore, races_to_lose: u32) -> Self {
+    fn new(store: &'a FileStore, races_to_lose: u32) -> Self {
         Rivalled {
             store,
             races_to_lose: AtomicU32::new(races_to_lose),
@@ -222,7 +225,7 @@ fn staging_versions(state: &hoist_engine::AppState) -> Vec<u64> {
 #[tokio::test]
 async fn execute_re_decides_after_losing_a_race() {
     let dir = tempfile::tempdir().unwrap();
-    let store = SledStore::open(dir.path(), WAIT).unwrap();
+    let store = FileStore::open(dir.path(), WAIT).unwrap();
     create_and_deploy(&store).await;
     let rivalled = Rivalled::new(&store, 3);
 
@@ -276,7 +279,7 @@ async fn execute_re_decides_after_losing_a_race() {
 #[tokio::test]
 async fn execute_gives_up_with_a_conflict_when_every_append_loses() {
     let dir = tempfile::tempdir().unwrap();
-    let store = SledStore::open(dir.path(), WAIT).unwrap();
+    let store = FileStore::open(dir.path(), WAIT).unwrap();
     create_and_deploy(&store).await;
     let rivalled = Rivalled::new(&store, u32::MAX);
 
@@ -317,7 +320,7 @@ async fn execute_gives_up_with_a_conflict_when_every_append_loses() {
 #[tokio::test]
 async fn execute_repeated_with_the_same_command_id_reports_the_stored_commit() {
     let dir = tempfile::tempdir().unwrap();
-    let store = SledStore::open(dir.path(), WAIT).unwrap();
+    let store = FileStore::open(dir.path(), WAIT).unwrap();
     create_and_deploy(&store).await;
     let ctx = ctx("ana@example.com");
     let deploy = Command::Deploy {
@@ -347,12 +350,12 @@ async fn head_hint_is_removed_while_the_log_is_open_and_written_back_on_release(
     let dir = tempfile::tempdir().unwrap();
     let head = dir.path().join("head");
     {
-        let store = SledStore::open(dir.path(), WAIT).unwrap();
+        let store = FileStore::open(dir.path(), WAIT).unwrap();
         create_and_deploy(&store).await;
         assert!(!head.exists(), "no head while a holder may still append");
     }
     let last = {
-        let store = SledStore::open(dir.path(), WAIT).unwrap();
+        let store = FileStore::open(dir.path(), WAIT).unwrap();
         let hinted = store.last_seq().await.unwrap();
         assert!(head.exists(), "reading last_seq from the hint keeps it");
         let log = store.read_from(1, usize::MAX).await.unwrap();
@@ -365,14 +368,14 @@ async fn head_hint_is_removed_while_the_log_is_open_and_written_back_on_release(
     };
     // A holder killed before writing the hint back leaves none: the log answers instead.
     std::fs::remove_file(&head).unwrap();
-    let store = SledStore::open(dir.path(), WAIT).unwrap();
+    let store = FileStore::open(dir.path(), WAIT).unwrap();
     assert_eq!(store.last_seq().await.unwrap(), last);
 }
 
 #[tokio::test]
 async fn an_auto_rollback_is_caused_by_the_failed_rollout_it_answers() {
     let dir = tempfile::tempdir().unwrap();
-    let store = SledStore::open(dir.path(), WAIT).unwrap();
+    let store = FileStore::open(dir.path(), WAIT).unwrap();
     create_and_deploy(&store).await;
     let record = |version: u64, outcome| Command::RecordRollout {
         env: staging(),
@@ -428,4 +431,173 @@ async fn an_auto_rollback_is_caused_by_the_failed_rollout_it_answers() {
     // As stored, not only as reported.
     let stored = load_events(&store, &app()).await.unwrap();
     assert_eq!(stored.last().unwrap().envelope, rollback.envelope);
+}
+
+#[tokio::test]
+async fn legacy_sled_store_still_passes_the_conformance_suite() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SledStore::open(dir.path(), WAIT).unwrap();
+    hoist_engine::store::conformance::run(&store).await;
+}
+
+#[tokio::test]
+async fn a_sled_era_store_is_migrated_whole_on_first_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, first_id) = {
+        let legacy = SledStore::open(dir.path(), WAIT).unwrap();
+        create_and_deploy(&legacy).await;
+        let id = Uuid::now_v7();
+        legacy
+            .append(&"other".parse().unwrap(), 0, id, b"x".to_vec())
+            .await
+            .unwrap();
+        (legacy.read_from(1, usize::MAX).await.unwrap(), id)
+    };
+    let store = FileStore::open(dir.path(), WAIT).unwrap();
+    assert_eq!(store.read_from(1, usize::MAX).await.unwrap(), log);
+    assert_eq!(store.apps().await.unwrap().len(), 2);
+    // The commit ids came along: a retried command is still recognised.
+    let again = store
+        .append(&"other".parse().unwrap(), 3, first_id, b"x".to_vec())
+        .await
+        .unwrap();
+    assert_eq!((again.seq, again.duplicate), (3, true));
+    assert!(dir.path().join("sled.pre-log").is_dir());
+    assert!(!dir.path().join("sled").exists());
+}
+
+/// Writes `batches` (each a list of payloads for app `api`) through a fresh store and returns
+/// the log file's bytes and, per batch, the file length after it.
+fn written_log(batches: &[Vec<Vec<u8>>]) -> (Vec<u8>, Vec<usize>) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = FileStore::open(dir.path(), WAIT).unwrap();
+    let mut ends = Vec::new();
+    let mut last = 0;
+    for batch in batches {
+        let commits: Vec<NewCommit> = batch
+            .iter()
+            .enumerate()
+            .map(|(i, payload)| NewCommit {
+                app: app(),
+                expected_last_seq: last + i as u64,
+                commit_id: Uuid::now_v7(),
+                payload: payload.clone(),
+            })
+            .collect();
+        last += store.append_batch(&commits).unwrap().len() as u64;
+        ends.push(std::fs::metadata(dir.path().join("log")).unwrap().len() as usize);
+    }
+    drop(store);
+    (std::fs::read(dir.path().join("log")).unwrap(), ends)
+}
+
+fn reopen_with(bytes: &[u8]) -> (tempfile::TempDir, FileStore) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("log"), bytes).unwrap();
+    let store = FileStore::open(dir.path(), WAIT).unwrap();
+    (dir, store)
+}
+
+fn batches() -> impl Strategy<Value = Vec<Vec<Vec<u8>>>> {
+    prop::collection::vec(
+        prop::collection::vec(prop::collection::vec(any::<u8>(), 0..40), 1..4),
+        1..6,
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// A crash can stop the file at any byte: what opens is the batches that were whole, and the
+    /// log goes on from there.
+    #[test]
+    fn a_log_cut_at_any_byte_opens_as_its_whole_batches(batches in batches(), cut in any::<prop::sample::Index>()) {
+        let (bytes, ends) = written_log(&batches);
+        let cut = cut.index(bytes.len() + 1);
+        let whole = ends.iter().filter(|&&end| end <= cut).count();
+        let expected: Vec<Vec<u8>> = batches[..whole].iter().flatten().cloned().collect();
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let (dir, store) = reopen_with(&bytes[..cut]);
+        let read: Vec<Vec<u8>> = runtime
+            .block_on(store.read_from(1, usize::MAX))
+            .unwrap()
+            .into_iter()
+            .map(|c| c.payload)
+            .collect();
+        prop_assert_eq!(&read, &expected);
+        let seq = runtime
+            .block_on(store.append(&app(), expected.len() as u64, Uuid::now_v7(), b"next".to_vec()))
+            .unwrap()
+            .seq;
+        prop_assert_eq!(seq, expected.len() as u64 + 1);
+        let saved = dir.path().join("quarantine").read_dir().map_or(0, |d| d.count());
+        let cut_anything = cut > ends.get(whole.wrapping_sub(1)).copied().unwrap_or(8);
+        prop_assert_eq!(saved, usize::from(cut_anything));
+    }
+
+    /// A damaged byte is never read as data: the log opens as the whole batches before it.
+    #[test]
+    fn a_flipped_byte_ends_the_log_before_its_record(batches in batches(), at in any::<prop::sample::Index>(), flip in 1u8..) {
+        let (mut bytes, ends) = written_log(&batches);
+        let at = 8 + at.index(bytes.len() - 8);
+        bytes[at] ^= flip;
+        let whole = ends.iter().filter(|&&end| end <= at).count();
+        let expected: Vec<Vec<u8>> = batches[..whole].iter().flatten().cloned().collect();
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let (_dir, store) = reopen_with(&bytes);
+        let read: Vec<Vec<u8>> = runtime
+            .block_on(store.read_from(1, usize::MAX))
+            .unwrap()
+            .into_iter()
+            .map(|c| c.payload)
+            .collect();
+        prop_assert_eq!(read, expected);
+    }
+}
+
+#[test]
+fn a_file_that_is_not_a_hoist_log_is_refused_not_cut() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("log"), b"some other file, not ours").unwrap();
+    let store = FileStore::open(dir.path(), WAIT).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let err = runtime.block_on(store.read_from(1, 10)).unwrap_err();
+    assert!(matches!(err, StoreError::Corrupt(_)), "{err}");
+    assert_eq!(
+        std::fs::read(dir.path().join("log")).unwrap(),
+        b"some other file, not ours"
+    );
+}
+
+#[test]
+fn a_batch_with_a_stale_expectation_or_a_repeated_id_stores_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = FileStore::open(dir.path(), WAIT).unwrap();
+    let id = Uuid::now_v7();
+    let commit = |expected, commit_id| NewCommit {
+        app: app(),
+        expected_last_seq: expected,
+        commit_id,
+        payload: b"p".to_vec(),
+    };
+    let stale = store.append_batch(&[commit(0, Uuid::now_v7()), commit(0, Uuid::now_v7())]);
+    assert!(
+        matches!(stale, Err(StoreError::Conflict { .. })),
+        "{stale:?}"
+    );
+    let repeated = store.append_batch(&[commit(0, id), commit(1, id)]);
+    assert!(
+        matches!(repeated, Err(StoreError::Duplicate { .. })),
+        "{repeated:?}"
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    assert_eq!(runtime.block_on(store.last_seq()).unwrap(), 0);
+    let stored = store
+        .append_batch(&[commit(0, id), commit(1, Uuid::now_v7())])
+        .unwrap();
+    assert_eq!(stored.iter().map(|a| a.seq).collect::<Vec<_>>(), [1, 2]);
 }

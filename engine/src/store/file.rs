@@ -1,0 +1,623 @@
+//! The embedded backend: an append-only, checksummed log file of hoist's own in `DIR/log`, held
+//! by one process at a time through the lock file `DIR/hoist.lock`.
+//!
+//! Why not a database: the log is the truth, so it must survive what ordinary machines do — a
+//! SIGKILL at any instant, a full disk — and sled 0.34 does neither (an unfinished snapshot left by
+//! a kill makes every later open fail; a full disk hangs its writer). A file that only ever grows
+//! by whole, checksummed records, each acknowledged after `fdatasync`, has one failure shape: an
+//! unfinished last write. Opening the log finds it and cuts it off, so a crash never bricks it.
+//!
+//! ```text
+//! file    = "HOISTLG1" record*
+//! record  = len:u32 crc:u32 body            (big-endian; crc = CRC-32 of len ‖ body)
+//! body    = seq:u64 flags:u8 commit_id:[16] app_len:u8 app payload
+//! flags   = bit 0: the next record belongs to the same atomic batch
+//! ```
+//!
+//! **Invariants**
+//! - Records hold sequences 1, 2, 3, … with no gap; a record is acknowledged only once synced.
+//! - Everything after the last whole, valid record that ends a batch is the remains of a write
+//!   that was never acknowledged (one process appends at a time, and it syncs before answering).
+//!   Opening for use cuts it off, after saving the cut bytes under `DIR/quarantine/`: nothing is
+//!   thrown away unseen, and a batch is stored whole or not at all.
+//! - A failed write (a full disk) is undone by truncating to the previous length before the error
+//!   is returned, so the lock is released and the next command finds a clean log.
+//!
+//! The index (each sequence's place, each app's commits and last sequence, the commit ids) is
+//! built in memory by one pass over the file when the log is first needed; the log's last
+//! sequence is also kept in a small `head` file so that a query whose read models are caught up
+//! never reads the log. **Invariant**: while `head` exists it holds the log's last sequence. It is
+//! removed when a process opens the log (it may append) and written back when that process lets go
+//! of the store; a process killed in between leaves no `head`, and the next one reads the log.
+//!
+//! A store written by earlier versions (a sled database in `DIR/sled`) is copied into `DIR/log`
+//! once, on first use; the old database is kept beside it as `DIR/sled.pre-log`.
+
+use super::{Appended, EventStore, StoreError, StoredCommit};
+use crate::names::AppName;
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::Write;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+use uuid::Uuid;
+
+const MAGIC: &[u8; 8] = b"HOISTLG1";
+const LOG_FILE: &str = "log";
+const HEAD_FILE: &str = "head";
+const QUARANTINE_DIR: &str = "quarantine";
+/// Bytes before the body: its length and checksum.
+const RECORD_HEADER: usize = 8;
+/// Bytes of the body before the app name: seq, flags, commit id, app length.
+const BODY_FIXED: usize = 8 + 1 + 16 + 1;
+/// Set on every record of a batch but its last.
+const FLAG_BATCH_CONTINUES: u8 = 1;
+/// No record is larger: a length beyond it is damage, not data.
+pub const MAX_RECORD_BYTES: usize = 64 << 20;
+
+/// One commit to append, with the app's expected last sequence at the time of the append.
+#[derive(Debug, Clone)]
+pub struct NewCommit {
+    pub app: AppName,
+    pub expected_last_seq: u64,
+    pub commit_id: Uuid,
+    pub payload: Vec<u8>,
+}
+
+/// What opening the log found and did, for `hoist admin check`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Recovery {
+    /// The unfinished tail cut off at this open: (byte offset, bytes, where they were saved).
+    pub cut: Option<(u64, u64, PathBuf)>,
+}
+
+pub struct FileStore {
+    dir: PathBuf,
+    log: Mutex<Option<Log>>,
+    started: Instant,
+    wait: Duration,
+    /// Last field: released after everything else.
+    _lock: File,
+}
+
+/// The open log and its index.
+struct Log {
+    file: File,
+    /// The whole file: reads are slices of it.
+    bytes: Vec<u8>,
+    /// Per sequence (index `seq - 1`): where its body starts and how long it is.
+    bodies: Vec<(usize, usize)>,
+    apps: HashMap<AppName, Vec<u64>>,
+    ids: HashMap<Uuid, u64>,
+    recovery: Recovery,
+}
+
+/// Creates `dir` if needed and takes the exclusive lock file `dir/hoist.lock`, waiting up to
+/// `wait` while another process holds it. The lock lasts as long as the returned file.
+pub fn lock_dir(dir: &Path, wait: Duration) -> Result<File, StoreError> {
+    std::fs::create_dir_all(dir).map_err(|e| io_error("cannot create directory", dir, e))?;
+    let lock = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join("hoist.lock"))
+        .map_err(|e| io_error("cannot open the lock file in", dir, e))?;
+    let started = Instant::now();
+    let mut pause = Duration::from_millis(1);
+    loop {
+        match lock.try_lock() {
+            Ok(()) => return Ok(lock),
+            Err(std::fs::TryLockError::WouldBlock) if started.elapsed() < wait => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(StoreError::Busy {
+                    path: dir.into(),
+                    waited: started.elapsed(),
+                })
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(io_error("cannot lock", dir, e)),
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(20));
+    }
+}
+
+/// An I/O failure as the store reports it; a full disk says so first, naming where.
+fn io_error(what: &str, path: &Path, e: std::io::Error) -> StoreError {
+    if e.kind() == std::io::ErrorKind::StorageFull || e.raw_os_error() == Some(28) {
+        StoreError::Unavailable(format!(
+            "disk full: {what} {}: {e}; free some space and run the command again",
+            path.display()
+        ))
+    } else {
+        StoreError::Unavailable(format!("{what} {}: {e}", path.display()))
+    }
+}
+
+impl FileStore {
+    /// Takes the store in `dir` (creating the directory if needed), waiting up to `wait` while
+    /// another process holds it. The log itself is read on first use.
+    pub fn open(dir: &Path, wait: Duration) -> Result<Self, StoreError> {
+        let lock = lock_dir(dir, wait)?;
+        Ok(FileStore {
+            dir: dir.into(),
+            log: Mutex::new(None),
+            started: Instant::now(),
+            wait,
+            _lock: lock,
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The open log, read and recovered on first use. Opening it invalidates `head`: this process
+    /// may append from now on, and writes `head` back when it lets go of the store.
+    fn log(&self) -> Result<MutexGuard<'_, Option<Log>>, StoreError> {
+        let mut slot = self.log.lock().unwrap_or_else(|e| e.into_inner());
+        if slot.is_none() {
+            let head = self.dir.join(HEAD_FILE);
+            match std::fs::remove_file(&head) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io_error("cannot remove", &head, e)),
+            }
+            *slot = Some(Log::open(
+                &self.dir,
+                self.wait.saturating_sub(self.started.elapsed()),
+            )?);
+        }
+        Ok(slot)
+    }
+
+    fn with_log<T>(
+        &self,
+        f: impl FnOnce(&mut Log) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut slot = self.log()?;
+        f(slot.as_mut().expect("log() leaves the log open"))
+    }
+
+    /// What opening the log found (opening it if nobody has yet).
+    pub fn recovery(&self) -> Result<Recovery, StoreError> {
+        self.with_log(|log| Ok(log.recovery.clone()))
+    }
+
+    /// The `head` hint, when present and well-formed.
+    fn read_head(&self) -> Option<u64> {
+        let bytes = std::fs::read(self.dir.join(HEAD_FILE)).ok()?;
+        Some(u64::from_be_bytes(bytes.as_slice().try_into().ok()?))
+    }
+
+    /// Writes `head` (a temp file renamed over it: a reader never sees half of it).
+    fn write_head(&self, seq: u64) -> std::io::Result<()> {
+        let tmp = self.dir.join("head.tmp");
+        std::fs::write(&tmp, seq.to_be_bytes())?;
+        std::fs::rename(tmp, self.dir.join(HEAD_FILE))
+    }
+
+    /// Reads every log entry without decoding anything: the floor replay is measured against.
+    /// Returns (entries, payload bytes).
+    pub fn raw_scan(&self) -> Result<(u64, u64), StoreError> {
+        let bytes = std::fs::read(self.dir.join(LOG_FILE))
+            .map_err(|e| io_error("cannot read", &self.dir.join(LOG_FILE), e))?;
+        let scan = scan(&bytes);
+        let payload: usize = scan.bodies.iter().map(|(_, len)| len).sum();
+        Ok((scan.bodies.len() as u64, payload as u64))
+    }
+
+    /// Appends several commits as one: all are stored, or none is. Each names its app's expected
+    /// last sequence as it will be when its turn comes (a later commit of the same app in the
+    /// batch expects the sequence the earlier one gets). A commit id already stored, or repeated
+    /// in the batch, refuses the whole batch.
+    pub fn append_batch(&self, commits: &[NewCommit]) -> Result<Vec<Appended>, StoreError> {
+        self.with_log(|log| log.append_batch(&self.dir, commits))
+    }
+}
+
+impl Log {
+    fn open(dir: &Path, wait: Duration) -> Result<Log, StoreError> {
+        let path = dir.join(LOG_FILE);
+        if !path.exists() {
+            let legacy = dir.join("sled");
+            if legacy.exists() {
+                migrate_from_sled(dir, &legacy, wait)?;
+            }
+        }
+        let mut file = File::options()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|e| io_error("cannot open", &path, e))?;
+        let mut bytes = std::fs::read(&path).map_err(|e| io_error("cannot read", &path, e))?;
+        if bytes.len() < MAGIC.len() {
+            if !MAGIC.starts_with(&bytes) {
+                return Err(StoreError::Corrupt(format!(
+                    "{} is not a hoist log (it does not start with {:?})",
+                    path.display(),
+                    std::str::from_utf8(MAGIC).unwrap_or_default()
+                )));
+            }
+            // New, or its creation was cut short.
+            bytes = MAGIC.to_vec();
+            file.write_all_at(&bytes, 0)
+                .and_then(|()| file.set_len(MAGIC.len() as u64))
+                .and_then(|()| file.sync_all())
+                .map_err(|e| io_error("cannot write", &path, e))?;
+            sync_dir(dir).map_err(|e| io_error("cannot sync", dir, e))?;
+        } else if &bytes[..MAGIC.len()] != MAGIC {
+            return Err(StoreError::Corrupt(format!(
+                "{} is not a hoist log (it does not start with {:?})",
+                path.display(),
+                std::str::from_utf8(MAGIC).unwrap_or_default()
+            )));
+        }
+        let scan = scan(&bytes);
+        let mut recovery = Recovery::default();
+        if scan.end < bytes.len() {
+            recovery.cut = Some(cut_tail(dir, &mut file, &bytes, scan.end)?);
+            bytes.truncate(scan.end);
+        }
+        let mut log = Log {
+            file,
+            bytes,
+            bodies: Vec::with_capacity(scan.bodies.len()),
+            apps: HashMap::new(),
+            ids: HashMap::with_capacity(scan.bodies.len()),
+            recovery,
+        };
+        for (start, len) in scan.bodies {
+            log.index(start, len)?;
+        }
+        Ok(log)
+    }
+
+    fn last_seq(&self) -> u64 {
+        self.bodies.len() as u64
+    }
+
+    fn head(&self, app: &AppName) -> u64 {
+        self.apps
+            .get(app)
+            .and_then(|seqs| seqs.last())
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Adds the record whose body is at `start` to the index.
+    fn index(&mut self, start: usize, len: usize) -> Result<(), StoreError> {
+        let body = Body::parse(&self.bytes[start..start + len]).ok_or_else(|| {
+            StoreError::Corrupt(format!("log record at byte {start} is malformed"))
+        })?;
+        let seq = self.last_seq() + 1;
+        self.bodies.push((start, len));
+        self.apps.entry(body.app).or_default().push(seq);
+        self.ids.insert(body.commit_id, seq);
+        Ok(())
+    }
+
+    fn commit(&self, seq: u64) -> StoredCommit {
+        let (start, len) = self.bodies[(seq - 1) as usize];
+        let body = Body::parse(&self.bytes[start..start + len]).expect("indexed records parse");
+        StoredCommit {
+            seq,
+            app: body.app,
+            payload: body.payload.to_vec(),
+        }
+    }
+
+    fn append_batch(
+        &mut self,
+        dir: &Path,
+        commits: &[NewCommit],
+    ) -> Result<Vec<Appended>, StoreError> {
+        // A batch of one may be a retry of a stored command: answer with the original.
+        if let [one] = commits {
+            if let Some(&seq) = self.ids.get(&one.commit_id) {
+                return Ok(vec![Appended {
+                    seq,
+                    duplicate: true,
+                }]);
+            }
+        }
+        let mut heads: HashMap<&AppName, u64> = HashMap::new();
+        let mut seen = std::collections::HashSet::new();
+        let mut record = Vec::new();
+        let mut appended = Vec::with_capacity(commits.len());
+        let mut seq = self.last_seq();
+        for (i, commit) in commits.iter().enumerate() {
+            if self.ids.contains_key(&commit.commit_id) || !seen.insert(commit.commit_id) {
+                return Err(StoreError::Duplicate {
+                    commit_id: commit.commit_id,
+                });
+            }
+            let actual = *heads
+                .entry(&commit.app)
+                .or_insert_with(|| self.head(&commit.app));
+            if actual != commit.expected_last_seq {
+                return Err(StoreError::Conflict {
+                    app: commit.app.clone(),
+                    expected: commit.expected_last_seq,
+                    actual,
+                });
+            }
+            seq += 1;
+            heads.insert(&commit.app, seq);
+            let flags = if i + 1 < commits.len() {
+                FLAG_BATCH_CONTINUES
+            } else {
+                0
+            };
+            encode_record(&mut record, seq, flags, commit)?;
+            appended.push(Appended {
+                seq,
+                duplicate: false,
+            });
+        }
+        let start = self.bytes.len();
+        let path = dir.join(LOG_FILE);
+        let written = self
+            .file
+            .write_all_at(&record, start as u64)
+            .and_then(|()| self.file.sync_data());
+        if let Err(e) = written {
+            // Leave no half-record behind: the next open would cut it off anyway, but a process
+            // that goes on appending must not write after it.
+            let _ = self.file.set_len(start as u64);
+            let _ = self.file.sync_data();
+            return Err(io_error("cannot append to", &path, e));
+        }
+        self.bytes.extend_from_slice(&record);
+        let mut at = start;
+        while at < self.bytes.len() {
+            let len =
+                u32::from_be_bytes(self.bytes[at..at + 4].try_into().expect("4 bytes")) as usize;
+            self.index(at + RECORD_HEADER, len)?;
+            at += RECORD_HEADER + len;
+        }
+        Ok(appended)
+    }
+}
+
+/// A record's body, parsed.
+struct Body<'a> {
+    flags: u8,
+    commit_id: Uuid,
+    app: AppName,
+    payload: &'a [u8],
+    seq: u64,
+}
+
+impl<'a> Body<'a> {
+    fn parse(body: &'a [u8]) -> Option<Body<'a>> {
+        if body.len() < BODY_FIXED {
+            return None;
+        }
+        let seq = u64::from_be_bytes(body[..8].try_into().ok()?);
+        let flags = body[8];
+        let commit_id = Uuid::from_bytes(body[9..25].try_into().ok()?);
+        let app_len = usize::from(body[25]);
+        let app = body.get(BODY_FIXED..BODY_FIXED + app_len)?;
+        let app = std::str::from_utf8(app).ok()?.parse().ok()?;
+        Some(Body {
+            flags,
+            commit_id,
+            app,
+            payload: &body[BODY_FIXED + app_len..],
+            seq,
+        })
+    }
+}
+
+fn encode_record(
+    out: &mut Vec<u8>,
+    seq: u64,
+    flags: u8,
+    commit: &NewCommit,
+) -> Result<(), StoreError> {
+    let app = commit.app.as_str().as_bytes();
+    let len = BODY_FIXED + app.len() + commit.payload.len();
+    if len > MAX_RECORD_BYTES {
+        return Err(StoreError::TooLarge {
+            bytes: len,
+            limit: MAX_RECORD_BYTES,
+            what: "a commit in the embedded log",
+        });
+    }
+    let start = out.len();
+    out.extend_from_slice(&(len as u32).to_be_bytes());
+    out.extend_from_slice(&[0; 4]);
+    out.extend_from_slice(&seq.to_be_bytes());
+    out.push(flags);
+    out.extend_from_slice(commit.commit_id.as_bytes());
+    out.push(app.len() as u8);
+    out.extend_from_slice(app);
+    out.extend_from_slice(&commit.payload);
+    let crc = checksum(&out[start..start + 4], &out[start + RECORD_HEADER..]);
+    out[start + 4..start + 8].copy_from_slice(&crc.to_be_bytes());
+    Ok(())
+}
+
+fn checksum(len: &[u8], body: &[u8]) -> u32 {
+    let mut hasher = crc32fast::Hasher::new();
+    hasher.update(len);
+    hasher.update(body);
+    hasher.finalize()
+}
+
+/// What one pass over the file found: the bodies of the whole batches, in order, and where the
+/// last of them ends.
+struct Scan {
+    bodies: Vec<(usize, usize)>,
+    end: usize,
+}
+
+/// Walks the records from the start, stopping at the first that is incomplete, fails its
+/// checksum, is malformed or breaks the sequence; then drops an unfinished batch at the end.
+fn scan(bytes: &[u8]) -> Scan {
+    let mut bodies = Vec::new();
+    let (mut at, mut end, mut batch_start) = (MAGIC.len().min(bytes.len()), MAGIC.len(), 0);
+    while let Some(header) = bytes.get(at..at + RECORD_HEADER) {
+        let len = u32::from_be_bytes(header[..4].try_into().expect("4 bytes")) as usize;
+        let crc = u32::from_be_bytes(header[4..].try_into().expect("4 bytes"));
+        let Some(body) = (len <= MAX_RECORD_BYTES)
+            .then(|| bytes.get(at + RECORD_HEADER..at + RECORD_HEADER + len))
+            .flatten()
+        else {
+            break;
+        };
+        if checksum(&header[..4], body) != crc {
+            break;
+        }
+        let Some(parsed) = Body::parse(body) else {
+            break;
+        };
+        if parsed.seq != bodies.len() as u64 + 1 {
+            break;
+        }
+        bodies.push((at + RECORD_HEADER, len));
+        at += RECORD_HEADER + len;
+        if parsed.flags & FLAG_BATCH_CONTINUES == 0 {
+            end = at;
+            batch_start = bodies.len();
+        }
+    }
+    bodies.truncate(batch_start);
+    Scan { bodies, end }
+}
+
+/// Saves the bytes past `end` under `DIR/quarantine/` and cuts the log there.
+fn cut_tail(
+    dir: &Path,
+    file: &mut File,
+    bytes: &[u8],
+    end: usize,
+) -> Result<(u64, u64, PathBuf), StoreError> {
+    let quarantine = dir.join(QUARANTINE_DIR);
+    let saved = quarantine.join(format!(
+        "log-tail-at-{end}-{}.bin",
+        chrono::Utc::now().format("%Y%m%dT%H%M%S%.fZ")
+    ));
+    std::fs::create_dir_all(&quarantine)
+        .and_then(|()| {
+            let mut out = File::create(&saved)?;
+            out.write_all(&bytes[end..])?;
+            out.sync_all()
+        })
+        .map_err(|e| io_error("cannot save the log's unfinished tail to", &saved, e))?;
+    file.set_len(end as u64)
+        .and_then(|()| file.sync_all())
+        .map_err(|e| io_error("cannot cut the log's unfinished tail in", dir, e))?;
+    Ok((end as u64, (bytes.len() - end) as u64, saved))
+}
+
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// Copies a sled-era store (`DIR/sled`) into a new log, written whole to a temp file and renamed
+/// into place, so a migration cut short leaves the old store as it was.
+fn migrate_from_sled(dir: &Path, legacy: &Path, wait: Duration) -> Result<(), StoreError> {
+    let commits = super::sled::read_legacy(legacy, wait)?;
+    let mut bytes = MAGIC.to_vec();
+    let mut heads: HashMap<AppName, u64> = HashMap::new();
+    for (seq, commit) in commits.into_iter().enumerate() {
+        let seq = seq as u64 + 1;
+        let new = NewCommit {
+            expected_last_seq: heads.insert(commit.app.clone(), seq).unwrap_or(0),
+            app: commit.app,
+            commit_id: commit.commit_id,
+            payload: commit.payload,
+        };
+        encode_record(&mut bytes, seq, 0, &new)?;
+    }
+    let tmp = dir.join("log.migrating");
+    let path = dir.join(LOG_FILE);
+    (|| {
+        let mut out = File::create(&tmp)?;
+        out.write_all(&bytes)?;
+        out.sync_all()?;
+        std::fs::rename(&tmp, &path)?;
+        sync_dir(dir)
+    })()
+    .map_err(|e| io_error("cannot write the migrated log", &path, e))?;
+    std::fs::rename(legacy, dir.join("sled.pre-log"))
+        .map_err(|e| io_error("cannot move aside the migrated sled store", legacy, e))
+}
+
+impl EventStore for FileStore {
+    async fn append(
+        &self,
+        app: &AppName,
+        expected_last_seq: u64,
+        commit_id: Uuid,
+        payload: Vec<u8>,
+    ) -> Result<Appended, StoreError> {
+        let commit = NewCommit {
+            app: app.clone(),
+            expected_last_seq,
+            commit_id,
+            payload,
+        };
+        Ok(self.append_batch(std::slice::from_ref(&commit))?[0])
+    }
+
+    async fn read_app(&self, app: &AppName) -> Result<Vec<StoredCommit>, StoreError> {
+        self.read_app_after(app, 0).await
+    }
+
+    async fn read_app_after(
+        &self,
+        app: &AppName,
+        after_seq: u64,
+    ) -> Result<Vec<StoredCommit>, StoreError> {
+        self.with_log(|log| {
+            let seqs = log.apps.get(app).map(Vec::as_slice).unwrap_or_default();
+            let first = seqs.partition_point(|&seq| seq <= after_seq);
+            Ok(seqs[first..].iter().map(|&seq| log.commit(seq)).collect())
+        })
+    }
+
+    async fn read_from(&self, from_seq: u64, max: usize) -> Result<Vec<StoredCommit>, StoreError> {
+        self.with_log(|log| {
+            let from = from_seq.max(1);
+            let to = log
+                .last_seq()
+                .min(from.saturating_add(max as u64).saturating_sub(1));
+            Ok((from..=to).map(|seq| log.commit(seq)).collect())
+        })
+    }
+
+    async fn last_seq(&self) -> Result<u64, StoreError> {
+        if self.log.lock().unwrap_or_else(|e| e.into_inner()).is_none() {
+            if let Some(seq) = self.read_head() {
+                return Ok(seq);
+            }
+        }
+        self.with_log(|log| Ok(log.last_seq()))
+    }
+
+    async fn apps(&self) -> Result<Vec<AppName>, StoreError> {
+        self.with_log(|log| {
+            let mut apps: Vec<AppName> = log.apps.keys().cloned().collect();
+            apps.sort();
+            Ok(apps)
+        })
+    }
+}
+
+impl Drop for FileStore {
+    /// Writes `head` back while the lock is still held (fields drop after this body). Everything
+    /// acknowledged is synced already; a failure here only costs the next process a read of the
+    /// log.
+    fn drop(&mut self) {
+        let slot = self.log.get_mut().unwrap_or_else(|e| e.into_inner());
+        if let Some(log) = slot.take() {
+            let _ = self.write_head(log.last_seq());
+        }
+    }
+}
