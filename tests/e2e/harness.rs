@@ -36,6 +36,15 @@ impl Hoist {
         }
     }
 
+    /// An embedded store at `store` (which a test has prepared, e.g. on a small filesystem).
+    pub fn sled_at(store: &Path) -> Self {
+        Hoist {
+            backend_args: vec!["--store".into(), store.display().to_string()],
+            data_dir: store.into(),
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+
     /// A fresh stream `stream` on the NATS server(s) at `url` (comma-separated for a cluster),
     /// whose JetStream data lives in `data_dir`.
     pub fn nats(url: &str, stream: &str, data_dir: &Path) -> Self {

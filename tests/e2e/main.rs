@@ -3,6 +3,7 @@
 
 mod adapters;
 mod concurrency;
+mod disk_full;
 mod errors;
 mod faults;
 mod follow;
@@ -14,10 +15,12 @@ mod models;
 mod nats_server;
 mod scenario;
 mod serve;
+mod torture;
 mod transfer;
 
 use harness::Hoist;
 use nats_server::NatsServer;
+use std::time::Duration;
 
 /// A fresh standalone JetStream server, and a `Hoist` on a stream of it.
 fn nats() -> (NatsServer, Hoist) {
@@ -26,8 +29,37 @@ fn nats() -> (NatsServer, Hoist) {
     (server, hoist)
 }
 
+/// Iterations of a crash-torture test: `HOIST_TORTURE_ITERATIONS`, else `default`.
+fn torture_iterations(default: usize) -> usize {
+    std::env::var("HOIST_TORTURE_ITERATIONS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(default)
+}
+
 mod sled {
     use super::*;
+
+    #[test]
+    fn crash_torture_writers_rebuilds_and_serve() {
+        let tally = torture::writers_rebuilds_and_serve_survive_sigkill(
+            &Hoist::sled(),
+            torture_iterations(150),
+        );
+        eprintln!("torture (sled): {tally:?}");
+    }
+
+    #[test]
+    fn a_full_disk_is_a_clean_exit_4_and_the_store_recovers() {
+        disk_full::a_full_disk_is_a_clean_exit_4_and_the_store_recovers();
+    }
+
+    #[test]
+    fn crash_torture_imports() {
+        let tally =
+            torture::imports_survive_sigkill(&Hoist::sled(), Hoist::sled, torture_iterations(30));
+        eprintln!("torture (sled imports): {tally:?}");
+    }
 
     #[test]
     fn team_release_life() {
@@ -112,6 +144,30 @@ fn kube_standin_rejects_what_a_real_api_server_rejects() {
 
 mod nats {
     use super::*;
+
+    #[test]
+    fn crash_torture_writers_rebuilds_and_serve() {
+        let (_server, h) = nats();
+        let tally =
+            torture::writers_rebuilds_and_serve_survive_sigkill(&h, torture_iterations(100));
+        eprintln!("torture (nats): {tally:?}");
+    }
+
+    #[test]
+    fn crash_torture_imports() {
+        let server = NatsServer::start();
+        let streams = std::cell::Cell::new(0);
+        let fresh = || {
+            streams.set(streams.get() + 1);
+            Hoist::nats(
+                &server.url(),
+                &format!("IMPORT{}", streams.get()),
+                &server.store_dir(),
+            )
+        };
+        let tally = torture::imports_survive_sigkill(&fresh(), fresh, torture_iterations(30));
+        eprintln!("torture (nats imports): {tally:?}");
+    }
 
     #[test]
     fn team_release_life() {
