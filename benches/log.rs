@@ -2,7 +2,8 @@
 //!
 //! - decode: `codec::decode_commit` (protobuf → domain, with the hash) vs prost's decode alone;
 //! - fold: the engine's `AppState` fold and the status read model's fold vs a bare walk;
-//! - sled append: `FileStore::append` (transaction + flush) vs a raw sled insert + flush;
+//! - embedded append: `FileStore::append` (checks, one record, fdatasync) vs a plain file append +
+//!   fdatasync of the same payload;
 //! - replay: catch-up of fresh read models vs `FileStore::raw_scan` (no decoding).
 //!
 //! Run: `cargo bench --bench log` (medians in docs/performance.md).
@@ -18,6 +19,7 @@ use hoist_engine::store::EventStore;
 use hoist_engine::{AppName, AppState, Recorded};
 use hoist_projections::model::AppStatus;
 use hoist_proto::Message;
+use std::io::Write;
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -110,7 +112,7 @@ fn benches(c: &mut Criterion) {
     g.finish();
 
     let payload = commits[commits.len() / 2].payload.clone();
-    let mut g = c.benchmark_group("sled append");
+    let mut g = c.benchmark_group("embedded append");
     g.throughput(Throughput::Elements(1)).sample_size(20);
     let append_dir = tempfile::tempdir().unwrap();
     let append_store = FileStore::open(append_dir.path(), Duration::from_secs(30)).unwrap();
@@ -126,13 +128,11 @@ fn benches(c: &mut Criterion) {
         })
     });
     let raw_dir = tempfile::tempdir().unwrap();
-    let raw = sled::open(raw_dir.path()).unwrap();
-    let mut seq = 0u64;
-    g.bench_function("baseline sled insert+flush", |b| {
+    let mut raw = std::fs::File::create(raw_dir.path().join("raw")).unwrap();
+    g.bench_function("baseline file append+sync", |b| {
         b.iter(|| {
-            seq += 1;
-            raw.insert(seq.to_be_bytes(), payload.as_slice()).unwrap();
-            raw.flush().unwrap();
+            raw.write_all(&payload).unwrap();
+            raw.sync_data().unwrap();
         })
     });
     g.finish();
@@ -140,7 +140,7 @@ fn benches(c: &mut Criterion) {
     let mut g = c.benchmark_group("replay");
     g.throughput(Throughput::Elements(n_events)).sample_size(10);
     common::bench_catch_up(&mut g, &rt, &store);
-    g.bench_function("baseline raw sled scan", |b| {
+    g.bench_function("baseline raw log scan", |b| {
         b.iter(|| std::hint::black_box(store.raw_scan().unwrap()))
     });
     g.finish();

@@ -3,17 +3,17 @@
 //! of `execute`), then measures, each beside its raw baseline in the same process and run:
 //!
 //! - append, many apps in flight (one app's commands stay ordered) vs the raw medium with the same
-//!   concurrency: on sled, one worker thread per group of apps vs raw inserts of the same
-//!   payloads, flushed each; on NATS (`bench_nats`), one task per app vs raw async publishes of
+//!   concurrency: on the embedded store, one worker thread per group of apps vs plain appends of
+//!   the same payloads to a file, synced each; on NATS (`bench_nats`), one task per app vs raw async publishes of
 //!   the same payloads, acks awaited in windows;
-//! - replay into fresh read models vs a raw read of the log without decoding (a sled scan, an
-//!   ordered push consumer);
+//! - replay into fresh read models vs a raw read of the log without decoding (a pass over the log
+//!   file, an ordered push consumer);
 //! - `status` and `audit --app A --limit 20` latency on the models (catch-up check included);
 //! - peak RSS.
 //!
 //! Without `--keep` it works in scratch space removed afterwards (a directory; on NATS a stream of
-//! its own); with it, in the configured store or stream (on sled, whose read models it then
-//! catches up).
+//! its own); with it, in the configured store or stream (on the embedded store, whose read
+//! models it then catches up).
 
 use crate::backend::store_dir;
 use crate::cli::GlobalArgs;
@@ -27,6 +27,7 @@ use hoist_engine::{AppName, AppState, Artifact, Command, ConfigKey, ConfigValue,
 use hoist_projections::audit::AuditQuery;
 use hoist_projections::store::{ProjectionStore, PARTITION_SIZE};
 use serde::Serialize;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -182,10 +183,13 @@ fn bench(global: &GlobalArgs, args: &BenchArgs) -> Result<(), CliError> {
     let append_took = started.elapsed();
     let events = written.into_iter().sum::<Result<u64, CliError>>()?;
 
-    // ---- append baseline: the same payloads, raw sled inserts, same concurrency ----
+    // ---- append baseline: the same payloads appended and synced to a plain file, from the
+    // same number of threads taking turns (one file has one end) ----
     let commits = rt.block_on(store.read_from(first_seq, usize::MAX))?;
     let baseline_dir = Scratch::new("raw")?;
-    let raw = sled::open(&baseline_dir.0).map_err(|e| io(&baseline_dir.0, e))?;
+    let raw_path = baseline_dir.0.join("raw");
+    let raw =
+        std::sync::Mutex::new(std::fs::File::create(&raw_path).map_err(|e| io(&raw_path, e))?);
     let started = Instant::now();
     std::thread::scope(|scope| {
         for w in 0..workers {
@@ -194,9 +198,9 @@ fn bench(global: &GlobalArgs, args: &BenchArgs) -> Result<(), CliError> {
                 for commit in commits {
                     let owner = apps.iter().position(|a| *a == commit.app).unwrap_or(0);
                     if owner % workers == w {
-                        raw.insert(commit.seq.to_be_bytes(), commit.payload.as_slice())
-                            .expect("raw sled insert");
-                        raw.flush().expect("raw sled flush");
+                        let mut file = raw.lock().expect("no writer panics");
+                        file.write_all(&commit.payload).expect("raw append");
+                        file.sync_data().expect("raw sync");
                     }
                 }
             });
@@ -225,7 +229,7 @@ fn bench(global: &GlobalArgs, args: &BenchArgs) -> Result<(), CliError> {
         rt.block_on(own.catch_up(&store, &mut |_, _| {}))?;
     }
     let report = Report {
-        backend: "sled",
+        backend: "embedded",
         apps: args.apps,
         events,
         append: Rate::of(events, append_took, append_baseline),

@@ -20,7 +20,6 @@ mod transfer;
 
 use harness::Hoist;
 use nats_server::NatsServer;
-use std::time::Duration;
 
 /// A fresh standalone JetStream server, and a `Hoist` on a stream of it.
 fn nats() -> (NatsServer, Hoist) {
