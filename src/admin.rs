@@ -6,7 +6,7 @@
 use crate::backend::Backend;
 use crate::cli::GlobalArgs;
 use crate::error::CliError;
-use crate::output::print_json;
+use crate::output::{outln, print_json};
 use std::io::IsTerminal;
 use std::time::Instant;
 
@@ -31,7 +31,9 @@ pub async fn rebuild(global: &GlobalArgs) -> Result<(), CliError> {
                 bar.set_length(end);
                 bar.set_position(folded);
             }
-            None => eprintln!("rebuild: folded log entries up to {folded} of {end}"),
+            None => crate::output::stderr_line(&format!(
+                "rebuild: folded log entries up to {folded} of {end}"
+            )),
         })
         .await?;
     if let Some(bar) = bar {
@@ -45,7 +47,7 @@ pub async fn rebuild(global: &GlobalArgs) -> Result<(), CliError> {
             "events_per_s": events_per_s, "checkpoint": done.checkpoint,
         }));
     } else {
-        println!(
+        outln!(
             "Rebuilt the read models from {} events ({} log entries) in {seconds:.2} s: {events_per_s} events/s",
             done.events, done.commits
         );

@@ -57,9 +57,9 @@ pub async fn fold_new_events(global: &GlobalArgs, log: &Backend) {
     }
     .await;
     if let Err(e) = result {
-        eprintln!(
-            "hoist: warning: read models not updated (the next command will): {}",
+        crate::output::warn(&format!(
+            "read models not updated (the next command will): {}",
             e.message()
-        );
+        ));
     }
 }
