@@ -173,6 +173,9 @@ pub fn short_image(image: Option<&ImageRef>) -> &str {
 /// was left out): a row stays one line however long a reason or note is; `--json` has it all.
 pub const CELL_MAX: usize = 4096;
 
+/// Columns at most this wide keep their width on a narrow terminal; wider ones wrap.
+const SHORT_COLUMN: u16 = 32;
+
 /// A plain text table: a header row, then rows, columns separated by two spaces (no borders,
 /// no trailing blanks). Cells are escaped ([`escape`]) and cut at [`CELL_MAX`] characters. On a
 /// terminal the table fits its width, wrapping cells inside their column.
@@ -211,8 +214,13 @@ pub fn render_table<const N: usize>(
     for row in rows {
         table.add_row(row.map(|c| cell(&c)));
     }
-    for column in table.column_iter_mut() {
+    let widths = table.column_max_content_widths();
+    for (column, width) in table.column_iter_mut().zip(widths) {
         column.set_padding((0, 1));
+        // Short columns (versions, timestamps, names) never wrap: only long free text does.
+        if width <= SHORT_COLUMN {
+            column.set_constraint(comfy_table::ColumnConstraint::ContentWidth);
+        }
     }
     let mut out = String::new();
     for line in table.lines() {
@@ -393,11 +401,194 @@ pub fn error_line(message: &str) {
 
 /// One line on stderr (a failure, a warning, a progress line), escaped like [`error_line`].
 pub fn stderr_line(text: &str) {
-    let line = format!("{}\n", escape(text));
-    let _ = std::io::stderr().lock().write_all(line.as_bytes());
+    let _ = std::io::stderr().lock().write_all(line_of(text).as_bytes());
+}
+
+/// `text` as exactly one line: escaped, with its one line end.
+fn line_of(text: &str) -> String {
+    format!("{}\n", escape(text))
 }
 
 /// `hoist: warning: MESSAGE` on stderr, like [`error_line`].
 pub fn warn(message: &str) {
     error_line(&format!("warning: {message}"));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Any character, with the dangerous ones (C0, DEL, C1, separators, bidi) drawn often.
+    fn hostile_char() -> impl Strategy<Value = char> {
+        prop_oneof![
+            3 => any::<char>(),
+            2 => (0u32..0x20).prop_map(|c| char::from_u32(c).unwrap()),
+            1 => (0x7fu32..=0x9f).prop_map(|c| char::from_u32(c).unwrap()),
+            1 => prop::sample::select(vec![
+                '\u{1b}', '\n', '\r', '\u{2028}', '\u{2029}', '\u{202e}', '\u{2066}', '\u{200f}',
+                '\\', '"', '$', '`', '=', '#', ' ', 'é', '漢', '\u{301}',
+            ]),
+            3 => prop::char::range('a', 'z'),
+        ]
+    }
+
+    fn hostile_text(max: usize) -> impl Strategy<Value = String> {
+        prop::collection::vec(hostile_char(), 0..max).prop_map(|cs| cs.into_iter().collect())
+    }
+
+    /// Free text of any length, now and then past [`CELL_MAX`].
+    fn field() -> impl Strategy<Value = String> {
+        prop_oneof![8 => hostile_text(40), 1 => hostile_text(CELL_MAX + 300)]
+    }
+
+    fn assert_no_control(text: &str) {
+        if let Some(c) = text.chars().find(|&c| c != '\n' && is_unsafe(c)) {
+            panic!("{c:?} reached the output: {text:?}");
+        }
+    }
+
+    /// What `env_value` wrote, read back as a `.env` parser reads a double-quoted value.
+    fn read_env_value(text: &str) -> String {
+        let Some(inner) = text.strip_prefix('"').and_then(|t| t.strip_suffix('"')) else {
+            return text.to_string();
+        };
+        let mut out = String::new();
+        let mut chars = inner.chars();
+        while let Some(c) = chars.next() {
+            if c != '\\' {
+                out.push(c);
+                continue;
+            }
+            match chars.next().expect("an escape is complete") {
+                'n' => out.push('\n'),
+                'r' => out.push('\r'),
+                't' => out.push('\t'),
+                'u' => {
+                    assert_eq!(chars.next(), Some('{'));
+                    let hex: String = chars.by_ref().take_while(|&c| c != '}').collect();
+                    out.push(char::from_u32(u32::from_str_radix(&hex, 16).unwrap()).unwrap());
+                }
+                c => out.push(c),
+            }
+        }
+        out
+    }
+
+    proptest! {
+        // Cells past CELL_MAX make each case heavy: fewer cases, still every length class.
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// A table of any cells is one line per row (a header, then the rows), and none of its
+        /// characters is a control character.
+        #[test]
+        fn tables_of_any_text_stay_one_line_per_row(
+            rows in prop::collection::vec([field(), field(), field(), field()], 0..6),
+        ) {
+            let text = render_table(["ENV", "VERSION", "LOCKED", "NOTE"], rows.clone(), None);
+            assert_no_control(&text);
+            prop_assert_eq!(text.lines().count(), rows.len() + 1);
+            prop_assert!(text.ends_with('\n'));
+            for (line, row) in text.lines().skip(1).zip(&rows) {
+                // Cells are cut, never dropped: a row's first cell starts its line.
+                let first = escape(&row[0]);
+                let shown: String = first.chars().take(CELL_MAX.min(20)).collect();
+                prop_assert!(line.starts_with(shown.trim_end()), "{:?} / {:?}", line, shown);
+            }
+        }
+
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+
+        /// Fitted to a terminal, cells wrap, still without a control character.
+        #[test]
+        fn tables_fitted_to_a_terminal_hold_no_control(
+            rows in prop::collection::vec([hostile_text(60), hostile_text(60)], 0..4),
+            width in 10u16..200,
+        ) {
+            assert_no_control(&render_table(["A", "B"], rows, Some(width)));
+        }
+
+        /// An escaped field is one line of visible text, and text without anything unsafe is
+        /// shown as it is.
+        #[test]
+        fn escaped_text_is_one_line_without_control(text in hostile_text(200)) {
+            let escaped = escape(&text);
+            prop_assert!(!escaped.chars().any(is_unsafe), "{:?}", escaped);
+            if !text.chars().any(is_unsafe) {
+                prop_assert_eq!(escaped.as_ref(), text.as_str());
+            }
+        }
+
+        /// A config value is one line, without control, and reads back exactly as set.
+        #[test]
+        fn env_values_are_one_line_and_read_back(value in hostile_text(200)) {
+            let shown = env_value(&value);
+            prop_assert!(!shown.chars().any(is_unsafe), "{:?}", shown);
+            prop_assert_eq!(read_env_value(&shown), value);
+        }
+
+        /// A failure or warning is exactly one line on stderr, whatever its message holds.
+        #[test]
+        fn stderr_lines_are_one_line(message in hostile_text(200)) {
+            let line = line_of(&format!("hoist: {message}"));
+            prop_assert_eq!(line.matches('\n').count(), 1);
+            prop_assert!(line.ends_with('\n'));
+            assert_no_control(&line);
+        }
+
+        /// Blocks of human output keep the line ends hoist laid out, and nothing else unsafe.
+        #[test]
+        fn human_blocks_keep_their_lines_only(text in hostile_text(200)) {
+            let shown = escape_keeping_lines(&text);
+            assert_no_control(&shown);
+            prop_assert_eq!(shown.matches('\n').count(), text.matches('\n').count());
+        }
+    }
+
+    #[test]
+    fn tables_look_as_before() {
+        let text = render_table(
+            ["ENV", "VERSION", "LOCKED"],
+            [
+                ["staging".to_string(), "v12".to_string(), "no".to_string()],
+                ["production".to_string(), "-".to_string(), String::new()],
+            ],
+            None,
+        );
+        assert_eq!(
+            text,
+            "ENV         VERSION  LOCKED\nstaging     v12      no\nproduction  -\n"
+        );
+    }
+
+    #[test]
+    fn a_cell_past_the_limit_is_cut_with_a_note() {
+        let text = render_table(["NOTE"], [["x".repeat(70_000)]], None);
+        assert_eq!(text.lines().count(), 2);
+        assert!(
+            text.ends_with("… (65904 more characters: see --json)\n"),
+            "{}",
+            &text[..50]
+        );
+    }
+
+    #[test]
+    fn config_values_are_quoted_as_a_dotenv_file_holds_them() {
+        assert_eq!(
+            env_value("postgres://db:5432/app"),
+            "postgres://db:5432/app"
+        );
+        assert_eq!(env_value(""), "");
+        assert_eq!(env_value("<redacted>"), "<redacted>");
+        assert_eq!(env_value("a b"), "\"a b\"");
+        assert_eq!(
+            env_value("x\nDATABASE_URL=evil"),
+            "\"x\\nDATABASE_URL=evil\""
+        );
+        assert_eq!(env_value("$HOME \"q\" \\"), "\"\\$HOME \\\"q\\\" \\\\\"");
+        assert_eq!(env_value("\u{1b}[31m"), "\"\\u{1b}[31m\"");
+    }
 }
