@@ -89,16 +89,15 @@ pub fn closed_stdout_ends_quietly(h: &Hoist) {
         );
     }
 
-    // `hoist events | head -1`: the reader takes one line, then leaves while hoist still writes.
-    for n in 0..40 {
-        h.ok(&[
-            "config",
-            "set",
-            "api",
-            "--env",
-            "production",
-            &format!("N={n}"),
-        ]);
+    // `hoist events | head -1`: the reader takes one line, then leaves while hoist still writes
+    // (the events hold far more than a pipe buffers: each release carries its whole config).
+    for batch in 0..4 {
+        let pairs: Vec<String> = (0..100)
+            .map(|k| format!("K{batch}_{k}={}", "v".repeat(300)))
+            .collect();
+        let mut args = vec!["config", "set", "api", "--env", "production"];
+        args.extend(pairs.iter().map(String::as_str));
+        h.ok(&args);
     }
     let mut child = h
         .command(&["events"])
