@@ -982,3 +982,46 @@ impl Diff {
         self.lines.iter().map(|l| format!("{l}\n")).collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn release(config: &[(&str, &str)]) -> hoist_engine::Release {
+        hoist_engine::Release {
+            version: ReleaseVersion::FIRST,
+            kind: hoist_engine::ReleaseKind::Config,
+            build: None,
+            config: config
+                .iter()
+                .map(|(k, v)| (k.parse().unwrap(), ConfigValue::Plain(v.to_string())))
+                .collect(),
+            source: None,
+            rollback_to: None,
+            description: String::new(),
+        }
+    }
+
+    proptest! {
+        /// `diff` prints one line per added, removed or changed key, whatever the values hold,
+        /// and never a control character.
+        #[test]
+        fn diff_lines_are_one_per_key_without_control(
+            old in any::<String>(),
+            new in any::<String>(),
+            added in "(?s).{0,80}",
+        ) {
+            let from = release(&[("A", &old), ("GONE", "x\ny")]);
+            let to = release(&[("A", &new), ("NEW", &added)]);
+            let text = Diff::between(&from, &to).human(ReleaseVersion::FIRST, ReleaseVersion::FIRST);
+            let expected = if old == new { 2 } else { 3 };
+            prop_assert_eq!(text.lines().count(), expected, "{}", text);
+            prop_assert!(
+                !text.chars().any(|c| c != '\n' && crate::output::is_unsafe(c)),
+                "{:?}",
+                text
+            );
+        }
+    }
+}
