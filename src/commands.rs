@@ -5,8 +5,8 @@ use crate::backend::{Backend, OpenMode};
 use crate::cli::*;
 use crate::error::CliError;
 use crate::output::{
-    env_value, escape, out, outln, print_json, print_json_line, short_image, table, timestamp,
-    ReleaseView, StatusView,
+    env_value, escape, out, outln, print_json, print_json_line, short_image, stdout_closed, table,
+    timestamp, ReleaseView, StatusView,
 };
 use chrono::{DateTime, Duration as Span, Utc};
 use hoist_engine::chain::ChainVerifier;
@@ -674,6 +674,10 @@ impl Ctx {
                 for recorded in service::decode_commits(&page)? {
                     print_json_line(&EventLine::of(&recorded));
                 }
+                if stdout_closed().is_some() {
+                    // Nobody reads any more (`hoist events | head`): the job is done.
+                    return Ok(());
+                }
             }
             if !follow {
                 return Ok(());
@@ -701,6 +705,9 @@ impl Ctx {
                     )));
                 }
                 print_json_line(&EventLine::of(&recorded));
+            }
+            if stdout_closed().is_some() {
+                return Ok(());
             }
         }
         Ok(())

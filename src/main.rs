@@ -27,9 +27,17 @@ fn main() {
         .expect("a tokio runtime");
     let result = runtime.block_on(commands::run(cli));
     output::flush_stdout();
-    if let Err(e) = result {
-        output::error_line(e.message());
-        std::process::exit(e.exit_code());
+    match (result, output::stdout_closed()) {
+        (Err(e), _) => {
+            output::error_line(e.message());
+            std::process::exit(e.exit_code());
+        }
+        // Writing failed for another reason than a reader that left: the output is incomplete.
+        (Ok(()), Some(output::StdoutClosed::Failed(message))) => {
+            output::error_line(message);
+            std::process::exit(1);
+        }
+        (Ok(()), _) => {}
     }
 }
 
@@ -38,8 +46,8 @@ fn main() {
 fn usage(e: clap::Error) -> ! {
     use clap::error::ErrorKind;
     if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+        // A closed stdout (`hoist --help | head -1`) changes nothing: the help was asked for.
         let _ = e.print();
-        output::flush_stdout();
         std::process::exit(0);
     }
     output::error_line(&usage_line(&e));

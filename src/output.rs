@@ -3,8 +3,9 @@
 //!
 //! Every byte hoist prints goes through [`write_stdout`] (via [`outln!`], [`out!`],
 //! [`print_json`]) or [`error_line`]/[`warn`]: a reader that goes away (`hoist audit | head -1`)
-//! ends the command quietly with exit 0, and free text from the log (reasons, notes, commits,
-//! config values, hook output) is shown as data, never as terminal control: see [`escape`].
+//! ends the output quietly (the command finishes and exits as it would have, 0 when it
+//! succeeded), and free text from the log (reasons, notes, commits, config values, hook output)
+//! is shown as data, never as terminal control: see [`escape`].
 //! JSON is written as serde_json writes it: that is the contract, and it escapes on its own.
 
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -368,28 +369,50 @@ pub fn print_json_line<T: Serialize>(value: &T) {
     write_stdout(&line);
 }
 
-/// Every write to stdout. A reader that went away (`hoist audit | head -1`) is the end of the
-/// job, not an error: exit 0 at once, quietly. Any other failure (a full disk) is one line, exit 1.
+/// Why stdout takes no more output, once it does not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StdoutClosed {
+    /// The reader went away (`hoist audit | head -1`): the end of the output, not an error.
+    ReaderGone,
+    /// Writing failed otherwise (a full disk under `events export > backup.jsonl`): the
+    /// command fails with this line.
+    Failed(String),
+}
+
+static STDOUT_CLOSED: std::sync::OnceLock<StdoutClosed> = std::sync::OnceLock::new();
+
+/// Every write to stdout. The first failure closes stdout for the rest of the run: later
+/// output is dropped, loops that print (`events`, `events export`) stop at [`stdout_closed`],
+/// and the command ends normally (its store closed as usual, its own error still reported);
+/// `main` then exits 0 for a reader that went away, 1 naming any other write failure.
 pub fn write_stdout(bytes: &[u8]) {
+    if STDOUT_CLOSED.get().is_some() {
+        return;
+    }
     if let Err(e) = std::io::stdout().lock().write_all(bytes) {
-        stdout_failed(e);
+        close_stdout(e);
     }
 }
 
-/// Flushes what is still buffered; `main` calls it before exiting, so a closed pipe is handled
-/// like any other write (std's own flush at exit would swallow the error).
+/// Flushes what is still buffered (std's own flush at exit would swallow its error).
 pub fn flush_stdout() {
-    if let Err(e) = std::io::stdout().flush() {
-        stdout_failed(e);
+    if STDOUT_CLOSED.get().is_none() {
+        if let Err(e) = std::io::stdout().flush() {
+            close_stdout(e);
+        }
     }
 }
 
-fn stdout_failed(e: std::io::Error) -> ! {
-    if e.kind() == std::io::ErrorKind::BrokenPipe {
-        std::process::exit(0);
-    }
-    error_line(&format!("stdout: {e}"));
-    std::process::exit(1);
+/// Why stdout was closed, if it was.
+pub fn stdout_closed() -> Option<&'static StdoutClosed> {
+    STDOUT_CLOSED.get()
+}
+
+fn close_stdout(e: std::io::Error) {
+    let _ = STDOUT_CLOSED.set(match e.kind() {
+        std::io::ErrorKind::BrokenPipe => StdoutClosed::ReaderGone,
+        _ => StdoutClosed::Failed(format!("stdout: {e}")),
+    });
 }
 
 /// `hoist: MESSAGE` on stderr: the one line of a failure, escaped so that data inside it (a

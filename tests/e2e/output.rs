@@ -113,6 +113,24 @@ pub fn closed_stdout_ends_quietly(h: &Hoist) {
     let output = child.wait_with_output().expect("hoist finishes");
     assert_eq!(output.status.code(), Some(0));
     assert!(output.stderr.is_empty());
+
+    // A stdout that fails otherwise (a full disk) is not a reader that left: a backup that could
+    // not be written must not look done.
+    for args in [
+        &["events", "export"][..],
+        &["status", "api"],
+        &["audit", "--json"],
+    ] {
+        let full = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .expect("/dev/full (Linux)");
+        let output = h.command(args).stdout(full).output().expect("hoist runs");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "hoist {args:?}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(stderr.starts_with("hoist: stdout: "), "{stderr}");
+    }
 }
 
 /// clap's usage errors are one line on stderr, exit 2; `--help` and `--version` still print.
