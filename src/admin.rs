@@ -10,7 +10,7 @@
 use crate::backend::Backend;
 use crate::cli::GlobalArgs;
 use crate::error::CliError;
-use crate::output::print_json;
+use crate::output::{outln, print_json};
 use hoist_engine::chain::ChainVerifier;
 use hoist_engine::service;
 use hoist_engine::store::EventStore;
@@ -40,7 +40,9 @@ pub async fn rebuild(global: &GlobalArgs) -> Result<(), CliError> {
                 bar.set_length(end);
                 bar.set_position(folded);
             }
-            None => eprintln!("rebuild: folded log entries up to {folded} of {end}"),
+            None => crate::output::stderr_line(&format!(
+                "rebuild: folded log entries up to {folded} of {end}"
+            )),
         })
         .await?;
     if let Some(bar) = bar {
@@ -54,7 +56,7 @@ pub async fn rebuild(global: &GlobalArgs) -> Result<(), CliError> {
             "events_per_s": events_per_s, "checkpoint": done.checkpoint,
         }));
     } else {
-        println!(
+        outln!(
             "Rebuilt the read models from {} events ({} log entries) in {seconds:.2} s: {events_per_s} events/s",
             done.events, done.commits
         );
@@ -123,13 +125,13 @@ pub async fn check(global: &GlobalArgs) -> Result<(), CliError> {
         print_json(&findings);
     } else {
         for note in &findings.notes {
-            println!("note: {note}");
+            outln!("note: {note}");
         }
         for problem in &findings.problems {
-            println!("problem: {problem}");
+            outln!("problem: {problem}");
         }
         if findings.ok {
-            println!(
+            outln!(
                 "Store OK: {} log entries, {} events, {} apps; hash chains intact; read models match the log",
                 findings.commits, findings.events, findings.apps
             );

@@ -14,12 +14,40 @@ use uuid::Uuid;
 const STORE_WAIT: Duration = Duration::from_secs(30);
 
 pub enum Backend {
-    Embedded(FileStore),
+    Embedded(Box<FileStore>),
     Nats(Box<NatsStore>),
 }
 
+/// Whether opening may create a new embedded store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenMode {
+    /// A command that writes: a new store directory is created.
+    Create,
+    /// A command that only reads: a directory that holds no store is an error (exit 4), so a
+    /// mistyped `--store` does not leave an empty store behind and answer "no apps".
+    Existing,
+}
+
+/// The file every embedded store directory holds from its first opening on (the store's lock
+/// file, engine `store::sled::lock_dir`): how a read-only command tells a store from a typo.
+const STORE_MARK: &str = "hoist.lock";
+
 impl Backend {
+    /// Opens the backend for a command that may write: a new embedded store is created.
     pub async fn open(global: &GlobalArgs) -> Result<Backend, CliError> {
+        Self::open_as(global, OpenMode::Create).await
+    }
+
+    pub async fn open_as(global: &GlobalArgs, mode: OpenMode) -> Result<Backend, CliError> {
+        if global.nats.is_none() && mode == OpenMode::Existing {
+            let dir = store_dir(global)?;
+            if !dir.join(STORE_MARK).is_file() {
+                return Err(CliError::Unavailable(format!(
+                    "no hoist store at {} (--store or HOIST_STORE): a command that writes, like `hoist apps create`, creates one",
+                    dir.display()
+                )));
+            }
+        }
         match &global.nats {
             Some(url) => {
                 let mut options = NatsOptions::new(url.clone());
@@ -29,10 +57,10 @@ impl Backend {
                 options.replicas = usize::from(global.replicas);
                 Ok(Backend::Nats(Box::new(NatsStore::connect(options).await?)))
             }
-            None => Ok(Backend::Embedded(FileStore::open(
+            None => Ok(Backend::Embedded(Box::new(FileStore::open(
                 &store_dir(global)?,
                 STORE_WAIT,
-            )?)),
+            )?))),
         }
     }
 

@@ -18,7 +18,7 @@
 use crate::backend::store_dir;
 use crate::cli::GlobalArgs;
 use crate::error::CliError;
-use crate::output::{print_json, table};
+use crate::output::{out, outln, print_json, table};
 use hoist_engine::service::{execute_cached, CommandContext};
 use hoist_engine::store::file::FileStore;
 use hoist_engine::store::nats::{raw_publish, NatsOptions, NatsStore};
@@ -314,7 +314,7 @@ fn bench_nats(global: &GlobalArgs, args: &BenchArgs, url: &str) -> Result<(), Cl
         }
         for stream in streams {
             if let Err(e) = store.jetstream().delete_stream(&stream).await {
-                eprintln!("hoist: warning: bench stream {stream} not deleted: {e}");
+                crate::output::warn(&format!("bench stream {stream} not deleted: {e}"));
             }
         }
         let report = result?;
@@ -497,11 +497,13 @@ fn print_report(report: &Report, kept: Option<&PathBuf>) {
     };
     let [a1, a2, a3] = rate(&report.append);
     let [r1, r2, r3] = rate(&report.replay);
-    println!(
+    outln!(
         "hoist bench: {} backend, {} apps, {} events",
-        report.backend, report.apps, report.events
+        report.backend,
+        report.apps,
+        report.events
     );
-    print!(
+    out!(
         "{}",
         table(
             ["", "EVENTS/S", "BASELINE/S", "RATIO"],
@@ -511,7 +513,7 @@ fn print_report(report: &Report, kept: Option<&PathBuf>) {
             ]
         )
     );
-    println!(
+    outln!(
         "status query: p50 {} µs, p99 {} µs\naudit --app --limit 20: p50 {} µs, p99 {} µs\npeak RSS: {} MB",
         report.status_query_us.p50,
         report.status_query_us.p99,
@@ -520,6 +522,6 @@ fn print_report(report: &Report, kept: Option<&PathBuf>) {
         report.peak_rss_mb
     );
     if let Some(dir) = kept {
-        println!("History kept in {}", dir.display());
+        outln!("History kept in {}", dir.display());
     }
 }

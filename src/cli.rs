@@ -285,7 +285,8 @@ pub struct RollbackArgs {
 pub struct ReleasesArgs {
     #[command(flatten)]
     pub target: EnvArgs,
-    #[arg(long, value_name = "N")]
+    /// At most N, newest first (N at least 1)
+    #[arg(long, value_name = "N", value_parser = at_least_one)]
     pub limit: Option<usize>,
     /// Answer as of this time (RFC 3339, or a span ago like 7d, 12h)
     #[arg(long, value_name = "T")]
@@ -338,7 +339,8 @@ pub struct AuditArgs {
     pub since: Option<String>,
     #[arg(long, value_name = "T")]
     pub until: Option<String>,
-    #[arg(long, value_name = "N")]
+    /// At most N, newest first (N at least 1)
+    #[arg(long, value_name = "N", value_parser = at_least_one)]
     pub limit: Option<usize>,
 }
 
@@ -370,4 +372,14 @@ pub enum EventsCommand {
     Export,
     /// Restore JSON lines from stdin into this store; checks every hash, all or nothing
     Import,
+}
+
+/// A count flag (`--limit`): a whole number of at least 1. `0` asks for nothing and would print
+/// "no releases yet", which is not true: a usage error (exit 2), like any malformed flag.
+fn at_least_one(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) if text.bytes().all(|b| b.is_ascii_digit()) => Ok(n),
+        _ => Err("must be a whole number of at least 1".into()),
+    }
 }

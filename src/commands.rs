@@ -1,10 +1,13 @@
 //! Runs one parsed command line: validates the arguments into domain values (before touching the
 //! store, so bad input costs nothing and appends nothing), calls the engine, prints the result.
 
-use crate::backend::Backend;
+use crate::backend::{Backend, OpenMode};
 use crate::cli::*;
 use crate::error::CliError;
-use crate::output::{print_json, short_image, table, timestamp, ReleaseView, StatusView};
+use crate::output::{
+    env_value, escape, out, outln, print_json, print_json_line, short_image, stdout_closed, table,
+    timestamp, ReleaseView, StatusView,
+};
 use chrono::{DateTime, Duration as Span, Utc};
 use hoist_engine::chain::ChainVerifier;
 use hoist_engine::codec::encode_envelope;
@@ -20,7 +23,7 @@ use hoist_projections::model::AppStatus;
 use hoist_projections::store::ProjectionStore;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, Write};
+use std::io::BufRead;
 use std::path::PathBuf;
 
 /// How many commits one read of the whole log asks for.
@@ -47,11 +50,11 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                     .iter()
                     .map(EnvName::as_str)
                     .collect();
-                println!("Created app {app} with pipeline {}", pipeline.join(" → "));
+                outln!("Created app {app} with pipeline {}", pipeline.join(" → "));
             }
         }
         Command::Apps(AppsCommand::List) => {
-            let store = ctx.open().await?;
+            let store = ctx.open_existing().await?;
             let mut apps = Vec::new();
             for app in store.apps().await? {
                 let state = service::load_app(&store, &app).await?;
@@ -65,9 +68,9 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                         .collect::<Vec<_>>(),
                 );
             } else if apps.is_empty() {
-                println!("No apps yet: `hoist apps create APP`");
+                outln!("No apps yet: `hoist apps create APP`");
             } else {
-                print!(
+                out!(
                     "{}",
                     table(
                         ["APP", "PIPELINE", "CREATED"],
@@ -92,15 +95,15 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                 print_json(&AppView::new(&app, &state));
             } else {
                 let view = AppView::new(&app, &state);
-                println!(
+                outln!(
                     "app:      {app}\npipeline: {}\ncreated:  {}\n",
                     view.pipeline.join(" → "),
                     view.created_at.unwrap_or_default()
                 );
                 print_status(&StatusView::new(&app, &state));
                 if !state.builds.is_empty() {
-                    println!();
-                    print!(
+                    outln!();
+                    out!(
                         "{}",
                         table(
                             ["BUILD", "IMAGE", "COMMIT", "NOTE"],
@@ -142,11 +145,12 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                     "registered": registered,
                 }));
             } else if registered {
-                println!("Registered build {} of {app}: {}", build.id, build.image);
+                outln!("Registered build {} of {app}: {}", build.id, build.image);
             } else {
-                println!(
+                outln!(
                     "Build {} of {app} was already registered: {}",
-                    build.id, build.image
+                    build.id,
+                    build.image
                 );
             }
         }
@@ -246,10 +250,10 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                     "app": app, "env": env, "version": current.map(|r| r.release.version.get()), "config": shown,
                 }));
             } else if shown.is_empty() {
-                println!("{app}/{env} has no config");
+                outln!("{app}/{env} has no config");
             } else {
                 for (key, value) in shown {
-                    println!("{key}={value}");
+                    outln!("{key}={}", env_value(&value));
                 }
             }
         }
@@ -296,7 +300,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                         .collect()
                 }
                 None => {
-                    let store = ctx.open().await?;
+                    let store = ctx.open_existing().await?;
                     let mut models = crate::models::caught_up(&ctx.global, &store).await?;
                     let status = existing_status(&models, &app)?;
                     if !status.envs.contains_key(&env) {
@@ -312,9 +316,9 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             if ctx.global.json {
                 print_json(&releases);
             } else if releases.is_empty() {
-                println!("{app}/{env} has no releases yet");
+                outln!("{app}/{env} has no releases yet");
             } else {
-                print!(
+                out!(
                     "{}",
                     table(
                         ["VERSION", "KIND", "IMAGE", "DESCRIPTION", "BY", "AT"],
@@ -345,7 +349,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                     StatusView::new(&app, &state)
                 }
                 None => {
-                    let store = ctx.open().await?;
+                    let store = ctx.open_existing().await?;
                     let models = crate::models::caught_up(&ctx.global, &store).await?;
                     status = existing_status(&models, &app)?;
                     StatusView::of_model(&app, &status)
@@ -379,7 +383,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                     "app": app, "env": env, "from": from.get(), "to": to.get(), "image": diff.image, "config": diff.config,
                 }));
             } else {
-                print!("{}", diff.human(from, to));
+                out!("{}", diff.human(from, to));
             }
         }
         Command::Lock(args) => {
@@ -440,8 +444,14 @@ impl EnvArgs {
 }
 
 impl Ctx {
+    /// Opens the backend for a command that writes: a new embedded store is created.
     pub(crate) async fn open(&self) -> Result<Backend, CliError> {
         Backend::open(&self.global).await
+    }
+
+    /// Opens the backend for a command that only reads: no store there is exit 4.
+    pub(crate) async fn open_existing(&self) -> Result<Backend, CliError> {
+        Backend::open_as(&self.global, OpenMode::Existing).await
     }
 
     pub(crate) fn actor(&self) -> Result<Actor, CliError> {
@@ -509,9 +519,10 @@ impl Ctx {
         if self.global.json {
             print_json(&view);
         } else {
-            println!(
+            outln!(
                 "Released {app}/{env} v{}: {}",
-                view.version, view.description
+                view.version,
+                escape(view.description)
             );
         }
     }
@@ -525,8 +536,8 @@ impl Ctx {
             }));
         } else {
             match lock {
-                Some(lock) => println!("Locked {app}/{env}: {}", lock.reason),
-                None => println!("Unlocked {app}/{env}"),
+                Some(lock) => outln!("Locked {app}/{env}: {}", escape(&lock.reason)),
+                None => outln!("Unlocked {app}/{env}"),
             }
         }
     }
@@ -537,7 +548,7 @@ impl Ctx {
         app: &AppName,
         at: Option<DateTime<Utc>>,
     ) -> Result<AppState, CliError> {
-        let store = self.open().await?;
+        let store = self.open_existing().await?;
         let events = service::load_events(&store, app).await?;
         let state = AppState::fold(
             events
@@ -601,7 +612,7 @@ impl Ctx {
                 .map(|t| parse_time("--until", t))
                 .transpose()?,
         };
-        let store = self.open().await?;
+        let store = self.open_existing().await?;
         let mut models = crate::models::caught_up(&self.global, &store).await?;
         let entries: Vec<AuditEntry> = models
             .audit(&store, &query, args.limit.unwrap_or(usize::MAX))
@@ -609,9 +620,9 @@ impl Ctx {
         if self.global.json {
             print_json(&entries);
         } else if entries.is_empty() {
-            println!("No events match");
+            outln!("No events match");
         } else {
-            print!(
+            out!(
                 "{}",
                 table(
                     ["SEQ", "AT", "ACTOR", "APP", "ENV", "KIND", "SUMMARY"],
@@ -631,7 +642,7 @@ impl Ctx {
     }
 
     async fn verify(&self, app: Option<AppName>) -> Result<(), CliError> {
-        let store = self.open().await?;
+        let store = self.open_existing().await?;
         let events = self.all_events(&store, app.as_ref()).await?;
         let mut verifier = ChainVerifier::default();
         for recorded in &events {
@@ -643,7 +654,7 @@ impl Ctx {
                 &serde_json::json!({"ok": true, "apps": apps.len(), "events": verifier.checked}),
             );
         } else {
-            println!(
+            outln!(
                 "Hash chains intact: {} apps, {} events",
                 apps.len(),
                 verifier.checked
@@ -654,19 +665,21 @@ impl Ctx {
 
     async fn events(&self, from: u64, follow: bool) -> Result<(), CliError> {
         let mut next = from.max(1);
-        let mut out = std::io::stdout().lock();
         loop {
             // An embedded store is held only while reading, so writers are not locked out.
-            let store = self.open().await?;
+            let store = self.open_existing().await?;
             loop {
                 let page = store.read_from(next, PAGE).await?;
                 let Some(last) = page.last() else { break };
                 next = last.seq + 1;
                 for recorded in service::decode_commits(&page)? {
-                    write_line(&mut out, &EventLine::of(&recorded))?;
+                    print_json_line(&EventLine::of(&recorded));
+                }
+                if stdout_closed().is_some() {
+                    // Nobody reads any more (`hoist events | head`): the job is done.
+                    return Ok(());
                 }
             }
-            out.flush().map_err(stdout_error)?;
             if !follow {
                 return Ok(());
             }
@@ -679,8 +692,7 @@ impl Ctx {
     }
 
     async fn export(&self) -> Result<(), CliError> {
-        let store = self.open().await?;
-        let mut out = std::io::stdout().lock();
+        let store = self.open_existing().await?;
         let mut from = 1;
         loop {
             let page = store.read_from(from, PAGE).await?;
@@ -693,10 +705,13 @@ impl Ctx {
                         recorded.envelope.id, recorded.seq
                     )));
                 }
-                write_line(&mut out, &EventLine::of(&recorded))?;
+                print_json_line(&EventLine::of(&recorded));
+            }
+            if stdout_closed().is_some() {
+                return Ok(());
             }
         }
-        out.flush().map_err(stdout_error)
+        Ok(())
     }
 
     async fn import(&self) -> Result<(), CliError> {
@@ -758,7 +773,7 @@ impl Ctx {
                 &serde_json::json!({"apps": imported.len(), "commits": commits.len(), "events": events}),
             );
         } else {
-            println!(
+            outln!(
                 "Imported {events} events ({} commits) of {} apps; hash chains intact",
                 commits.len(),
                 imported.len()
@@ -787,19 +802,6 @@ impl EventLine {
     }
 }
 
-fn write_line(out: &mut impl Write, line: &EventLine) -> Result<(), CliError> {
-    serde_json::to_writer(&mut *out, line).map_err(|e| stdout_error(e.into()))?;
-    out.write_all(b"\n").map_err(stdout_error)
-}
-
-fn stdout_error(e: std::io::Error) -> CliError {
-    if e.kind() == std::io::ErrorKind::BrokenPipe {
-        // The reader stopped (`hoist events | head`): that is the end of the job, not an error.
-        std::process::exit(0);
-    }
-    CliError::rejected(format!("stdout: {e}"))
-}
-
 pub(crate) fn env_of<'a>(
     app: &AppName,
     state: &'a AppState,
@@ -825,10 +827,10 @@ fn existing_status(models: &ProjectionStore, app: &AppName) -> Result<AppStatus,
         .filter(AppStatus::exists)
         .ok_or_else(|| unknown_app(app))?;
     if status.skipped_unknown > 0 {
-        eprintln!(
-            "hoist: warning: skipped {} events of kinds this version does not know; upgrade hoist",
+        crate::output::warn(&format!(
+            "skipped {} events of kinds this version does not know; upgrade hoist",
             status.skipped_unknown
-        );
+        ));
     }
     Ok(status)
 }
@@ -839,15 +841,15 @@ fn unknown_app(app: &AppName) -> CliError {
 
 fn warn_unknown(state: &AppState) {
     if state.skipped_unknown > 0 {
-        eprintln!(
-            "hoist: warning: skipped {} events of kinds this version does not know; upgrade hoist",
+        crate::output::warn(&format!(
+            "skipped {} events of kinds this version does not know; upgrade hoist",
             state.skipped_unknown
-        );
+        ));
     }
 }
 
 fn print_status(view: &StatusView) {
-    print!(
+    out!(
         "{}",
         table(
             ["ENV", "VERSION", "IMAGE", "APPLIED", "LOCKED", "RELEASED"],
@@ -950,11 +952,15 @@ impl Diff {
         for (key, value) in &to.config {
             match from.config.get(key) {
                 None => {
-                    lines.push(format!("+ {key}={}", value.display()));
+                    lines.push(format!("+ {key}={}", env_value(value.display())));
                     added.insert(key.as_str(), value.display().to_string());
                 }
                 Some(old) if old != value => {
-                    lines.push(format!("~ {key}: {} → {}", old.display(), value.display()));
+                    lines.push(format!(
+                        "~ {key}: {} → {}",
+                        env_value(old.display()),
+                        env_value(value.display())
+                    ));
                     changed.insert(
                         key.as_str(),
                         serde_json::json!({"from": old.display(), "to": value.display()}),
@@ -965,7 +971,7 @@ impl Diff {
         }
         for (key, value) in &from.config {
             if !to.config.contains_key(key) {
-                lines.push(format!("- {key}={}", value.display()));
+                lines.push(format!("- {key}={}", env_value(value.display())));
                 removed.insert(key.as_str(), value.display().to_string());
             }
         }
@@ -982,5 +988,48 @@ impl Diff {
             return format!("{from} and {to} have the same build and config\n");
         }
         self.lines.iter().map(|l| format!("{l}\n")).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn release(config: &[(&str, &str)]) -> hoist_engine::Release {
+        hoist_engine::Release {
+            version: ReleaseVersion::FIRST,
+            kind: hoist_engine::ReleaseKind::Config,
+            build: None,
+            config: config
+                .iter()
+                .map(|(k, v)| (k.parse().unwrap(), ConfigValue::Plain(v.to_string())))
+                .collect(),
+            source: None,
+            rollback_to: None,
+            description: String::new(),
+        }
+    }
+
+    proptest! {
+        /// `diff` prints one line per added, removed or changed key, whatever the values hold,
+        /// and never a control character.
+        #[test]
+        fn diff_lines_are_one_per_key_without_control(
+            old in any::<String>(),
+            new in any::<String>(),
+            added in "(?s).{0,80}",
+        ) {
+            let from = release(&[("A", &old), ("GONE", "x\ny")]);
+            let to = release(&[("A", &new), ("NEW", &added)]);
+            let text = Diff::between(&from, &to).human(ReleaseVersion::FIRST, ReleaseVersion::FIRST);
+            let expected = if old == new { 2 } else { 3 };
+            prop_assert_eq!(text.lines().count(), expected, "{}", text);
+            prop_assert!(
+                !text.chars().any(|c| c != '\n' && crate::output::is_unsafe(c)),
+                "{:?}",
+                text
+            );
+        }
     }
 }

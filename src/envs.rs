@@ -4,7 +4,7 @@
 use crate::cli::EnvsCommand;
 use crate::commands::Ctx;
 use crate::error::CliError;
-use crate::output::print_json;
+use crate::output::{escape, outln, print_json};
 use hoist_engine::{Command as DomainCommand, Target};
 
 pub async fn run(ctx: &Ctx, command: EnvsCommand) -> Result<(), CliError> {
@@ -51,9 +51,12 @@ pub async fn run(ctx: &Ctx, command: EnvsCommand) -> Result<(), CliError> {
                     "app": app, "env": env, "target": target, "changed": !executed.events.is_empty(),
                 }));
             } else if executed.events.is_empty() {
-                println!("Target of {app}/{env} was already {target}");
+                outln!(
+                    "Target of {app}/{env} was already {}",
+                    escape(&target.to_string())
+                );
             } else {
-                println!("Target of {app}/{env}: {target}");
+                outln!("Target of {app}/{env}: {}", escape(&target.to_string()));
             }
         }
         EnvsCommand::Policy {
@@ -76,7 +79,7 @@ pub async fn run(ctx: &Ctx, command: EnvsCommand) -> Result<(), CliError> {
                     "app": app, "env": env, "auto_rollback": on, "changed": !executed.events.is_empty(),
                 }));
             } else {
-                println!("Auto-rollback of {app}/{env}: {auto_rollback}");
+                outln!("Auto-rollback of {app}/{env}: {auto_rollback}");
             }
         }
     }

@@ -17,7 +17,9 @@ const CACHE_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 pub fn open(global: &GlobalArgs, log: &Backend) -> Result<ProjectionStore, CliError> {
     let models = open_as_stored(global, log)?;
     if let Some(why) = models.recovered() {
-        eprintln!("hoist: warning: the read models were unreadable ({why}); folding them again from the log");
+        crate::output::warn(&format!(
+            "the read models were unreadable ({why}); folding them again from the log"
+        ));
     }
     Ok(models)
 }
@@ -66,9 +68,9 @@ pub async fn fold_new_events(global: &GlobalArgs, log: &Backend) {
     }
     .await;
     if let Err(e) = result {
-        eprintln!(
-            "hoist: warning: read models not updated (the next command will): {}",
+        crate::output::warn(&format!(
+            "read models not updated (the next command will): {}",
             e.message()
-        );
+        ));
     }
 }

@@ -8,7 +8,7 @@
 use crate::cli::ApplyArgs;
 use crate::commands::{env_of, secret_key_path, Ctx};
 use crate::error::CliError;
-use crate::output::{print_json, ReleaseView};
+use crate::output::{escape, out, outln, print_json, ReleaseView};
 use hoist_adapters::cluster::{Change, Cluster, ClusterError};
 use hoist_adapters::render::{render, to_yaml, Desired, RenderError};
 use hoist_adapters::{exec, manifests, Report};
@@ -62,11 +62,11 @@ pub async fn apply(ctx: &Ctx, args: ApplyArgs) -> Result<(), CliError> {
     if ctx.global.json {
         print_json(&reconciled);
     } else {
-        println!(
+        outln!(
             "{app}/{env} v{}: {} ({})",
             reconciled.version,
             reconciled.outcome,
-            reconciled.detail.replace('\n', "; ")
+            escape(&reconciled.detail.replace('\n', "; "))
         );
     }
     if reconciled.outcome == Outcome::Failed.as_str() {
@@ -300,8 +300,9 @@ async fn dry_run(ctx: &Ctx, app: &AppName, env: &EnvName) -> Result<(), CliError
                     "stdin": view, "changes": [{"kind": "exec", "name": command, "action": "run"}],
                 }));
             } else {
-                println!(
-                    "would run `sh -c {command}` with HOIST_VERSION={} and on stdin:\n{}",
+                outln!(
+                    "would run `sh -c {}` with HOIST_VERSION={} and on stdin:\n{}",
+                    escape(command),
                     version.get(),
                     serde_json::to_string_pretty(&view).expect("views serialize")
                 );
@@ -352,10 +353,10 @@ async fn dry_run(ctx: &Ctx, app: &AppName, env: &EnvName) -> Result<(), CliError
         }));
     } else {
         // A manifests directory never receives the Secret: show what would really be written.
-        print!("{}", to_yaml(&shown, matches!(target, Target::Kube { .. })));
-        println!();
+        out!("{}", to_yaml(&shown, matches!(target, Target::Kube { .. })));
+        outln!();
         for change in &changes {
-            println!("would {} {} {}", change.action, change.kind, change.name)
+            outln!("would {} {} {}", change.action, change.kind, change.name)
         }
     }
     Ok(())

@@ -406,7 +406,8 @@ fn report(reconciled: Result<crate::reconcile::Reconciled, CliError>) {
             version = done.version,
             outcome = done.outcome,
             rolled_back_to = done.rolled_back_to,
-            detail = %done.detail.replace('\n', "; "),
+            // Hook output is data: escaped, so it cannot drive the terminal or forge a log line.
+            detail = %crate::output::escape(&done.detail.replace('\n', "; ")),
             "reconciled"
         ),
         // Nothing was recorded: the env stays pending and the next resync retries it.

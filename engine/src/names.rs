@@ -207,10 +207,11 @@ impl ReleaseVersion {
 impl FromStr for ReleaseVersion {
     type Err = ValidationError;
     fn from_str(s: &str) -> Result<Self, ValidationError> {
-        s.strip_prefix('v')
-            .unwrap_or(s)
-            .parse::<u64>()
-            .ok()
+        let digits = s.strip_prefix('v').unwrap_or(s);
+        // Digits only: `u64::from_str` would also take a sign (`+2`), which no version is written with.
+        Some(digits)
+            .filter(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|d| d.parse::<u64>().ok())
             .and_then(ReleaseVersion::new)
             .ok_or_else(|| {
                 ValidationError::new("version", s, "must be a release number like 12 or v12")
@@ -302,7 +303,9 @@ mod tests {
             serde_json::from_str::<ReleaseVersion>("7").unwrap().get(),
             7
         );
-        for bad in ["0", "v0", "-1", "x", "", "v"] {
+        for bad in [
+            "0", "v0", "-1", "x", "", "v", "+2", "v+2", "+v2", " 2", "2 ", "vv2", "2.0",
+        ] {
             assert!(bad.parse::<ReleaseVersion>().is_err(), "{bad}");
         }
         assert_eq!(ReleaseVersion::FIRST.to_string(), "v1");

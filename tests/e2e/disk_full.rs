@@ -69,12 +69,11 @@ fn run_within(h: &Hoist, args: &[&str], limit: Duration) -> (Output, Duration) {
         .stderr(Stdio::piped())
         .spawn()
         .expect("hoist starts");
-    let finished = crate::harness::wait_for(
+    crate::harness::wait_for(
         &format!("hoist {args:?} to finish on a full disk"),
         limit,
         || child.try_wait().expect("status").map(|_| ()),
     );
-    let _ = finished;
     (child.wait_with_output().expect("output"), started.elapsed())
 }
 

@@ -13,6 +13,7 @@ mod kube_apiserver;
 mod models;
 #[path = "../support/nats_server.rs"]
 mod nats_server;
+mod output;
 mod scenario;
 mod serve;
 mod torture;
@@ -134,6 +135,36 @@ mod sled {
     fn time_travel_matches_a_hand_built_history() {
         models::time_travel_matches_a_hand_built_history(&Hoist::sled());
     }
+
+    #[test]
+    fn huge_reason_then_status_works() {
+        output::huge_reason_then_status_works(&Hoist::sled());
+    }
+
+    #[test]
+    fn closed_stdout_ends_quietly() {
+        output::closed_stdout_ends_quietly(&Hoist::sled());
+    }
+
+    #[test]
+    fn usage_errors_are_one_line() {
+        output::usage_errors_are_one_line(&Hoist::sled());
+    }
+
+    #[test]
+    fn limits_and_signed_versions() {
+        output::limits_and_signed_versions(&Hoist::sled());
+    }
+
+    #[test]
+    fn read_only_commands_never_create_a_store() {
+        output::read_only_commands_never_create_a_store();
+    }
+
+    #[test]
+    fn free_text_is_data_not_terminal_control() {
+        output::free_text_is_data_not_terminal_control(&Hoist::sled());
+    }
 }
 
 #[test]
@@ -243,5 +274,35 @@ mod nats {
     #[test]
     fn r3_cluster_survives_losing_a_node() {
         faults::r3_cluster_survives_losing_a_node();
+    }
+
+    #[test]
+    fn huge_reason_then_status_works() {
+        let (_server, h) = nats();
+        output::huge_reason_then_status_works(&h);
+    }
+
+    #[test]
+    fn closed_stdout_ends_quietly() {
+        let (_server, h) = nats();
+        output::closed_stdout_ends_quietly(&h);
+    }
+
+    #[test]
+    fn usage_errors_are_one_line() {
+        let (_server, h) = nats();
+        output::usage_errors_are_one_line(&h);
+    }
+
+    #[test]
+    fn limits_and_signed_versions() {
+        let (_server, h) = nats();
+        output::limits_and_signed_versions(&h);
+    }
+
+    #[test]
+    fn free_text_is_data_not_terminal_control() {
+        let (_server, h) = nats();
+        output::free_text_is_data_not_terminal_control(&h);
     }
 }
