@@ -470,7 +470,11 @@ fn auto_rollback_target(
 }
 
 /// The rules a target must keep, whoever sets it.
-pub(crate) fn check_target(app: &AppName, env: &EnvName, target: &Target) -> Result<(), DomainError> {
+pub(crate) fn check_target(
+    app: &AppName,
+    env: &EnvName,
+    target: &Target,
+) -> Result<(), DomainError> {
     let invalid = |rule| DomainError::InvalidTarget {
         app: app.clone(),
         env: env.clone(),

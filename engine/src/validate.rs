@@ -62,9 +62,8 @@ pub fn check_event(app: &AppName, state: &AppState, event: &Event) -> Result<(),
                     app: app.clone(),
                     env: env.clone(),
                     version,
-                    latest: latest.map_or("none".to_string(), |v: crate::ReleaseVersion| {
-                        v.to_string()
-                    }),
+                    latest: latest
+                        .map_or("none".to_string(), |v: crate::ReleaseVersion| v.to_string()),
                 }
             };
             let latest = current.current().map(|r| r.release.version);
