@@ -490,7 +490,7 @@ fn impossible_histories_are_rejected_at_their_first_impossible_line() {
     let last = repeated.len() - 1;
     repeated[last].envelope.id = repeated[1].envelope.id;
     rechain(&mut repeated);
-    let error = check(&repeated).err().expect("a repeated id is rejected");
+    let error = check(&repeated).expect_err("a repeated id is rejected");
     assert_eq!(error.line, last + 1);
     assert!(error.to_string().contains("first on line 2"), "{error}");
 }
