@@ -26,6 +26,7 @@ use async_nats::jetstream::ErrorCode;
 use async_nats::HeaderMap;
 use serde::Deserialize;
 use std::collections::HashSet;
+use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 /// How the server refused a batch it was able to judge: the answer depends on what is stored.
@@ -50,11 +51,28 @@ impl NatsStore {
             return Ok(Vec::new());
         }
         self.check_atomic().await?;
-        let outcome = self
-            .retrying(&format!("atomic batch on stream {}", self.stream), |_| {
-                self.batch_once(commits)
-            })
-            .await?;
+        // Not `retrying`: its bound on one attempt would cut a long batch that is making
+        // progress. Each message's request is bounded by the client's request timeout instead,
+        // and a failed attempt is tried again while the operation's bound allows.
+        let started = Instant::now();
+        let mut pause = Duration::from_millis(20);
+        let outcome = loop {
+            match self.batch_once(commits).await {
+                Ok(outcome) => break outcome,
+                Err(Failure::Fatal(e)) => return Err(e),
+                Err(Failure::Transient(why)) if started.elapsed() + pause > self.timeout => {
+                    return Err(StoreError::Unavailable(format!(
+                        "atomic batch on stream {}: {why} (gave up after {:?}); it is stored whole or not at all",
+                        self.stream,
+                        started.elapsed()
+                    )))
+                }
+                Err(Failure::Transient(_)) => {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_millis(500));
+                }
+            }
+        };
         let n = commits.len() as u64;
         match outcome {
             Ok(last) => Ok((last + 1 - n..=last)
@@ -147,6 +165,9 @@ impl NatsStore {
                         ))))
                     } else if code == ErrorCode::ATOMIC_PUBLISH_INCOMPLETE_BATCH
                         || code == ErrorCode::ATOMIC_PUBLISH_TOO_MANY_INFLIGHT
+                        // Another append to one of the batch's apps is in flight (replicated
+                        // streams): once it lands, the retry meets its expectation.
+                        || code == ErrorCode::STREAM_WRONG_LAST_SEQUENCE_CONSTANT
                     {
                         Err(Failure::Transient(format!("batch refused: {error}")))
                     } else {
