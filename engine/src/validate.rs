@@ -9,8 +9,8 @@
 
 use crate::decide::{check_target, create_app, DomainError, Rules};
 use crate::event::{Event, ReleaseKind};
-use crate::names::AppName;
-use crate::state::AppState;
+use crate::names::{AppName, EnvName, ReleaseVersion};
+use crate::state::{AppState, EnvState};
 
 /// `Ok` if `event` could follow the history folded into `state`, else the rule it breaks.
 pub fn check_event(app: &AppName, state: &AppState, event: &Event) -> Result<(), DomainError> {
@@ -57,15 +57,6 @@ pub fn check_event(app: &AppName, state: &AppState, event: &Event) -> Result<(),
                 version: release.version,
                 rule,
             };
-            let unknown = |env: &crate::names::EnvName, version, latest: Option<_>| {
-                DomainError::UnknownVersion {
-                    app: app.clone(),
-                    env: env.clone(),
-                    version,
-                    latest: latest
-                        .map_or("none".to_string(), |v: crate::ReleaseVersion| v.to_string()),
-                }
-            };
             let latest = current.current().map(|r| r.release.version);
             if release.kind != ReleaseKind::Rollback && release.rollback_to.is_some() {
                 return Err(malformed("only a rollback names a version to roll back to"));
@@ -79,7 +70,7 @@ pub fn check_event(app: &AppName, state: &AppState, event: &Event) -> Result<(),
                         return Err(malformed("a rollback names the version it rolls back to"));
                     };
                     if current.release(to).is_none() {
-                        return Err(unknown(env, to, latest));
+                        return Err(unknown_version(app, env, to, current));
                     }
                     if Some(to) == latest {
                         return Err(DomainError::NothingToRollBack {
@@ -101,11 +92,7 @@ pub fn check_event(app: &AppName, state: &AppState, event: &Event) -> Result<(),
                     }
                     let from = rules.env(&source.env)?;
                     if from.release(source.version).is_none() {
-                        return Err(unknown(
-                            &source.env,
-                            source.version,
-                            from.current().map(|r| r.release.version),
-                        ));
+                        return Err(unknown_version(app, &source.env, source.version, from));
                     }
                     if release.build.is_none() {
                         return Err(malformed("a promotion carries a build"));
@@ -141,16 +128,25 @@ pub fn check_event(app: &AppName, state: &AppState, event: &Event) -> Result<(),
         Event::RolloutRecorded { env, version, .. } => {
             let current = rules.env(env)?;
             if current.release(*version).is_none() {
-                return Err(DomainError::UnknownVersion {
-                    app: app.clone(),
-                    env: env.clone(),
-                    version: *version,
-                    latest: current
-                        .current()
-                        .map_or("none".into(), |r| r.release.version.to_string()),
-                });
+                return Err(unknown_version(app, env, *version, current));
             }
         }
     }
     Ok(())
+}
+
+fn unknown_version(
+    app: &AppName,
+    env: &EnvName,
+    version: ReleaseVersion,
+    of: &EnvState,
+) -> DomainError {
+    DomainError::UnknownVersion {
+        app: app.clone(),
+        env: env.clone(),
+        version,
+        latest: of
+            .current()
+            .map_or("none".into(), |r| r.release.version.to_string()),
+    }
 }

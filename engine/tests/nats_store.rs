@@ -309,15 +309,20 @@ async fn a_retry_with_its_stale_expectation_is_a_duplicate_even_past_the_window(
     assert_eq!(store.last_seq().await.unwrap(), 3);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_stream_without_direct_gets_is_read_through_a_consumer() {
-    let server = NatsServer::start();
+/// Connects to a stream created beforehand with hoist's configuration as `edit` changes it.
+async fn connect_to_stream(server: &NatsServer, edit: impl FnOnce(&mut Config)) -> NatsStore {
     let client = async_nats::connect(server.url()).await.unwrap();
     let js = async_nats::jetstream::new(client);
     let mut config = NatsStore::stream_config(&NatsOptions::new(server.url()));
-    config.allow_direct = false;
+    edit(&mut config);
     js.create_stream(config).await.unwrap();
-    let store = connect(&server.url()).await;
+    connect(&server.url()).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_without_direct_gets_is_read_through_a_consumer() {
+    let server = NatsServer::start();
+    let store = connect_to_stream(&server, |config| config.allow_direct = false).await;
     assert!(!store.direct_reads());
     conformance::run(&store).await;
 }
@@ -325,12 +330,7 @@ async fn a_stream_without_direct_gets_is_read_through_a_consumer() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stream_without_atomic_batches_refuses_a_batch_and_stores_nothing() {
     let server = NatsServer::start();
-    let client = async_nats::connect(server.url()).await.unwrap();
-    let js = async_nats::jetstream::new(client);
-    let mut config = NatsStore::stream_config(&NatsOptions::new(server.url()));
-    config.allow_atomic_publish = false;
-    js.create_stream(config).await.unwrap();
-    let store = connect(&server.url()).await;
+    let store = connect_to_stream(&server, |config| config.allow_atomic_publish = false).await;
     let batch = ["a", "b"].map(|a| NewCommit {
         app: app(a),
         expected_last_seq: 0,

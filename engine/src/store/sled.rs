@@ -21,7 +21,7 @@
 
 use super::{check_batch, Appended, EventStore, NewCommit, StoreError, StoredCommit};
 use crate::names::AppName;
-use sled::transaction::{ConflictableTransactionError, TransactionError};
+use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionResult};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -188,14 +188,7 @@ impl SledStore {
                 duplicate: false,
             })
         });
-        let appended = match result {
-            Ok(appended) => appended,
-            Err(TransactionError::Abort(e)) => return Err(e),
-            Err(TransactionError::Storage(e)) => return Err(sled_error(e)),
-        };
-        // Acknowledge only what is on disk.
-        db.flush().map_err(sled_error)?;
-        Ok(appended)
+        flushed(&db, result)
     }
 
     /// The whole batch in ONE sled transaction: all of it is written, or nothing.
@@ -259,13 +252,7 @@ impl SledStore {
             tx.insert(LAST_SEQ_KEY, &seq.to_be_bytes()[..])?;
             Ok(appended)
         });
-        let appended = match result {
-            Ok(appended) => appended,
-            Err(TransactionError::Abort(e)) => return Err(e),
-            Err(TransactionError::Storage(e)) => return Err(sled_error(e)),
-        };
-        db.flush().map_err(sled_error)?;
-        Ok(appended)
+        flushed(&db, result)
     }
 
     fn get_commit(&self, db: &sled::Db, seq: u64) -> Result<StoredCommit, StoreError> {
@@ -277,6 +264,17 @@ impl SledStore {
             })?;
         decode_entry(seq, &entry)
     }
+}
+
+/// A transaction's outcome, acknowledged only once it is on disk.
+fn flushed<T>(db: &sled::Db, result: TransactionResult<T, StoreError>) -> Result<T, StoreError> {
+    let value = match result {
+        Ok(value) => value,
+        Err(TransactionError::Abort(e)) => return Err(e),
+        Err(TransactionError::Storage(e)) => return Err(sled_error(e)),
+    };
+    db.flush().map_err(sled_error)?;
+    Ok(value)
 }
 
 /// One commit's keys (all but `M`, which a transaction writes once at its end).
