@@ -4,7 +4,7 @@ use crate::cli::GlobalArgs;
 use crate::error::CliError;
 use hoist_engine::store::file::FileStore;
 use hoist_engine::store::nats::{NatsOptions, NatsStore};
-use hoist_engine::store::{Appended, EventStore, StoreError, StoredCommit};
+use hoist_engine::store::{Appended, EventStore, NewCommit, StoreError, StoredCommit};
 use hoist_engine::AppName;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -93,6 +93,12 @@ impl EventStore for Backend {
         match self {
             Backend::Embedded(s) => s.append(app, expected_last_seq, commit_id, payload).await,
             Backend::Nats(n) => n.append(app, expected_last_seq, commit_id, payload).await,
+        }
+    }
+    async fn append_batch(&self, commits: Vec<NewCommit>) -> Result<Vec<Appended>, StoreError> {
+        match self {
+            Backend::Embedded(s) => s.append_batch(commits).await,
+            Backend::Nats(n) => n.append_batch(commits).await,
         }
     }
     async fn read_app(&self, app: &AppName) -> Result<Vec<StoredCommit>, StoreError> {

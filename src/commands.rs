@@ -10,7 +10,7 @@ use crate::output::{
 };
 use chrono::{DateTime, Duration as Span, Utc};
 use hoist_engine::chain::ChainVerifier;
-use hoist_engine::codec::encode_envelope;
+use hoist_engine::import::Importer;
 use hoist_engine::secrets::SecretKey;
 use hoist_engine::service::{self, execute, CommandContext, Executed};
 use hoist_engine::store::EventStore;
@@ -715,10 +715,9 @@ impl Ctx {
     }
 
     async fn import(&self) -> Result<(), CliError> {
-        // Read and check everything before appending anything: an import is all or nothing.
-        let mut commits: Vec<Vec<Envelope>> = Vec::new();
-        let mut last_seq = None;
-        let mut verifier = ChainVerifier::default();
+        // Read and check everything before appending anything, then append it as one batch: an
+        // import is all or nothing.
+        let mut importer = Importer::default();
         for (i, line) in std::io::stdin().lock().lines().enumerate() {
             let n = i + 1;
             let line = line.map_err(|e| CliError::rejected(format!("stdin line {n}: {e}")))?;
@@ -728,55 +727,28 @@ impl Ctx {
             let parsed: EventLine = serde_json::from_str(&line).map_err(|e| {
                 CliError::rejected(format!("stdin line {n}: not an exported event: {e}"))
             })?;
-            let hash = EventHash::of(&encode_envelope(&parsed.envelope));
-            if hash != parsed.hash {
-                return Err(CliError::rejected(format!(
-                    "stdin line {n}: event {} does not hash to its recorded hash: it was altered",
-                    parsed.envelope.id
-                )));
-            }
             let recorded = Recorded {
                 seq: parsed.seq,
-                hash,
+                hash: parsed.hash,
                 envelope: parsed.envelope,
             };
-            verifier
-                .check(&recorded)
-                .map_err(|e| CliError::rejected(format!("stdin line {n}: {e}")))?;
-            match commits.last_mut() {
-                Some(commit)
-                    if last_seq == Some(recorded.seq) && commit[0].app == recorded.envelope.app =>
-                {
-                    commit.push(recorded.envelope)
-                }
-                _ => commits.push(vec![recorded.envelope]),
-            }
-            last_seq = Some(recorded.seq);
+            importer
+                .push(n, recorded)
+                .map_err(|e| CliError::rejected(format!("stdin {e}")))?;
         }
+        let checked = importer.finish();
         let store = self.open().await?;
-        let imported: BTreeSet<AppName> = commits.iter().map(|c| c[0].app.clone()).collect();
         let existing: BTreeSet<AppName> = store.apps().await?.into_iter().collect();
-        if let Some(app) = imported.intersection(&existing).next() {
+        if let Some(app) = checked.apps.intersection(&existing).next() {
             return Err(CliError::rejected(format!("app {app} already exists in this store: import needs a store without the imported apps")));
         }
-        let mut heads: BTreeMap<AppName, u64> = BTreeMap::new();
-        let events: usize = commits.iter().map(Vec::len).sum();
-        for commit in &commits {
-            let app = &commit[0].app;
-            let expected = heads.get(app).copied().unwrap_or(0);
-            let payload = hoist_engine::codec::encode_commit(commit);
-            let appended = store.append(app, expected, commit[0].id, payload).await?;
-            heads.insert(app.clone(), appended.seq);
-        }
+        checked.append(&store).await?;
+        let (apps, commits, events) = (checked.apps.len(), checked.commits.len(), checked.events);
         if self.global.json {
-            print_json(
-                &serde_json::json!({"apps": imported.len(), "commits": commits.len(), "events": events}),
-            );
+            print_json(&serde_json::json!({"apps": apps, "commits": commits, "events": events}));
         } else {
             outln!(
-                "Imported {events} events ({} commits) of {} apps; hash chains intact",
-                commits.len(),
-                imported.len()
+                "Imported {events} events ({commits} commits) of {apps} apps; hash chains intact"
             );
         }
         Ok(())

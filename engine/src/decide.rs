@@ -137,6 +137,29 @@ pub enum DomainError {
         field: &'static str,
         what: &'static str,
     },
+    // What only a recorded history can break (see `validate`): no command leads there.
+    #[error("app {0} has an event before its app_created")]
+    NotCreated(AppName),
+    #[error("{app}/{env}: release {version} is out of order: the next release is {expected}")]
+    VersionOutOfOrder {
+        app: AppName,
+        env: EnvName,
+        version: ReleaseVersion,
+        expected: ReleaseVersion,
+    },
+    #[error("{app}/{env} {version}: {rule}")]
+    MalformedRelease {
+        app: AppName,
+        env: EnvName,
+        version: ReleaseVersion,
+        rule: &'static str,
+    },
+    #[error("{app}: build {build}: {rule}")]
+    MalformedBuild {
+        app: AppName,
+        build: BuildId,
+        rule: &'static str,
+    },
 }
 
 /// The events `command` causes on the app whose state is `state`; empty when it changes nothing
@@ -347,28 +370,7 @@ pub fn decide(
         }
         Command::SetTarget { env, target } => {
             let current = rules.env(env)?;
-            let invalid = |rule| DomainError::InvalidTarget {
-                app: app.clone(),
-                env: env.clone(),
-                rule,
-            };
-            match target {
-                Target::Kube { context, namespace } => {
-                    if namespace.parse::<EnvName>().is_err() {
-                        return Err(invalid("a namespace must be a DNS label"));
-                    }
-                    if context.as_deref().is_some_and(|c| c.trim().is_empty()) {
-                        return Err(invalid("a kube context must not be empty"));
-                    }
-                }
-                Target::Manifests { dir } if !dir.starts_with('/') => {
-                    return Err(invalid("a manifests directory must be an absolute path"))
-                }
-                Target::Exec { command } if command.trim().is_empty() => {
-                    return Err(invalid("an exec command must not be empty"))
-                }
-                _ => {}
-            }
+            check_target(app, env, target)?;
             if current.target == *target {
                 return Ok(vec![]);
             }
@@ -467,7 +469,38 @@ fn auto_rollback_target(
     .then_some(healthy)
 }
 
-fn create_app(
+/// The rules a target must keep, whoever sets it.
+pub(crate) fn check_target(
+    app: &AppName,
+    env: &EnvName,
+    target: &Target,
+) -> Result<(), DomainError> {
+    let invalid = |rule| DomainError::InvalidTarget {
+        app: app.clone(),
+        env: env.clone(),
+        rule,
+    };
+    match target {
+        Target::Kube { context, namespace } => {
+            if namespace.parse::<EnvName>().is_err() {
+                return Err(invalid("a namespace must be a DNS label"));
+            }
+            if context.as_deref().is_some_and(|c| c.trim().is_empty()) {
+                return Err(invalid("a kube context must not be empty"));
+            }
+        }
+        Target::Manifests { dir } if !dir.starts_with('/') => {
+            return Err(invalid("a manifests directory must be an absolute path"))
+        }
+        Target::Exec { command } if command.trim().is_empty() => {
+            return Err(invalid("an exec command must not be empty"))
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+pub(crate) fn create_app(
     app: &AppName,
     state: &AppState,
     pipeline: &[EnvName],
@@ -490,13 +523,13 @@ fn create_app(
     }])
 }
 
-struct Rules<'a> {
-    app: &'a AppName,
-    state: &'a AppState,
+pub(crate) struct Rules<'a> {
+    pub(crate) app: &'a AppName,
+    pub(crate) state: &'a AppState,
 }
 
 impl<'a> Rules<'a> {
-    fn env(&self, env: &EnvName) -> Result<&'a EnvState, DomainError> {
+    pub(crate) fn env(&self, env: &EnvName) -> Result<&'a EnvState, DomainError> {
         self.state.env(env).ok_or_else(|| DomainError::UnknownEnv {
             app: self.app.clone(),
             env: env.clone(),
@@ -510,7 +543,7 @@ impl<'a> Rules<'a> {
         })
     }
 
-    fn unlocked_env(&self, env: &EnvName) -> Result<&'a EnvState, DomainError> {
+    pub(crate) fn unlocked_env(&self, env: &EnvName) -> Result<&'a EnvState, DomainError> {
         let state = self.env(env)?;
         match &state.lock {
             Some(Lock { actor, reason, .. }) => Err(DomainError::Locked {

@@ -7,7 +7,9 @@
 //! - `secrets`: sealing secret config values before they reach the log;
 //! - `store`: the `EventStore` trait and its backends;
 //! - `service`: the edge that runs a command against a store, with optimistic retries;
-//! - `chain`: verification of the per-app hash chain.
+//! - `chain`: verification of the per-app hash chain;
+//! - `validate`: whether a recorded event could have happened (the domain rules, on events);
+//! - `import`: an exported history checked whole, then appended as one batch.
 //!
 //! **Architecture invariant**: nothing here knows about the CLI, Kubernetes or HTTP.
 
@@ -15,11 +17,13 @@ pub mod chain;
 pub mod codec;
 pub mod decide;
 pub mod event;
+pub mod import;
 pub mod names;
 pub mod secrets;
 pub mod service;
 pub mod state;
 pub mod store;
+pub mod validate;
 
 pub use decide::{decide, Artifact, Command, DomainError};
 pub use event::{

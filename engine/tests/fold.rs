@@ -1,10 +1,11 @@
 //! The fold is a pure function of the history: random valid command sequences, decided and
 //! applied one by one, give a history whose replay from scratch, or in any chunking, is the
 //! state that was maintained incrementally. Events with a body this version does not know are
-//! skipped and counted, never a failure.
+//! skipped and counted, never a failure. Every event decided passes `validate::check_event`.
 
 use chrono::{DateTime, TimeZone, Utc};
 use hoist_engine::codec::{decode_commit, encode_envelope};
+use hoist_engine::validate::check_event;
 use hoist_engine::{
     decide, Actor, AppName, AppState, Artifact, Command, ConfigKey, ConfigValue, EnvName, Envelope,
     Event, ImageRef, Outcome, Recorded, ReleaseVersion, Target,
@@ -151,6 +152,12 @@ fn run(pipeline: Vec<EnvName>, steps: &[(Step, Actor, u64)]) -> (Vec<Recorded>, 
         };
         seq += others + 1;
         for event in events {
+            // What decide makes, the import's validation accepts (one set of rules).
+            if let Some(event) = &event {
+                if let Err(e) = check_event(&app(), &state, event) {
+                    panic!("decide made {event:?}, which check_event rejects: {e}");
+                }
+            }
             let recorded = record(seq, actor, &state, event);
             state = state.apply(&recorded);
             history.push(recorded);

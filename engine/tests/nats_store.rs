@@ -9,7 +9,7 @@ use async_nats::jetstream::stream::{Config, StorageType};
 use futures::future::join_all;
 use hoist_engine::names::AppName;
 use hoist_engine::store::nats::{NatsOptions, NatsStore, DEFAULT_STREAM};
-use hoist_engine::store::{conformance, Appended, EventStore, StoreError, StoredCommit};
+use hoist_engine::store::{conformance, Appended, EventStore, NewCommit, StoreError, StoredCommit};
 use nats_server::{NatsCluster, NatsServer};
 use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -309,17 +309,44 @@ async fn a_retry_with_its_stale_expectation_is_a_duplicate_even_past_the_window(
     assert_eq!(store.last_seq().await.unwrap(), 3);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_stream_without_direct_gets_is_read_through_a_consumer() {
-    let server = NatsServer::start();
+/// Connects to a stream created beforehand with hoist's configuration as `edit` changes it.
+async fn connect_to_stream(server: &NatsServer, edit: impl FnOnce(&mut Config)) -> NatsStore {
     let client = async_nats::connect(server.url()).await.unwrap();
     let js = async_nats::jetstream::new(client);
     let mut config = NatsStore::stream_config(&NatsOptions::new(server.url()));
-    config.allow_direct = false;
+    edit(&mut config);
     js.create_stream(config).await.unwrap();
-    let store = connect(&server.url()).await;
+    connect(&server.url()).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_without_direct_gets_is_read_through_a_consumer() {
+    let server = NatsServer::start();
+    let store = connect_to_stream(&server, |config| config.allow_direct = false).await;
     assert!(!store.direct_reads());
     conformance::run(&store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_without_atomic_batches_refuses_a_batch_and_stores_nothing() {
+    let server = NatsServer::start();
+    let store = connect_to_stream(&server, |config| config.allow_atomic_publish = false).await;
+    let batch = ["a", "b"].map(|a| NewCommit {
+        app: app(a),
+        expected_last_seq: 0,
+        commit_id: Uuid::now_v7(),
+        payload: b"x".to_vec(),
+    });
+    match store.append_batch(batch.to_vec()).await {
+        Err(StoreError::Refused(why)) => assert!(why.contains("allow_atomic"), "{why}"),
+        other => panic!("a stream without allow_atomic refuses batches, got {other:?}"),
+    }
+    assert_eq!(store.last_seq().await.unwrap(), 0, "nothing was stored");
+    // Single appends still work on such a stream.
+    store
+        .append(&app("a"), 0, Uuid::now_v7(), b"x".to_vec())
+        .await
+        .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -693,6 +720,20 @@ async fn kill_9_and_restart_keeps_every_acknowledged_append_exactly_once() {
     // A fresh connection to the restarted server sees the same log.
     let fresh = connect(&server.url()).await;
     assert_log_matches(&fresh, &acked).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_r3_stream_appends_batches_all_or_nothing() {
+    // Replicated, a batch is staged on the leader and proposed whole: still all or nothing, and
+    // still contiguous.
+    let cluster = NatsCluster::start(3);
+    let mut options = NatsOptions::new(cluster.urls());
+    options.replicas = 3;
+    options.timeout = Duration::from_secs(20);
+    let store = NatsStore::connect(options)
+        .await
+        .expect("connect to the cluster");
+    conformance::batch_is_all_or_nothing(&store).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -92,6 +92,21 @@ mod sled {
     }
 
     #[test]
+    fn repeated_event_ids_are_refused_with_their_line() {
+        transfer::repeated_event_ids_are_refused_with_their_line(&Hoist::sled(), &Hoist::sled());
+    }
+
+    #[test]
+    fn impossible_histories_are_refused() {
+        transfer::impossible_histories_are_refused(&Hoist::sled(), &Hoist::sled());
+    }
+
+    #[test]
+    fn killed_import_leaves_all_or_nothing() {
+        transfer::killed_import_leaves_all_or_nothing(&|| (Box::new(()), Hoist::sled()), 3000);
+    }
+
+    #[test]
     fn exec_target_gets_the_release_on_stdin_and_in_its_environment() {
         adapters::exec_target_gets_the_release_on_stdin_and_in_its_environment(&Hoist::sled());
     }
@@ -221,6 +236,36 @@ mod nats {
     fn tampered_imports_are_refused() {
         let (_server, to) = nats();
         transfer::tampered_imports_are_refused(&Hoist::sled(), &to);
+    }
+
+    #[test]
+    fn repeated_event_ids_are_refused_with_their_line() {
+        let (_server, to) = nats();
+        transfer::repeated_event_ids_are_refused_with_their_line(&Hoist::sled(), &to);
+    }
+
+    #[test]
+    fn impossible_histories_are_refused() {
+        let (_server, to) = nats();
+        transfer::impossible_histories_are_refused(&Hoist::sled(), &to);
+    }
+
+    #[test]
+    fn killed_import_leaves_all_or_nothing() {
+        // The server's atomic batch limit is 1,000 messages (one per commit).
+        transfer::killed_import_leaves_all_or_nothing(
+            &|| {
+                let (server, to) = nats();
+                (Box::new(server), to)
+            },
+            1000,
+        );
+    }
+
+    #[test]
+    fn an_import_over_the_servers_batch_limit_is_refused_whole() {
+        let (_server, to) = nats();
+        transfer::an_import_over_the_batch_limit_is_refused_whole(&to, 1001);
     }
 
     #[test]

@@ -141,3 +141,272 @@ pub fn tampered_imports_are_refused(from: &Hoist, to: &Hoist) {
         "a refused import leaves the store empty"
     );
 }
+
+/// The export's lines as JSON values, for editing.
+fn lines_of(exported: &[u8]) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(exported)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("an exported line is JSON"))
+        .collect()
+}
+
+fn joined(lines: &[serde_json::Value]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for line in lines {
+        serde_json::to_writer(&mut out, line).expect("JSON");
+        out.push(b'\n');
+    }
+    out
+}
+
+/// Recomputes every hash and link as a forger would, so that only the domain rules can tell an
+/// impossible history from a real one.
+fn rechain(lines: &mut [serde_json::Value]) {
+    use hoist_engine::{codec::encode_envelope, Envelope, EventHash};
+    let mut heads = std::collections::HashMap::new();
+    for line in lines {
+        let app = line["app"].as_str().expect("app").to_string();
+        line["prev_hash"] = heads.get(&app).cloned().unwrap_or(serde_json::Value::Null);
+        let envelope: Envelope = serde_json::from_value(line.clone()).expect("an envelope");
+        let hash = json!(EventHash::of(&encode_envelope(&envelope)).to_hex());
+        line["hash"] = hash.clone();
+        heads.insert(app, hash);
+    }
+}
+
+/// The index of the first line whose event matches `pred`.
+fn find(lines: &[serde_json::Value], pred: impl Fn(&serde_json::Value) -> bool) -> usize {
+    lines
+        .iter()
+        .position(|l| pred(&l["event"]))
+        .expect("the history has such an event")
+}
+
+pub fn repeated_event_ids_are_refused_with_their_line(from: &Hoist, to: &Hoist) {
+    write_history(from);
+    let lines = lines_of(&export(from));
+
+    // A line given twice: the second is named, with the first.
+    let mut twice = lines.clone();
+    twice.push(lines[4].clone());
+    to.fails_with_input(
+        &["events", "import"],
+        &joined(&twice),
+        1,
+        &[
+            &format!("stdin line {}", lines.len() + 1),
+            "is repeated (first on line 5)",
+        ],
+    );
+
+    // An id of app web given to an event of app api, with every hash recomputed: the sled store
+    // used to keep one of the two and call the import intact.
+    let mut reused = lines.clone();
+    let web = find(&lines, |e| {
+        e["type"] == "app_created" && e["envs"][0] == "dev"
+    });
+    let last = reused.len() - 1;
+    assert_eq!(reused[last]["app"], "api");
+    reused[last]["id"] = lines[web]["id"].clone();
+    rechain(&mut reused);
+    to.fails_with_input(
+        &["events", "import"],
+        &joined(&reused),
+        1,
+        &[
+            &format!("stdin line {}", lines.len()),
+            &format!("(first on line {})", web + 1),
+        ],
+    );
+    assert_eq!(
+        to.event_count(),
+        0,
+        "a refused import leaves the store empty"
+    );
+}
+
+pub fn impossible_histories_are_refused(from: &Hoist, to: &Hoist) {
+    write_history(from);
+    let exported = export(from);
+    let lines = lines_of(&exported);
+    let release = |kind: &'static str| {
+        move |e: &serde_json::Value| e["type"] == "release_created" && e["release"]["kind"] == kind
+    };
+    let rollback = find(&lines, release("rollback"));
+    let deploy = find(&lines, release("deploy"));
+    let web_deploy = find(&lines, |e| release("deploy")(e) && e["env"] == "dev");
+    let lock = find(&lines, |e| e["type"] == "env_locked");
+    type Edit = Box<dyn Fn(&mut serde_json::Value)>;
+    let cases: Vec<(usize, Edit, &[&str])> = vec![
+        (
+            rollback,
+            Box::new(|e| e["release"]["rollback_to"] = json!(9)),
+            &["rollback event", "has no release v9"],
+        ),
+        (
+            deploy,
+            Box::new(|e| e["release"]["version"] = json!(5)),
+            &["release v5 is out of order: the next release is v1"],
+        ),
+        (
+            web_deploy,
+            Box::new(|e| e["env"] = json!("qa")),
+            &["env qa is not in the pipeline of app web"],
+        ),
+        (
+            web_deploy,
+            Box::new(|e| *e = json!({"type": "app_created", "envs": ["dev"]})),
+            &["app web already exists"],
+        ),
+        (
+            lock,
+            Box::new(|e| *e = json!({"type": "env_unlocked", "env": "production"})),
+            &["api/production is not locked"],
+        ),
+    ];
+    for (at, edit, needles) in cases {
+        let mut forged = lines.clone();
+        edit(&mut forged[at]["event"]);
+        rechain(&mut forged);
+        let mut needles = needles.to_vec();
+        let line = format!("stdin line {}:", at + 1);
+        needles.push(&line);
+        to.fails_with_input(&["events", "import"], &joined(&forged), 1, &needles);
+    }
+    // Events before the app's creation.
+    let mut early = lines.clone();
+    early.swap(0, 2);
+    rechain(&mut early);
+    to.fails_with_input(
+        &["events", "import"],
+        &joined(&early),
+        1,
+        &["stdin line 1:", "before its app_created"],
+    );
+    assert_eq!(
+        to.event_count(),
+        0,
+        "a refused import leaves the store empty"
+    );
+    let output = to.run_with_input(&["events", "import"], &exported);
+    assert_success(&["events", "import"], &output);
+}
+
+#[allow(dead_code)] // its bench helper is the benches'
+#[path = "../../benches/support/history.rs"]
+mod history;
+
+/// `commits` commits of app `bulk` (its creation, then deploys and config changes), written
+/// straight into the embedded store at `dir` (the CLI would take a process per commit), exported
+/// by the CLI.
+pub fn large_export(commits: u64) -> Vec<u8> {
+    use hoist_engine::service::{execute_cached, CommandContext};
+    use hoist_engine::store::sled::SledStore;
+    let from = Hoist::sled();
+    let store = SledStore::open(from.data_dir(), std::time::Duration::from_secs(30))
+        .expect("a fresh store opens");
+    let app: hoist_engine::AppName = "bulk".parse().unwrap();
+    let ctx = || CommandContext::new("ana@example.com".parse().unwrap());
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            let mut state = hoist_engine::AppState::default();
+            for n in 0..commits {
+                let command = history::command(n, n == 0, "bulk");
+                execute_cached(&store, &app, &command, &ctx(), &mut state)
+                    .await
+                    .expect("the history is valid");
+            }
+        });
+    drop(store);
+    export(&from)
+}
+
+/// A fresh, empty target, and whatever must live as long as it (a NATS server).
+pub type Fresh<'a> = &'a dyn Fn() -> (Box<dyn std::any::Any>, Hoist);
+
+/// An import SIGKILLed at several moments leaves the whole history or nothing, a store that
+/// verifies, and (when nothing) a store that takes the same import again.
+pub fn killed_import_leaves_all_or_nothing(fresh: Fresh, commits: u64) {
+    use std::time::{Duration, Instant};
+    let exported = large_export(commits);
+    let events = exported
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .count();
+
+    // How long a whole import takes here: the kills land within it.
+    let (_keep, scratch) = fresh();
+    let started = Instant::now();
+    let output = scratch.run_with_input(&["events", "import"], &exported);
+    let whole = started.elapsed();
+    assert_success(&["events", "import"], &output);
+    assert_eq!(scratch.event_count(), events);
+
+    let jitter = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    let (mut none, mut all) = (0, 0);
+    for (i, fraction) in [0.3, 0.6, 0.85, 0.95, 1.05].iter().enumerate() {
+        let jittered = fraction * (0.8 + 0.2 * f64::from((jitter >> (4 * i)) % 16) / 15.0);
+        let delay = whole.mul_f64(jittered);
+        let (_keep, to) = fresh();
+        let mut child = to
+            .command(&["events", "import"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("hoist runs");
+        let started = Instant::now();
+        {
+            use std::io::Write;
+            let mut stdin = child.stdin.take().expect("stdin");
+            // A kill during the write is a kill mid-read, which is fine too.
+            let _ = stdin.write_all(&exported);
+        }
+        crate::harness::wait_for("the kill moment", Duration::from_secs(60), || {
+            let exited = child.try_wait().expect("child status").is_some();
+            (exited || started.elapsed() >= delay).then_some(())
+        });
+        let _ = child.kill();
+        child.wait().expect("the import ends");
+
+        let present = to.event_count();
+        assert!(
+            present == 0 || present == events,
+            "killed after {delay:?}: {present} of {events} events stored"
+        );
+        assert_eq!(to.json(&["audit", "verify"])["ok"], json!(true));
+        if present == 0 {
+            none += 1;
+            let output = to.run_with_input(&["events", "import"], &exported);
+            assert_success(&["events", "import"], &output);
+        } else {
+            all += 1;
+        }
+        assert_eq!(
+            export(&to),
+            exported,
+            "killed after {delay:?}: the import is whole"
+        );
+    }
+    eprintln!("killed imports of {events} events: {none} left nothing, {all} were whole (an import takes {whole:?})");
+}
+
+/// NATS: an import larger than one atomic batch is refused with a line that says what to do.
+pub fn an_import_over_the_batch_limit_is_refused_whole(to: &Hoist, commits: u64) {
+    to.fails_with_input(
+        &["events", "import"],
+        &large_export(commits),
+        1,
+        &[
+            "a batch of 1001 commits",
+            "max_batch_size",
+            "nothing was appended",
+        ],
+    );
+}

@@ -1,7 +1,7 @@
 //! The behaviour every `EventStore` backend must show, as one suite each backend's tests call on
 //! a fresh, empty store. Panics (with what broke) on the first difference.
 
-use super::{EventStore, StoreError};
+use super::{EventStore, NewCommit, StoreError};
 use crate::names::AppName;
 use uuid::Uuid;
 
@@ -18,6 +18,7 @@ pub async fn run<S: EventStore>(store: &S) {
     apps_do_not_conflict_with_each_other(store).await;
     read_from_pages_in_order(store).await;
     concurrent_appends_to_one_app_admit_exactly_one(store).await;
+    batch_is_all_or_nothing(store).await;
 }
 
 async fn empty_store<S: EventStore>(store: &S) {
@@ -173,8 +174,131 @@ async fn concurrent_appends_to_one_app_admit_exactly_one<S: EventStore>(store: &
         won, 1,
         "exactly one of eight appends with the same expectation wins: {results:?}"
     );
-    assert!(results
-        .iter()
-        .all(|r| matches!(r, Ok(_) | Err(StoreError::Conflict { .. }))));
+    assert!(
+        results
+            .iter()
+            .all(|r| matches!(r, Ok(_) | Err(StoreError::Conflict { .. }))),
+        "{results:?}"
+    );
     assert_eq!(store.read_app(&hot).await.unwrap().len(), 2);
+}
+
+fn commit(app: &AppName, expected_last_seq: u64, payload: &str) -> NewCommit {
+    NewCommit {
+        app: app.clone(),
+        expected_last_seq,
+        commit_id: Uuid::now_v7(),
+        payload: payload.as_bytes().to_vec(),
+    }
+}
+
+/// The batch case alone (also run by `run`): for configurations whose other cases are covered
+/// elsewhere.
+pub async fn batch_is_all_or_nothing<S: EventStore>(store: &S) {
+    let (x, y, z) = (
+        app("conf-batch-x"),
+        app("conf-batch-y"),
+        app("conf-batch-z"),
+    );
+    let y1 = store
+        .append(&y, 0, Uuid::now_v7(), b"y1".to_vec())
+        .await
+        .unwrap();
+
+    // One stale expectation (y is at y1, not 0) and nothing of the batch is stored.
+    let before = store.last_seq().await.unwrap();
+    let stale = vec![
+        commit(&x, 0, "x1"),
+        commit(&x, 0, "x2"),
+        commit(&y, 0, "y2"),
+    ];
+    match store.append_batch(stale).await {
+        Err(StoreError::Conflict {
+            app,
+            expected,
+            actual,
+        }) => {
+            assert_eq!((app, expected, actual), (y.clone(), 0, y1.seq));
+        }
+        other => panic!("a batch with a stale expectation conflicts, got {other:?}"),
+    }
+    assert_eq!(
+        store.last_seq().await.unwrap(),
+        before,
+        "a refused batch stores nothing"
+    );
+    assert!(store.read_app(&x).await.unwrap().is_empty());
+
+    // A commit id twice in one batch is refused, whatever the store holds.
+    let twice = commit(&z, 0, "z1");
+    let batch = vec![
+        twice.clone(),
+        commit(&x, 0, "x1"),
+        NewCommit {
+            payload: b"z2".to_vec(),
+            ..twice
+        },
+    ];
+    assert!(
+        matches!(store.append_batch(batch).await, Err(StoreError::Refused(_))),
+        "a repeated commit id is refused"
+    );
+    assert_eq!(store.last_seq().await.unwrap(), before);
+
+    // A good batch: contiguous sequences, in order, each app after its own expectation.
+    let batch = vec![
+        commit(&x, 0, "x1"),
+        commit(&y, y1.seq, "y2"),
+        commit(&x, 0, "x2"),
+        commit(&z, 0, "z1"),
+    ];
+    let appended = store.append_batch(batch.clone()).await.unwrap();
+    let seqs: Vec<u64> = appended.iter().map(|a| a.seq).collect();
+    assert_eq!(
+        seqs,
+        (before + 1..=before + 4).collect::<Vec<_>>(),
+        "contiguous sequences"
+    );
+    assert!(appended.iter().all(|a| !a.duplicate));
+    assert_eq!(store.last_seq().await.unwrap(), before + 4);
+    let read = store.read_from(before + 1, 10).await.unwrap();
+    assert_eq!(
+        read.iter()
+            .map(|c| (&c.app, c.payload.as_slice()))
+            .collect::<Vec<_>>(),
+        batch
+            .iter()
+            .map(|c| (&c.app, c.payload.as_slice()))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(store.read_app(&x).await.unwrap().len(), 2);
+
+    // The same batch again (a retry after a lost acknowledgement) stores nothing more.
+    let z1 = batch[3].clone();
+    let retry = store.append_batch(batch).await.unwrap();
+    assert_eq!(retry.iter().map(|a| a.seq).collect::<Vec<_>>(), seqs);
+    assert!(
+        retry.iter().all(|a| a.duplicate),
+        "a retried batch is a duplicate"
+    );
+    assert_eq!(store.last_seq().await.unwrap(), before + 4);
+
+    // A batch mixing a stored commit with a new one is refused whole.
+    let z_last = store.read_app(&z).await.unwrap()[0].seq;
+    let mixed = vec![
+        commit(&x, seqs[2], "x3"),
+        NewCommit {
+            expected_last_seq: z_last,
+            ..z1
+        },
+    ];
+    assert!(
+        store.append_batch(mixed).await.is_err(),
+        "a batch that repeats a stored commit among new ones is refused"
+    );
+    assert_eq!(store.last_seq().await.unwrap(), before + 4);
+    assert!(
+        store.append_batch(Vec::new()).await.unwrap().is_empty(),
+        "an empty batch is a no-op"
+    );
 }

@@ -33,7 +33,7 @@
 //! A store written by earlier versions (a sled database in `DIR/sled`) is copied into `DIR/log`
 //! once, on first use; the old database is kept beside it as `DIR/sled.pre-log`.
 
-use super::{Appended, EventStore, StoreError, StoredCommit};
+use super::{check_batch, Appended, EventStore, NewCommit, StoreError, StoredCommit};
 use crate::names::AppName;
 use std::collections::HashMap;
 use std::fs::File;
@@ -56,15 +56,6 @@ const BODY_FIXED: usize = 8 + 1 + 16 + 1;
 const FLAG_BATCH_CONTINUES: u8 = 1;
 /// No record is larger: a length beyond it is damage, not data.
 pub const MAX_RECORD_BYTES: usize = 64 << 20;
-
-/// One commit to append, with the app's expected last sequence at the time of the append.
-#[derive(Debug, Clone)]
-pub struct NewCommit {
-    pub app: AppName,
-    pub expected_last_seq: u64,
-    pub commit_id: Uuid,
-    pub payload: Vec<u8>,
-}
 
 /// What opening the log found and did, for `hoist admin check`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -207,14 +198,6 @@ impl FileStore {
         let payload: usize = scan.bodies.iter().map(|(_, len)| len).sum();
         Ok((scan.bodies.len() as u64, payload as u64))
     }
-
-    /// Appends several commits as one: all are stored, or none is. Each names its app's expected
-    /// last sequence as it will be when its turn comes (a later commit of the same app in the
-    /// batch expects the sequence the earlier one gets). A commit id already stored, or repeated
-    /// in the batch, refuses the whole batch.
-    pub fn append_batch(&self, commits: &[NewCommit]) -> Result<Vec<Appended>, StoreError> {
-        self.with_log(|log| log.append_batch(&self.dir, commits))
-    }
 }
 
 impl Log {
@@ -310,34 +293,41 @@ impl Log {
         }
     }
 
+    /// Appends `commits` as one write and one sync: all are stored, or none is (see
+    /// `EventStore::append_batch`).
     fn append_batch(
         &mut self,
         dir: &Path,
         commits: &[NewCommit],
     ) -> Result<Vec<Appended>, StoreError> {
-        // A batch of one may be a retry of a stored command: answer with the original.
-        if let [one] = commits {
-            if let Some(&seq) = self.ids.get(&one.commit_id) {
-                return Ok(vec![Appended {
+        check_batch(commits)?;
+        let stored: Vec<Option<u64>> = commits
+            .iter()
+            .map(|c| self.ids.get(&c.commit_id).copied())
+            .collect();
+        if !commits.is_empty() && stored.iter().all(Option::is_some) {
+            // A retry of a batch that was stored: answer with the originals.
+            return Ok(stored
+                .into_iter()
+                .flatten()
+                .map(|seq| Appended {
                     seq,
                     duplicate: true,
-                }]);
-            }
+                })
+                .collect());
         }
-        let mut heads: HashMap<&AppName, u64> = HashMap::new();
-        let mut seen = std::collections::HashSet::new();
-        let mut record = Vec::new();
-        let mut appended = Vec::with_capacity(commits.len());
-        let mut seq = self.last_seq();
-        for (i, commit) in commits.iter().enumerate() {
-            if self.ids.contains_key(&commit.commit_id) || !seen.insert(commit.commit_id) {
-                return Err(StoreError::Duplicate {
-                    commit_id: commit.commit_id,
-                });
-            }
-            let actual = *heads
-                .entry(&commit.app)
-                .or_insert_with(|| self.head(&commit.app));
+        let already = commits
+            .iter()
+            .zip(&stored)
+            .find_map(|(c, s)| s.map(|s| (c, s)));
+        if let Some((commit, seq)) = already {
+            return Err(StoreError::Refused(format!(
+                "commit id {} is already stored (log seq {seq}): a batch is stored whole or not at all",
+                commit.commit_id
+            )));
+        }
+        for commit in commits {
+            let actual = self.head(&commit.app);
             if actual != commit.expected_last_seq {
                 return Err(StoreError::Conflict {
                     app: commit.app.clone(),
@@ -345,8 +335,11 @@ impl Log {
                     actual,
                 });
             }
-            seq += 1;
-            heads.insert(&commit.app, seq);
+        }
+        let mut record = Vec::new();
+        let mut appended = Vec::with_capacity(commits.len());
+        for (i, commit) in commits.iter().enumerate() {
+            let seq = self.last_seq() + 1 + i as u64;
             let flags = if i + 1 < commits.len() {
                 FLAG_BATCH_CONTINUES
             } else {
@@ -422,11 +415,9 @@ fn encode_record(
     let app = commit.app.as_str().as_bytes();
     let len = BODY_FIXED + app.len() + commit.payload.len();
     if len > MAX_RECORD_BYTES {
-        return Err(StoreError::TooLarge {
-            bytes: len,
-            limit: MAX_RECORD_BYTES,
-            what: "a commit in the embedded log",
-        });
+        return Err(StoreError::Refused(format!(
+            "a commit of {len} bytes is over the embedded log's limit of {MAX_RECORD_BYTES} bytes"
+        )));
     }
     let start = out.len();
     out.extend_from_slice(&(len as u32).to_be_bytes());
@@ -524,11 +515,11 @@ fn sync_dir(dir: &Path) -> std::io::Result<()> {
 fn migrate_from_sled(dir: &Path, legacy: &Path, wait: Duration) -> Result<(), StoreError> {
     let commits = super::sled::read_legacy(legacy, wait)?;
     let mut bytes = MAGIC.to_vec();
-    let mut heads: HashMap<AppName, u64> = HashMap::new();
     for (seq, commit) in commits.into_iter().enumerate() {
         let seq = seq as u64 + 1;
         let new = NewCommit {
-            expected_last_seq: heads.insert(commit.app.clone(), seq).unwrap_or(0),
+            // Records do not keep it: the sequence is checked when appending, not stored.
+            expected_last_seq: 0,
             app: commit.app,
             commit_id: commit.commit_id,
             payload: commit.payload,
@@ -563,7 +554,13 @@ impl EventStore for FileStore {
             commit_id,
             payload,
         };
-        Ok(self.append_batch(std::slice::from_ref(&commit))?[0])
+        let appended =
+            self.with_log(|log| log.append_batch(&self.dir, std::slice::from_ref(&commit)))?;
+        Ok(appended[0])
+    }
+
+    async fn append_batch(&self, commits: Vec<NewCommit>) -> Result<Vec<Appended>, StoreError> {
+        self.with_log(|log| log.append_batch(&self.dir, &commits))
     }
 
     async fn read_app(&self, app: &AppName) -> Result<Vec<StoredCommit>, StoreError> {

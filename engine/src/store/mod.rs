@@ -3,6 +3,9 @@
 //!
 //! **Invariant**: every append states the app's expected last sequence and carries an idempotency
 //! key. There is no unconditional append.
+//!
+//! `append_batch` stores several commits, of any apps, all or none: an import is one batch, so a
+//! process killed in the middle of one leaves the log as it was.
 
 pub mod conformance;
 pub mod file;
@@ -31,6 +34,41 @@ pub struct Appended {
     pub duplicate: bool,
 }
 
+/// One commit of an [`EventStore::append_batch`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewCommit {
+    pub app: AppName,
+    /// The app's last sequence before the batch (0: no commits), the same for every commit of
+    /// that app in the batch: its later commits follow its earlier ones.
+    pub expected_last_seq: u64,
+    pub commit_id: Uuid,
+    pub payload: Vec<u8>,
+}
+
+/// Why a batch is malformed, whatever the store holds: checked by every backend before it writes.
+pub fn check_batch(commits: &[NewCommit]) -> Result<(), StoreError> {
+    let mut ids = std::collections::HashSet::new();
+    let mut expected = std::collections::HashMap::new();
+    for commit in commits {
+        if !ids.insert(commit.commit_id) {
+            return Err(StoreError::Refused(format!(
+                "commit id {} appears twice in one batch",
+                commit.commit_id
+            )));
+        }
+        let first = *expected
+            .entry(&commit.app)
+            .or_insert(commit.expected_last_seq);
+        if first != commit.expected_last_seq {
+            return Err(StoreError::Refused(format!(
+                "app {} is expected at sequence {first} and at {} in one batch",
+                commit.app, commit.expected_last_seq
+            )));
+        }
+    }
+    Ok(())
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("app {app} moved on: expected its last sequence to be {expected}, it is {actual}")]
@@ -45,15 +83,10 @@ pub enum StoreError {
     Unavailable(String),
     #[error("store corrupt: {0}")]
     Corrupt(String),
-    /// A commit of a batch names an id that is stored already or repeated in the batch.
-    #[error("commit id {commit_id} is already stored")]
-    Duplicate { commit_id: Uuid },
-    #[error("{what} would be {bytes} bytes; the limit is {limit}")]
-    TooLarge {
-        bytes: usize,
-        limit: usize,
-        what: &'static str,
-    },
+    /// The store will not take this append as asked (a malformed batch, one over the backend's
+    /// limits); nothing was stored.
+    #[error("{0}")]
+    Refused(String),
 }
 
 /// A backend of the log.
@@ -67,6 +100,26 @@ pub trait EventStore: Send + Sync {
         commit_id: Uuid,
         payload: Vec<u8>,
     ) -> impl Future<Output = Result<Appended, StoreError>> + Send;
+
+    /// Appends every commit of `commits`, in order, or none: each app's first commit in the batch
+    /// only if that app's last sequence is still its `expected_last_seq`. The commits get
+    /// contiguous sequences. A commit id repeated within the batch, or one already stored while
+    /// others are not, is [`StoreError::Refused`]; a batch whose every commit id is already stored
+    /// (a retry after a lost acknowledgement) returns the stored sequences as duplicates.
+    ///
+    /// A backend that cannot do this atomically keeps this default, which refuses every batch:
+    /// refusing is safe, storing part of one is not.
+    fn append_batch(
+        &self,
+        commits: Vec<NewCommit>,
+    ) -> impl Future<Output = Result<Vec<Appended>, StoreError>> + Send {
+        let _ = commits;
+        async {
+            Err(StoreError::Refused(
+                "this store cannot append a batch atomically".to_string(),
+            ))
+        }
+    }
 
     /// Every commit of one app, in order.
     fn read_app(

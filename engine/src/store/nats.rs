@@ -41,7 +41,9 @@
 //! last sequence, and tops the result up from the leader if the replica was behind: a read
 //! includes every commit acknowledged before it began.
 
-use super::{Appended, EventStore, StoreError, StoredCommit};
+mod batch;
+
+use super::{Appended, EventStore, NewCommit, StoreError, StoredCommit};
 use crate::names::AppName;
 use async_nats::header::{
     NATS_EXPECTED_LAST_SUBJECT_SEQUENCE, NATS_MESSAGE_ID, NATS_SEQUENCE, NATS_SUBJECT,
@@ -300,6 +302,8 @@ impl NatsStore {
             deny_purge: true,
             // Reads of one app are batched direct gets (see the module docs).
             allow_direct: true,
+            // An import is one atomic batch (see `batch`).
+            allow_atomic_publish: true,
             description: Some("hoist event log: one subject per app".to_string()),
             ..Default::default()
         }
@@ -980,6 +984,10 @@ impl EventStore for NatsStore {
                     .await
             }
         }
+    }
+
+    async fn append_batch(&self, commits: Vec<NewCommit>) -> Result<Vec<Appended>, StoreError> {
+        self.publish_batch(&commits).await
     }
 
     async fn read_app(&self, app: &AppName) -> Result<Vec<StoredCommit>, StoreError> {

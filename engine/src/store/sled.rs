@@ -19,9 +19,9 @@
 //! opens the log (it may append) and written back when that process lets go of the store; a process
 //! killed in between leaves no `head`, and the next one reads the sequence from the log itself.
 
-use super::{Appended, EventStore, StoreError, StoredCommit};
+use super::{check_batch, Appended, EventStore, NewCommit, StoreError, StoredCommit};
 use crate::names::AppName;
-use sled::transaction::{ConflictableTransactionError, TransactionError};
+use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionResult};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -182,29 +182,78 @@ impl SledStore {
                 }));
             }
             let seq = tx.get(LAST_SEQ_KEY)?.map_or(0, |v| decode_seq(&v)) + 1;
-            let seq_bytes = seq.to_be_bytes();
-            let mut entry = Vec::with_capacity(1 + app.as_str().len() + payload.len());
-            entry.push(app.as_str().len() as u8);
-            entry.extend_from_slice(app.as_str().as_bytes());
-            entry.extend_from_slice(payload);
-            tx.insert(key(b'L', &seq_bytes), entry)?;
-            tx.insert(app_key(app, seq), &[][..])?;
-            tx.insert(head_key.as_slice(), &seq_bytes[..])?;
-            tx.insert(id_key.as_slice(), &seq_bytes[..])?;
-            tx.insert(LAST_SEQ_KEY, &seq_bytes[..])?;
+            write_entry(tx, app, seq, commit_id, payload)?;
+            tx.insert(LAST_SEQ_KEY, &seq.to_be_bytes()[..])?;
             Ok(Appended {
                 seq,
                 duplicate: false,
             })
         });
-        let appended = match result {
-            Ok(appended) => appended,
-            Err(TransactionError::Abort(e)) => return Err(e),
-            Err(TransactionError::Storage(e)) => return Err(sled_error(e)),
-        };
-        // Acknowledge only what is on disk.
-        db.flush().map_err(sled_error)?;
-        Ok(appended)
+        flushed(&db, result)
+    }
+
+    /// The whole batch in ONE sled transaction: all of it is written, or nothing.
+    fn append_batch_sync(&self, commits: &[NewCommit]) -> Result<Vec<Appended>, StoreError> {
+        check_batch(commits)?;
+        if commits.is_empty() {
+            return Ok(Vec::new());
+        }
+        let db = self.db()?;
+        let result = db.transaction(|tx| {
+            let mut stored = Vec::with_capacity(commits.len());
+            for c in commits {
+                stored.push(tx.get(key(b'C', c.commit_id.as_bytes()))?);
+            }
+            if stored.iter().all(Option::is_some) {
+                // A retry of a batch already written.
+                return Ok(stored
+                    .iter()
+                    .flatten()
+                    .map(|seq| Appended {
+                        seq: decode_seq(seq),
+                        duplicate: true,
+                    })
+                    .collect());
+            }
+            if let Some((c, seq)) = commits
+                .iter()
+                .zip(&stored)
+                .find_map(|(c, s)| Some((c, s.as_ref()?)))
+            {
+                return Err(ConflictableTransactionError::Abort(StoreError::Refused(
+                    format!(
+                    "commit {} is already stored (log seq {}) while others of its batch are not",
+                    c.commit_id,
+                    decode_seq(seq)
+                ),
+                )));
+            }
+            let mut checked = std::collections::HashSet::new();
+            let mut seq = tx.get(LAST_SEQ_KEY)?.map_or(0, |v| decode_seq(&v));
+            let mut appended = Vec::with_capacity(commits.len());
+            for c in commits {
+                if checked.insert(&c.app) {
+                    let head = tx.get(key(b'H', c.app.as_str().as_bytes()))?;
+                    let actual = head.map_or(0, |v| decode_seq(&v));
+                    if actual != c.expected_last_seq {
+                        return Err(ConflictableTransactionError::Abort(StoreError::Conflict {
+                            app: c.app.clone(),
+                            expected: c.expected_last_seq,
+                            actual,
+                        }));
+                    }
+                }
+                seq += 1;
+                write_entry(tx, &c.app, seq, c.commit_id, &c.payload)?;
+                appended.push(Appended {
+                    seq,
+                    duplicate: false,
+                });
+            }
+            tx.insert(LAST_SEQ_KEY, &seq.to_be_bytes()[..])?;
+            Ok(appended)
+        });
+        flushed(&db, result)
     }
 
     fn get_commit(&self, db: &sled::Db, seq: u64) -> Result<StoredCommit, StoreError> {
@@ -216,6 +265,37 @@ impl SledStore {
             })?;
         decode_entry(seq, &entry)
     }
+}
+
+/// A transaction's outcome, acknowledged only once it is on disk.
+fn flushed<T>(db: &sled::Db, result: TransactionResult<T, StoreError>) -> Result<T, StoreError> {
+    let value = match result {
+        Ok(value) => value,
+        Err(TransactionError::Abort(e)) => return Err(e),
+        Err(TransactionError::Storage(e)) => return Err(sled_error(e)),
+    };
+    db.flush().map_err(sled_error)?;
+    Ok(value)
+}
+
+/// One commit's keys (all but `M`, which a transaction writes once at its end).
+fn write_entry(
+    tx: &sled::transaction::TransactionalTree,
+    app: &AppName,
+    seq: u64,
+    commit_id: Uuid,
+    payload: &[u8],
+) -> Result<(), ConflictableTransactionError<StoreError>> {
+    let seq_bytes = seq.to_be_bytes();
+    let mut entry = Vec::with_capacity(1 + app.as_str().len() + payload.len());
+    entry.push(app.as_str().len() as u8);
+    entry.extend_from_slice(app.as_str().as_bytes());
+    entry.extend_from_slice(payload);
+    tx.insert(key(b'L', &seq_bytes), entry)?;
+    tx.insert(app_key(app, seq), &[][..])?;
+    tx.insert(key(b'H', app.as_str().as_bytes()), &seq_bytes[..])?;
+    tx.insert(key(b'C', commit_id.as_bytes()), &seq_bytes[..])?;
+    Ok(())
 }
 
 fn key(prefix: u8, rest: &[u8]) -> Vec<u8> {
@@ -275,6 +355,10 @@ impl EventStore for SledStore {
         payload: Vec<u8>,
     ) -> Result<Appended, StoreError> {
         self.append_sync(app, expected_last_seq, commit_id, &payload)
+    }
+
+    async fn append_batch(&self, commits: Vec<NewCommit>) -> Result<Vec<Appended>, StoreError> {
+        self.append_batch_sync(&commits)
     }
 
     async fn read_app(&self, app: &AppName) -> Result<Vec<StoredCommit>, StoreError> {

@@ -1,0 +1,247 @@
+//! Atomic batches on JetStream (ADR-50; nats-server ≥ 2.12, a stream with `allow_atomic`): every
+//! message of a batch carries `Nats-Batch-Id` and `Nats-Batch-Sequence`, the last one
+//! `Nats-Batch-Commit: 1`. The server stages the messages and stores all of them, contiguously,
+//! when the commit arrives, or none (a client that dies mid-batch leaves a staged batch the server
+//! drops after its inactivity timeout, 10 s by default).
+//!
+//! - Each app's first message carries `Nats-Expected-Last-Subject-Sequence` (the server refuses
+//!   the expectation on a subject already written in the batch, and the batch is stored
+//!   contiguously anyway); every message carries `Nats-Msg-Id: <commit id>`.
+//! - **Size**: a server takes at most `max_batch_size` messages per batch (jetstream limits,
+//!   1,000 by default). A larger batch is refused, whole, with a line saying so: hoist does not
+//!   split an import into batches that could be stored apart.
+//! - **Retries**: a transient failure retries the whole batch under a new batch id. If the first
+//!   try was committed and only its acknowledgement lost, the retry is refused (its commit ids
+//!   are stored, or its expectation is stale); then the app's first message after the
+//!   expectation names the first commit, and the batch is reported as the duplicate it is.
+
+use super::{api_failure, at_least, one_line, refused_sequence, Failure, NatsStore};
+use crate::store::{check_batch, Appended, NewCommit, StoreError};
+use async_nats::header::{
+    NATS_BATCH_COMMIT, NATS_BATCH_COMMIT_FINAL, NATS_BATCH_ID, NATS_BATCH_SEQUENCE,
+    NATS_EXPECTED_LAST_SUBJECT_SEQUENCE, NATS_MESSAGE_ID,
+};
+use async_nats::jetstream::response::Response;
+use async_nats::jetstream::ErrorCode;
+use async_nats::HeaderMap;
+use serde::Deserialize;
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+use uuid::Uuid;
+
+/// How the server refused a batch it was able to judge: the answer depends on what is stored.
+enum Refusal {
+    WrongLast(String),
+    Duplicate,
+}
+
+#[derive(Deserialize)]
+struct BatchAck {
+    stream: String,
+    seq: u64,
+}
+
+impl NatsStore {
+    pub(super) async fn publish_batch(
+        &self,
+        commits: &[NewCommit],
+    ) -> Result<Vec<Appended>, StoreError> {
+        check_batch(commits)?;
+        if commits.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.check_atomic().await?;
+        // Not `retrying`: its bound on one attempt would cut a long batch that is making
+        // progress. Each message's request is bounded by the client's request timeout instead,
+        // and a failed attempt is tried again while the operation's bound allows.
+        let started = Instant::now();
+        let mut pause = Duration::from_millis(20);
+        let outcome = loop {
+            match self.batch_once(commits).await {
+                Ok(outcome) => break outcome,
+                Err(Failure::Fatal(e)) => return Err(e),
+                Err(Failure::Transient(why)) if started.elapsed() + pause > self.timeout => {
+                    return Err(StoreError::Unavailable(format!(
+                        "atomic batch on stream {}: {why} (gave up after {:?}); it is stored whole or not at all",
+                        self.stream,
+                        started.elapsed()
+                    )))
+                }
+                Err(Failure::Transient(_)) => {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_millis(500));
+                }
+            }
+        };
+        let n = commits.len() as u64;
+        match outcome {
+            Ok(last) => Ok((last + 1 - n..=last)
+                .map(|seq| Appended {
+                    seq,
+                    duplicate: false,
+                })
+                .collect()),
+            Err(refusal) => self.resolve_batch(commits, refusal).await,
+        }
+    }
+
+    /// An older server would store the messages one by one, ignoring the batch headers: refuse
+    /// before publishing anything.
+    async fn check_atomic(&self) -> Result<(), StoreError> {
+        let version = self.js.client().server_info().version;
+        if !at_least(&version, 2, 12) {
+            return Err(StoreError::Refused(format!(
+                "nats-server {version} cannot store a batch atomically (2.12 or later can): nothing was appended"
+            )));
+        }
+        let stream = self
+            .js
+            .get_stream(&self.stream)
+            .await
+            .map_err(|e| StoreError::Unavailable(one_line(&e)))?;
+        if !stream.cached_info().config.allow_atomic_publish {
+            return Err(StoreError::Refused(format!(
+                "stream {} does not allow atomic batches: set `allow_atomic` on it (hoist never changes an existing stream); nothing was appended",
+                self.stream
+            )));
+        }
+        Ok(())
+    }
+
+    /// Publishes the batch once: the last message's sequence, or how the server refused it.
+    async fn batch_once(&self, commits: &[NewCommit]) -> Result<Result<u64, Refusal>, Failure> {
+        let client = self.js.client();
+        let batch_id = Uuid::now_v7().to_string();
+        let mut expected = HashSet::new();
+        for (i, commit) in commits.iter().enumerate() {
+            let last = i + 1 == commits.len();
+            let mut headers = HeaderMap::new();
+            headers.insert(NATS_BATCH_ID, batch_id.as_str());
+            headers.insert(NATS_BATCH_SEQUENCE, (i + 1).to_string().as_str());
+            headers.insert(NATS_MESSAGE_ID, commit.commit_id.to_string().as_str());
+            if expected.insert(&commit.app) {
+                headers.insert(
+                    NATS_EXPECTED_LAST_SUBJECT_SEQUENCE,
+                    commit.expected_last_seq.to_string().as_str(),
+                );
+            }
+            if last {
+                headers.insert(NATS_BATCH_COMMIT, NATS_BATCH_COMMIT_FINAL);
+            }
+            let reply = client
+                .request_with_headers(
+                    self.subject(&commit.app),
+                    headers,
+                    commit.payload.clone().into(),
+                )
+                .await
+                .map_err(|e| {
+                    Failure::Transient(format!("batch message {}: {}", i + 1, one_line(&e)))
+                })?;
+            // A staged message is answered with an empty message; the commit with an ack.
+            if reply.payload.is_empty() && !last {
+                continue;
+            }
+            match serde_json::from_slice::<Response<BatchAck>>(&reply.payload) {
+                Ok(Response::Ok(ack)) if last => {
+                    if ack.stream != self.stream {
+                        return Err(Failure::Fatal(StoreError::Corrupt(format!(
+                            "the batch was stored by stream {}, not {}: two streams claim hoist's subjects",
+                            ack.stream, self.stream
+                        ))));
+                    }
+                    return Ok(Ok(ack.seq));
+                }
+                Ok(Response::Err { error }) => {
+                    let code = error.error_code();
+                    return if code == ErrorCode::STREAM_WRONG_LAST_SEQUENCE {
+                        Ok(Err(Refusal::WrongLast(error.to_string())))
+                    } else if code == ErrorCode::ATOMIC_PUBLISH_CONTAINS_DUPLICATE_MESSAGE {
+                        Ok(Err(Refusal::Duplicate))
+                    } else if code == ErrorCode::ATOMIC_PUBLISH_TOO_LARGE_BATCH {
+                        Err(Failure::Fatal(StoreError::Refused(format!(
+                            "a batch of {} commits is over the server's limit ({error}): raise `max_batch_size` in the server's jetstream limits, or import fewer apps at a time; nothing was appended",
+                            commits.len()
+                        ))))
+                    } else if code == ErrorCode::ATOMIC_PUBLISH_INCOMPLETE_BATCH
+                        || code == ErrorCode::ATOMIC_PUBLISH_TOO_MANY_INFLIGHT
+                        // Another append to one of the batch's apps is in flight (replicated
+                        // streams): once it lands, the retry meets its expectation.
+                        || code == ErrorCode::STREAM_WRONG_LAST_SEQUENCE_CONSTANT
+                    {
+                        Err(Failure::Transient(format!("batch refused: {error}")))
+                    } else {
+                        Err(api_failure(&error, "batch refused"))
+                    };
+                }
+                _ => {
+                    return Err(Failure::Transient(format!(
+                        "unexpected answer to batch message {}: {}",
+                        i + 1,
+                        String::from_utf8_lossy(&reply.payload)
+                    )))
+                }
+            }
+        }
+        unreachable!("the last message of a batch is answered with an ack or an error")
+    }
+
+    /// After a refusal: the batch's own earlier try, stored (a duplicate), or a conflict naming
+    /// the app that moved on.
+    async fn resolve_batch(
+        &self,
+        commits: &[NewCommit],
+        refusal: Refusal,
+    ) -> Result<Vec<Appended>, StoreError> {
+        let first = &commits[0];
+        let stream = self
+            .js
+            .get_stream_no_info(&self.stream)
+            .await
+            .map_err(|e| StoreError::Unavailable(one_line(&e)))?;
+        let next = stream
+            .raw_message_builder()
+            .sequence(first.expected_last_seq + 1)
+            .next_by_subject(self.subject(&first.app))
+            .send()
+            .await;
+        if let Ok(message) = next {
+            if message.headers.get(NATS_MESSAGE_ID).map(|v| v.as_str())
+                == Some(first.commit_id.to_string().as_str())
+            {
+                let first_seq = message.sequence;
+                return Ok((0..commits.len() as u64)
+                    .map(|i| Appended {
+                        seq: first_seq + i,
+                        duplicate: true,
+                    })
+                    .collect());
+            }
+        }
+        let mut seen = HashSet::new();
+        for commit in commits.iter().filter(|c| seen.insert(&c.app)) {
+            let actual = match self.leader_last(&self.subject(&commit.app)).await {
+                Ok(actual) => actual,
+                Err(Failure::Fatal(e)) => return Err(e),
+                Err(Failure::Transient(why)) => return Err(StoreError::Unavailable(why)),
+            };
+            if actual != commit.expected_last_seq {
+                return Err(StoreError::Conflict {
+                    app: commit.app.clone(),
+                    expected: commit.expected_last_seq,
+                    actual,
+                });
+            }
+        }
+        Err(match refusal {
+            Refusal::Duplicate => StoreError::Refused(
+                "a commit id of the batch is already stored while the batch is not: nothing was appended".to_string(),
+            ),
+            Refusal::WrongLast(said) => StoreError::Conflict {
+                app: first.app.clone(),
+                expected: first.expected_last_seq,
+                actual: refused_sequence(&said).unwrap_or(0),
+            },
+        })
+    }
+}

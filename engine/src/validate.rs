@@ -1,0 +1,152 @@
+//! Whether a recorded event could have happened: the rules `decide` keeps when it makes events,
+//! stated on the events themselves, for histories hoist did not make (an import, later an API).
+//! `apply` trusts every event it folds; `check_event` is what it trusts them to keep: one
+//! `app_created`, first; envs in the pipeline; versions per env contiguous from v1; rollback
+//! targets and promotion sources that exist; locks taken and released in turn.
+//!
+//! **Invariant**: every event `decide` returns passes `check_event` on the state it was decided
+//! on (engine/tests/import.rs checks it over random command sequences).
+
+use crate::decide::{check_target, create_app, DomainError, Rules};
+use crate::event::{Event, ReleaseKind};
+use crate::names::{AppName, EnvName, ReleaseVersion};
+use crate::state::{AppState, EnvState};
+
+/// `Ok` if `event` could follow the history folded into `state`, else the rule it breaks.
+pub fn check_event(app: &AppName, state: &AppState, event: &Event) -> Result<(), DomainError> {
+    if let Event::AppCreated { envs } = event {
+        return create_app(app, state, envs).map(drop);
+    }
+    if !state.exists() {
+        return Err(DomainError::NotCreated(app.clone()));
+    }
+    let rules = Rules { app, state };
+    match event {
+        Event::AppCreated { .. } => unreachable!("handled above"),
+        Event::BuildRegistered { build } => {
+            let malformed = |rule| DomainError::MalformedBuild {
+                app: app.clone(),
+                build: build.id.clone(),
+                rule,
+            };
+            if build.id != build.image.build_id() {
+                return Err(malformed("its id is not its image's"));
+            }
+            if state.builds.contains_key(&build.id) {
+                return Err(malformed("it is already registered"));
+            }
+        }
+        Event::ReleaseCreated { env, release } => {
+            // A lock freezes changes, not recovery: rollbacks pass a lock, as in `decide`.
+            let current = match release.kind {
+                ReleaseKind::Rollback => rules.env(env)?,
+                _ => rules.unlocked_env(env)?,
+            };
+            let expected = current.next_version();
+            if release.version != expected {
+                return Err(DomainError::VersionOutOfOrder {
+                    app: app.clone(),
+                    env: env.clone(),
+                    version: release.version,
+                    expected,
+                });
+            }
+            let malformed = |rule| DomainError::MalformedRelease {
+                app: app.clone(),
+                env: env.clone(),
+                version: release.version,
+                rule,
+            };
+            let latest = current.current().map(|r| r.release.version);
+            if release.kind != ReleaseKind::Rollback && release.rollback_to.is_some() {
+                return Err(malformed("only a rollback names a version to roll back to"));
+            }
+            if release.kind != ReleaseKind::Promote && release.source.is_some() {
+                return Err(malformed("only a promotion names a source"));
+            }
+            match release.kind {
+                ReleaseKind::Rollback => {
+                    let Some(to) = release.rollback_to else {
+                        return Err(malformed("a rollback names the version it rolls back to"));
+                    };
+                    if current.release(to).is_none() {
+                        return Err(unknown_version(app, env, to, current));
+                    }
+                    if Some(to) == latest {
+                        return Err(DomainError::NothingToRollBack {
+                            app: app.clone(),
+                            env: env.clone(),
+                            why: format!("{to} is already the current release"),
+                        });
+                    }
+                }
+                ReleaseKind::Promote => {
+                    let Some(source) = &release.source else {
+                        return Err(malformed("a promotion names its source"));
+                    };
+                    if source.env == *env {
+                        return Err(DomainError::PromoteToSelf {
+                            app: app.clone(),
+                            env: env.clone(),
+                        });
+                    }
+                    let from = rules.env(&source.env)?;
+                    if from.release(source.version).is_none() {
+                        return Err(unknown_version(app, &source.env, source.version, from));
+                    }
+                    if release.build.is_none() {
+                        return Err(malformed("a promotion carries a build"));
+                    }
+                }
+                ReleaseKind::Deploy if release.build.is_none() => {
+                    return Err(malformed("a deploy carries a build"));
+                }
+                ReleaseKind::Deploy | ReleaseKind::Config => {}
+            }
+        }
+        Event::EnvLocked { env, reason } => {
+            rules.unlocked_env(env)?;
+            if reason.trim().is_empty() {
+                return Err(DomainError::EmptyReason);
+            }
+        }
+        Event::EnvUnlocked { env } => {
+            if rules.env(env)?.lock.is_none() {
+                return Err(DomainError::NotLocked {
+                    app: app.clone(),
+                    env: env.clone(),
+                });
+            }
+        }
+        Event::TargetSet { env, target } => {
+            rules.env(env)?;
+            check_target(app, env, target)?;
+        }
+        Event::PolicySet { env, .. } => {
+            rules.env(env)?;
+        }
+        Event::RolloutRecorded { env, version, .. } => {
+            let current = rules.env(env)?;
+            if current.release(*version).is_none() {
+                return Err(unknown_version(app, env, *version, current));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn unknown_version(
+    app: &AppName,
+    env: &EnvName,
+    version: ReleaseVersion,
+    of: &EnvState,
+) -> DomainError {
+    DomainError::UnknownVersion {
+        app: app.clone(),
+        env: env.clone(),
+        version,
+        latest: of
+            .current()
+            .map_or("none".into(), |r| r.release.version.to_string()),
+    }
+}
