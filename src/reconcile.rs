@@ -207,7 +207,7 @@ async fn apply_release(
     tracing::info!(%app, %env, version = %release.version, target = target.kind(), "applying");
     match target {
         Target::None => Err(CliError::rejected(format!("{app}/{env} has no target"))),
-        Target::Exec { command } => {
+        Target::Exec { command, pass_env } => {
             let view = ReleaseView::new(app, env, record);
             let hook = exec::Hook {
                 command,
@@ -217,6 +217,7 @@ async fn apply_release(
                 version: release.version.get(),
                 image: release.build.as_ref().map_or("", |b| b.image.as_str()),
                 timeout: options.timeout,
+                pass_env: pass_env.iter().map(|n| n.as_str()).collect(),
             };
             exec::run(hook).await.map_err(CliError::rejected)
         }
@@ -292,7 +293,7 @@ async fn dry_run(ctx: &Ctx, app: &AppName, env: &EnvName) -> Result<(), CliError
     let version = record.release.version;
     let (objects, changes): (Option<Desired>, Vec<Change>) = match &target {
         Target::None => unreachable!("`current` rejects an env without a target"),
-        Target::Exec { command } => {
+        Target::Exec { command, .. } => {
             let view = ReleaseView::new(app, env, &record);
             if ctx.global.json {
                 print_json(&serde_json::json!({

@@ -364,7 +364,7 @@ pub fn decide(
                 Target::Manifests { dir } if !dir.starts_with('/') => {
                     return Err(invalid("a manifests directory must be an absolute path"))
                 }
-                Target::Exec { command } if command.trim().is_empty() => {
+                Target::Exec { command, .. } if command.trim().is_empty() => {
                     return Err(invalid("an exec command must not be empty"))
                 }
                 _ => {}

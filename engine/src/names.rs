@@ -94,16 +94,28 @@ string_newtype!(
     /// An environment's name within an app's pipeline: a DNS label.
     EnvName, "env name", is_dns_label, DNS_LABEL_RULE
 );
+/// The longest variable name: a ConfigMap or Secret key may not be longer, and every config key
+/// becomes one.
+pub const MAX_VARIABLE_NAME_BYTES: usize = 253;
+
+/// A name a shell accepts for a variable, and Kubernetes for a ConfigMap key.
+fn is_variable_name(s: &str) -> bool {
+    let mut bytes = s.bytes();
+    s.len() <= MAX_VARIABLE_NAME_BYTES
+        && matches!(bytes.next(), Some(b) if b.is_ascii_alphabetic() || b == b'_')
+        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+const VARIABLE_NAME_RULE: &str = "must match [A-Za-z_][A-Za-z0-9_]*, at most 253 characters";
+
 string_newtype!(
     /// A config variable's name, as a shell would accept it.
-    ConfigKey,
-    "config key",
-    |s| {
-        let mut bytes = s.bytes();
-        matches!(bytes.next(), Some(b) if b.is_ascii_alphabetic() || b == b'_')
-            && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
-    },
-    "must match [A-Za-z_][A-Za-z0-9_]*"
+    ConfigKey, "config key", is_variable_name, VARIABLE_NAME_RULE
+);
+string_newtype!(
+    /// The name of a variable of hoist's own environment that an exec target hands on to its
+    /// hook (`--exec-env NAME`).
+    VarName, "--exec-env", is_variable_name, VARIABLE_NAME_RULE
 );
 string_newtype!(
     /// Who acted: an email or user name, free text but never empty.
