@@ -17,7 +17,7 @@ pub struct Cli {
     pub command: Command,
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct GlobalArgs {
     /// Embedded store directory (the default backend) [default: the platform data dir]
     #[arg(long, env = "HOIST_STORE", global = true, value_name = "DIR")]

@@ -428,6 +428,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
     Ok(())
 }
 
+#[derive(Clone)]
 pub(crate) struct Ctx {
     pub(crate) global: GlobalArgs,
 }

@@ -7,6 +7,7 @@ mod errors;
 mod faults;
 mod follow;
 mod harness;
+mod hooks;
 mod kube;
 mod kube_apiserver;
 mod models;
@@ -28,6 +29,26 @@ fn nats() -> (NatsServer, Hoist) {
 
 mod sled {
     use super::*;
+
+    #[test]
+    fn a_background_process_does_not_hold_the_apply() {
+        hooks::a_background_process_does_not_hold_the_apply(&Hoist::sled());
+    }
+
+    #[test]
+    fn an_overrunning_hook_is_killed_with_its_group() {
+        hooks::an_overrunning_hook_is_killed_with_its_group(&Hoist::sled());
+    }
+
+    #[test]
+    fn a_hook_sees_only_the_environment_it_is_given() {
+        hooks::a_hook_sees_only_the_environment_it_is_given(&Hoist::sled());
+    }
+
+    #[test]
+    fn a_hanging_hook_does_not_delay_another_app() {
+        serve::a_hanging_hook_does_not_delay_another_app(&Hoist::sled());
+    }
 
     #[test]
     fn team_release_life() {
@@ -112,6 +133,30 @@ fn kube_standin_rejects_what_a_real_api_server_rejects() {
 
 mod nats {
     use super::*;
+
+    #[test]
+    fn a_background_process_does_not_hold_the_apply() {
+        let (_server, h) = nats();
+        hooks::a_background_process_does_not_hold_the_apply(&h);
+    }
+
+    #[test]
+    fn an_overrunning_hook_is_killed_with_its_group() {
+        let (_server, h) = nats();
+        hooks::an_overrunning_hook_is_killed_with_its_group(&h);
+    }
+
+    #[test]
+    fn a_hook_sees_only_the_environment_it_is_given() {
+        let (_server, h) = nats();
+        hooks::a_hook_sees_only_the_environment_it_is_given(&h);
+    }
+
+    #[test]
+    fn a_hanging_hook_does_not_delay_another_app() {
+        let (_server, h) = nats();
+        serve::a_hanging_hook_does_not_delay_another_app(&h);
+    }
 
     #[test]
     fn team_release_life() {
