@@ -79,6 +79,15 @@ pub enum ConfigValue {
 impl ConfigValue {
     pub const REDACTED: &'static str = "<redacted>";
 
+    /// The size of the value in clear: a secret's clear text is as long as its sealed bytes
+    /// without the sealing's overhead.
+    pub fn clear_len(&self) -> usize {
+        match self {
+            ConfigValue::Plain(value) => value.len(),
+            ConfigValue::Sealed(sealed) => crate::secrets::clear_len(sealed),
+        }
+    }
+
     /// The value as shown without `--reveal`.
     pub fn display(&self) -> &str {
         match self {

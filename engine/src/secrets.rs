@@ -9,6 +9,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 const NONCE_LEN: usize = 12;
+const TAG_LEN: usize = 16;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SecretError {
@@ -26,6 +27,11 @@ pub enum SecretError {
 }
 
 pub struct SecretKey(ChaCha20Poly1305);
+
+/// The length of the clear text sealed in `sealed`.
+pub fn clear_len(sealed: &[u8]) -> usize {
+    sealed.len().saturating_sub(NONCE_LEN + TAG_LEN)
+}
 
 impl SecretKey {
     /// Reads the key at `path`.

@@ -10,6 +10,7 @@ mod harness;
 mod hooks;
 mod kube;
 mod kube_apiserver;
+mod limits;
 mod models;
 #[path = "../support/nats_server.rs"]
 mod nats_server;
@@ -29,6 +30,11 @@ fn nats() -> (NatsServer, Hoist) {
 
 mod sled {
     use super::*;
+
+    #[test]
+    fn oversized_input_is_rejected_naming_the_field_and_the_limit() {
+        limits::oversized_input_is_rejected_naming_the_field_and_the_limit(&Hoist::sled());
+    }
 
     #[test]
     fn a_background_process_does_not_hold_the_apply() {
@@ -133,6 +139,12 @@ fn kube_standin_rejects_what_a_real_api_server_rejects() {
 
 mod nats {
     use super::*;
+
+    #[test]
+    fn oversized_input_is_rejected_naming_the_field_and_the_limit() {
+        let (_server, h) = nats();
+        limits::oversized_input_is_rejected_naming_the_field_and_the_limit(&h);
+    }
 
     #[test]
     fn a_background_process_does_not_hold_the_apply() {
