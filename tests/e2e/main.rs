@@ -32,6 +32,11 @@ mod sled {
     use super::*;
 
     #[test]
+    fn manifests_yaml_keeps_every_string_a_string() {
+        adapters::manifests_yaml_keeps_every_string_a_string(&Hoist::sled());
+    }
+
+    #[test]
     fn oversized_input_is_rejected_naming_the_field_and_the_limit() {
         limits::oversized_input_is_rejected_naming_the_field_and_the_limit(&Hoist::sled());
     }
