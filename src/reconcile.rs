@@ -6,13 +6,12 @@
 //! take minutes): other hoist processes on the same embedded store keep working meanwhile.
 
 use crate::cli::ApplyArgs;
-use crate::commands::{env_of, secret_key_path, Ctx};
+use crate::commands::{env_of, opening_key, Ctx};
 use crate::error::CliError;
 use crate::output::{print_json, ReleaseView};
 use hoist_adapters::cluster::{Change, Cluster, ClusterError};
 use hoist_adapters::render::{render, to_yaml, Desired, RenderError};
 use hoist_adapters::{exec, manifests, Report};
-use hoist_engine::secrets::SecretKey;
 use hoist_engine::service::{execute, CommandContext};
 use hoist_engine::{
     Actor, AppName, Command as DomainCommand, ConfigValue, EnvName, Event, Outcome, ReleaseRecord,
@@ -271,7 +270,7 @@ fn desired(
         .values()
         .any(|v| matches!(v, ConfigValue::Sealed(_)));
     let key = if sealed {
-        Some(SecretKey::load(&secret_key_path()?).map_err(CliError::rejected)?)
+        Some(opening_key(&release.config)?)
     } else {
         None
     };

@@ -15,6 +15,7 @@ mod models;
 #[path = "../support/nats_server.rs"]
 mod nats_server;
 mod scenario;
+mod secrets;
 mod serve;
 mod transfer;
 
@@ -30,6 +31,13 @@ fn nats() -> (NatsServer, Hoist) {
 
 mod sled {
     use super::*;
+
+    #[test]
+    fn a_store_refuses_a_key_other_than_the_one_its_secrets_are_sealed_with() {
+        secrets::a_store_refuses_a_key_other_than_the_one_its_secrets_are_sealed_with(
+            &Hoist::sled(),
+        );
+    }
 
     #[test]
     fn manifests_yaml_keeps_every_string_a_string() {
@@ -144,6 +152,12 @@ fn kube_standin_rejects_what_a_real_api_server_rejects() {
 
 mod nats {
     use super::*;
+
+    #[test]
+    fn a_store_refuses_a_key_other_than_the_one_its_secrets_are_sealed_with() {
+        let (_server, h) = nats();
+        secrets::a_store_refuses_a_key_other_than_the_one_its_secrets_are_sealed_with(&h);
+    }
 
     #[test]
     fn oversized_input_is_rejected_naming_the_field_and_the_limit() {
