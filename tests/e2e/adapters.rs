@@ -3,7 +3,7 @@
 
 use crate::harness::{image, Hoist};
 use serde_json::Value;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 fn rollout_events(h: &Hoist) -> Vec<Value> {
     h.ok(&["events"])
@@ -85,18 +85,17 @@ pub fn exec_target_gets_the_release_on_stdin_and_in_its_environment(h: &Hoist) {
     );
 }
 
-pub fn manifests_target_writes_valid_stable_yaml(h: &Hoist) {
+/// Sets `app`/`env`'s target to the manifests directory `DIR/gitops`; returns the directory.
+pub fn manifests_target(h: &Hoist, app: &str, env: &str) -> PathBuf {
     let dir = h.dir.path().join("gitops");
+    let shown = dir.display().to_string();
+    h.ok(&["envs", "target", app, "--env", env, "--manifests", &shown]);
+    dir
+}
+
+pub fn manifests_target_writes_valid_stable_yaml(h: &Hoist) {
     h.ok(&["apps", "create", "shop"]);
-    h.ok(&[
-        "envs",
-        "target",
-        "shop",
-        "--env",
-        "production",
-        "--manifests",
-        &dir.display().to_string(),
-    ]);
+    let dir = manifests_target(h, "shop", "production");
     h.deploy("shop", "production", &image("shop", 'c'));
     h.ok(&[
         "config",
@@ -210,17 +209,8 @@ const TRICKY_CONFIG: [(&str, &str); 18] = [
 ];
 
 pub fn manifests_yaml_keeps_every_string_a_string(h: &Hoist) {
-    let dir = h.dir.path().join("gitops");
     h.ok(&["apps", "create", "shop"]);
-    h.ok(&[
-        "envs",
-        "target",
-        "shop",
-        "--env",
-        "staging",
-        "--manifests",
-        &dir.display().to_string(),
-    ]);
+    let dir = manifests_target(h, "shop", "staging");
     h.deploy("shop", "staging", &image("shop", 'c'));
     let pairs: Vec<String> = TRICKY_CONFIG
         .iter()

@@ -44,13 +44,17 @@ fn kill(pid: u32) {
         .status();
 }
 
-pub fn a_background_process_does_not_hold_the_apply(h: &Hoist) {
+/// A hook that starts `sleep 60` in the background, writes its pid to the returned file, then
+/// runs `then`.
+fn hook_with_a_grandchild(h: &Hoist, then: &str) -> std::path::PathBuf {
     let pid_file = h.dir.path().join("grandchild.pid");
-    app_with_hook(
-        h,
-        &format!("sleep 60 & echo $! > {}; echo started", pid_file.display()),
-        &[],
-    );
+    let script = format!("sleep 60 & echo $! > {}; {then}", pid_file.display());
+    app_with_hook(h, &script, &[]);
+    pid_file
+}
+
+pub fn a_background_process_does_not_hold_the_apply(h: &Hoist) {
+    let pid_file = hook_with_a_grandchild(h, "echo started");
     let started = Instant::now();
     let applied = h.json(&["apply", "api", "--env", "staging", "--timeout", "30s"]);
     let took = started.elapsed();
@@ -64,12 +68,7 @@ pub fn a_background_process_does_not_hold_the_apply(h: &Hoist) {
 }
 
 pub fn an_overrunning_hook_is_killed_with_its_group(h: &Hoist) {
-    let pid_file = h.dir.path().join("grandchild.pid");
-    app_with_hook(
-        h,
-        &format!("sleep 60 & echo $! > {}; sleep 60", pid_file.display()),
-        &[],
-    );
+    let pid_file = hook_with_a_grandchild(h, "sleep 60");
     let started = Instant::now();
     let output = h.run(&[
         "apply",

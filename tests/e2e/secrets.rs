@@ -103,16 +103,7 @@ pub fn a_store_refuses_a_key_other_than_the_one_its_secrets_are_sealed_with(h: &
         &["config", "get", "api", "--env", "staging", "--reveal"],
         &["does not exist", &expected],
     );
-    let gitops = h.dir.path().join("gitops");
-    h.ok(&[
-        "envs",
-        "target",
-        "api",
-        "--env",
-        "staging",
-        "--manifests",
-        &gitops.display().to_string(),
-    ]);
+    let gitops = crate::adapters::manifests_target(h, "api", "staging");
     refused_with_key(
         h,
         &other,
