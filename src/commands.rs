@@ -182,7 +182,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             let sealer = if secret {
                 // The log names the key its secrets are sealed with: only a store without
                 // secrets gets a new key.
-                let store_key = service::sealing_key(&ctx.open().await?).await?;
+                let store_key = service::sealing_key(&ctx.open().await?, &app).await?;
                 let path = secret_key_path()?;
                 Some(SecretKey::for_sealing(&path, store_key).map_err(CliError::rejected)?)
             } else {
