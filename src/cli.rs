@@ -17,7 +17,7 @@ pub struct Cli {
     pub command: Command,
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct GlobalArgs {
     /// Embedded store directory (the default backend) [default: the platform data dir]
     #[arg(long, env = "HOIST_STORE", global = true, value_name = "DIR")]
@@ -133,9 +133,13 @@ pub enum EnvsCommand {
         /// Write YAML manifests into DIR (for Argo CD, Flux)
         #[arg(long, value_name = "DIR")]
         manifests: Option<PathBuf>,
-        /// Run CMD with `sh -c`, the release as JSON on stdin
+        /// Run CMD with `sh -c`, the release as JSON on stdin, in an environment of only PATH,
+        /// HOME, HOIST_APP, HOIST_ENV, HOIST_VERSION, HOIST_IMAGE and the --exec-env names
         #[arg(long, value_name = "CMD")]
         exec: Option<String>,
+        /// Hand the variable NAME of the runner's environment on to the command (repeatable)
+        #[arg(long, requires = "exec", value_name = "NAME")]
+        exec_env: Vec<String>,
         /// Apply releases nowhere
         #[arg(long)]
         none: bool,

@@ -184,7 +184,11 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                 parsed.push((key.parse::<ConfigKey>()?, value.to_string()));
             }
             let sealer = if secret {
-                Some(SecretKey::load_or_create(&secret_key_path()?).map_err(CliError::rejected)?)
+                // The log names the key its secrets are sealed with: only a store without
+                // secrets gets a new key.
+                let store_key = service::sealing_key(&ctx.open().await?, &app).await?;
+                let path = secret_key_path()?;
+                Some(SecretKey::for_sealing(&path, store_key).map_err(CliError::rejected)?)
             } else {
                 None
             };
@@ -231,7 +235,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                 .map(|r| r.release.config.clone())
                 .unwrap_or_default();
             let opener = if reveal && config.values().any(|v| matches!(v, ConfigValue::Sealed(_))) {
-                Some(SecretKey::load(&secret_key_path()?).map_err(CliError::rejected)?)
+                Some(opening_key(&config)?)
             } else {
                 None
             };
@@ -433,6 +437,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
     Ok(())
 }
 
+#[derive(Clone)]
 pub(crate) struct Ctx {
     pub(crate) global: GlobalArgs,
 }
@@ -841,6 +846,15 @@ fn print_status(view: &StatusView) {
             ])
         )
     );
+}
+
+/// The key that opens the secrets of `config`: the one they name, never created.
+pub(crate) fn opening_key(config: &hoist_engine::Config) -> Result<SecretKey, CliError> {
+    let sealed_with = config.values().find_map(|value| match value {
+        ConfigValue::Sealed(sealed) => hoist_engine::secrets::sealed_with(sealed),
+        ConfigValue::Plain(_) => None,
+    });
+    SecretKey::for_opening(&secret_key_path()?, sealed_with).map_err(CliError::rejected)
 }
 
 pub(crate) fn secret_key_path() -> Result<PathBuf, CliError> {

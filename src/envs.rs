@@ -16,6 +16,7 @@ pub async fn run(ctx: &Ctx, command: EnvsCommand) -> Result<(), CliError> {
             namespace,
             manifests,
             exec,
+            exec_env,
             none,
         } => {
             let (app, env) = env_args.parse()?;
@@ -33,7 +34,13 @@ pub async fn run(ctx: &Ctx, command: EnvsCommand) -> Result<(), CliError> {
                         .display()
                         .to_string(),
                 },
-                (false, None, Some(command), false) => Target::Exec { command },
+                (false, None, Some(command), false) => Target::Exec {
+                    command,
+                    pass_env: exec_env
+                        .iter()
+                        .map(|name| name.parse())
+                        .collect::<Result<_, _>>()?,
+                },
                 (false, None, None, true) => Target::None,
                 _ => unreachable!("clap requires exactly one target kind"),
             };

@@ -4,8 +4,9 @@
 //! speaks JetStream, and the engine knows nothing of either.
 //!
 //! - **Deliveries**: one durable pull consumer, [`CONSUMER`], on the log stream (`hoist.app.>`),
-//!   explicit acks. Each instance pulls one commit at a time and only when idle, so a busy
-//!   instance holds no request and new commits go to an idle one. A commit is acked once its
+//!   explicit acks. Each instance pulls one commit at a time; its reconciles run in tasks of
+//!   their own (`serve`), so a long rollout does not keep it from pulling the next. A commit is
+//!   acked once its
 //!   app's pending envs were reconciled; while a reconcile runs (a rollout may be awaited for
 //!   minutes) the delivery is kept alive with in-progress acks every [`KEEPALIVE`], so the short
 //!   [`ACK_WAIT`] only matters when an instance dies: its commit goes to another after that long.

@@ -6,13 +6,12 @@
 //! take minutes): other hoist processes on the same embedded store keep working meanwhile.
 
 use crate::cli::ApplyArgs;
-use crate::commands::{env_of, secret_key_path, Ctx};
+use crate::commands::{env_of, opening_key, Ctx};
 use crate::error::CliError;
 use crate::output::{escape, out, outln, print_json, ReleaseView};
 use hoist_adapters::cluster::{Change, Cluster, ClusterError};
 use hoist_adapters::render::{render, to_yaml, Desired, RenderError};
 use hoist_adapters::{exec, manifests, Report};
-use hoist_engine::secrets::SecretKey;
 use hoist_engine::service::{execute, CommandContext};
 use hoist_engine::{
     Actor, AppName, Command as DomainCommand, ConfigValue, EnvName, Event, Outcome, ReleaseRecord,
@@ -207,7 +206,7 @@ async fn apply_release(
     tracing::info!(%app, %env, version = %release.version, target = target.kind(), "applying");
     match target {
         Target::None => Err(CliError::rejected(format!("{app}/{env} has no target"))),
-        Target::Exec { command } => {
+        Target::Exec { command, pass_env } => {
             let view = ReleaseView::new(app, env, record);
             let hook = exec::Hook {
                 command,
@@ -217,6 +216,7 @@ async fn apply_release(
                 version: release.version.get(),
                 image: release.build.as_ref().map_or("", |b| b.image.as_str()),
                 timeout: options.timeout,
+                pass_env: pass_env.iter().map(|n| n.as_str()).collect(),
             };
             exec::run(hook).await.map_err(CliError::rejected)
         }
@@ -270,7 +270,7 @@ fn desired(
         .values()
         .any(|v| matches!(v, ConfigValue::Sealed(_)));
     let key = if sealed {
-        Some(SecretKey::load(&secret_key_path()?).map_err(CliError::rejected)?)
+        Some(opening_key(&release.config)?)
     } else {
         None
     };
@@ -292,7 +292,7 @@ async fn dry_run(ctx: &Ctx, app: &AppName, env: &EnvName) -> Result<(), CliError
     let version = record.release.version;
     let (objects, changes): (Option<Desired>, Vec<Change>) = match &target {
         Target::None => unreachable!("`current` rejects an env without a target"),
-        Target::Exec { command } => {
+        Target::Exec { command, .. } => {
             let view = ReleaseView::new(app, env, &record);
             if ctx.global.json {
                 print_json(&serde_json::json!({

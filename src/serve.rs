@@ -10,6 +10,11 @@
 //!   ([`crate::nats_work`]): each commit goes to one instance, which reconciles its app's pending
 //!   envs; an env claimed by another instance is left to it (and the commit comes back later).
 //!
+//! Every env is reconciled in a task of its own: a hook or rollout that takes its whole timeout
+//! holds only its env, never another env or app, nor the reading of new commits. An env already
+//! being reconciled here is not started twice; it is looked at again after [`HELD_RETRY`], as an
+//! env another instance holds.
+//!
 //! Crash safety needs no state of its own: after a restart the first pass is a full resync, and
 //! an env whose outcome was never recorded is still pending, so it is applied again (a no-op on a
 //! declarative target) and recorded once (the engine records an outcome once per version).
@@ -27,8 +32,10 @@ use serde::Deserialize;
 use std::collections::BTreeSet;
 use std::io::IsTerminal;
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::signal::unix::{signal, SignalKind};
+use tokio::task::JoinSet;
 use tracing::Instrument;
 
 const PAGE: usize = 10_000;
@@ -113,7 +120,36 @@ enum Feed {
 
 struct Shared {
     deliveries: Deliveries,
-    claims: Claims,
+    claims: Arc<Claims>,
+}
+
+/// The envs this process is reconciling now.
+#[derive(Clone, Default)]
+struct Running(Arc<Mutex<BTreeSet<(AppName, EnvName)>>>);
+
+/// One env marked running; unmarked when dropped, however its reconcile ended.
+struct RunningEnv {
+    running: Running,
+    env: (AppName, EnvName),
+}
+
+impl Running {
+    /// Marks `app`/`env` running, unless it already is.
+    fn start(&self, app: &AppName, env: &EnvName) -> Option<RunningEnv> {
+        let env = (app.clone(), env.clone());
+        let mut running = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        running.insert(env.clone()).then(|| RunningEnv {
+            running: self.clone(),
+            env,
+        })
+    }
+}
+
+impl Drop for RunningEnv {
+    fn drop(&mut self) {
+        let mut running = self.running.0.lock().unwrap_or_else(|e| e.into_inner());
+        running.remove(&self.env);
+    }
 }
 
 pub async fn serve(ctx: &Ctx, args: ServeArgs) -> Result<(), CliError> {
@@ -143,9 +179,11 @@ pub async fn serve(ctx: &Ctx, args: ServeArgs) -> Result<(), CliError> {
             let unavailable = |e: String| CliError::Unavailable(format!("serve on NATS: {e}"));
             Feed::Nats(Box::new(Shared {
                 deliveries: Deliveries::open(&store).await.map_err(unavailable)?,
-                claims: Claims::open(&store, usize::from(ctx.global.replicas))
-                    .await
-                    .map_err(unavailable)?,
+                claims: Arc::new(
+                    Claims::open(&store, usize::from(ctx.global.replicas))
+                        .await
+                        .map_err(unavailable)?,
+                ),
             }))
         }
     };
@@ -162,37 +200,62 @@ pub async fn serve(ctx: &Ctx, args: ServeArgs) -> Result<(), CliError> {
             consumer = crate::nats_work::CONSUMER, instance = shared.claims.holder(), "serving"
         ),
     }
+    let ctx = Arc::new(ctx.clone());
+    let running = Running::default();
+    // Reconcile passes in flight, each returning the apps it left for later.
+    let mut passes: JoinSet<BTreeSet<AppName>> = JoinSet::new();
     let mut last_resync: Option<Instant> = None;
     // Apps with an env another instance held when we looked (NATS): looked at again every
     // HELD_RETRY rather than at the next resync, in case the holder died.
     let mut held = BTreeSet::new();
     let mut last_retry = Instant::now();
     loop {
+        while let Some(pass) = passes.try_join_next() {
+            match pass {
+                Ok(left) => held.extend(left),
+                Err(e) => tracing::warn!(error = %e, "a reconcile pass ended abnormally"),
+            }
+        }
         let claims = match &feed {
             Feed::Log { .. } => None,
-            Feed::Nats(shared) => Some(&shared.claims),
+            Feed::Nats(shared) => Some(Arc::clone(&shared.claims)),
+        };
+        let pass = Pass {
+            ctx: Arc::clone(&ctx),
+            claims: claims.clone(),
+            running: running.clone(),
+            options,
         };
         if last_resync.is_none_or(|at| at.elapsed() >= settings.resync) {
             last_resync = Some(Instant::now());
-            match all_apps(ctx).await {
-                Ok(apps) => {
-                    let count = apps.len();
-                    held.extend(reconcile_apps(ctx, claims, apps, true, &options, None).await);
-                    tracing::info!(apps = count, "resynced");
+            let pass = pass.clone();
+            passes.spawn(async move {
+                match all_apps(&pass.ctx).await {
+                    Ok(apps) => {
+                        let count = apps.len();
+                        let left = pass.run(apps, true, None).await;
+                        tracing::info!(apps = count, "resynced");
+                        left
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = e.message(), "resync: reading the log");
+                        BTreeSet::new()
+                    }
                 }
-                Err(e) => tracing::warn!(error = e.message(), "resync: reading the log"),
-            }
+            });
         }
         if !held.is_empty() && last_retry.elapsed() >= HELD_RETRY {
             last_retry = Instant::now();
             let apps = std::mem::take(&mut held);
-            held = reconcile_apps(ctx, claims, apps, false, &options, None).await;
+            let pass = pass.clone();
+            passes.spawn(async move { pass.run(apps, false, None).await });
         }
         match &mut feed {
             Feed::Log { next_seq } => {
-                match touched_apps(ctx, next_seq).await {
+                match touched_apps(&ctx, next_seq).await {
+                    Ok(apps) if apps.is_empty() => {}
                     Ok(apps) => {
-                        reconcile_apps(ctx, None, apps, false, &options, None).await;
+                        passes.spawn(async move { pass.run(apps, false, None).await });
                     }
                     // A busy or unreachable store is weathered: the next pass tries again.
                     Err(e) => tracing::warn!(error = e.message(), "reading the log"),
@@ -204,7 +267,7 @@ pub async fn serve(ctx: &Ctx, args: ServeArgs) -> Result<(), CliError> {
                 }
             }
             Feed::Nats(shared) => {
-                let Shared { deliveries, claims } = &**shared;
+                let deliveries = &shared.deliveries;
                 let until_resync = settings
                     .resync
                     .saturating_sub(last_resync.map_or(Duration::ZERO, |at| at.elapsed()));
@@ -219,7 +282,12 @@ pub async fn serve(ctx: &Ctx, args: ServeArgs) -> Result<(), CliError> {
                     _ = tokio::signal::ctrl_c() => break,
                 };
                 match next {
-                    Ok(Some(delivery)) => handle(ctx, claims, delivery, &options).await,
+                    Ok(Some(delivery)) => {
+                        passes.spawn(async move {
+                            handle(&pass, delivery).await;
+                            BTreeSet::new()
+                        });
+                    }
                     Ok(None) => {}
                     Err(e) => {
                         tracing::warn!(error = %e, "waiting for commits");
@@ -233,16 +301,47 @@ pub async fn serve(ctx: &Ctx, args: ServeArgs) -> Result<(), CliError> {
             }
         }
     }
+    // Stopping lets the reconciles in flight finish (and record what they did).
+    while passes.join_next().await.is_some() {}
     tracing::info!("stopped");
     Ok(())
 }
 
+/// What a reconcile pass needs, owned, so that it runs in a task of its own.
+#[derive(Clone)]
+struct Pass {
+    ctx: Arc<Ctx>,
+    claims: Option<Arc<Claims>>,
+    running: Running,
+    options: Options,
+}
+
+impl Pass {
+    async fn run(
+        &self,
+        apps: BTreeSet<AppName>,
+        full: bool,
+        delivery: Option<&Delivery>,
+    ) -> BTreeSet<AppName> {
+        reconcile_apps(
+            &self.ctx,
+            self.claims.as_deref(),
+            &self.running,
+            apps,
+            full,
+            &self.options,
+            delivery,
+        )
+        .await
+    }
+}
+
 /// One commit delivered to this instance: its app's pending envs reconciled, then acked; if one
 /// of them is held by another instance, the commit comes back later to look again.
-async fn handle(ctx: &Ctx, claims: &Claims, delivery: Delivery, options: &Options) {
+async fn handle(pass: &Pass, delivery: Delivery) {
     tracing::debug!(app = %delivery.app, seq = delivery.seq, "delivered");
     let apps = BTreeSet::from([delivery.app.clone()]);
-    let left = reconcile_apps(ctx, Some(claims), apps, false, options, Some(&delivery)).await;
+    let left = pass.run(apps, false, Some(&delivery)).await;
     let acked = if left.is_empty() {
         delivery.done().await
     } else {
@@ -301,11 +400,13 @@ async fn envs_to_reconcile(
     Ok(work)
 }
 
-/// Reconciles every env of `apps` that needs it, one at a time. Returns the apps left for later:
-/// with an env another instance held, or all of them when the log could not be read.
+/// Reconciles every env of `apps` that needs it, all at once. Returns the apps left for later:
+/// with an env another instance held or this one is already reconciling, or all of them when the
+/// log could not be read.
 async fn reconcile_apps(
     ctx: &Ctx,
     claims: Option<&Claims>,
+    running: &Running,
     apps: BTreeSet<AppName>,
     full: bool,
     options: &Options,
@@ -319,11 +420,22 @@ async fn reconcile_apps(
         }
     };
     let mut left = BTreeSet::new();
+    let mut runs = Vec::new();
     for (app, env) in work {
+        let Some(marked) = running.start(&app, &env) else {
+            left.insert(app);
+            continue;
+        };
         let span = tracing::info_span!("reconcile", %app, %env);
-        let done = reconcile_env(ctx, claims, &app, &env, full, options, delivery)
-            .instrument(span)
-            .await;
+        runs.push(async move {
+            let done = reconcile_env(ctx, claims, &app, &env, full, options, delivery)
+                .instrument(span)
+                .await;
+            drop(marked);
+            (app, done)
+        });
+    }
+    for (app, done) in futures::future::join_all(runs).await {
         if !done {
             left.insert(app);
         }

@@ -1,16 +1,36 @@
 //! The exec target, the escape hatch: `sh -c CMD` with the release as JSON on stdin and
 //! `HOIST_APP`, `HOIST_ENV`, `HOIST_VERSION`, `HOIST_IMAGE` in its environment. Exit 0 means
-//! applied. The command runs in its own process group, killed whole when it overruns its time, and
-//! the tail of its output (stdout and stderr interleaved, as a terminal shows them) is reported.
+//! applied. The tail of its output (stdout and stderr interleaved, as a terminal shows them) is
+//! reported.
+//!
+//! A hook is someone else's program run with hoist's authority, so it is fenced in:
+//! - **environment**: cleared, then only `PATH`, `HOME`, the `HOIST_*` release variables and the
+//!   names the target forwards (`--exec-env NAME`) are set. hoist's own secrets
+//!   (`HOIST_SECRET_KEY_FILE`, `HOIST_NATS_CREDS`, a cloud provider's keys) never reach a hook
+//!   that did not ask for them by name.
+//! - **time**: the command runs in its own process group, killed whole (`SIGKILL` to the group)
+//!   when it overruns its time.
+//! - **output**: read until the command exits, then for at most [`OUTPUT_GRACE`]. A process the
+//!   hook left running in the background (`sleep 60 &`) keeps its copy of the output pipe open,
+//!   but the apply does not wait for it: the hook's exit is the end of the apply. What such a
+//!   process writes later is read and dropped, so it is never blocked or killed by a full or
+//!   closed pipe.
 
 use crate::{Outcome, Report};
-use std::io::Read;
 use std::process::Stdio;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// How much of the command's output the report keeps (the end of it).
 pub const TAIL_BYTES: usize = 2_000;
+/// How long output is still read after the command exited: what it wrote just before exiting is
+/// already in the pipe, so this only bounds the wait for a background process holding it open.
+pub const OUTPUT_GRACE: Duration = Duration::from_millis(200);
+/// The release variables a hook gets, besides the forwarded ones.
+pub const RELEASE_VARS: [&str; 4] = ["HOIST_APP", "HOIST_ENV", "HOIST_VERSION", "HOIST_IMAGE"];
+/// `PATH` when hoist itself runs without one.
+const DEFAULT_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExecError {
@@ -33,6 +53,31 @@ pub struct Hook<'a> {
     /// Empty while the release has no image.
     pub image: &'a str,
     pub timeout: Duration,
+    /// Variables of hoist's own environment handed on to the hook (when set).
+    pub pass_env: Vec<&'a str>,
+}
+
+impl Hook<'_> {
+    /// The hook's whole environment: see the module doc.
+    fn environment(&self) -> Vec<(String, String)> {
+        let mut vars = vec![(
+            "PATH".to_string(),
+            std::env::var("PATH").unwrap_or_else(|_| DEFAULT_PATH.to_string()),
+        )];
+        let forwarded = std::iter::once("HOME").chain(self.pass_env.iter().copied());
+        vars.extend(
+            forwarded.filter_map(|name| Some((name.to_string(), std::env::var(name).ok()?))),
+        );
+        let release = [
+            self.app.to_string(),
+            self.env.to_string(),
+            self.version.to_string(),
+            self.image.to_string(),
+        ];
+        // Set last: a forwarded variable of the same name never hides the release's own.
+        vars.extend(RELEASE_VARS.iter().map(|n| n.to_string()).zip(release));
+        vars
+    }
 }
 
 pub async fn run(hook: Hook<'_>) -> Result<Report, ExecError> {
@@ -40,14 +85,12 @@ pub async fn run(hook: Hook<'_>) -> Result<Report, ExecError> {
         command: hook.command.to_string(),
         source,
     };
-    let (mut reader, writer) = std::io::pipe().map_err(spawn_error)?;
+    let (reader, writer) = std::io::pipe().map_err(spawn_error)?;
     let mut child = tokio::process::Command::new("sh")
         .arg("-c")
         .arg(hook.command)
-        .env("HOIST_APP", hook.app)
-        .env("HOIST_ENV", hook.env)
-        .env("HOIST_VERSION", hook.version.to_string())
-        .env("HOIST_IMAGE", hook.image)
+        .env_clear()
+        .envs(hook.environment())
         .stdin(Stdio::piped())
         .stdout(writer.try_clone().map_err(spawn_error)?)
         .stderr(writer)
@@ -56,25 +99,16 @@ pub async fn run(hook: Hook<'_>) -> Result<Report, ExecError> {
         .spawn()
         .map_err(spawn_error)?;
     // Our copies of the pipe's write end went into the child: the reader sees EOF when the
-    // command (and whatever it started) closes its output.
-    let output = std::thread::spawn(move || {
-        let mut tail = Vec::new();
-        let mut buf = [0u8; 8192];
-        while let Ok(n) = reader.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            tail.extend_from_slice(&buf[..n]);
-            if tail.len() > 2 * TAIL_BYTES {
-                tail.drain(..tail.len() - TAIL_BYTES);
-            }
-        }
-        tail
+    // command and whatever it started have closed their output.
+    let output = Output::read(reader).map_err(spawn_error)?;
+    let stdin = child.stdin.take().map(|mut stdin| {
+        let json = hook.release_json.clone();
+        // Written aside: a command that never reads its stdin must still meet its timeout. One
+        // that does not read it closes it early, which is not a failure either.
+        tokio::spawn(async move {
+            let _ = stdin.write_all(&json).await;
+        })
     });
-    if let Some(mut stdin) = child.stdin.take() {
-        // A command that does not read its stdin closes it early: that is not a failure.
-        let _ = stdin.write_all(&hook.release_json).await;
-    }
     let status = match tokio::time::timeout(hook.timeout, child.wait()).await {
         Ok(status) => Some(status.map_err(spawn_error)?),
         Err(_) => {
@@ -82,16 +116,18 @@ pub async fn run(hook: Hook<'_>) -> Result<Report, ExecError> {
                 // The whole group: `sh -c` may have started children that hold the output open.
                 let _ = std::process::Command::new("kill")
                     .args(["-KILL", "--", &format!("-{pid}")])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
                     .status();
             }
             let _ = child.kill().await;
             None
         }
     };
-    let tail = tokio::task::spawn_blocking(move || output.join().unwrap_or_default())
-        .await
-        .unwrap_or_default();
-    let tail = tail_text(&tail);
+    if let Some(stdin) = stdin {
+        stdin.abort();
+    }
+    let tail = tail_text(&output.tail_after(OUTPUT_GRACE).await);
     let (outcome, first) = match status {
         Some(status) if status.success() => (Outcome::Applied, "exit 0".to_string()),
         Some(status) => (
@@ -118,6 +154,47 @@ pub async fn run(hook: Hook<'_>) -> Result<Report, ExecError> {
     })
 }
 
+/// The hook's output, read by a task of its own until every writer closed the pipe.
+struct Output {
+    /// The last bytes read (at most `2 * TAIL_BYTES`).
+    tail: Arc<Mutex<Vec<u8>>>,
+    closed: tokio::sync::oneshot::Receiver<()>,
+}
+
+impl Output {
+    fn read(reader: std::io::PipeReader) -> std::io::Result<Output> {
+        let mut reader = tokio::net::unix::pipe::Receiver::from_owned_fd(reader.into())?;
+        let tail = Arc::new(Mutex::new(Vec::new()));
+        let (closed_tx, closed) = tokio::sync::oneshot::channel();
+        let kept = Arc::clone(&tail);
+        // Detached: after the apply it drains what background processes still write, so they
+        // never block on a full pipe; it ends when the last of them closes its output.
+        tokio::spawn(async move {
+            let mut buf = [0u8; 8192];
+            while let Ok(n) = reader.read(&mut buf).await {
+                if n == 0 {
+                    break;
+                }
+                let mut tail = kept.lock().unwrap_or_else(|e| e.into_inner());
+                tail.extend_from_slice(&buf[..n]);
+                if tail.len() > 2 * TAIL_BYTES {
+                    let cut = tail.len() - TAIL_BYTES;
+                    tail.drain(..cut);
+                }
+            }
+            let _ = closed_tx.send(());
+        });
+        Ok(Output { tail, closed })
+    }
+
+    /// What was read once the pipe closed, or `grace` from now, whichever comes first.
+    async fn tail_after(self, grace: Duration) -> Vec<u8> {
+        let _ = tokio::time::timeout(grace, self.closed).await;
+        let tail = self.tail.lock().unwrap_or_else(|e| e.into_inner());
+        tail.clone()
+    }
+}
+
 /// The last `TAIL_BYTES` of `output` as text, cut at a character boundary, trailing newline off.
 fn tail_text(output: &[u8]) -> String {
     let text = String::from_utf8_lossy(output);
@@ -141,6 +218,7 @@ mod tests {
             version: 3,
             image: "registry.example/api@sha256:00",
             timeout,
+            pass_env: vec![],
         }
     }
 
@@ -185,5 +263,59 @@ mod tests {
         assert_eq!(report.outcome, Outcome::Failed);
         assert_eq!(report.detail, "timed out after 300ms: killed\nstarted");
         assert!(started.elapsed() < Duration::from_secs(10));
+    }
+
+    #[tokio::test]
+    async fn a_background_process_holding_the_output_does_not_hold_the_apply() {
+        let started = std::time::Instant::now();
+        let report = run(hook(
+            "echo before; sleep 30 & echo started",
+            Duration::from_secs(20),
+        ))
+        .await
+        .unwrap();
+        assert_eq!(report.outcome, Outcome::Applied);
+        assert_eq!(report.detail, "exit 0\nbefore\nstarted");
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_hook_that_never_reads_a_large_stdin_still_meets_its_timeout() {
+        let mut hook = hook("sleep 30", Duration::from_millis(300));
+        hook.release_json = vec![b' '; 1 << 20];
+        let started = std::time::Instant::now();
+        let report = run(hook).await.unwrap();
+        assert_eq!(report.outcome, Outcome::Failed);
+        assert!(started.elapsed() < Duration::from_secs(10));
+    }
+
+    #[tokio::test]
+    async fn the_environment_is_cleared_but_for_path_home_release_and_forwarded_names() {
+        // Names of this test alone: no other test reads or writes them.
+        std::env::set_var("HOIST_TEST_EXEC_FORWARDED", "yes");
+        std::env::set_var("HOIST_TEST_EXEC_KEPT_BACK", "no");
+        let mut forwarded = hook("env | cut -d= -f1 | sort", Duration::from_secs(10));
+        forwarded.pass_env = vec!["HOIST_TEST_EXEC_FORWARDED", "HOIST_TEST_EXEC_UNSET"];
+        let report = run(forwarded).await.unwrap();
+        let mut names: Vec<&str> = report.detail.lines().skip(1).collect();
+        // What `sh` itself adds (PWD, SHLVL, `_`) is the shell's, not hoist's.
+        names.retain(|n| !["PWD", "SHLVL", "_", "OLDPWD"].contains(n));
+        let mut expected = vec![
+            "HOIST_APP",
+            "HOIST_ENV",
+            "HOIST_IMAGE",
+            "HOIST_TEST_EXEC_FORWARDED",
+            "HOIST_VERSION",
+            "PATH",
+        ];
+        if std::env::var_os("HOME").is_some() {
+            expected.push("HOME");
+            expected.sort();
+        }
+        assert_eq!(names, expected);
     }
 }

@@ -218,8 +218,121 @@ pub fn to_yaml(desired: &Desired, with_secret: bool) -> String {
     docs.join("---\n")
 }
 
+/// One object as a YAML document in block style, every string value double-quoted.
+///
+/// A plain scalar is typed by the reader, and readers disagree: YAML 1.1 (PyYAML, so
+/// `kubernetes-validate`, and older Go tooling) reads `yes`, `on`, `2001-12-14`, `1:20` or `0x1F`
+/// as booleans, dates and numbers, and then a ConfigMap's data is no longer strings. A
+/// double-quoted scalar is a string to every reader, and with its escapes it holds any value on
+/// one line (newlines, leading spaces, `#`, control characters). Keys stay plain where every
+/// reader takes them for the same string (`app.kubernetes.io/name`, `PORT`), quoted otherwise
+/// (`ON`, `yes`, `_X`).
 fn yaml<T: serde::Serialize>(object: &T) -> String {
-    serde_yaml_ng::to_string(object).expect("k8s-openapi objects serialize")
+    let value = serde_yaml_ng::to_value(object).expect("k8s-openapi objects serialize");
+    block_lines(&value)
+        .into_iter()
+        .map(|line| line + "\n")
+        .collect()
+}
+
+/// `value` as lines of block YAML, indented relative to the value's own column.
+fn block_lines(value: &serde_yaml_ng::Value) -> Vec<String> {
+    use serde_yaml_ng::Value;
+    match value {
+        Value::Mapping(map) if !map.is_empty() => {
+            let mut lines = Vec::new();
+            for (key, value) in map {
+                let key = match key {
+                    Value::String(key) if is_plain_key(key) => key.clone(),
+                    key => scalar(key),
+                };
+                match value {
+                    Value::Mapping(inner) if !inner.is_empty() => {
+                        lines.push(format!("{key}:"));
+                        lines.extend(block_lines(value).into_iter().map(|l| format!("  {l}")));
+                    }
+                    // A sequence under a key sits at the key's column, as kubectl writes it.
+                    Value::Sequence(items) if !items.is_empty() => {
+                        lines.push(format!("{key}:"));
+                        lines.extend(block_lines(value));
+                    }
+                    scalar_value => lines.push(format!("{key}: {}", scalar(scalar_value))),
+                }
+            }
+            lines
+        }
+        Value::Sequence(items) if !items.is_empty() => items
+            .iter()
+            .flat_map(|item| {
+                block_lines(item).into_iter().enumerate().map(|(i, l)| {
+                    if i == 0 {
+                        format!("- {l}")
+                    } else {
+                        format!("  {l}")
+                    }
+                })
+            })
+            .collect(),
+        Value::Tagged(tagged) => block_lines(&tagged.value),
+        value => vec![scalar(value)],
+    }
+}
+
+/// A value that is not a non-empty mapping or sequence, on one line.
+fn scalar(value: &serde_yaml_ng::Value) -> String {
+    use serde_yaml_ng::Value;
+    match value {
+        Value::Null => "null".to_string(),
+        Value::Bool(b) => b.to_string(),
+        Value::Number(n) => n.to_string(),
+        Value::String(s) => double_quoted(s),
+        Value::Mapping(_) => "{}".to_string(),
+        Value::Sequence(_) => "[]".to_string(),
+        Value::Tagged(tagged) => scalar(&tagged.value),
+    }
+}
+
+/// A key every YAML reader takes as this same string when written plain: a letter, then
+/// letters, digits and `_./-`, and none of the words YAML 1.1 reads as a boolean or null.
+fn is_plain_key(key: &str) -> bool {
+    const WORDS: [&str; 11] = [
+        "y", "n", "yes", "no", "on", "off", "true", "false", "null", "nan", "inf",
+    ];
+    key.starts_with(|c: char| c.is_ascii_alphabetic())
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_./-".contains(c))
+        && !WORDS.iter().any(|w| key.eq_ignore_ascii_case(w))
+}
+
+/// `s` as a YAML double-quoted scalar: quotes, backslashes and every character YAML does not
+/// allow raw (controls, DEL, C1, U+2028/2029 which YAML 1.1 reads as line breaks, BOM,
+/// non-characters) escaped.
+fn double_quoted(s: &str) -> String {
+    use std::fmt::Write;
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if c < ' '
+                || ('\u{7f}'..='\u{9f}').contains(&c)
+                || matches!(
+                    c,
+                    '\u{2028}' | '\u{2029}' | '\u{feff}' | '\u{fffe}' | '\u{ffff}'
+                ) =>
+            {
+                let _ = write!(out, "\\u{:04X}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
 }
 
 #[cfg(test)]
@@ -227,6 +340,7 @@ mod tests {
     use super::*;
     use expect_test::expect;
     use hoist_engine::{Build, ConfigKey, ReleaseKind};
+    use proptest::prelude::*;
 
     fn release(version: u64, config: &[(&str, ConfigValue)]) -> Release {
         Release {
@@ -257,45 +371,45 @@ mod tests {
         let desired = render(&app(), Some("production"), &release, None).unwrap();
         assert!(desired.secret.is_none());
         expect![[r#"
-            apiVersion: v1
-            kind: ConfigMap
+            apiVersion: "v1"
+            kind: "ConfigMap"
             data:
-              PORT: '8080'
+              PORT: "8080"
             immutable: true
             metadata:
               labels:
-                app.kubernetes.io/managed-by: hoist
-                app.kubernetes.io/name: api
-                hoist.dev/release: '7'
-              name: api-config-v7
-              namespace: production
+                app.kubernetes.io/managed-by: "hoist"
+                app.kubernetes.io/name: "api"
+                hoist.dev/release: "7"
+              name: "api-config-v7"
+              namespace: "production"
             ---
-            apiVersion: apps/v1
-            kind: Deployment
+            apiVersion: "apps/v1"
+            kind: "Deployment"
             metadata:
               labels:
-                app.kubernetes.io/managed-by: hoist
-                app.kubernetes.io/name: api
-              name: api
-              namespace: production
+                app.kubernetes.io/managed-by: "hoist"
+                app.kubernetes.io/name: "api"
+              name: "api"
+              namespace: "production"
             spec:
               selector:
                 matchLabels:
-                  app.kubernetes.io/name: api
+                  app.kubernetes.io/name: "api"
               template:
                 metadata:
                   annotations:
-                    hoist.dev/release: '7'
+                    hoist.dev/release: "7"
                   labels:
-                    app.kubernetes.io/managed-by: hoist
-                    app.kubernetes.io/name: api
+                    app.kubernetes.io/managed-by: "hoist"
+                    app.kubernetes.io/name: "api"
                 spec:
                   containers:
                   - envFrom:
                     - configMapRef:
-                        name: api-config-v7
-                    image: registry.example/api@sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa
-                    name: api
+                        name: "api-config-v7"
+                    image: "registry.example/api@sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+                    name: "api"
         "#]]
         .assert_eq(&to_yaml(&desired, true));
     }
@@ -312,18 +426,18 @@ mod tests {
         ));
         let desired = render(&app(), None, &release, Some(&key)).unwrap();
         expect![[r#"
-            apiVersion: v1
-            kind: Secret
+            apiVersion: "v1"
+            kind: "Secret"
             data:
-              TOKEN: czNjcjN0
+              TOKEN: "czNjcjN0"
             immutable: true
             metadata:
               labels:
-                app.kubernetes.io/managed-by: hoist
-                app.kubernetes.io/name: api
-                hoist.dev/release: '2'
-              name: api-secrets-v2
-            type: Opaque
+                app.kubernetes.io/managed-by: "hoist"
+                app.kubernetes.io/name: "api"
+                hoist.dev/release: "2"
+              name: "api-secrets-v2"
+            type: "Opaque"
         "#]]
         .assert_eq(&yaml(desired.secret.as_ref().unwrap()));
         let env_from = &desired.deployment.spec.template.spec.unwrap().containers[0]
@@ -344,5 +458,80 @@ mod tests {
             render(&app(), None, &release, None),
             Err(RenderError::NoImage { .. })
         ));
+    }
+
+    /// Strings YAML 1.1 or 1.2 readers would type as something else if written plain.
+    const TRICKY: [&str; 24] = [
+        "yes",
+        "no",
+        "on",
+        "off",
+        "y",
+        "n",
+        "Y",
+        "NO",
+        "null",
+        "~",
+        "",
+        "2001-12-14",
+        "1:20",
+        "0x1F",
+        "0o17",
+        "1e3",
+        ".inf",
+        "-.Inf",
+        ".nan",
+        " leading",
+        "trailing ",
+        "# not a comment",
+        "two\nlines",
+        "tab\tquote\"back\\slash \u{1b}[31m \u{85} \u{2028} \u{feff}",
+    ];
+
+    fn config_value() -> impl Strategy<Value = String> {
+        prop_oneof![
+            proptest::sample::select(TRICKY.to_vec()).prop_map(str::to_string),
+            any::<String>(),
+            "[ -~\n]{0,40}",
+        ]
+    }
+
+    fn config_key() -> impl Strategy<Value = String> {
+        prop_oneof![
+            proptest::sample::select(vec![
+                "ON", "yes", "Y", "n", "NULL", "True", "_", "_X", "inf"
+            ])
+            .prop_map(str::to_string),
+            "[A-Za-z_][A-Za-z0-9_]{0,20}",
+        ]
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_config_reads_back_from_the_yaml_as_the_same_objects(
+            config in proptest::collection::btree_map(config_key(), config_value(), 1..6)
+        ) {
+            let pairs: Vec<(&str, ConfigValue)> = config
+                .iter()
+                .map(|(k, v)| (k.as_str(), ConfigValue::Plain(v.clone())))
+                .collect();
+            let desired = render(&app(), Some("production"), &release(3, &pairs), None).unwrap();
+            let written = to_yaml(&desired, true);
+            let docs: Vec<serde_yaml_ng::Value> = serde_yaml_ng::Deserializer::from_str(&written)
+                .map(|doc| serde::Deserialize::deserialize(doc).unwrap())
+                .collect();
+            proptest::prop_assert_eq!(docs.len(), 2);
+            for (key, value) in &config {
+                proptest::prop_assert_eq!(
+                    &docs[0]["data"][key.as_str()],
+                    &serde_yaml_ng::Value::String(value.clone()),
+                    "{}", written
+                );
+            }
+            let config_map: ConfigMap = serde_yaml_ng::from_value(docs[0].clone()).unwrap();
+            let deployment: Deployment = serde_yaml_ng::from_value(docs[1].clone()).unwrap();
+            proptest::prop_assert_eq!(config_map, desired.config_map);
+            proptest::prop_assert_eq!(deployment, desired.deployment);
+        }
     }
 }

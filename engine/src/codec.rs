@@ -100,8 +100,9 @@ fn target_to_proto(target: &Target) -> v1::TargetSet {
             namespace: namespace.clone(),
         }),
         Target::Manifests { dir } => Wire::Manifests(v1::ManifestsTarget { dir: dir.clone() }),
-        Target::Exec { command } => Wire::Exec(v1::ExecTarget {
+        Target::Exec { command, pass_env } => Wire::Exec(v1::ExecTarget {
             command: command.clone(),
+            pass_env: pass_env.iter().map(|n| n.to_string()).collect(),
         }),
     };
     v1::TargetSet { target: Some(wire) }
@@ -116,7 +117,14 @@ fn target_from_proto(target: v1::TargetSet) -> Result<Target, CodecError> {
             namespace: kube.namespace,
         },
         Some(Wire::Manifests(m)) => Target::Manifests { dir: m.dir },
-        Some(Wire::Exec(e)) => Target::Exec { command: e.command },
+        Some(Wire::Exec(e)) => Target::Exec {
+            command: e.command,
+            pass_env: e
+                .pass_env
+                .into_iter()
+                .map(|n| n.parse())
+                .collect::<Result<_, _>>()?,
+        },
         // A target kind from a newer hoist: this version cannot apply to it, so it applies nothing.
         None => Target::None,
     })
@@ -362,7 +370,14 @@ pub(crate) mod tests {
             (proptest::option::of("[a-z][a-z0-9-]{0,10}"), name())
                 .prop_map(|(context, namespace)| Target::Kube { context, namespace }),
             "/[a-z/]{1,20}".prop_map(|dir| Target::Manifests { dir }),
-            ".{1,30}".prop_map(|command| Target::Exec { command }),
+            (
+                ".{1,30}",
+                proptest::collection::btree_set("[A-Z_][A-Z0-9_]{0,8}", 0..3)
+            )
+                .prop_map(|(command, names)| Target::Exec {
+                    command,
+                    pass_env: names.iter().map(|n| n.parse().unwrap()).collect(),
+                }),
         ]
     }
 

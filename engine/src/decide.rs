@@ -5,7 +5,7 @@
 use crate::event::{
     Build, Config, ConfigValue, Event, Outcome, PromotionSource, Release, ReleaseKind, Target,
 };
-use crate::names::{AppName, BuildId, ConfigKey, EnvName, ImageRef, ReleaseVersion};
+use crate::names::{limits, AppName, BuildId, ConfigKey, EnvName, ImageRef, ReleaseVersion};
 use crate::state::{AppState, EnvState, Lock};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -160,6 +160,30 @@ pub enum DomainError {
         build: BuildId,
         rule: &'static str,
     },
+    #[error("{field} is {size} bytes: the limit is {limit} bytes")]
+    TooLarge {
+        field: String,
+        size: usize,
+        limit: usize,
+    },
+    #[error("{field} names {count} variables: the limit is {limit}")]
+    TooMany {
+        field: &'static str,
+        count: usize,
+        limit: usize,
+    },
+}
+
+/// `Err(TooLarge)` when `size` is over `limit`.
+fn within(field: impl Into<String>, size: usize, limit: usize) -> Result<(), DomainError> {
+    if size > limit {
+        return Err(DomainError::TooLarge {
+            field: field.into(),
+            size,
+            limit,
+        });
+    }
+    Ok(())
 }
 
 /// The events `command` causes on the app whose state is `state`; empty when it changes nothing
@@ -183,6 +207,12 @@ pub fn decide(
             commit,
             note,
         } => {
+            if let Some(commit) = commit {
+                within("--commit", commit.len(), limits::COMMIT_BYTES)?;
+            }
+            if let Some(note) = note {
+                within("--note", note.len(), limits::NOTE_BYTES)?;
+            }
             if state.builds.contains_key(&image.build_id()) {
                 return Ok(vec![]);
             }
@@ -230,10 +260,25 @@ pub fn decide(
                     what: "KEY=VALUE",
                 });
             }
+            for (key, value) in values {
+                within(
+                    format!("config value of {key}"),
+                    value.clear_len(),
+                    limits::CONFIG_VALUE_BYTES,
+                )?;
+            }
             let mut config = config_of(current);
             config.extend(values.iter().map(|(k, v)| (k.clone(), v.clone())));
-            let keys: Vec<&str> = values.keys().map(ConfigKey::as_str).collect();
-            let description = format!("Set {}", keys.join(", "));
+            let size = config
+                .iter()
+                .map(|(k, v)| k.as_str().len() + v.clear_len())
+                .sum();
+            within(
+                format!("the config of {app}/{env} (keys and values)"),
+                size,
+                limits::RELEASE_CONFIG_BYTES,
+            )?;
+            let description = describe("Set", values.keys());
             Ok(vec![release(
                 env,
                 current,
@@ -261,8 +306,7 @@ pub fn decide(
                     });
                 }
             }
-            let names: Vec<&str> = keys.iter().map(ConfigKey::as_str).collect();
-            let description = format!("Unset {}", names.join(", "));
+            let description = describe("Unset", keys.iter());
             Ok(vec![release(
                 env,
                 current,
@@ -363,6 +407,7 @@ pub fn decide(
             if reason.trim().is_empty() {
                 return Err(DomainError::EmptyReason);
             }
+            within("lock reason", reason.len(), limits::REASON_BYTES)?;
             Ok(vec![Event::EnvLocked {
                 env: env.clone(),
                 reason: reason.clone(),
@@ -481,6 +526,24 @@ pub(crate) fn check_target(
         rule,
     };
     match target {
+        Target::Kube {
+            context: Some(context),
+            ..
+        } => within("--context", context.len(), limits::CONTEXT_BYTES)?,
+        Target::Manifests { dir } => within("--manifests", dir.len(), limits::PATH_BYTES)?,
+        Target::Exec { command, pass_env } => {
+            within("--exec", command.len(), limits::COMMAND_BYTES)?;
+            if pass_env.len() > limits::PASS_ENV_NAMES {
+                return Err(DomainError::TooMany {
+                    field: "--exec-env",
+                    count: pass_env.len(),
+                    limit: limits::PASS_ENV_NAMES,
+                });
+            }
+        }
+        _ => {}
+    }
+    match target {
         Target::Kube { context, namespace } => {
             if namespace.parse::<EnvName>().is_err() {
                 return Err(invalid("a namespace must be a DNS label"));
@@ -492,7 +555,7 @@ pub(crate) fn check_target(
         Target::Manifests { dir } if !dir.starts_with('/') => {
             return Err(invalid("a manifests directory must be an absolute path"))
         }
-        Target::Exec { command } if command.trim().is_empty() => {
+        Target::Exec { command, .. } if command.trim().is_empty() => {
             return Err(invalid("an exec command must not be empty"))
         }
         _ => {}
@@ -555,6 +618,22 @@ impl<'a> Rules<'a> {
             None => Ok(state),
         }
     }
+}
+
+/// `Set A, B, C`, cut to [`limits::DESCRIPTION_BYTES`] with the rest counted (`… and 3 more`).
+fn describe<'k>(verb: &str, keys: impl ExactSizeIterator<Item = &'k ConfigKey>) -> String {
+    let total = keys.len();
+    let mut description = verb.to_string();
+    for (shown, key) in keys.enumerate() {
+        let more = format!(" … and {} more", total - shown);
+        if description.len() + 2 + key.as_str().len() + more.len() > limits::DESCRIPTION_BYTES {
+            description.push_str(&more);
+            break;
+        }
+        description.push_str(if shown == 0 { " " } else { ", " });
+        description.push_str(key.as_str());
+    }
+    description
 }
 
 fn config_of(env: &EnvState) -> Config {

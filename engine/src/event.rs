@@ -1,10 +1,12 @@
 //! Domain events: what happened to an app, in the engine's own types. The wire form lives in
 //! `hoist-proto`; `codec` converts between the two, so the schema can evolve without rippling here.
 
-use crate::names::{Actor, AppName, BuildId, ConfigKey, EnvName, ImageRef, ReleaseVersion};
+use crate::names::{
+    Actor, AppName, BuildId, ConfigKey, EnvName, ImageRef, ReleaseVersion, VarName,
+};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use uuid::Uuid;
 
 /// SHA-256 of an envelope's bytes as stored; links each event to the previous one of its app.
@@ -76,6 +78,15 @@ pub enum ConfigValue {
 
 impl ConfigValue {
     pub const REDACTED: &'static str = "<redacted>";
+
+    /// The size of the value in clear: a secret's clear text is as long as its sealed bytes
+    /// without the sealing's overhead.
+    pub fn clear_len(&self) -> usize {
+        match self {
+            ConfigValue::Plain(value) => value.len(),
+            ConfigValue::Sealed(sealed) => crate::secrets::clear_len(sealed),
+        }
+    }
 
     /// The value as shown without `--reveal`.
     pub fn display(&self) -> &str {
@@ -157,8 +168,13 @@ pub enum Target {
     },
     /// A directory of YAML manifests for a GitOps tool to sync.
     Manifests { dir: String },
-    /// A shell command that is handed the release.
-    Exec { command: String },
+    /// A shell command that is handed the release, in an environment cleared but for `PATH`,
+    /// `HOME`, the release's `HOIST_*` variables and the variables of `pass_env`.
+    Exec {
+        command: String,
+        #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+        pass_env: BTreeSet<VarName>,
+    },
 }
 
 impl Target {
@@ -181,7 +197,13 @@ impl std::fmt::Display for Target {
                 None => write!(f, "kube (current context), namespace {namespace}"),
             },
             Target::Manifests { dir } => write!(f, "manifests in {dir}"),
-            Target::Exec { command } => write!(f, "exec `{command}`"),
+            Target::Exec { command, pass_env } if pass_env.is_empty() => {
+                write!(f, "exec `{command}`")
+            }
+            Target::Exec { command, pass_env } => {
+                let names: Vec<&str> = pass_env.iter().map(VarName::as_str).collect();
+                write!(f, "exec `{command}` (passing {})", names.join(", "))
+            }
         }
     }
 }

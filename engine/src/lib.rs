@@ -31,6 +31,6 @@ pub use event::{
     Release, ReleaseKind, Summary, Target,
 };
 pub use names::{
-    Actor, AppName, BuildId, ConfigKey, EnvName, ImageRef, ReleaseVersion, ValidationError,
+    Actor, AppName, BuildId, ConfigKey, EnvName, ImageRef, ReleaseVersion, ValidationError, VarName,
 };
 pub use state::{AppState, EnvState, Lock, ReleaseRecord, Rollout};

@@ -25,6 +25,33 @@ impl ValidationError {
     }
 }
 
+/// How large free text and config may be. A release is copied whole into every event that makes
+/// one (and onto every JetStream message, every export line, every hook's stdin), so each bound
+/// keeps one command from making the log, a terminal table or a target unusable. Sizes are bytes
+/// of UTF-8; a secret counts by its clear text.
+pub mod limits {
+    /// One config value: more than a certificate bundle or a JSON document of settings needs.
+    pub const CONFIG_VALUE_BYTES: usize = 32 * 1024;
+    /// A release's whole config, keys and values: a Kubernetes ConfigMap holds at most 1 MiB, and
+    /// the release travels in one NATS message (1 MiB by default) beside its envelope.
+    pub const RELEASE_CONFIG_BYTES: usize = 256 * 1024;
+    /// A lock reason, a build's note: a sentence or a paragraph, not a document.
+    pub const REASON_BYTES: usize = 1024;
+    pub const NOTE_BYTES: usize = 1024;
+    /// A build's commit: a hash or a ref name.
+    pub const COMMIT_BYTES: usize = 256;
+    /// An exec target's command, a manifests directory (the longest path Linux opens).
+    pub const COMMAND_BYTES: usize = 4096;
+    pub const PATH_BYTES: usize = 4096;
+    /// A kube context's name (a DNS subdomain at most).
+    pub const CONTEXT_BYTES: usize = 253;
+    /// Variables one exec target forwards (`--exec-env`).
+    pub const PASS_ENV_NAMES: usize = 64;
+    /// A release's description, which hoist writes (`Set A, B, …`): longer key lists are cut
+    /// and counted (`… and 12 more`).
+    pub const DESCRIPTION_BYTES: usize = 1024;
+}
+
 const DNS_LABEL_RULE: &str =
     "must be a DNS label: lowercase letters, digits and '-', starting and ending with a letter or digit, at most 63 characters";
 
@@ -94,16 +121,28 @@ string_newtype!(
     /// An environment's name within an app's pipeline: a DNS label.
     EnvName, "env name", is_dns_label, DNS_LABEL_RULE
 );
+/// The longest variable name: a ConfigMap or Secret key may not be longer, and every config key
+/// becomes one.
+pub const MAX_VARIABLE_NAME_BYTES: usize = 253;
+
+/// A name a shell accepts for a variable, and Kubernetes for a ConfigMap key.
+fn is_variable_name(s: &str) -> bool {
+    let mut bytes = s.bytes();
+    s.len() <= MAX_VARIABLE_NAME_BYTES
+        && matches!(bytes.next(), Some(b) if b.is_ascii_alphabetic() || b == b'_')
+        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+const VARIABLE_NAME_RULE: &str = "must match [A-Za-z_][A-Za-z0-9_]*, at most 253 characters";
+
 string_newtype!(
     /// A config variable's name, as a shell would accept it.
-    ConfigKey,
-    "config key",
-    |s| {
-        let mut bytes = s.bytes();
-        matches!(bytes.next(), Some(b) if b.is_ascii_alphabetic() || b == b'_')
-            && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
-    },
-    "must match [A-Za-z_][A-Za-z0-9_]*"
+    ConfigKey, "config key", is_variable_name, VARIABLE_NAME_RULE
+);
+string_newtype!(
+    /// The name of a variable of hoist's own environment that an exec target hands on to its
+    /// hook (`--exec-env NAME`).
+    VarName, "--exec-env", is_variable_name, VARIABLE_NAME_RULE
 );
 string_newtype!(
     /// Who acted: an email or user name, free text but never empty.

@@ -89,6 +89,55 @@ pub async fn load_events<S: EventStore>(
     decode_commits(&store.read_app(app).await?)
 }
 
+/// How many commits one read of the whole log asks for.
+const PAGE: usize = 10_000;
+
+/// The key this store's secrets are sealed with: the one the first sealed value found names
+/// (every value is sealed with it: [`crate::secrets::SecretKey::for_sealing`]), or `None` when
+/// the store has no secret that names a key. Looks in `app`'s history first (where a secret is
+/// set again, it is found at once), then reads the log up to the first such value. Commits
+/// without the sealing's magic bytes are skipped undecoded.
+pub async fn sealing_key<S: EventStore>(
+    store: &S,
+    app: &AppName,
+) -> Result<Option<crate::secrets::KeyId>, ExecuteError> {
+    if let Some(key) = key_in(&store.read_app(app).await?)? {
+        return Ok(Some(key));
+    }
+    let mut from = 1;
+    loop {
+        let page = store.read_from(from, PAGE).await?;
+        let Some(last) = page.last() else {
+            return Ok(None);
+        };
+        from = last.seq + 1;
+        if let Some(key) = key_in(&page)? {
+            return Ok(Some(key));
+        }
+    }
+}
+
+/// The key named by the first sealed value in `commits`.
+fn key_in(commits: &[StoredCommit]) -> Result<Option<crate::secrets::KeyId>, ExecuteError> {
+    use crate::event::ConfigValue;
+    let magic = crate::secrets::MAGIC;
+    let candidates = commits
+        .iter()
+        .filter(|c| c.payload.windows(magic.len()).any(|w| w == magic));
+    for recorded in decode_commits(candidates)? {
+        if let Some(Event::ReleaseCreated { release, .. }) = &recorded.envelope.event {
+            let key = release.config.values().find_map(|value| match value {
+                ConfigValue::Sealed(sealed) => crate::secrets::sealed_with(sealed),
+                ConfigValue::Plain(_) => None,
+            });
+            if key.is_some() {
+                return Ok(key);
+            }
+        }
+    }
+    Ok(None)
+}
+
 /// One app's current state.
 pub async fn load_app<S: EventStore>(store: &S, app: &AppName) -> Result<AppState, ExecuteError> {
     let mut state = AppState::default();

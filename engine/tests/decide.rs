@@ -1119,3 +1119,114 @@ fn a_lock_only_affects_its_own_env() {
         })
         .then_expect(vec![released("staging", deploy(3, 'c', Config::new()))]);
 }
+
+// ---- limits ------------------------------------------------------------------------------------
+
+#[test]
+fn a_config_value_over_its_limit_is_rejected_naming_the_key_and_the_limit() {
+    let limit = hoist_engine::names::limits::CONFIG_VALUE_BYTES;
+    let at_limit = "x".repeat(limit);
+    given([created(&["staging"])])
+        .when(Command::SetConfig {
+            env: env("staging"),
+            values: config(&[("CERT", &at_limit)]),
+        })
+        .result
+        .expect("a value of exactly the limit is accepted");
+    let message = given([created(&["staging"])])
+        .when(Command::SetConfig {
+            env: env("staging"),
+            values: config(&[("CERT", &format!("{at_limit}x"))]),
+        })
+        .then_reject(DomainError::TooLarge {
+            field: "config value of CERT".into(),
+            size: limit + 1,
+            limit,
+        });
+    assert_eq!(
+        message,
+        "config value of CERT is 32769 bytes: the limit is 32768 bytes"
+    );
+}
+
+#[test]
+fn a_release_config_over_its_limit_is_rejected_even_when_each_value_fits() {
+    let value = "x".repeat(30 * 1024);
+    let mut history = vec![created(&["staging"])];
+    let existing: Vec<(String, &str)> = (0..8).map(|i| (format!("K{i}"), value.as_str())).collect();
+    let pairs: Vec<(&str, &str)> = existing.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+    history.push(released(
+        "staging",
+        config_release(1, None, config(&pairs), "Set K0, …"),
+    ));
+    let message = given(history)
+        .when(Command::SetConfig {
+            env: env("staging"),
+            values: config(&[("ONE_MORE", &value)]),
+        })
+        .then_reject(DomainError::TooLarge {
+            field: "the config of api/staging (keys and values)".into(),
+            size: 9 * 30 * 1024 + 8 * 2 + "ONE_MORE".len(),
+            limit: hoist_engine::names::limits::RELEASE_CONFIG_BYTES,
+        });
+    assert!(message.contains("the limit is 262144 bytes"), "{message}");
+}
+
+#[test]
+fn a_long_list_of_keys_is_described_cut_and_counted() {
+    let names: Vec<String> = (0..500)
+        .map(|i| format!("SOME_LONGER_KEY_{i:03}"))
+        .collect();
+    let pairs: Vec<(&str, &str)> = names.iter().map(|k| (k.as_str(), "1")).collect();
+    let events = given([created(&["staging"])])
+        .when(Command::SetConfig {
+            env: env("staging"),
+            values: config(&pairs),
+        })
+        .result
+        .unwrap();
+    let Event::ReleaseCreated { release, .. } = &events[0] else {
+        panic!("a release: {events:?}")
+    };
+    let description = &release.description;
+    assert!(description.len() <= hoist_engine::names::limits::DESCRIPTION_BYTES);
+    assert!(description.starts_with("Set SOME_LONGER_KEY_000, SOME_LONGER_KEY_001"));
+    assert!(description.ends_with(" more"), "{description}");
+}
+
+#[test]
+fn a_lock_reason_a_note_and_a_commit_over_their_limits_are_rejected() {
+    let reason = "r".repeat(1025);
+    given([created(&["staging"])])
+        .when(Command::Lock {
+            env: env("staging"),
+            reason: reason.clone(),
+        })
+        .then_reject(DomainError::TooLarge {
+            field: "lock reason".into(),
+            size: 1025,
+            limit: 1024,
+        });
+    given([created(&["staging"])])
+        .when(Command::RegisterBuild {
+            image: image('a'),
+            commit: None,
+            note: Some(reason),
+        })
+        .then_reject(DomainError::TooLarge {
+            field: "--note".into(),
+            size: 1025,
+            limit: 1024,
+        });
+    given([created(&["staging"])])
+        .when(Command::RegisterBuild {
+            image: image('a'),
+            commit: Some("c".repeat(257)),
+            note: None,
+        })
+        .then_reject(DomainError::TooLarge {
+            field: "--commit".into(),
+            size: 257,
+            limit: 256,
+        });
+}

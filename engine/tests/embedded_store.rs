@@ -387,6 +387,7 @@ async fn an_auto_rollback_is_caused_by_the_failed_rollout_it_answers() {
             env: staging(),
             target: hoist_engine::Target::Exec {
                 command: "true".into(),
+                pass_env: Default::default(),
             },
         },
         Command::SetPolicy {

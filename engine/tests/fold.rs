@@ -112,7 +112,7 @@ fn command() -> impl Strategy<Value = Command> {
         1 => env().prop_map(|env| Command::Unlock { env }),
         1 => (env(), select(vec![
             Target::None,
-            Target::Exec { command: "deploy.sh".into() },
+            Target::Exec { command: "deploy.sh".into(), pass_env: Default::default() },
             Target::Manifests { dir: "/srv/gitops".into() },
         ])).prop_map(|(env, target)| Command::SetTarget { env, target }),
         1 => (env(), any::<bool>()).prop_map(|(env, auto_rollback)| Command::SetPolicy { env, auto_rollback }),

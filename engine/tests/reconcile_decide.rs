@@ -108,6 +108,7 @@ fn record(version: u64, outcome: Outcome, detail: &str) -> Command {
 fn exec_target() -> Target {
     Target::Exec {
         command: "./deploy.sh".into(),
+        pass_env: Default::default(),
     }
 }
 
@@ -166,6 +167,7 @@ fn invalid_targets_are_rejected_naming_the_rule() {
         (
             Target::Exec {
                 command: "  ".into(),
+                pass_env: Default::default(),
             },
             "an exec command must not be empty",
         ),

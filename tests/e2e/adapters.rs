@@ -3,7 +3,7 @@
 
 use crate::harness::{image, Hoist};
 use serde_json::Value;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 fn rollout_events(h: &Hoist) -> Vec<Value> {
     h.ok(&["events"])
@@ -85,18 +85,17 @@ pub fn exec_target_gets_the_release_on_stdin_and_in_its_environment(h: &Hoist) {
     );
 }
 
-pub fn manifests_target_writes_valid_stable_yaml(h: &Hoist) {
+/// Sets `app`/`env`'s target to the manifests directory `DIR/gitops`; returns the directory.
+pub fn manifests_target(h: &Hoist, app: &str, env: &str) -> PathBuf {
     let dir = h.dir.path().join("gitops");
+    let shown = dir.display().to_string();
+    h.ok(&["envs", "target", app, "--env", env, "--manifests", &shown]);
+    dir
+}
+
+pub fn manifests_target_writes_valid_stable_yaml(h: &Hoist) {
     h.ok(&["apps", "create", "shop"]);
-    h.ok(&[
-        "envs",
-        "target",
-        "shop",
-        "--env",
-        "production",
-        "--manifests",
-        &dir.display().to_string(),
-    ]);
+    let dir = manifests_target(h, "shop", "production");
     h.deploy("shop", "production", &image("shop", 'c'));
     h.ok(&[
         "config",
@@ -151,7 +150,7 @@ pub fn manifests_target_writes_valid_stable_yaml(h: &Hoist) {
     );
     let rolled_back = std::fs::read_to_string(&file).unwrap();
     assert!(
-        rolled_back.contains("name: shop-config-v4"),
+        rolled_back.contains("name: \"shop-config-v4\""),
         "{rolled_back}"
     );
     assert!(
@@ -184,4 +183,76 @@ pub fn kubernetes_validate(file: &Path) {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
+}
+
+/// Values a YAML 1.1 reader (PyYAML, so `kubernetes-validate`) would type as booleans, null,
+/// dates, numbers, or cut at a comment, under keys it would read as booleans too.
+const TRICKY_CONFIG: [(&str, &str); 18] = [
+    ("ON", "yes"),
+    ("YES", "no"),
+    ("Y", "on"),
+    ("N", "off"),
+    ("NULL", "null"),
+    ("TILDE", "~"),
+    ("DATE", "2001-12-14"),
+    ("TIME", "1:20"),
+    ("HEX", "0x1F"),
+    ("EXP", "1e3"),
+    ("INF", ".inf"),
+    ("NUMBER", "8080"),
+    ("PADDED", "  padded  "),
+    ("HASH", "# not a comment"),
+    ("MULTI", "line one\nline two\n"),
+    ("EMPTY", ""),
+    ("QUOTES", "say \"hi\" and 'bye' \\o/"),
+    ("COLON", "key: value"),
+];
+
+pub fn manifests_yaml_keeps_every_string_a_string(h: &Hoist) {
+    h.ok(&["apps", "create", "shop"]);
+    let dir = manifests_target(h, "shop", "staging");
+    h.deploy("shop", "staging", &image("shop", 'c'));
+    let pairs: Vec<String> = TRICKY_CONFIG
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    let mut args = vec!["config", "set", "shop", "--env", "staging"];
+    args.extend(pairs.iter().map(String::as_str));
+    h.ok(&args);
+    assert_eq!(
+        h.json(&["apply", "shop", "--env", "staging"])["outcome"],
+        "applied"
+    );
+    let file = dir.join("shop/staging.yaml");
+    let written = std::fs::read_to_string(&file).unwrap();
+    expect_test::expect_file!["snapshots/shop-staging-tricky.yaml"].assert_eq(&written);
+    kubernetes_validate(&file);
+    // A YAML 1.1 reader gets back exactly the strings that were set.
+    let read_back = yaml_1_1_config_map_data(&file);
+    let expected: serde_json::Map<String, Value> = TRICKY_CONFIG
+        .iter()
+        .map(|(k, v)| (k.to_string(), Value::String(v.to_string())))
+        .collect();
+    assert_eq!(read_back, Value::Object(expected));
+}
+
+/// The first document's `data`, as PyYAML (`yaml.safe_load_all`, YAML 1.1) reads it.
+fn yaml_1_1_config_map_data(file: &Path) -> Value {
+    let output = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import json, sys, yaml; docs = list(yaml.safe_load_all(open(sys.argv[1]))); \
+             print(json.dumps(docs[0]['data'], default=repr))",
+        ])
+        .arg(file)
+        .output()
+        .expect("python3 runs");
+    assert!(
+        output.status.success(),
+        "PyYAML could not read {} (install it with `python3 -m pip install pyyaml`; \
+         kubernetes-validate brings it): {}",
+        file.display(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("JSON from python")
 }

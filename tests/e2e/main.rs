@@ -8,13 +8,16 @@ mod errors;
 mod faults;
 mod follow;
 mod harness;
+mod hooks;
 mod kube;
 mod kube_apiserver;
+mod limits;
 mod models;
 #[path = "../support/nats_server.rs"]
 mod nats_server;
 mod output;
 mod scenario;
+mod secrets;
 mod serve;
 mod torture;
 mod transfer;
@@ -59,6 +62,43 @@ mod sled {
         let tally =
             torture::imports_survive_sigkill(&Hoist::sled(), Hoist::sled, torture_iterations(30));
         eprintln!("torture (sled imports): {tally:?}");
+    }
+
+    #[test]
+    fn a_store_refuses_a_key_other_than_the_one_its_secrets_are_sealed_with() {
+        secrets::a_store_refuses_a_key_other_than_the_one_its_secrets_are_sealed_with(
+            &Hoist::sled(),
+        );
+    }
+
+    #[test]
+    fn manifests_yaml_keeps_every_string_a_string() {
+        adapters::manifests_yaml_keeps_every_string_a_string(&Hoist::sled());
+    }
+
+    #[test]
+    fn oversized_input_is_rejected_naming_the_field_and_the_limit() {
+        limits::oversized_input_is_rejected_naming_the_field_and_the_limit(&Hoist::sled());
+    }
+
+    #[test]
+    fn a_background_process_does_not_hold_the_apply() {
+        hooks::a_background_process_does_not_hold_the_apply(&Hoist::sled());
+    }
+
+    #[test]
+    fn an_overrunning_hook_is_killed_with_its_group() {
+        hooks::an_overrunning_hook_is_killed_with_its_group(&Hoist::sled());
+    }
+
+    #[test]
+    fn a_hook_sees_only_the_environment_it_is_given() {
+        hooks::a_hook_sees_only_the_environment_it_is_given(&Hoist::sled());
+    }
+
+    #[test]
+    fn a_hanging_hook_does_not_delay_another_app() {
+        serve::a_hanging_hook_does_not_delay_another_app(&Hoist::sled());
     }
 
     #[test]
@@ -212,6 +252,42 @@ mod nats {
         };
         let tally = torture::imports_survive_sigkill(&fresh(), fresh, torture_iterations(30));
         eprintln!("torture (nats imports): {tally:?}");
+    }
+
+    #[test]
+    fn a_store_refuses_a_key_other_than_the_one_its_secrets_are_sealed_with() {
+        let (_server, h) = nats();
+        secrets::a_store_refuses_a_key_other_than_the_one_its_secrets_are_sealed_with(&h);
+    }
+
+    #[test]
+    fn oversized_input_is_rejected_naming_the_field_and_the_limit() {
+        let (_server, h) = nats();
+        limits::oversized_input_is_rejected_naming_the_field_and_the_limit(&h);
+    }
+
+    #[test]
+    fn a_background_process_does_not_hold_the_apply() {
+        let (_server, h) = nats();
+        hooks::a_background_process_does_not_hold_the_apply(&h);
+    }
+
+    #[test]
+    fn an_overrunning_hook_is_killed_with_its_group() {
+        let (_server, h) = nats();
+        hooks::an_overrunning_hook_is_killed_with_its_group(&h);
+    }
+
+    #[test]
+    fn a_hook_sees_only_the_environment_it_is_given() {
+        let (_server, h) = nats();
+        hooks::a_hook_sees_only_the_environment_it_is_given(&h);
+    }
+
+    #[test]
+    fn a_hanging_hook_does_not_delay_another_app() {
+        let (_server, h) = nats();
+        serve::a_hanging_hook_does_not_delay_another_app(&h);
     }
 
     #[test]

@@ -408,3 +408,63 @@ pub fn a_killed_serve_leaves_the_work_to_the_other(h: &Hoist) -> Vec<Duration> {
     }
     delays
 }
+
+/// One env's hook hanging (for its whole timeout) holds neither another app nor reading the log.
+pub fn a_hanging_hook_does_not_delay_another_app(h: &Hoist) {
+    let slow_pid = h.dir.path().join("slow.pid");
+    let fast_done = h.dir.path().join("fast.done");
+    for app in ["slow", "fast"] {
+        h.ok(&["apps", "create", app]);
+    }
+    h.ok(&[
+        "envs",
+        "target",
+        "slow",
+        "--env",
+        "staging",
+        "--exec",
+        &format!("echo $$ > {}; exec sleep 120", slow_pid.display()),
+    ]);
+    h.ok(&[
+        "envs",
+        "target",
+        "fast",
+        "--env",
+        "staging",
+        "--exec",
+        &format!("touch {}", fast_done.display()),
+    ]);
+    let mut serve = start_serve(h, &[]);
+    wait_resynced(h, "serve.log");
+    h.deploy("slow", "staging", &image("slow", '1'));
+    let hanging: u32 = wait_for("the slow hook to start", Duration::from_secs(10), || {
+        std::fs::read_to_string(&slow_pid).ok()?.trim().parse().ok()
+    });
+    h.deploy("fast", "staging", &image("fast", '1'));
+    let deployed = std::time::Instant::now();
+    wait_for(
+        "the fast app's outcome while the slow hook hangs",
+        Duration::from_secs(10),
+        || rollouts(h).iter().any(|r| r["app"] == "fast").then_some(()),
+    );
+    let took = deployed.elapsed();
+    assert!(fast_done.exists());
+    assert!(
+        rollouts(h).iter().all(|r| r["app"] != "slow"),
+        "the slow hook still runs"
+    );
+    // End the hanging hook (a process this test's hook became): its failure is recorded, and
+    // serve stops cleanly.
+    let _ = std::process::Command::new("kill")
+        .args(["-KILL", &hanging.to_string()])
+        .status();
+    wait_for("the slow hook's outcome", Duration::from_secs(10), || {
+        rollouts(h)
+            .iter()
+            .any(|r| r["app"] == "slow" && r["event"]["outcome"] == "failed")
+            .then_some(())
+    });
+    sigterm(&mut serve);
+    eprintln!("serve: fast app applied {took:?} after its deploy, beside a hanging hook");
+    assert!(took < Duration::from_secs(3), "{took:?}");
+}
