@@ -104,6 +104,7 @@ fn history() -> Vec<Recorded> {
                 env: staging.clone(),
                 target: Target::Exec {
                     command: "deploy.sh".into(),
+                    pass_env: Default::default(),
                 },
             },
         ),
