@@ -58,13 +58,6 @@ mod sled {
     }
 
     #[test]
-    fn crash_torture_imports() {
-        let tally =
-            torture::imports_survive_sigkill(&Hoist::sled(), Hoist::sled, torture_iterations(30));
-        eprintln!("torture (sled imports): {tally:?}");
-    }
-
-    #[test]
     fn a_store_refuses_a_key_other_than_the_one_its_secrets_are_sealed_with() {
         secrets::a_store_refuses_a_key_other_than_the_one_its_secrets_are_sealed_with(
             &Hoist::sled(),
@@ -143,7 +136,11 @@ mod sled {
 
     #[test]
     fn killed_import_leaves_all_or_nothing() {
-        transfer::killed_import_leaves_all_or_nothing(&|| (Box::new(()), Hoist::sled()), 3000);
+        transfer::killed_import_leaves_all_or_nothing(
+            &|| (Box::new(()), Hoist::sled()),
+            1000,
+            torture_iterations(20) as u32,
+        );
     }
 
     #[test]
@@ -239,22 +236,6 @@ mod nats {
     }
 
     #[test]
-    fn crash_torture_imports() {
-        let server = NatsServer::start();
-        let streams = std::cell::Cell::new(0);
-        let fresh = || {
-            streams.set(streams.get() + 1);
-            Hoist::nats(
-                &server.url(),
-                &format!("IMPORT{}", streams.get()),
-                &server.store_dir(),
-            )
-        };
-        let tally = torture::imports_survive_sigkill(&fresh(), fresh, torture_iterations(30));
-        eprintln!("torture (nats imports): {tally:?}");
-    }
-
-    #[test]
     fn a_store_refuses_a_key_other_than_the_one_its_secrets_are_sealed_with() {
         let (_server, h) = nats();
         secrets::a_store_refuses_a_key_other_than_the_one_its_secrets_are_sealed_with(&h);
@@ -335,6 +316,7 @@ mod nats {
                 (Box::new(server), to)
             },
             1000,
+            torture_iterations(20) as u32,
         );
     }
 

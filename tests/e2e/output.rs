@@ -29,17 +29,14 @@ fn app_with_history(h: &Hoist) {
 /// `audit`, `apps show` still answer, one line per row; `--json` keeps the whole reason.
 pub fn huge_reason_then_status_works(h: &Hoist) {
     h.ok(&["apps", "create", "api"]);
-    let reason = "r".repeat(70_000);
+    // The longest reason the limits allow (a 70,000-character one broke `status` for everyone
+    // before both the limit and the table crate); the renderers' proptests take any length.
+    let reason = "r".repeat(1024);
     h.ok(&["lock", "api", "--env", "production", "--reason", &reason]);
     let status = h.ok(&["status", "api"]);
     assert_eq!(status.lines().count(), 3, "a header and two envs");
     let production = status.lines().nth(2).expect("the production row");
-    assert!(
-        production.contains("more characters: see --json"),
-        "{}",
-        &production[..200]
-    );
-    assert!(production.len() < 5_000, "the cell is cut");
+    assert!(production.contains(&reason), "{}", &production[..200]);
     let json = h.json(&["status", "api"]);
     assert_eq!(json["envs"]["production"]["lock_reason"], reason.as_str());
     assert_eq!(h.ok(&["audit"]).lines().count(), 3);

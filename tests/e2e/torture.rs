@@ -1,16 +1,15 @@
-//! Crash torture: real `hoist` processes — config writers, `admin rebuild`, `serve` and `events
-//! import` — killed with SIGKILL at random instants, hundreds of times, and after every kill the
-//! store must open, `admin check` must pass, and each command's effect must be all there or not
-//! there at all: a writer that exited 0 is in the history exactly once, one that was killed at
-//! most once; an import is the whole history or nothing.
+//! Crash torture: real `hoist` processes — config writers, `admin rebuild` and `serve` — killed
+//! with SIGKILL at random instants, hundreds of times, and after every kill the store must open,
+//! `admin check` must pass, and each command's effect must be all there or not there at all: a
+//! writer that exited 0 is in the history exactly once, one that was killed at most once. Imports
+//! get the same treatment in `transfer::killed_import_leaves_all_or_nothing`.
 //!
 //! The kill instant is the variable under test, so this is the one place that waits on time
 //! itself: a random pause between start and SIGKILL, within 1.5 times the command's run time as
 //! measured at the start of the test.
 //! The seed is printed, and `HOIST_TORTURE_SEED` replays a run.
 
-use crate::harness::{assert_success, image, Hoist};
-use serde_json::Value;
+use crate::harness::{image, Hoist};
 use std::collections::BTreeMap;
 use std::process::{Child, Stdio};
 use std::time::Duration;
@@ -188,77 +187,5 @@ pub fn writers_rebuilds_and_serve_survive_sigkill(h: &Hoist, iterations: usize) 
         staging["version"].as_u64().map(|v| v as usize),
         "versions are contiguous from 1"
     );
-    tally
-}
-
-/// `events import` of a whole history into a fresh store, killed at random: the store then
-/// holds all of it or none of it, and a second import completes it.
-pub fn imports_survive_sigkill(
-    source: &Hoist,
-    fresh: impl Fn() -> Hoist,
-    iterations: usize,
-) -> Tally {
-    let mut rng = Rng::seeded();
-    let mut tally = Tally::default();
-    for app in ["api", "web", "db"] {
-        source.ok(&["apps", "create", app]);
-        for n in 0..20 {
-            source.ok(&["config", "set", app, "--env", "staging", &format!("K{n}=v")]);
-        }
-    }
-    let export = source.ok(&["events", "export"]);
-    let total = export.lines().count();
-    let window = run_time(|| {
-        let output = fresh().run_with_input(&["events", "import"], export.as_bytes());
-        assert_success(&["events", "import"], &output);
-    });
-    for i in 0..iterations {
-        let target = fresh();
-        let mut child = target
-            .command(&["events", "import"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("hoist starts");
-        let mut stdin = child.stdin.take().expect("stdin");
-        let input = export.clone().into_bytes();
-        let writer = std::thread::spawn(move || {
-            use std::io::Write;
-            // The import may be killed while we write: a broken pipe is expected then.
-            let _ = stdin.write_all(&input);
-        });
-        let finished_ok = kill_at_random(&mut rng, window, child, &mut tally);
-        writer.join().expect("the writer thread ends");
-        let stored = target.event_count();
-        if finished_ok {
-            assert_eq!(stored, total, "import {i} exited 0: everything is stored");
-        } else {
-            assert!(
-                stored == 0 || stored == total,
-                "import {i} was killed: all or nothing, found {stored} of {total}"
-            );
-        }
-        admin_check(
-            &target,
-            &mut tally,
-            &format!("a killed import (iteration {i})"),
-        );
-        if stored == 0 {
-            let output = target.run_with_input(&["events", "import"], export.as_bytes());
-            assert_success(&["events", "import"], &output);
-            assert_eq!(
-                target.event_count(),
-                total,
-                "a re-import after a killed one completes it"
-            );
-        }
-        let exported: Vec<Value> = target
-            .ok(&["events", "export"])
-            .lines()
-            .map(|l| serde_json::from_str(l).expect("json"))
-            .collect();
-        assert_eq!(exported.len(), total);
-    }
     tally
 }
