@@ -10,6 +10,44 @@ use crate::output::print_json;
 use std::io::IsTerminal;
 use std::time::Instant;
 
+/// `hoist admin check`: every problem found, one per line (or `{"ok", "problems"}` with
+/// `--json`), then exit 1 naming how many when there is any. On NATS, the messages on hoist's
+/// subjects that are not hoist commits (reads skip them), found by reading the whole log.
+pub async fn check(global: &GlobalArgs) -> Result<(), CliError> {
+    let log = Backend::open(global).await?;
+    let quarantined = match &log {
+        Backend::Sled(_) => Vec::new(),
+        Backend::Nats(nats) => nats.quarantined().await?,
+    };
+    let problems: Vec<serde_json::Value> = quarantined
+        .iter()
+        .map(|q| {
+            serde_json::json!({
+                "kind": "not_a_commit", "seq": q.seq, "subject": q.subject, "reason": q.reason,
+                "message": format!("message {} on {} is not a hoist commit (skipped by every read): {}", q.seq, q.subject, q.reason),
+            })
+        })
+        .collect();
+    if global.json {
+        print_json(&serde_json::json!({ "ok": problems.is_empty(), "problems": problems }));
+    } else if problems.is_empty() {
+        println!("The log is sound");
+    } else {
+        for problem in &problems {
+            println!("{}", problem["message"].as_str().unwrap_or_default());
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(CliError::rejected(format!(
+            "admin check: {} problem{} found (listed on stdout)",
+            problems.len(),
+            if problems.len() == 1 { "" } else { "s" }
+        )))
+    }
+}
+
 pub async fn rebuild(global: &GlobalArgs) -> Result<(), CliError> {
     let log = Backend::open(global).await?;
     let mut models = crate::models::open(global, &log)?;

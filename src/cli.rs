@@ -108,6 +108,9 @@ pub enum Command {
 pub enum AdminCommand {
     /// Replay the whole log into fresh read models, with progress; reports events/s
     Rebuild,
+    /// Look for what is wrong with the log (on NATS: messages on hoist's subjects that are not
+    /// hoist commits, by sequence); exit 1 when anything is
+    Check,
 }
 
 #[derive(Debug, Subcommand)]

@@ -55,7 +55,10 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             let mut apps = Vec::new();
             for app in store.apps().await? {
                 let state = service::load_app(&store, &app).await?;
-                apps.push((app, state));
+                // A subject that holds only quarantined messages is no app.
+                if !state.pipeline.is_empty() {
+                    apps.push((app, state));
+                }
             }
             if ctx.global.json {
                 print_json(
@@ -347,6 +350,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                 None => {
                     let store = ctx.open().await?;
                     let models = crate::models::caught_up(&ctx.global, &store).await?;
+                    store.warn_quarantined();
                     status = existing_status(&models, &app)?;
                     StatusView::of_model(&app, &status)
                 }
@@ -423,6 +427,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Apply(args) => crate::reconcile::apply(&ctx, args).await?,
         Command::Serve(args) => crate::serve::serve(&ctx, args).await?,
         Command::Admin(AdminCommand::Rebuild) => crate::admin::rebuild(&ctx.global).await?,
+        Command::Admin(AdminCommand::Check) => crate::admin::check(&ctx.global).await?,
         Command::Bench(args) => crate::bench::run(&ctx.global, &args)?,
     }
     Ok(())
@@ -602,6 +607,7 @@ impl Ctx {
         };
         let store = self.open().await?;
         let mut models = crate::models::caught_up(&self.global, &store).await?;
+        store.warn_quarantined();
         let entries: Vec<AuditEntry> = models
             .audit(&store, &query, args.limit.unwrap_or(usize::MAX))
             .await?;

@@ -49,7 +49,7 @@ impl From<StoreError> for CliError {
             StoreError::Busy { .. } | StoreError::Unavailable(_) => {
                 CliError::Unavailable(e.to_string())
             }
-            StoreError::Corrupt(_) => CliError::rejected(e),
+            StoreError::Corrupt(_) | StoreError::TooLarge(_) => CliError::rejected(e),
         }
     }
 }

@@ -317,6 +317,20 @@ pub fn decode_envelopes(payload: &[u8]) -> Result<Vec<Envelope>, CodecError> {
         .collect()
 }
 
+/// Whether `payload` is a commit of `app` as hoist writes them: at least one envelope, each
+/// decoding and naming `app`. The NATS store's check of what others may publish on hoist's
+/// subjects (`NatsOptions::commit_check`).
+pub fn check_commit(app: &crate::names::AppName, payload: &[u8]) -> Result<(), String> {
+    let envelopes = decode_envelopes(payload).map_err(|e| e.to_string())?;
+    if envelopes.is_empty() {
+        return Err("it holds no event".to_string());
+    }
+    match envelopes.iter().find(|e| &e.app != app) {
+        Some(other) => Err(format!("its events are app {}'s, not {app}'s", other.app)),
+        None => Ok(()),
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;

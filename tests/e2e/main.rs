@@ -12,6 +12,7 @@ mod kube_apiserver;
 mod models;
 #[path = "../support/nats_server.rs"]
 mod nats_server;
+mod poison;
 mod scenario;
 mod serve;
 mod transfer;
@@ -183,6 +184,11 @@ mod nats {
     #[test]
     fn a_recreated_stream_is_not_answered_from_the_old_cache() {
         faults::a_recreated_stream_is_not_answered_from_the_old_cache();
+    }
+
+    #[test]
+    fn a_poisoned_stream_is_read_past_by_every_command() {
+        poison::a_poisoned_stream_is_read_past_by_every_command();
     }
 
     #[test]

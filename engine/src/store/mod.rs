@@ -44,6 +44,9 @@ pub enum StoreError {
     Unavailable(String),
     #[error("store corrupt: {0}")]
     Corrupt(String),
+    /// The backend refuses a commit this large (a NATS server's or stream's size limit).
+    #[error("{0}")]
+    TooLarge(String),
 }
 
 /// A backend of the log.
