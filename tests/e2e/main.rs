@@ -10,6 +10,7 @@ mod harness;
 mod kube;
 mod kube_apiserver;
 mod models;
+mod nats_limits;
 #[path = "../support/nats_server.rs"]
 mod nats_server;
 mod poison;
@@ -184,6 +185,16 @@ mod nats {
     #[test]
     fn a_recreated_stream_is_not_answered_from_the_old_cache() {
         faults::a_recreated_stream_is_not_answered_from_the_old_cache();
+    }
+
+    #[test]
+    fn a_config_over_the_servers_max_payload_is_rejected() {
+        nats_limits::a_config_over_the_servers_max_payload_is_rejected();
+    }
+
+    #[test]
+    fn a_config_over_the_streams_max_msg_size_is_rejected() {
+        nats_limits::a_config_over_the_streams_max_msg_size_is_rejected();
     }
 
     #[test]

@@ -437,7 +437,7 @@ pub fn get_raw(port: u16, stream: &str, seq: u64) -> Vec<u8> {
 
 /// One request over NATS's text protocol on a plain TCP connection (no client library): the
 /// reply's header block (empty without one) and payload.
-fn raw_request(
+pub fn raw_request(
     port: u16,
     subject: &str,
     headers: &[(&str, &str)],
