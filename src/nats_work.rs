@@ -42,6 +42,8 @@ pub const CLAIM_TTL: Duration = Duration::from_secs(15);
 /// How often a running reconcile renews its claim and its delivery: a third of their bounds, so
 /// two renewals may be lost before either lapses.
 pub const KEEPALIVE: Duration = Duration::from_secs(5);
+/// How soon a renewal that failed (no answer: a leader election) is tried again.
+pub const RENEW_RETRY: Duration = Duration::from_secs(1);
 /// When a commit's env is held by another instance, the commit comes back after this long.
 pub const HELD_RETRY: Duration = Duration::from_secs(1);
 /// Commits delivered and not yet acked, over all instances: each holds one at a time, plus those
@@ -223,17 +225,23 @@ impl Claims {
         match self.publish(&subject, 0).await? {
             Some(seq) => Ok(Claimed::Mine(Claim { subject, seq })),
             None => {
-                let holder = match self.js.get_stream_no_info(&self.stream).await {
-                    Ok(stream) => stream
-                        .get_last_raw_message_by_subject(&subject)
-                        .await
-                        .map(|m| String::from_utf8_lossy(&m.payload).into_owned())
-                        .unwrap_or_else(|_| "another instance".to_string()),
-                    Err(_) => "another instance".to_string(),
-                };
+                let holder = self
+                    .last_claim(&subject)
+                    .await
+                    .map_or_else(|| "another instance".to_string(), |(_, holder)| holder);
                 Ok(Claimed::Held(holder))
             }
         }
+    }
+
+    /// The live claim of `subject`: its sequence and holder, when it can be read.
+    async fn last_claim(&self, subject: &str) -> Option<(u64, String)> {
+        let stream = self.js.get_stream_no_info(&self.stream).await.ok()?;
+        let message = stream.get_last_raw_message_by_subject(subject).await.ok()?;
+        Some((
+            message.sequence,
+            String::from_utf8_lossy(&message.payload).into_owned(),
+        ))
     }
 
     /// Restarts the claim's [`CLAIM_TTL`]. Fails if the claim lapsed and another instance took
@@ -244,7 +252,15 @@ impl Claims {
                 claim.seq = seq;
                 Ok(())
             }
-            None => Err(format!("claim {} lapsed and was taken", claim.subject)),
+            None => match self.last_claim(&claim.subject).await {
+                // An earlier renewal was stored but its ack was lost (a leader election): the
+                // live claim is still this instance's, under a newer sequence.
+                Some((seq, holder)) if holder == self.holder => {
+                    claim.seq = seq;
+                    Ok(())
+                }
+                _ => Err(format!("claim {} lapsed and was taken", claim.subject)),
+            },
         }
     }
 

@@ -4,6 +4,7 @@
 mod adapters;
 mod concurrency;
 mod errors;
+mod failover;
 mod faults;
 mod follow;
 mod harness;
@@ -200,6 +201,11 @@ mod nats {
     #[test]
     fn a_poisoned_stream_is_read_past_by_every_command() {
         poison::a_poisoned_stream_is_read_past_by_every_command();
+    }
+
+    #[test]
+    fn killing_the_stream_leader_mid_apply_records_each_outcome_once() {
+        failover::killing_the_stream_leader_mid_apply_records_each_outcome_once();
     }
 
     #[test]
