@@ -120,12 +120,11 @@ impl Deliveries {
         match app {
             Some(app) => Ok(Some(Delivery { app, seq, message })),
             None => {
-                // The stream takes only app subjects; anything else is not ours to act on.
-                let subject = message.subject.to_string();
+                // Not an app's subject, so not a hoist commit (reads quarantine it, `hoist admin
+                // check` lists it): nothing to act on, and no reason to pause the feed.
+                tracing::warn!(seq, subject = %message.subject, "skipped a message that is not a hoist commit");
                 let _ = message.ack_with(AckKind::Term).await;
-                Err(format!(
-                    "commit {seq} has subject {subject}, not an app's: skipped"
-                ))
+                Ok(None)
             }
         }
     }

@@ -17,7 +17,8 @@ use uuid::Uuid;
 /// One entry of the log: one command's events, encoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredCommit {
-    /// Position in the whole log, from 1, gap-free per backend.
+    /// Position in the whole log, from 1, increasing; gap-free on the embedded store (on NATS,
+    /// messages that are not commits are quarantined and leave gaps).
     pub seq: u64,
     pub app: AppName,
     pub payload: Vec<u8>,

@@ -20,6 +20,19 @@
 //!   failures (no responders while a leader is elected, a reconnect, a lost ack) are retried with
 //!   the same commit id until that bound, then reported as [`StoreError::Unavailable`].
 //!
+//! **Quarantine**: anyone allowed to publish on `hoist.app.>` can put there what hoist never
+//! wrote. A message is taken for a commit only if its subject is an app's, it carries a commit id
+//! (a UUID) in `Nats-Msg-Id`, as every append does, and its payload passes
+//! [`NatsOptions::commit_check`] (hoist's decoder, set by the binary). Any other message is
+//! quarantined: every read skips it (a read of `max` commits reads on past it), the store
+//! remembers it ([`NatsStore::quarantined_seen`]), [`NatsStore::quarantined`] lists all of them,
+//! and an append whose expectation is followed only by quarantined messages of its app goes on
+//! past them (the server counts them in the subject's last sequence). It is never a reason for a
+//! read, or another app, to fail. Sequences of commits therefore have gaps on NATS.
+//!
+//! **Limits**: a commit over the connected server's `max_payload` or the stream's `max_msg_size`
+//! (both counting headers) is refused before it is sent, as [`StoreError::TooLarge`].
+//!
 //! **Reads** start with batched direct gets (`$JS.API.DIRECT.GET`, `{seq, next_by_subj, batch}`,
 //! server ≥ 2.11, stream with `allow_direct`): one request returns up to [`DIRECT_BATCH`]
 //! messages of a subject filter (`hoist.app.<app>`, or `hoist.app.>` for the whole log) and an
@@ -337,7 +350,12 @@ impl NatsStore {
             max_age: Duration::ZERO,
             num_replicas: options.replicas,
             duplicate_window: options.duplicate_window,
-            // History only grows.
+            // History only grows. Kept although anyone allowed to publish on `hoist.app.>` can
+            // put a message there that hoist never wrote: such a message is quarantined (every
+            // read skips it, `hoist admin check` lists it), so it harms nothing and needs no
+            // removal, while allowing deletes or purges would let the same publisher erase real
+            // history through the JetStream API, and with it the audit trail the hash chains
+            // exist for. Who may publish there is the account's permissions' business.
             deny_delete: true,
             deny_purge: true,
             // Reads of one app are batched direct gets (see the module docs).
