@@ -922,10 +922,18 @@ async fn commits_over_a_size_limit_are_refused_before_publishing() {
         }
         other => panic!("expected TooLarge, got {other:?}"),
     }
-    assert!(store
-        .append(&api, 0, Uuid::now_v7(), vec![b'x'; 3000])
-        .await
-        .is_ok());
+    // At the limit exactly, headers counted as the server counts them (103 bytes here: an
+    // expectation of 0 and a commit id), the server takes it; a byte more is refused.
+    assert!(matches!(
+        store
+            .append(&api, 0, Uuid::now_v7(), vec![b'x'; 4096 - 103 + 1])
+            .await,
+        Err(StoreError::TooLarge(_))
+    ));
+    let at_limit = store
+        .append(&api, 0, Uuid::now_v7(), vec![b'x'; 4096 - 103])
+        .await;
+    assert!(at_limit.is_ok(), "{at_limit:?}");
 
     let js = store.jetstream();
     let mut config = NatsStore::stream_config(&NatsOptions::new(server.url()));
