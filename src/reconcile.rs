@@ -276,7 +276,7 @@ async fn record_outcome(
                     },
                 );
                 return Err(CliError::Unavailable(format!(
-                    "{app}/{env} v{} was applied but its outcome could not be recorded for {patience:?} (kept: recorded at the env's next reconcile, not applied again): {why}",
+                    "{app}/{env} v{} was applied but its outcome could not be recorded within {patience:?}: {why}",
                     record.release.version
                 )));
             }
