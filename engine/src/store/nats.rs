@@ -1528,6 +1528,69 @@ fn percent_decode(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::strategy::Strategy;
+
+    fn starts_with_commit(_: &AppName, payload: &[u8]) -> Result<(), String> {
+        payload
+            .starts_with(b"commit")
+            .then_some(())
+            .ok_or_else(|| "no".to_string())
+    }
+
+    proptest::proptest! {
+        /// Any message is either taken for a commit, exactly when it is on an app's subject,
+        /// carries a UUID commit id and passes the check, or quarantined with a reason.
+        #[test]
+        fn every_message_is_a_commit_or_quarantined(
+            subject in "hoist\\.app\\.[a-zA-Z0-9_.-]{0,12}|other\\.[a-z]{1,5}",
+            msg_id in proptest::option::of(proptest::prop_oneof![
+                proptest::prelude::any::<u128>().prop_map(|n| Uuid::from_u128(n).to_string()),
+                "[0-9a-f-]{0,40}",
+            ]),
+            payload in proptest::prop_oneof![
+                proptest::collection::vec(proptest::prelude::any::<u8>(), 0..40),
+                proptest::collection::vec(proptest::prelude::any::<u8>(), 0..20)
+                    .prop_map(|tail| [b"commit".to_vec(), tail].concat()),
+            ],
+            seq in 1..u64::MAX,
+        ) {
+            let valid_id = msg_id.as_deref().is_some_and(|id| Uuid::parse_str(id).is_ok());
+            let app = app_of(SUBJECT_PREFIX, &subject);
+            let message = RawMessage { seq, subject: subject.clone(), msg_id, payload: payload.clone() };
+            match classify(SUBJECT_PREFIX, Some(starts_with_commit), message) {
+                Ok(commit) => {
+                    proptest::prop_assert!(valid_id && payload.starts_with(b"commit"));
+                    proptest::prop_assert_eq!(Some(commit.app), app);
+                    proptest::prop_assert_eq!((commit.seq, commit.payload), (seq, payload));
+                }
+                Err(q) => {
+                    proptest::prop_assert!(app.is_none() || !valid_id || !payload.starts_with(b"commit"));
+                    proptest::prop_assert_eq!((q.seq, q.subject), (seq, subject));
+                    proptest::prop_assert!(!q.reason.is_empty());
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_uuid_commit_is_taken_and_opaque_without_a_check() {
+        let message = RawMessage {
+            seq: 7,
+            subject: "hoist.app.api".into(),
+            msg_id: Some(Uuid::now_v7().to_string()),
+            payload: b"anything".to_vec(),
+        };
+        assert!(classify(SUBJECT_PREFIX, None, message).is_ok());
+    }
+
+    #[test]
+    fn header_bytes_are_counted_as_on_the_wire() {
+        assert_eq!(headers_len(&[]), "NATS/1.0\r\n\r\n".len());
+        assert_eq!(
+            headers_len(&[("A", "bc")]),
+            "NATS/1.0\r\nA: bc\r\n\r\n".len()
+        );
+    }
 
     #[test]
     fn server_versions_compare() {
