@@ -158,6 +158,9 @@ impl Delivery {
 pub struct Claims {
     js: Context,
     stream: String,
+    /// The claims stream's configuration: created again if the stream is lost (it lives in
+    /// memory, so a restart of a standalone server loses it).
+    config: Config,
     subject_prefix: String,
     /// Who this instance is, as other instances see it in a claim: `host:pid`.
     holder: String,
@@ -200,7 +203,7 @@ impl Claims {
         };
         store
             .jetstream()
-            .get_or_create_stream(config)
+            .get_or_create_stream(config.clone())
             .await
             .map_err(|e| format!("claims stream {stream}: {e}"))?;
         let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
@@ -209,6 +212,7 @@ impl Claims {
         Ok(Claims {
             js: store.jetstream().clone(),
             stream,
+            config,
             subject_prefix,
             holder: format!("{host}:{}", std::process::id()),
         })
@@ -295,6 +299,18 @@ impl Claims {
         match published.await {
             Ok(ack) => Ok(Some(ack.sequence)),
             Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => Ok(None),
+            Err(e) if e.kind() == PublishErrorKind::StreamNotFound => {
+                // The claims stream is gone (kept in memory: a server restart loses it; or a
+                // replicated one is electing its leader). Creating it again is harmless in the
+                // second case, and without it no env could ever be claimed again in the first.
+                self.js
+                    .get_or_create_stream(self.config.clone())
+                    .await
+                    .map_err(|e| format!("claims stream {}: {e}", self.stream))?;
+                Err(format!(
+                    "claiming {subject}: the claims stream was missing: created it again"
+                ))
+            }
             Err(e) => Err(format!("claiming {subject}: {e}")),
         }
     }

@@ -36,6 +36,8 @@ const PAUSE_AFTER_APPLY: &str = "HOIST_TEST_PAUSE_AFTER_APPLY";
 /// answer (NATS): well past a JetStream leader election (measured 5–7 s on a 3-node cluster
 /// after the leader's node is killed), so an election delays a record and never loses it.
 pub const RECORD_PATIENCE: Duration = Duration::from_secs(30);
+/// Test hook: a span (`2s`) replacing [`RECORD_PATIENCE`], so a test can outlast it quickly.
+const RECORD_PATIENCE_OVERRIDE: &str = "HOIST_TEST_RECORD_PATIENCE";
 /// The pause between two tries of recording an outcome.
 const RECORD_RETRY: Duration = Duration::from_millis(500);
 
@@ -239,7 +241,10 @@ async fn record_outcome(
     };
     // The embedded store waits for its lock on its own; only a replicated log has elections.
     let patience = if ctx.global.nats.is_some() {
-        RECORD_PATIENCE
+        std::env::var(RECORD_PATIENCE_OVERRIDE)
+            .ok()
+            .and_then(|span| parse_span(RECORD_PATIENCE_OVERRIDE, &span).ok())
+            .unwrap_or(RECORD_PATIENCE)
     } else {
         Duration::ZERO
     };
@@ -276,7 +281,7 @@ async fn record_outcome(
                     },
                 );
                 return Err(CliError::Unavailable(format!(
-                    "{app}/{env} v{} was applied but its outcome could not be recorded within {patience:?}: {why}",
+                    "{app}/{env} {} was applied but its outcome could not be recorded within {patience:?}: {why}",
                     record.release.version
                 )));
             }

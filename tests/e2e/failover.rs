@@ -5,7 +5,7 @@
 
 use crate::faults::wait_until_served;
 use crate::harness::{image, wait_for, Hoist};
-use crate::nats_server::{raw_request, NatsCluster};
+use crate::nats_server::{raw_request, NatsCluster, NatsServer};
 use crate::serve::{
     appending_hook, applies, assert_each_applied_and_recorded_once, serve_log, sigterm,
     start_serve_logging_to, wait_resynced,
@@ -110,4 +110,64 @@ pub fn killing_the_stream_leader_mid_apply_records_each_outcome_once() {
     // Both stopped: nothing can be applied any more, so the file is final.
     assert_each_applied_and_recorded_once(&h, &file);
     assert_eq!(applies(&file).len() as u64, ROUNDS, "{:?}", applies(&file));
+}
+
+/// NATS: the server is down for longer than a record's patience while a hook runs. The outcome
+/// the serve could not record is kept; once the server is back it is recorded (once), and the
+/// hook is not run again for that release.
+pub fn an_outcome_unrecorded_for_longer_than_the_patience_is_recorded_later_not_reapplied() {
+    let mut server = NatsServer::start();
+    let h = Hoist::nats(&server.url(), "HOIST", &server.store_dir());
+    let file = h.dir.path().join("applied");
+    let gate = h.dir.path().join("gate");
+    let hook = format!(
+        "{}; for i in $(seq 3000); do [ -e {} ] && break; sleep 0.02; done",
+        appending_hook(&file),
+        gate.display()
+    );
+    h.ok(&["apps", "create", "api"]);
+    h.ok(&["envs", "target", "api", "--env", "staging", "--exec", &hook]);
+    let mut serve = h
+        .command(&["serve", "--resync", "1s"])
+        .env("HOIST_TEST_RECORD_PATIENCE", "2s")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(h.dir.path().join("serve.log")).unwrap())
+        .spawn()
+        .expect("hoist serve starts");
+    wait_resynced(&h, "serve.log");
+    h.deploy("api", "staging", &image("api", '1'));
+    wait_for("the hook to start", Duration::from_secs(30), || {
+        (!applies(&file).is_empty()).then_some(())
+    });
+    server.kill9();
+    std::fs::write(&gate, "").unwrap();
+    wait_for(
+        "the serve to give up recording for now",
+        Duration::from_secs(60),
+        || {
+            serve_log(&h, "serve.log")
+                .contains("its outcome could not be recorded within 2s")
+                .then_some(())
+        },
+    );
+    server.restart();
+    let count =
+        crate::nats_server::poll::poll(Duration::from_secs(60), Duration::from_millis(50), || {
+            recorded(&h, 1).filter(|&n| n > 0)
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "not recorded after 60 s; serve's log:\n{}",
+                serve_log(&h, "serve.log")
+            )
+        });
+    assert_eq!(count, 1);
+    assert!(
+        serve_log(&h, "serve.log").contains("recording the outcome of an earlier apply"),
+        "{}",
+        serve_log(&h, "serve.log")
+    );
+    sigterm(&mut serve);
+    assert_each_applied_and_recorded_once(&h, &file);
+    assert_eq!(applies(&file).len(), 1, "{:?}", applies(&file));
 }

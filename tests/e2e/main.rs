@@ -209,6 +209,11 @@ mod nats {
     }
 
     #[test]
+    fn an_outcome_unrecorded_for_longer_than_the_patience_is_recorded_later_not_reapplied() {
+        failover::an_outcome_unrecorded_for_longer_than_the_patience_is_recorded_later_not_reapplied();
+    }
+
+    #[test]
     fn r3_cluster_survives_losing_a_node() {
         faults::r3_cluster_survives_losing_a_node();
     }
