@@ -1,5 +1,7 @@
 //! The log: the `EventStore` trait every backend implements, and its backends. A store moves
 //! opaque commit payloads; it never decodes them, so it can be measured against its raw medium.
+//! (The NATS store, whose subjects others can publish on, may be handed a check of what is a
+//! commit, `NatsOptions::commit_check`, to quarantine the rest; the codec stays the caller's.)
 //!
 //! **Invariant**: every append states the app's expected last sequence and carries an idempotency
 //! key. There is no unconditional append.
