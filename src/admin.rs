@@ -72,20 +72,63 @@ struct Findings {
     events: u64,
     apps: usize,
     /// What is wrong: each makes the check fail.
-    problems: Vec<String>,
+    problems: Vec<Problem>,
     /// What the store recovered from on its own, for the record.
     notes: Vec<String>,
+}
+
+/// One thing `admin check` found wrong: `kind` is `not_a_commit` (a foreign message on NATS,
+/// skipped by every read; with its `seq`, `subject` and `reason`), `undecodable`,
+/// `broken_chain` or `models_differ`; `message` says it in a sentence.
+#[derive(Debug, serde::Serialize)]
+struct Problem {
+    kind: &'static str,
+    message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    seq: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    subject: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
+}
+
+impl Problem {
+    fn new(kind: &'static str, message: impl std::fmt::Display) -> Self {
+        Problem {
+            kind,
+            message: message.to_string(),
+            seq: None,
+            subject: None,
+            reason: None,
+        }
+    }
 }
 
 pub async fn check(global: &GlobalArgs) -> Result<(), CliError> {
     let log = Backend::open(global).await?;
     let mut findings = Findings::default();
-    if let Backend::Embedded(store) = &log {
-        if let Some((at, bytes, saved)) = store.recovery()?.cut {
-            findings.notes.push(format!(
-                "the log ended in an unfinished write ({bytes} bytes at byte {at}, never acknowledged): cut off, saved as {}",
-                saved.display()
-            ));
+    match &log {
+        Backend::Embedded(store) => {
+            if let Some((at, bytes, saved)) = store.recovery()?.cut {
+                findings.notes.push(format!(
+                    "the log ended in an unfinished write ({bytes} bytes at byte {at}, never acknowledged): cut off, saved as {}",
+                    saved.display()
+                ));
+            }
+        }
+        Backend::Nats(nats) => {
+            for q in nats.quarantined().await? {
+                findings.problems.push(Problem {
+                    message: format!(
+                        "message {} on {} is not a hoist commit (skipped by every read): {}",
+                        q.seq, q.subject, q.reason
+                    ),
+                    seq: Some(q.seq),
+                    subject: Some(q.subject),
+                    reason: Some(q.reason),
+                    ..Problem::new("not_a_commit", "")
+                });
+            }
         }
     }
     let mut verifier = ChainVerifier::default();
@@ -99,11 +142,11 @@ pub async fn check(global: &GlobalArgs) -> Result<(), CliError> {
         for commit in &page {
             apps.insert(commit.app.clone());
             match service::decode_commits([commit]) {
-                Err(e) => findings.problems.push(e.to_string()),
+                Err(e) => findings.problems.push(Problem::new("undecodable", e)),
                 Ok(events) => {
                     for recorded in &events {
                         if let Err(broken) = verifier.check(recorded) {
-                            findings.problems.push(broken.to_string());
+                            findings.problems.push(Problem::new("broken_chain", broken));
                             break 'log;
                         }
                     }
@@ -116,8 +159,9 @@ pub async fn check(global: &GlobalArgs) -> Result<(), CliError> {
     let mut models = crate::models::open(global, &log)?;
     models.catch_up(&log, &mut |_, _| {}).await?;
     if let Some(difference) = models.differs_from_log(&log).await? {
-        findings.problems.push(format!(
-            "{difference}; run `hoist admin rebuild` to fold them again"
+        findings.problems.push(Problem::new(
+            "models_differ",
+            format!("{difference}; run `hoist admin rebuild` to fold them again"),
         ));
     }
     findings.ok = findings.problems.is_empty();
@@ -128,7 +172,7 @@ pub async fn check(global: &GlobalArgs) -> Result<(), CliError> {
             outln!("note: {note}");
         }
         for problem in &findings.problems {
-            outln!("problem: {problem}");
+            outln!("problem: {}", problem.message);
         }
         if findings.ok {
             outln!(
@@ -137,11 +181,16 @@ pub async fn check(global: &GlobalArgs) -> Result<(), CliError> {
             );
         }
     }
-    match findings.problems.first() {
-        None => Ok(()),
-        Some(first) => Err(CliError::rejected(format!(
-            "admin check: {} problem(s), the first: {first}",
-            findings.problems.len()
+    match findings.problems.as_slice() {
+        [] => Ok(()),
+        [one] => Err(CliError::rejected(format!(
+            "admin check: 1 problem: {}",
+            one.message
+        ))),
+        [first, ..] => Err(CliError::rejected(format!(
+            "admin check: {} problems, the first: {}",
+            findings.problems.len(),
+            first.message
         ))),
     }
 }

@@ -3,7 +3,7 @@
 use crate::cli::GlobalArgs;
 use crate::error::CliError;
 use hoist_engine::store::file::FileStore;
-use hoist_engine::store::nats::{NatsOptions, NatsStore};
+use hoist_engine::store::nats::{NatsOptions, NatsStore, Quarantined};
 use hoist_engine::store::{Appended, EventStore, NewCommit, StoreError, StoredCommit};
 use hoist_engine::AppName;
 use std::path::PathBuf;
@@ -55,12 +55,35 @@ impl Backend {
                 options.creds_file = global.nats_creds.clone();
                 options.tls_ca_file = global.nats_tls_ca.clone();
                 options.replicas = usize::from(global.replicas);
+                options.commit_check = Some(hoist_engine::codec::check_commit);
                 Ok(Backend::Nats(Box::new(NatsStore::connect(options).await?)))
             }
             None => Ok(Backend::Embedded(Box::new(FileStore::open(
                 &store_dir(global)?,
                 STORE_WAIT,
             )?))),
+        }
+    }
+
+    /// The messages on the stream that this process's reads skipped as not hoist commits (NATS;
+    /// none on the embedded store).
+    pub fn quarantined_seen(&self) -> Vec<Quarantined> {
+        match self {
+            Backend::Embedded(_) => Vec::new(),
+            Backend::Nats(n) => n.quarantined_seen(),
+        }
+    }
+
+    /// Says once on stderr that reads skipped messages that are not hoist commits: what `status`
+    /// and `audit` print instead of failing on them.
+    pub fn warn_quarantined(&self) {
+        let skipped = self.quarantined_seen().len();
+        if skipped > 0 {
+            crate::output::warn(&format!(
+                "{skipped} message{} on the stream {} not hoist commits (skipped); see `hoist admin check`",
+                if skipped == 1 { "" } else { "s" },
+                if skipped == 1 { "is" } else { "are" },
+            ));
         }
     }
 

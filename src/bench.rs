@@ -297,6 +297,8 @@ fn bench_nats(global: &GlobalArgs, args: &BenchArgs, url: &str) -> Result<(), Cl
         options.replicas = usize::from(global.replicas);
         options.timeout = Duration::from_secs(30);
         let mut raw_options = options.clone();
+        // The hoist side reads as the commands do: every message checked to be a commit.
+        options.commit_check = Some(hoist_engine::codec::check_commit);
         raw_options.stream = format!("HOIST_BENCH_RAW_{run}");
         raw_options.subject_prefix = format!("hoist.bench.{run}.raw.");
         if args.keep {

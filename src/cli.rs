@@ -108,8 +108,9 @@ pub enum Command {
 pub enum AdminCommand {
     /// Replay the whole log into fresh read models, with progress; reports events/s
     Rebuild,
-    /// Verify the store: the log opens and decodes, every hash chain holds, the read models
-    /// match a fresh fold of the log. Exit 1 naming what is wrong
+    /// Verify the store: the log opens and decodes (on NATS: lists messages on hoist's subjects
+    /// that are not hoist commits, by sequence), every hash chain holds, the read models match a
+    /// fresh fold of the log. Exit 1 naming what is wrong
     Check,
 }
 

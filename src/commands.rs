@@ -58,7 +58,10 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             let mut apps = Vec::new();
             for app in store.apps().await? {
                 let state = service::load_app(&store, &app).await?;
-                apps.push((app, state));
+                // A subject that holds only quarantined messages is no app.
+                if !state.pipeline.is_empty() {
+                    apps.push((app, state));
+                }
             }
             if ctx.global.json {
                 print_json(
@@ -355,6 +358,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                 None => {
                     let store = ctx.open_existing().await?;
                     let models = crate::models::caught_up(&ctx.global, &store).await?;
+                    store.warn_quarantined();
                     status = existing_status(&models, &app)?;
                     StatusView::of_model(&app, &status)
                 }
@@ -619,6 +623,7 @@ impl Ctx {
         };
         let store = self.open_existing().await?;
         let mut models = crate::models::caught_up(&self.global, &store).await?;
+        store.warn_quarantined();
         let entries: Vec<AuditEntry> = models
             .audit(&store, &query, args.limit.unwrap_or(usize::MAX))
             .await?;

@@ -51,7 +51,7 @@ impl From<StoreError> for CliError {
             StoreError::Busy { .. } | StoreError::Unavailable(_) | StoreError::Corrupt(_) => {
                 CliError::Unavailable(e.to_string())
             }
-            StoreError::Refused(_) => CliError::rejected(e),
+            StoreError::Refused(_) | StoreError::TooLarge(_) => CliError::rejected(e),
         }
     }
 }

@@ -43,6 +43,8 @@ pub const CLAIM_TTL: Duration = Duration::from_secs(15);
 /// How often a running reconcile renews its claim and its delivery: a third of their bounds, so
 /// two renewals may be lost before either lapses.
 pub const KEEPALIVE: Duration = Duration::from_secs(5);
+/// How soon a renewal that failed (no answer: a leader election) is tried again.
+pub const RENEW_RETRY: Duration = Duration::from_secs(1);
 /// When a commit's env is held by another instance, the commit comes back after this long.
 pub const HELD_RETRY: Duration = Duration::from_secs(1);
 /// Commits delivered and not yet acked, over all instances: each holds one at a time, plus those
@@ -119,12 +121,11 @@ impl Deliveries {
         match app {
             Some(app) => Ok(Some(Delivery { app, seq, message })),
             None => {
-                // The stream takes only app subjects; anything else is not ours to act on.
-                let subject = message.subject.to_string();
+                // Not an app's subject, so not a hoist commit (reads quarantine it, `hoist admin
+                // check` lists it): nothing to act on, and no reason to pause the feed.
+                tracing::warn!(seq, subject = %message.subject, "skipped a message that is not a hoist commit");
                 let _ = message.ack_with(AckKind::Term).await;
-                Err(format!(
-                    "commit {seq} has subject {subject}, not an app's: skipped"
-                ))
+                Ok(None)
             }
         }
     }
@@ -158,6 +159,9 @@ impl Delivery {
 pub struct Claims {
     js: Context,
     stream: String,
+    /// The claims stream's configuration: created again if the stream is lost (it lives in
+    /// memory, so a restart of a standalone server loses it).
+    config: Config,
     subject_prefix: String,
     /// Who this instance is, as other instances see it in a claim: `host:pid`.
     holder: String,
@@ -200,7 +204,7 @@ impl Claims {
         };
         store
             .jetstream()
-            .get_or_create_stream(config)
+            .get_or_create_stream(config.clone())
             .await
             .map_err(|e| format!("claims stream {stream}: {e}"))?;
         let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
@@ -209,6 +213,7 @@ impl Claims {
         Ok(Claims {
             js: store.jetstream().clone(),
             stream,
+            config,
             subject_prefix,
             holder: format!("{host}:{}", std::process::id()),
         })
@@ -224,17 +229,23 @@ impl Claims {
         match self.publish(&subject, 0).await? {
             Some(seq) => Ok(Claimed::Mine(Claim { subject, seq })),
             None => {
-                let holder = match self.js.get_stream_no_info(&self.stream).await {
-                    Ok(stream) => stream
-                        .get_last_raw_message_by_subject(&subject)
-                        .await
-                        .map(|m| String::from_utf8_lossy(&m.payload).into_owned())
-                        .unwrap_or_else(|_| "another instance".to_string()),
-                    Err(_) => "another instance".to_string(),
-                };
+                let holder = self
+                    .last_claim(&subject)
+                    .await
+                    .map_or_else(|| "another instance".to_string(), |(_, holder)| holder);
                 Ok(Claimed::Held(holder))
             }
         }
+    }
+
+    /// The live claim of `subject`: its sequence and holder, when it can be read.
+    async fn last_claim(&self, subject: &str) -> Option<(u64, String)> {
+        let stream = self.js.get_stream_no_info(&self.stream).await.ok()?;
+        let message = stream.get_last_raw_message_by_subject(subject).await.ok()?;
+        Some((
+            message.sequence,
+            String::from_utf8_lossy(&message.payload).into_owned(),
+        ))
     }
 
     /// Restarts the claim's [`CLAIM_TTL`]. Fails if the claim lapsed and another instance took
@@ -245,7 +256,15 @@ impl Claims {
                 claim.seq = seq;
                 Ok(())
             }
-            None => Err(format!("claim {} lapsed and was taken", claim.subject)),
+            None => match self.last_claim(&claim.subject).await {
+                // An earlier renewal was stored but its ack was lost (a leader election): the
+                // live claim is still this instance's, under a newer sequence.
+                Some((seq, holder)) if holder == self.holder => {
+                    claim.seq = seq;
+                    Ok(())
+                }
+                _ => Err(format!("claim {} lapsed and was taken", claim.subject)),
+            },
         }
     }
 
@@ -281,6 +300,18 @@ impl Claims {
         match published.await {
             Ok(ack) => Ok(Some(ack.sequence)),
             Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => Ok(None),
+            Err(e) if e.kind() == PublishErrorKind::StreamNotFound => {
+                // The claims stream is gone (kept in memory: a server restart loses it; or a
+                // replicated one is electing its leader). Creating it again is harmless in the
+                // second case, and without it no env could ever be claimed again in the first.
+                self.js
+                    .get_or_create_stream(self.config.clone())
+                    .await
+                    .map_err(|e| format!("claims stream {}: {e}", self.stream))?;
+                Err(format!(
+                    "claiming {subject}: the claims stream was missing: created it again"
+                ))
+            }
             Err(e) => Err(format!("claiming {subject}: {e}")),
         }
     }

@@ -18,7 +18,9 @@ use hoist_engine::{
     Target,
 };
 use serde::Serialize;
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 /// The actor of everything the reconciler records: outcomes and auto-rollbacks.
@@ -28,6 +30,38 @@ pub const RECONCILER: &str = "hoist";
 /// after an adapter applied a release and then stops forever, before recording the outcome, so a
 /// test can `kill -9` it at exactly that point.
 const PAUSE_AFTER_APPLY: &str = "HOIST_TEST_PAUSE_AFTER_APPLY";
+
+/// How long recording an outcome keeps trying, under one command id, while the log does not
+/// answer (NATS): well past a JetStream leader election (measured 5–7 s on a 3-node cluster
+/// after the leader's node is killed), so an election delays a record and never loses it.
+pub const RECORD_PATIENCE: Duration = Duration::from_secs(30);
+/// Test hook: a span (`2s`) replacing [`RECORD_PATIENCE`], so a test can outlast it quickly.
+const RECORD_PATIENCE_OVERRIDE: &str = "HOIST_TEST_RECORD_PATIENCE";
+/// The pause between two tries of recording an outcome.
+const RECORD_RETRY: Duration = Duration::from_millis(500);
+
+/// Outcomes applied but not recorded (the log did not answer within [`RECORD_PATIENCE`]), by
+/// app and env, with the command they were being recorded under: the next reconcile of that env
+/// in this process records the outcome under the same command id instead of applying the
+/// release again (a hook need not be idempotent; the same id makes the record happen once).
+static UNRECORDED: Mutex<Option<HashMap<(AppName, EnvName), Unrecorded>>> = Mutex::new(None);
+
+struct Unrecorded {
+    version: hoist_engine::ReleaseVersion,
+    report: Report,
+    command: CommandContext,
+}
+
+fn take_unrecorded(app: &AppName, env: &EnvName) -> Option<Unrecorded> {
+    let mut unrecorded = UNRECORDED.lock().unwrap_or_else(|e| e.into_inner());
+    unrecorded.as_mut()?.remove(&(app.clone(), env.clone()))
+}
+
+fn keep_unrecorded(app: &AppName, env: &EnvName, unrecorded: Unrecorded) {
+    let mut all = UNRECORDED.lock().unwrap_or_else(|e| e.into_inner());
+    all.get_or_insert_with(HashMap::new)
+        .insert((app.clone(), env.clone()), unrecorded);
+}
 
 #[derive(Debug, Clone, Copy)]
 pub struct Options {
@@ -91,13 +125,25 @@ pub async fn reconcile(
 ) -> Result<Reconciled, CliError> {
     let (target, record) = current(ctx, app, env).await?;
     let version = record.release.version;
-    let report = apply_release(app, env, &target, &record, options).await?;
+    // An outcome this process could not record: recorded now, under its command id; applied
+    // again only if the env moved on to another release meanwhile.
+    let earlier = take_unrecorded(app, env);
+    let (report, command) = match earlier {
+        Some(earlier) if earlier.version == version => {
+            tracing::info!(%app, %env, %version, "recording the outcome of an earlier apply");
+            (earlier.report, Some(earlier.command))
+        }
+        _ => {
+            let report = apply_release(app, env, &target, &record, options).await?;
+            (report, None)
+        }
+    };
     if let Some(marker) = std::env::var_os(PAUSE_AFTER_APPLY) {
         std::fs::write(&marker, version.to_string()).expect("test hook: marker file writable");
         tracing::warn!(%app, %env, %version, "{PAUSE_AFTER_APPLY}: paused after apply, before recording");
         std::future::pending::<()>().await;
     }
-    let rollback = record_outcome(ctx, app, env, &record, &report, None).await?;
+    let rollback = record_outcome(ctx, app, env, &record, &report, None, command).await?;
     let mut reconciled = Reconciled {
         app: app.clone(),
         env: env.clone(),
@@ -111,7 +157,16 @@ pub async fn reconcile(
         let second = apply_release(app, env, &target, &rollback, options).await?;
         // A failure of the rollback is recorded, and the engine decides no second rollback.
         // Its outcome is part of the auto-rollback, so the failed rollout is its cause too.
-        record_outcome(ctx, app, env, &rollback, &second, Some(failed_rollout)).await?;
+        record_outcome(
+            ctx,
+            app,
+            env,
+            &rollback,
+            &second,
+            Some(failed_rollout),
+            None,
+        )
+        .await?;
         reconciled.rolled_back_to = to;
         reconciled.detail = format!(
             "{}\nauto-rollback to v{} as {}: {} ({})",
@@ -152,8 +207,14 @@ async fn current(
 }
 
 /// Records `report` for `record`'s version as the reconciler, caused by the event `causation`
-/// when given; returns the auto-rollback release the engine decided with it, if any, and the id
-/// of the failed-rollout event that caused it.
+/// when given, under `command` (an earlier try's) or a new command; returns the auto-rollback
+/// release the engine decided with it, if any, and the id of the failed-rollout event that
+/// caused it.
+///
+/// On NATS, a log that does not answer (a leader election) is tried again under the same
+/// command id for [`RECORD_PATIENCE`]: a try that was stored without its ack is then found in
+/// the log (the engine records an outcome once), never stored twice. Past that, the outcome is
+/// kept for the env's next reconcile in this process, which records it instead of applying again.
 async fn record_outcome(
     ctx: &Ctx,
     app: &AppName,
@@ -161,23 +222,71 @@ async fn record_outcome(
     record: &ReleaseRecord,
     report: &Report,
     causation: Option<Uuid>,
+    command: Option<CommandContext>,
 ) -> Result<Option<(ReleaseRecord, Uuid)>, CliError> {
-    let actor: Actor = RECONCILER.parse()?;
-    let mut command_ctx = CommandContext::new(actor);
-    command_ctx.causation_id = causation;
-    let store = ctx.open().await?;
-    let executed = execute(
-        &store,
-        app,
-        &DomainCommand::RecordRollout {
-            env: env.clone(),
-            version: record.release.version,
-            outcome: report.outcome,
-            detail: report.detail.clone(),
-        },
-        &command_ctx,
-    )
-    .await?;
+    let command_ctx = match command {
+        Some(command) => command,
+        None => {
+            let mut command = CommandContext::new(RECONCILER.parse::<Actor>()?);
+            command.causation_id = causation;
+            command
+        }
+    };
+    let recording = DomainCommand::RecordRollout {
+        env: env.clone(),
+        version: record.release.version,
+        outcome: report.outcome,
+        detail: report.detail.clone(),
+    };
+    // The embedded store waits for its lock on its own; only a replicated log has elections.
+    let patience = if ctx.global.nats.is_some() {
+        std::env::var(RECORD_PATIENCE_OVERRIDE)
+            .ok()
+            .and_then(|span| parse_span(RECORD_PATIENCE_OVERRIDE, &span).ok())
+            .unwrap_or(RECORD_PATIENCE)
+    } else {
+        Duration::ZERO
+    };
+    let started = Instant::now();
+    let mut store = None;
+    let executed = loop {
+        let tried = match &store {
+            Some(store) => execute(store, app, &recording, &command_ctx)
+                .await
+                .map_err(CliError::from),
+            None => match ctx.open().await {
+                Ok(opened) => {
+                    store = Some(opened);
+                    continue;
+                }
+                Err(e) => Err(e),
+            },
+        };
+        match tried {
+            Ok(executed) => break executed,
+            Err(CliError::Unavailable(why)) if started.elapsed() < patience => {
+                tracing::warn!(error = %why, %app, %env, version = %record.release.version,
+                    "the log does not answer: recording the outcome again under the same command id");
+                tokio::time::sleep(RECORD_RETRY).await;
+            }
+            Err(CliError::Unavailable(why)) if ctx.global.nats.is_some() => {
+                keep_unrecorded(
+                    app,
+                    env,
+                    Unrecorded {
+                        version: record.release.version,
+                        report: report.clone(),
+                        command: command_ctx,
+                    },
+                );
+                return Err(CliError::Unavailable(format!(
+                    "{app}/{env} {} was applied but its outcome could not be recorded within {patience:?}: {why}",
+                    record.release.version
+                )));
+            }
+            Err(e) => return Err(e),
+        }
+    };
     let rollback = executed
         .events
         .iter()

@@ -23,7 +23,9 @@ use crate::backend::Backend;
 use crate::cli::ServeArgs;
 use crate::commands::Ctx;
 use crate::error::CliError;
-use crate::nats_work::{Claim, Claimed, Claims, Deliveries, Delivery, HELD_RETRY, KEEPALIVE};
+use crate::nats_work::{
+    Claim, Claimed, Claims, Deliveries, Delivery, HELD_RETRY, KEEPALIVE, RENEW_RETRY,
+};
 use crate::reconcile::{parse_span, reconcile, Options};
 use hoist_engine::service;
 use hoist_engine::store::EventStore;
@@ -497,12 +499,18 @@ async fn still_needed(
     Ok(state.env(env).is_some_and(|e| needs_reconcile(e, full)))
 }
 
-/// Renews the claim and the delivery while a reconcile runs; never returns.
+/// Renews the claim and the delivery while a reconcile runs (its outcome's record included,
+/// which may wait out a leader election); never returns. A renewal that fails is tried again
+/// after [`RENEW_RETRY`], not a whole [`KEEPALIVE`] later, so an election of the claims stream's
+/// leader does not let the claim lapse.
 async fn keep_alive(claims: &Claims, claim: &mut Claim, delivery: Option<&Delivery>) {
+    let mut pause = KEEPALIVE;
     loop {
-        tokio::time::sleep(KEEPALIVE).await;
+        tokio::time::sleep(pause).await;
+        pause = KEEPALIVE;
         if let Err(e) = claims.renew(claim).await {
             tracing::warn!(error = %e, "renewing the claim");
+            pause = RENEW_RETRY;
         }
         if let Some(delivery) = delivery {
             if let Err(e) = delivery.in_progress().await {

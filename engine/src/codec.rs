@@ -325,6 +325,20 @@ pub fn decode_envelopes(payload: &[u8]) -> Result<Vec<Envelope>, CodecError> {
         .collect()
 }
 
+/// Whether `payload` is a commit of `app` as hoist writes them: at least one envelope, each
+/// decoding and naming `app`. The NATS store's check of what others may publish on hoist's
+/// subjects (`NatsOptions::commit_check`).
+pub fn check_commit(app: &crate::names::AppName, payload: &[u8]) -> Result<(), String> {
+    let envelopes = decode_envelopes(payload).map_err(|e| e.to_string())?;
+    if envelopes.is_empty() {
+        return Err("it holds no event".to_string());
+    }
+    match envelopes.iter().find(|e| &e.app != app) {
+        Some(other) => Err(format!("its events are app {}'s, not {app}'s", other.app)),
+        None => Ok(()),
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -493,6 +507,27 @@ pub(crate) mod tests {
         fn arbitrary_bytes_never_panic_decode(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
             let _ = decode_commit(1, &bytes);
             let _ = decode_envelope(&bytes);
+        }
+
+        /// What the NATS store takes for a commit of an app: exactly hoist's commits of that app.
+        #[test]
+        fn check_commit_accepts_an_apps_commits_and_nothing_else(
+            mut envelopes in proptest::collection::vec(envelope(), 1..4),
+            bytes in proptest::collection::vec(any::<u8>(), 0..400),
+        ) {
+            let app = envelopes[0].app.clone();
+            for e in &mut envelopes {
+                e.app = app.clone();
+            }
+            prop_assert_eq!(check_commit(&app, &encode_commit(&envelopes)), Ok(()));
+            let other: AppName = format!("{app}-other").parse().unwrap();
+            prop_assert!(check_commit(&other, &encode_commit(&envelopes)).is_err());
+            prop_assert!(check_commit(&app, &[]).is_err(), "an empty commit is none");
+            // Arbitrary bytes never panic; when they pass, they decode as the app's events.
+            if check_commit(&app, &bytes).is_ok() {
+                let decoded = decode_envelopes(&bytes).unwrap();
+                prop_assert!(!decoded.is_empty() && decoded.iter().all(|e| e.app == app));
+            }
         }
     }
 }

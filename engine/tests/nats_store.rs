@@ -819,3 +819,187 @@ async fn an_r3_stream_keeps_every_append_when_a_node_dies() {
     options.replicas = 3;
     assert_log_matches(&NatsStore::connect(options).await.unwrap(), &acked).await;
 }
+
+/// A payload check as the binary's, simplified: a commit is any payload starting with "commit".
+fn starts_with_commit(_: &AppName, payload: &[u8]) -> Result<(), String> {
+    payload
+        .starts_with(b"commit")
+        .then_some(())
+        .ok_or_else(|| "does not start with \"commit\"".to_string())
+}
+
+/// Foreign messages on hoist's subjects are skipped by every read (even a whole page of them),
+/// listed by `quarantined()`, and passed over by appends to the app whose subject they are on;
+/// a retry of an append stored past them is still recognised as the duplicate it is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_that_are_not_commits_are_quarantined_and_read_past() {
+    let server = NatsServer::start();
+    let mut options = NatsOptions::new(server.url());
+    options.commit_check = Some(starts_with_commit);
+    let store = NatsStore::connect(options).await.unwrap();
+    let api = app("api");
+    let first = store
+        .append(&api, 0, Uuid::now_v7(), b"commit 1".to_vec())
+        .await
+        .unwrap();
+    let js = store.jetstream();
+    let publish = |subject: &'static str, id: Option<String>, payload: &'static [u8]| async move {
+        let mut headers = async_nats::HeaderMap::new();
+        if let Some(id) = id {
+            headers.insert("Nats-Msg-Id", id.as_str());
+        }
+        js.publish_with_headers(subject, headers, payload.into())
+            .await
+            .unwrap()
+            .await
+            .unwrap()
+            .sequence
+    };
+    let mut foreign = vec![
+        publish("hoist.app.api", None, b"commit without an id").await,
+        publish(
+            "hoist.app.Bad_Name",
+            Some(Uuid::now_v7().to_string()),
+            b"commit",
+        )
+        .await,
+        publish("hoist.app.api", Some("not-a-uuid".into()), b"commit").await,
+    ];
+    // More than a direct-get batch of them in a row: a read goes on past a page of nothing.
+    for _ in 0..300 {
+        foreign.push(
+            publish(
+                "hoist.app.web",
+                Some(Uuid::now_v7().to_string()),
+                b"garbage",
+            )
+            .await,
+        );
+    }
+    assert_eq!(store.read_app(&api).await.unwrap().len(), 1);
+    assert!(store.read_app(&app("web")).await.unwrap().is_empty());
+    assert_eq!(store.read_from(first.seq + 1, 10).await.unwrap(), vec![]);
+    assert_eq!(store.apps().await.unwrap(), [app("api"), app("web")]);
+
+    // The app's expectation is its last commit, though the server's last message on it is not.
+    let id = Uuid::now_v7();
+    let second = store
+        .append(&api, first.seq, id, b"commit 2".to_vec())
+        .await
+        .unwrap();
+    assert!(!second.duplicate);
+    assert_eq!(
+        store
+            .append(&api, first.seq, id, b"commit 2".to_vec())
+            .await
+            .unwrap(),
+        Appended {
+            seq: second.seq,
+            duplicate: true
+        },
+        "a retry under the stale expectation is recognised past the quarantined messages"
+    );
+    // A real conflict stays one.
+    assert!(matches!(
+        store
+            .append(&api, first.seq, Uuid::now_v7(), b"commit 3".to_vec())
+            .await,
+        Err(StoreError::Conflict { .. })
+    ));
+    let commits: Vec<u64> = store
+        .read_from(1, usize::MAX)
+        .await
+        .unwrap()
+        .iter()
+        .map(|c| c.seq)
+        .collect();
+    assert_eq!(commits, [first.seq, second.seq]);
+
+    let listed: Vec<u64> = store
+        .quarantined()
+        .await
+        .unwrap()
+        .iter()
+        .map(|q| q.seq)
+        .collect();
+    assert_eq!(listed, foreign);
+    let fresh = NatsStore::connect({
+        let mut o = NatsOptions::new(server.url());
+        o.commit_check = Some(starts_with_commit);
+        o
+    })
+    .await
+    .unwrap();
+    let reasons = fresh.quarantined().await.unwrap();
+    assert!(
+        reasons[0].reason.contains("Nats-Msg-Id"),
+        "{:?}",
+        reasons[0]
+    );
+    assert!(reasons[1].reason.contains("subject"), "{:?}", reasons[1]);
+    assert_eq!(reasons[1].subject, "hoist.app.Bad_Name");
+    assert!(reasons[3].reason.contains("payload"), "{:?}", reasons[3]);
+}
+
+/// A commit over the server's max_payload, or over an existing stream's max_msg_size, is refused
+/// before it is sent, naming the limit and the size.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commits_over_a_size_limit_are_refused_before_publishing() {
+    let conf_dir = tempfile::tempdir().unwrap();
+    let conf = conf_dir.path().join("small.conf");
+    std::fs::write(&conf, "max_payload: 4096\n").unwrap();
+    let server = NatsServer::start_with_args(&["-c", conf.to_str().unwrap()]);
+    let store = connect(&server.url()).await;
+    let api = app("api");
+    match store
+        .append(&api, 0, Uuid::now_v7(), vec![b'x'; 5000])
+        .await
+    {
+        Err(StoreError::TooLarge(m)) => {
+            assert!(
+                m.contains("max_payload of 4096 bytes") && m.contains("hoist.app.api"),
+                "{m}"
+            )
+        }
+        other => panic!("expected TooLarge, got {other:?}"),
+    }
+    // At the limit exactly, headers counted as the server counts them (103 bytes here: an
+    // expectation of 0 and a commit id), the server takes it; a byte more is refused.
+    assert!(matches!(
+        store
+            .append(&api, 0, Uuid::now_v7(), vec![b'x'; 4096 - 103 + 1])
+            .await,
+        Err(StoreError::TooLarge(_))
+    ));
+    let at_limit = store
+        .append(&api, 0, Uuid::now_v7(), vec![b'x'; 4096 - 103])
+        .await;
+    assert!(at_limit.is_ok(), "{at_limit:?}");
+
+    let js = store.jetstream();
+    let mut config = NatsStore::stream_config(&NatsOptions::new(server.url()));
+    config.name = "SMALL".into();
+    config.subjects = vec!["small.app.>".into()];
+    config.max_message_size = 1000;
+    js.create_stream(config).await.unwrap();
+    let mut options = NatsOptions::new(server.url());
+    options.stream = "SMALL".into();
+    options.subject_prefix = "small.app.".into();
+    let small = NatsStore::connect(options).await.unwrap();
+    match small.append(&api, 0, Uuid::now_v7(), vec![b'x'; 990]).await {
+        Err(StoreError::TooLarge(m)) => assert!(
+            m.contains("max_msg_size of 1000 bytes of stream SMALL"),
+            "{m}"
+        ),
+        other => panic!("expected TooLarge, got {other:?}"),
+    }
+    assert!(small
+        .append(&api, 0, Uuid::now_v7(), vec![b'x'; 800])
+        .await
+        .is_ok());
+    assert_eq!(
+        small.last_seq().await.unwrap(),
+        1,
+        "nothing of the refused commit was stored"
+    );
+}

@@ -400,6 +400,15 @@ impl ProjectionStore {
             done.checkpoint = state_cp.min(history_cp);
             progress(done.checkpoint, target.max(done.checkpoint));
         }
+        if state_cp < target {
+            // Nothing up to `target` is a commit (a NATS stream ending in quarantined messages,
+            // which reads skip): the state model is current to there, and the next query need
+            // not look for them again.
+            state_cp = target;
+            self.state
+                .insert(CHECKPOINT, &state_cp.to_be_bytes())
+                .map_err(|e| io(&self.dir, e))?;
+        }
         if let Some((_, db)) = &partition {
             db.flush().map_err(|e| io(&self.dir, e))?;
         }

@@ -99,7 +99,7 @@ pub fn kill9_of_the_server_during_a_burst_loses_no_acknowledged_append() {
 /// Until the cluster serves the stream again after losing a node: its replica group may need a
 /// new leader, and until then a command exits 4 after its bound (appending nothing); a user would
 /// retry, the test waits for a read to succeed.
-fn wait_until_served(h: &Hoist) {
+pub(crate) fn wait_until_served(h: &Hoist) {
     wait_for(
         "the stream to be served again",
         Duration::from_secs(60),

@@ -5,6 +5,7 @@ mod adapters;
 mod concurrency;
 mod disk_full;
 mod errors;
+mod failover;
 mod faults;
 mod follow;
 mod harness;
@@ -13,9 +14,11 @@ mod kube;
 mod kube_apiserver;
 mod limits;
 mod models;
+mod nats_limits;
 #[path = "../support/nats_server.rs"]
 mod nats_server;
 mod output;
+mod poison;
 mod scenario;
 mod secrets;
 mod serve;
@@ -372,6 +375,31 @@ mod nats {
     #[test]
     fn a_recreated_stream_is_not_answered_from_the_old_cache() {
         faults::a_recreated_stream_is_not_answered_from_the_old_cache();
+    }
+
+    #[test]
+    fn a_config_over_the_servers_max_payload_is_rejected() {
+        nats_limits::a_config_over_the_servers_max_payload_is_rejected();
+    }
+
+    #[test]
+    fn a_config_over_the_streams_max_msg_size_is_rejected() {
+        nats_limits::a_config_over_the_streams_max_msg_size_is_rejected();
+    }
+
+    #[test]
+    fn a_poisoned_stream_is_read_past_by_every_command() {
+        poison::a_poisoned_stream_is_read_past_by_every_command();
+    }
+
+    #[test]
+    fn killing_the_stream_leader_mid_apply_records_each_outcome_once() {
+        failover::killing_the_stream_leader_mid_apply_records_each_outcome_once();
+    }
+
+    #[test]
+    fn an_outcome_unrecorded_for_longer_than_the_patience_is_recorded_later_not_reapplied() {
+        failover::an_outcome_unrecorded_for_longer_than_the_patience_is_recorded_later_not_reapplied();
     }
 
     #[test]

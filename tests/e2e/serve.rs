@@ -13,7 +13,7 @@ fn start_serve(h: &Hoist, env: &[(&str, &Path)]) -> Child {
 }
 
 /// `hoist serve` with its stderr in `log` (under the test's dir).
-fn start_serve_logging_to(h: &Hoist, log: &str, env: &[(&str, &Path)]) -> Child {
+pub(crate) fn start_serve_logging_to(h: &Hoist, log: &str, env: &[(&str, &Path)]) -> Child {
     let mut command = h.command(&["serve", "--resync", "60s"]);
     for (key, value) in env {
         command.env(key, value);
@@ -25,12 +25,12 @@ fn start_serve_logging_to(h: &Hoist, log: &str, env: &[(&str, &Path)]) -> Child 
         .expect("hoist serve starts")
 }
 
-fn serve_log(h: &Hoist, log: &str) -> String {
+pub(crate) fn serve_log(h: &Hoist, log: &str) -> String {
     std::fs::read_to_string(h.dir.path().join(log)).unwrap_or_default()
 }
 
 /// Waits until the serve logging to `log` serves and has finished its startup resync.
-fn wait_resynced(h: &Hoist, log: &str) {
+pub(crate) fn wait_resynced(h: &Hoist, log: &str) {
     wait_for(
         &format!("{log}: serving, first resync done"),
         Duration::from_secs(20),
@@ -38,7 +38,7 @@ fn wait_resynced(h: &Hoist, log: &str) {
     );
 }
 
-fn rollouts(h: &Hoist) -> Vec<Value> {
+pub(crate) fn rollouts(h: &Hoist) -> Vec<Value> {
     h.ok(&["events"])
         .lines()
         .map(|l| serde_json::from_str::<Value>(l).expect("an event line"))
@@ -46,7 +46,7 @@ fn rollouts(h: &Hoist) -> Vec<Value> {
         .collect()
 }
 
-fn sigterm(child: &mut Child) {
+pub(crate) fn sigterm(child: &mut Child) {
     let status = std::process::Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -172,7 +172,7 @@ pub fn serve_killed_between_apply_and_record_records_once(h: &Hoist) {
 }
 
 /// An exec hook that appends `ENV vVERSION TIME` to `file` when it starts.
-fn appending_hook(file: &Path) -> String {
+pub(crate) fn appending_hook(file: &Path) -> String {
     format!(
         r#"echo "$HOIST_ENV v$HOIST_VERSION $(date +%s.%N)" >> {}"#,
         file.display()
@@ -180,7 +180,7 @@ fn appending_hook(file: &Path) -> String {
 }
 
 /// The lines of the apply file, as `(env version, start time)`.
-fn applies(file: &Path) -> Vec<(String, f64)> {
+pub(crate) fn applies(file: &Path) -> Vec<(String, f64)> {
     std::fs::read_to_string(file)
         .unwrap_or_default()
         .lines()
@@ -248,7 +248,7 @@ fn deploy(h: &Hoist, env: &str, n: char) -> f64 {
 
 /// Every apply in the file happened once, and every recorded outcome was recorded once and
 /// matches one apply.
-fn assert_each_applied_and_recorded_once(h: &Hoist, file: &Path) {
+pub(crate) fn assert_each_applied_and_recorded_once(h: &Hoist, file: &Path) {
     let applied: Vec<String> = applies(file).into_iter().map(|(w, _)| w).collect();
     let unique: std::collections::BTreeSet<&String> = applied.iter().collect();
     assert_eq!(unique.len(), applied.len(), "applied twice: {applied:?}");

@@ -400,3 +400,113 @@ fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
         .to_string();
     Some((status, body))
 }
+
+/// Publishes one message on `subject` of the server listening on `port`, as any NATS client
+/// could (with `headers` when given), and returns the stream sequence from JetStream's ack: how
+/// a test puts on hoist's subjects what hoist would never write there.
+pub fn publish_raw(port: u16, subject: &str, headers: &[(&str, &str)], payload: &[u8]) -> u64 {
+    let (_, ack) = raw_request(port, subject, headers, payload);
+    let ack = String::from_utf8_lossy(&ack).to_string();
+    assert!(
+        !ack.contains("\"error\""),
+        "publish to {subject} refused: {ack}"
+    );
+    let at = ack
+        .find("\"seq\":")
+        .unwrap_or_else(|| panic!("no seq in the ack {ack}"))
+        + 6;
+    ack[at..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect::<String>()
+        .parse()
+        .expect("a sequence")
+}
+
+/// The payload of message `seq` of `stream`, as stored (a direct get).
+pub fn get_raw(port: u16, stream: &str, seq: u64) -> Vec<u8> {
+    let request = format!("{{\"seq\":{seq}}}");
+    raw_request(
+        port,
+        &format!("$JS.API.DIRECT.GET.{stream}"),
+        &[],
+        request.as_bytes(),
+    )
+    .1
+}
+
+/// One request over NATS's text protocol on a plain TCP connection (no client library): the
+/// reply's header block (empty without one) and payload.
+pub fn raw_request(
+    port: u16,
+    subject: &str,
+    headers: &[(&str, &str)],
+    payload: &[u8],
+) -> (String, Vec<u8>) {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let mut stream =
+        TcpStream::connect_timeout(&addr, Duration::from_secs(2)).expect("connect to nats");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut out = Vec::new();
+    out.extend_from_slice(b"CONNECT {\"verbose\":false,\"pedantic\":false,\"headers\":true}\r\n");
+    out.extend_from_slice(b"SUB _INBOX.raw 1\r\n");
+    if headers.is_empty() {
+        out.extend_from_slice(format!("PUB {subject} _INBOX.raw {}\r\n", payload.len()).as_bytes());
+    } else {
+        let mut block = String::from("NATS/1.0\r\n");
+        for (name, value) in headers {
+            block.push_str(&format!("{name}: {value}\r\n"));
+        }
+        block.push_str("\r\n");
+        out.extend_from_slice(
+            format!(
+                "HPUB {subject} _INBOX.raw {} {}\r\n{block}",
+                block.len(),
+                block.len() + payload.len()
+            )
+            .as_bytes(),
+        );
+    }
+    out.extend_from_slice(payload);
+    out.extend_from_slice(b"\r\n");
+    stream.write_all(&out).expect("publish");
+    // Read until one whole `MSG _INBOX.raw 1 <len>` or `HMSG _INBOX.raw 1 <hdr> <len>` arrived.
+    let mut seen: Vec<u8> = Vec::new();
+    let mut buf = [0u8; 65536];
+    loop {
+        if let Some(start) = seen.windows(4).position(|w| w == b"MSG ") {
+            let start = if start > 0 && seen[start - 1] == b'H' {
+                start - 1
+            } else {
+                start
+            };
+            if let Some(eol) = seen[start..].windows(2).position(|w| w == b"\r\n") {
+                let line = String::from_utf8_lossy(&seen[start..start + eol]).to_string();
+                let fields: Vec<&str> = line.split_whitespace().collect();
+                let body = start + eol + 2;
+                let (hdr, total) = if fields[0] == "HMSG" {
+                    (
+                        fields[fields.len() - 2].parse::<usize>().unwrap(),
+                        fields[fields.len() - 1].parse::<usize>().unwrap(),
+                    )
+                } else {
+                    (0, fields[fields.len() - 1].parse::<usize>().unwrap())
+                };
+                if seen.len() >= body + total {
+                    let headers = String::from_utf8_lossy(&seen[body..body + hdr]).to_string();
+                    return (headers, seen[body + hdr..body + total].to_vec());
+                }
+            }
+        }
+        let text = String::from_utf8_lossy(&seen);
+        assert!(
+            !text.contains("-ERR"),
+            "request to {subject} refused: {text}"
+        );
+        let n = stream.read(&mut buf).expect("read the reply");
+        assert!(n > 0, "connection closed before the reply: {text}");
+        seen.extend_from_slice(&buf[..n]);
+    }
+}

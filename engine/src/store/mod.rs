@@ -1,5 +1,7 @@
 //! The log: the `EventStore` trait every backend implements, and its backends. A store moves
 //! opaque commit payloads; it never decodes them, so it can be measured against its raw medium.
+//! (The NATS store, whose subjects others can publish on, may be handed a check of what is a
+//! commit, `NatsOptions::commit_check`, to quarantine the rest; the codec stays the caller's.)
 //!
 //! **Invariant**: every append states the app's expected last sequence and carries an idempotency
 //! key. There is no unconditional append.
@@ -21,7 +23,8 @@ use uuid::Uuid;
 /// One entry of the log: one command's events, encoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredCommit {
-    /// Position in the whole log, from 1, gap-free per backend.
+    /// Position in the whole log, from 1, increasing; gap-free on the embedded store (on NATS,
+    /// messages that are not commits are quarantined and leave gaps).
     pub seq: u64,
     pub app: AppName,
     pub payload: Vec<u8>,
@@ -87,6 +90,9 @@ pub enum StoreError {
     /// limits); nothing was stored.
     #[error("{0}")]
     Refused(String),
+    /// The backend refuses a commit this large (a NATS server's or stream's size limit).
+    #[error("{0}")]
+    TooLarge(String),
 }
 
 /// A backend of the log.

@@ -20,6 +20,19 @@
 //!   failures (no responders while a leader is elected, a reconnect, a lost ack) are retried with
 //!   the same commit id until that bound, then reported as [`StoreError::Unavailable`].
 //!
+//! **Quarantine**: anyone allowed to publish on `hoist.app.>` can put there what hoist never
+//! wrote. A message is taken for a commit only if its subject is an app's, it carries a commit id
+//! (a UUID) in `Nats-Msg-Id`, as every append does, and its payload passes
+//! [`NatsOptions::commit_check`] (hoist's decoder, set by the binary). Any other message is
+//! quarantined: every read skips it (a read of `max` commits reads on past it), the store
+//! remembers it ([`NatsStore::quarantined_seen`]), [`NatsStore::quarantined`] lists all of them,
+//! and an append whose expectation is followed only by quarantined messages of its app goes on
+//! past them (the server counts them in the subject's last sequence). It is never a reason for a
+//! read, or another app, to fail. Sequences of commits therefore have gaps on NATS.
+//!
+//! **Limits**: a commit over the connected server's `max_payload` or the stream's `max_msg_size`
+//! (both counting headers) is refused before it is sent, as [`StoreError::TooLarge`].
+//!
 //! **Reads** start with batched direct gets (`$JS.API.DIRECT.GET`, `{seq, next_by_subj, batch}`,
 //! server ≥ 2.11, stream with `allow_direct`): one request returns up to [`DIRECT_BATCH`]
 //! messages of a subject filter (`hoist.app.<app>`, or `hoist.app.>` for the whole log) and an
@@ -113,6 +126,22 @@ pub struct NatsOptions {
     /// Bound on connecting (stream checks included) and on every operation, its retries of
     /// transient failures included; for reads, on every batch request.
     pub timeout: Duration,
+    /// What a message's payload must pass to be taken for a commit of its app (the binary passes
+    /// hoist's decoder, [`crate::codec::check_commit`]); `None` keeps payloads opaque (the
+    /// store's own tests and benches). A message that fails it is quarantined (module docs).
+    pub commit_check: Option<CommitCheck>,
+}
+
+/// Whether `payload` is a commit of `app`: `Err(why)` when it is not.
+pub type CommitCheck = fn(&AppName, &[u8]) -> Result<(), String>;
+
+/// A message on hoist's subjects that is not a hoist commit: skipped by every read, never a
+/// reason for a read to fail (module docs).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Quarantined {
+    pub seq: u64,
+    pub subject: String,
+    pub reason: String,
 }
 
 impl NatsOptions {
@@ -131,6 +160,7 @@ impl NatsOptions {
             replicas: 1,
             duplicate_window: DEFAULT_DUPLICATE_WINDOW,
             timeout: DEFAULT_TIMEOUT,
+            commit_check: None,
         }
     }
 }
@@ -148,6 +178,20 @@ pub struct NatsStore {
     /// More than one replica: any of them may answer a read.
     replicated: bool,
     identity: StreamIdentity,
+    commit_check: Option<CommitCheck>,
+    /// The stream's `max_msg_size` (read from its configuration; -1: none).
+    max_msg_size: i64,
+    /// Every message this store's reads skipped, by sequence.
+    quarantined: std::sync::Mutex<std::collections::BTreeMap<u64, Quarantined>>,
+}
+
+/// One message as read, before it is taken for a commit or quarantined.
+struct RawMessage {
+    seq: u64,
+    subject: String,
+    /// `Nats-Msg-Id`: every hoist append carries its commit id there.
+    msg_id: Option<String>,
+    payload: Vec<u8>,
 }
 
 /// The servers (credentials hidden), the stream's name and its creation time: what a local cache
@@ -229,6 +273,9 @@ impl NatsStore {
             direct_reads: false,
             replicated: false,
             identity: StreamIdentity(String::new()),
+            commit_check: options.commit_check,
+            max_msg_size: -1,
+            quarantined: Default::default(),
         };
         let remaining = options.timeout.saturating_sub(started.elapsed());
         let config = match tokio::time::timeout(remaining, store.ensure_stream(&options)).await {
@@ -239,16 +286,24 @@ impl NatsStore {
                 other => other,
             })?,
             Err(_) => {
+                // The server says in its INFO whether JetStream is on: when it is, silence is a
+                // cluster without a leader for the stream (an election, or too few nodes left).
+                let hint = if store.js.client().server_info().jetstream {
+                    "a leader election in the cluster, or too few nodes up for a quorum"
+                } else {
+                    "JetStream is not enabled on that server"
+                };
                 return Err(StoreError::Unavailable(format!(
-                    "NATS at {shown}: JetStream did not answer within {:?} (is JetStream enabled?)",
+                    "NATS at {shown}: JetStream did not answer within {:?} ({hint})",
                     options.timeout
-                )))
+                )));
             }
         };
         let (config, identity) = config;
         store.identity = StreamIdentity(format!("{shown}/{}", identity.0));
         store.direct_reads = config.allow_direct && at_least(&server_version, 2, 11);
         store.replicated = config.num_replicas > 1;
+        store.max_msg_size = i64::from(config.max_message_size);
         Ok(store)
     }
 
@@ -297,7 +352,12 @@ impl NatsStore {
             max_age: Duration::ZERO,
             num_replicas: options.replicas,
             duplicate_window: options.duplicate_window,
-            // History only grows.
+            // History only grows. Kept although anyone allowed to publish on `hoist.app.>` can
+            // put a message there that hoist never wrote: such a message is quarantined (every
+            // read skips it, `hoist admin check` lists it), so it harms nothing and needs no
+            // removal, while allowing deletes or purges would let the same publisher erase real
+            // history through the JetStream API, and with it the audit trail the hash chains
+            // exist for. Who may publish there is the account's permissions' business.
             deny_delete: true,
             deny_purge: true,
             // Reads of one app are batched direct gets (see the module docs).
@@ -389,6 +449,91 @@ impl NatsStore {
         }
     }
 
+    /// One append under `expected`, retried on transient failures within the bound: the ack, or
+    /// the server's refusal of the expectation.
+    async fn publish_expecting(
+        &self,
+        subject: &str,
+        expected: u64,
+        commit_id: Uuid,
+        payload: &[u8],
+    ) -> Result<Result<Appended, String>, StoreError> {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            NATS_EXPECTED_LAST_SUBJECT_SEQUENCE,
+            expected.to_string().as_str(),
+        );
+        headers.insert(NATS_MESSAGE_ID, commit_id.to_string().as_str());
+        self.retrying(&format!("append to {subject}"), |_| async {
+            match self.publish_once(subject, &headers, payload).await {
+                Ok(appended) => Ok(Ok(appended)),
+                Err(PublishFailure::Fatal(e)) => Err(Failure::Fatal(e)),
+                Err(PublishFailure::Publish(e)) => match e.kind() {
+                    PublishErrorKind::WrongLastSequence => Ok(Err(e.to_string())),
+                    // No responders (no stream leader right now), no ack, a dropped connection:
+                    // the same commit id makes another try safe.
+                    PublishErrorKind::StreamNotFound => Err(Failure::Transient(
+                        "no stream answers (a leader election, or the stream was deleted)".into(),
+                    )),
+                    PublishErrorKind::TimedOut
+                    | PublishErrorKind::BrokenPipe
+                    | PublishErrorKind::MaxAckPending => Err(Failure::Transient(format!(
+                        "no acknowledgement ({e}; a leader election?); it may or may not be stored"
+                    ))),
+                    PublishErrorKind::MaxPayloadExceeded => {
+                        Err(Failure::Fatal(StoreError::TooLarge(format!(
+                            "commit of {} bytes is over the NATS server's max_payload: {e}",
+                            payload.len()
+                        ))))
+                    }
+                    _ => match find_api_error(&e) {
+                        Some(js) => Err(api_failure(js, "append refused")),
+                        None => Err(Failure::Transient(one_line(&e))),
+                    },
+                },
+            }
+        })
+        .await
+    }
+
+    /// Refuses, before anything is sent, a commit the server would refuse for its size: over the
+    /// server's `max_payload` (from the connection's server info: the server connected now) or
+    /// the stream's `max_msg_size` (from its configuration). Both count headers too.
+    fn check_size(
+        &self,
+        subject: &str,
+        expected: u64,
+        commit_id: Uuid,
+        payload: usize,
+    ) -> Result<(), StoreError> {
+        let size = payload
+            + headers_len(&[
+                (
+                    NATS_EXPECTED_LAST_SUBJECT_SEQUENCE.as_ref(),
+                    &expected.to_string(),
+                ),
+                (NATS_MESSAGE_ID.as_ref(), &commit_id.to_string()),
+            ]);
+        let max_payload = self.js.client().server_info().max_payload;
+        let too_large = |limit: String| {
+            Err(StoreError::TooLarge(format!(
+                "commit to {subject} is {size} bytes (with headers), over {limit}"
+            )))
+        };
+        if max_payload > 0 && size > max_payload {
+            return too_large(format!(
+                "the NATS server's max_payload of {max_payload} bytes"
+            ));
+        }
+        if self.max_msg_size >= 0 && size as i64 > self.max_msg_size {
+            return too_large(format!(
+                "the max_msg_size of {} bytes of stream {}",
+                self.max_msg_size, self.stream
+            ));
+        }
+        Ok(())
+    }
+
     async fn publish_once(
         &self,
         subject: &str,
@@ -418,45 +563,73 @@ impl NatsStore {
         })
     }
 
-    /// After the server refused `expected`: if this commit was already stored (a retry after a
-    /// lost ack repeats the now stale expectation), it is the app's first message after
-    /// `expected`; otherwise this is a conflict, and the server's refusal names the actual last
-    /// sequence.
+    /// After the server refused `expected`: looks at the app's messages after `expected`,
+    /// passing over quarantined ones. If the first hoist commit there is this one, it was already
+    /// stored (a retry after a lost ack repeats the now stale expectation: a commit published
+    /// under expectation `E` can only be the first commit after `E`); if there is another, this is
+    /// a conflict (the server's refusal names the actual last sequence); if there is none, only
+    /// quarantined messages followed `expected`, and the append may go on past the last of them.
     async fn resolve_conflict(
         &self,
         app: &AppName,
         expected: u64,
         commit_id: Uuid,
         server_said: &str,
-    ) -> Result<Appended, StoreError> {
+    ) -> Result<Resolved, StoreError> {
         let subject = self.subject(app);
         let stream = self
             .js
             .get_stream_no_info(&self.stream)
             .await
             .map_err(|e| StoreError::Unavailable(one_line(&e)))?;
-        let next = tokio::time::timeout(
-            attempt_timeout(self.timeout),
-            stream
-                .raw_message_builder()
-                .sequence(expected + 1)
-                .next_by_subject(subject.as_str())
-                .send(),
-        )
-        .await;
         let mut actual = refused_sequence(server_said);
-        // If the lookup fails, the conflict is still certain; whether it is this commit's own
+        let mut next = expected + 1;
+        let mut past_quarantined = None;
+        // If a lookup fails, the conflict is still certain; whether it is this commit's own
         // retry is not, and if it is, the service's next attempt (same commit id) meets the
         // server's duplicate check.
-        if let Ok(Ok(message)) = next {
-            if message.headers.get(NATS_MESSAGE_ID).map(|v| v.as_str())
-                == Some(commit_id.to_string().as_str())
-            {
-                return Ok(Appended {
+        for _ in 0..=MAX_QUARANTINE_SKIPS {
+            let found = tokio::time::timeout(
+                attempt_timeout(self.timeout),
+                stream
+                    .raw_message_builder()
+                    .sequence(next)
+                    .next_by_subject(subject.as_str())
+                    .send(),
+            )
+            .await;
+            let message = match found {
+                Ok(Ok(message)) => message,
+                Ok(Err(e)) if e.kind() == LastRawMessageErrorKind::NoMessageFound => {
+                    if let Some(last) = past_quarantined {
+                        return Ok(Resolved::PastQuarantined(last));
+                    }
+                    break;
+                }
+                _ => break,
+            };
+            let msg_id = message
+                .headers
+                .get(NATS_MESSAGE_ID)
+                .map(|v| v.as_str().to_string());
+            if msg_id.as_deref() == Some(commit_id.to_string().as_str()) {
+                return Ok(Resolved::Stored(Appended {
                     seq: message.sequence,
                     duplicate: true,
-                });
+                }));
             }
+            let seq = message.sequence;
+            let raw = RawMessage {
+                seq,
+                subject: message.subject.to_string(),
+                msg_id,
+                payload: message.payload.to_vec(),
+            };
+            if self.admit(raw).is_some() {
+                break;
+            }
+            past_quarantined = Some(seq);
+            next = seq + 1;
         }
         if actual.is_none() {
             // Not named by the server (never seen): ask the leader for the app's last message.
@@ -476,8 +649,9 @@ impl NatsStore {
         })
     }
 
-    /// Every message of `filter` from `from`, at most `max`, in order, at least as fresh as the
-    /// leader was when the read began; retried on transient failures within the bound.
+    /// Every commit of `filter` from `from`, at most `max`, in order, at least as fresh as the
+    /// leader was when the read began; messages that are not hoist commits are quarantined and
+    /// read past, so fewer than `max` means the end was reached.
     async fn read(
         &self,
         what: &str,
@@ -485,6 +659,69 @@ impl NatsStore {
         from: u64,
         max: usize,
     ) -> Result<Vec<StoredCommit>, StoreError> {
+        let mut commits = Vec::new();
+        let mut next = from;
+        while commits.len() < max {
+            let asked = max - commits.len();
+            let raw = self.read_raw(what, filter, next, asked).await?;
+            let Some(last) = raw.last() else { break };
+            next = last.seq + 1;
+            let complete = raw.len() < asked;
+            commits.extend(raw.into_iter().filter_map(|m| self.admit(m)));
+            if complete {
+                break;
+            }
+        }
+        Ok(commits)
+    }
+
+    /// `message` as a commit, or quarantined (remembered) when it is not one.
+    fn admit(&self, message: RawMessage) -> Option<StoredCommit> {
+        match classify(&self.prefix, self.commit_check, message) {
+            Ok(commit) => Some(commit),
+            Err(quarantined) => {
+                let mut seen = self.quarantined.lock().unwrap_or_else(|e| e.into_inner());
+                seen.insert(quarantined.seq, quarantined);
+                None
+            }
+        }
+    }
+
+    /// The messages this store's reads have skipped so far, by sequence.
+    pub fn quarantined_seen(&self) -> Vec<Quarantined> {
+        let seen = self.quarantined.lock().unwrap_or_else(|e| e.into_inner());
+        seen.values().cloned().collect()
+    }
+
+    /// Every message on the stream that is not a hoist commit, by sequence: reads the whole log.
+    pub async fn quarantined(&self) -> Result<Vec<Quarantined>, StoreError> {
+        let mut next = 1;
+        loop {
+            let raw = self
+                .read_raw("check of the log", &self.all_subjects, next, READ_BATCH)
+                .await?;
+            let Some(last) = raw.last() else { break };
+            next = last.seq + 1;
+            let complete = raw.len() < READ_BATCH;
+            raw.into_iter().for_each(|m| {
+                self.admit(m);
+            });
+            if complete {
+                break;
+            }
+        }
+        Ok(self.quarantined_seen())
+    }
+
+    /// Every message of `filter` from `from`, at most `max`, in order, at least as fresh as the
+    /// leader was when the read began; retried on transient failures within the bound.
+    async fn read_raw(
+        &self,
+        what: &str,
+        filter: &str,
+        from: u64,
+        max: usize,
+    ) -> Result<Vec<RawMessage>, StoreError> {
         let started = Instant::now();
         let mut pause = Duration::from_millis(20);
         loop {
@@ -523,7 +760,7 @@ impl NatsStore {
         filter: &str,
         from: u64,
         max: usize,
-    ) -> Result<Vec<StoredCommit>, Failure> {
+    ) -> Result<Vec<RawMessage>, Failure> {
         if self.direct_reads {
             self.read_direct(filter, from, max).await
         } else {
@@ -538,7 +775,7 @@ impl NatsStore {
         filter: &str,
         from: u64,
         max: usize,
-    ) -> Result<Vec<StoredCommit>, Failure> {
+    ) -> Result<Vec<RawMessage>, Failure> {
         let client = self.js.client();
         let inbox = client.new_inbox();
         let mut replies = client
@@ -573,10 +810,12 @@ impl NatsStore {
                                     "a direct get reply without sequence or subject".to_string(),
                                 ));
                             };
-                            commits.push(
-                                stored_commit(&self.prefix, seq, subject, &reply.payload)
-                                    .map_err(Failure::Fatal)?,
-                            );
+                            commits.push(RawMessage {
+                                seq,
+                                subject: subject.to_string(),
+                                msg_id: header(NATS_MESSAGE_ID).map(str::to_string),
+                                payload: reply.payload.to_vec(),
+                            });
                         }
                         // Nothing (more) matches.
                         Some(StatusCode::NOT_FOUND) => return Ok(0),
@@ -671,7 +910,7 @@ impl NatsStore {
     async fn top_up(
         &self,
         filter: &str,
-        commits: &mut Vec<StoredCommit>,
+        commits: &mut Vec<RawMessage>,
         from: u64,
         max: usize,
         leader_last: u64,
@@ -704,10 +943,15 @@ impl NatsStore {
             .map_err(|_| Failure::Transient("the leader did not answer".to_string()))?;
             match message {
                 Ok(m) if m.sequence <= leader_last => {
-                    commits.push(
-                        stored_commit(&self.prefix, m.sequence, m.subject.as_str(), &m.payload)
-                            .map_err(Failure::Fatal)?,
-                    );
+                    commits.push(RawMessage {
+                        seq: m.sequence,
+                        subject: m.subject.to_string(),
+                        msg_id: m
+                            .headers
+                            .get(NATS_MESSAGE_ID)
+                            .map(|v| v.as_str().to_string()),
+                        payload: m.payload.to_vec(),
+                    });
                     next = m.sequence + 1;
                 }
                 Ok(_) => break,
@@ -731,7 +975,7 @@ impl NatsStore {
         filter: &str,
         from: u64,
         max: usize,
-    ) -> Result<Vec<StoredCommit>, Failure> {
+    ) -> Result<Vec<RawMessage>, Failure> {
         let stream = self
             .js
             .get_stream_no_info(&self.stream)
@@ -773,7 +1017,7 @@ impl NatsStore {
         &self,
         consumer: &jetstream::consumer::PullConsumer,
         max: usize,
-    ) -> Result<Vec<StoredCommit>, Failure> {
+    ) -> Result<Vec<RawMessage>, Failure> {
         let want = usize::try_from(consumer.cached_info().num_pending)
             .unwrap_or(usize::MAX)
             .min(max);
@@ -802,21 +1046,25 @@ impl NatsStore {
                         ));
                     }
                     consumer_seq = info.consumer_sequence;
-                    let seq = info.stream_sequence;
-                    let subject = message.message.subject.as_str();
-                    match stored_commit(&self.prefix, seq, subject, &message.message.payload) {
-                        Ok(commit) => commits.push(commit),
-                        Err(e) => return Ok(Err(e)),
-                    }
+                    let message = &message.message;
+                    commits.push(RawMessage {
+                        seq: info.stream_sequence,
+                        subject: message.subject.to_string(),
+                        msg_id: message
+                            .headers
+                            .as_ref()
+                            .and_then(|h| h.get(NATS_MESSAGE_ID))
+                            .map(|v| v.as_str().to_string()),
+                        payload: message.payload.to_vec(),
+                    });
                     got += 1;
                 }
-                Ok(Ok(got))
+                Ok(got)
             };
             let per_batch = attempt_timeout(self.timeout);
             match tokio::time::timeout(per_batch, batch).await {
-                Ok(Ok(Ok(0))) => break, // fewer than counted: deleted meanwhile
-                Ok(Ok(Ok(_))) => failures = 0,
-                Ok(Ok(Err(corrupt))) => return Err(Failure::Fatal(corrupt)),
+                Ok(Ok(0)) => break, // fewer than counted: deleted meanwhile
+                Ok(Ok(_)) => failures = 0,
                 // A consumer just created on another server may not take pulls for a moment
                 // (503): pull again, from where the consumer is.
                 Ok(Err(why)) if failures < 5 => {
@@ -926,6 +1174,28 @@ pub async fn raw_publish(
     Ok(())
 }
 
+/// What a refused expectation turned out to be.
+enum Resolved {
+    /// This very commit, stored by an earlier try.
+    Stored(Appended),
+    /// Only quarantined messages followed the expectation; the last of them.
+    PastQuarantined(u64),
+}
+
+/// How many quarantined messages an append passes over, or a conflict resolution looks at,
+/// before it gives up: far more than a stray publish makes, few enough to stay bounded.
+const MAX_QUARANTINE_SKIPS: usize = 1000;
+
+/// The bytes `headers` take on the wire (`NATS/1.0\r\n`, `Name: value\r\n` each, `\r\n`), which
+/// the server counts against its size limits.
+fn headers_len(headers: &[(&str, &str)]) -> usize {
+    "NATS/1.0\r\n\r\n".len()
+        + headers
+            .iter()
+            .map(|(name, value)| name.len() + value.len() + 4)
+            .sum::<usize>()
+}
+
 enum PublishFailure {
     Publish(async_nats::jetstream::context::PublishError),
     Fatal(StoreError),
@@ -940,50 +1210,30 @@ impl EventStore for NatsStore {
         payload: Vec<u8>,
     ) -> Result<Appended, StoreError> {
         let subject = self.subject(app);
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            NATS_EXPECTED_LAST_SUBJECT_SEQUENCE,
-            expected_last_seq.to_string().as_str(),
-        );
-        headers.insert(NATS_MESSAGE_ID, commit_id.to_string().as_str());
-        let outcome = self
-            .retrying(&format!("append to {subject}"), |_| async {
-                match self.publish_once(&subject, &headers, &payload).await {
-                    Ok(appended) => Ok(Ok(appended)),
-                    Err(PublishFailure::Fatal(e)) => Err(Failure::Fatal(e)),
-                    Err(PublishFailure::Publish(e)) => match e.kind() {
-                        PublishErrorKind::WrongLastSequence => Ok(Err(e.to_string())),
-                        // No responders (no stream leader right now), no ack, a dropped connection:
-                        // the same commit id makes another try safe.
-                        PublishErrorKind::StreamNotFound => Err(Failure::Transient(
-                            "no stream answers (leader election, or the stream was deleted)".into(),
-                        )),
-                        PublishErrorKind::TimedOut
-                        | PublishErrorKind::BrokenPipe
-                        | PublishErrorKind::MaxAckPending => Err(Failure::Transient(format!(
-                            "no acknowledgement ({e}); it may or may not be stored"
-                        ))),
-                        PublishErrorKind::MaxPayloadExceeded => {
-                            Err(Failure::Fatal(StoreError::Unavailable(format!(
-                                "commit of {} bytes is too large for the server: {e}",
-                                payload.len()
-                            ))))
-                        }
-                        _ => match find_api_error(&e) {
-                            Some(js) => Err(api_failure(js, "append refused")),
-                            None => Err(Failure::Transient(one_line(&e))),
-                        },
-                    },
+        self.check_size(&subject, expected_last_seq, commit_id, payload.len())?;
+        // The expectation the server checks: the caller's, moved past any quarantined messages
+        // found after it (they are not part of the app's history, yet the server counts them).
+        let mut expected = expected_last_seq;
+        for _ in 0..=MAX_QUARANTINE_SKIPS {
+            match self
+                .publish_expecting(&subject, expected, commit_id, &payload)
+                .await?
+            {
+                Ok(appended) => return Ok(appended),
+                Err(server_said) => {
+                    match self
+                        .resolve_conflict(app, expected, commit_id, &server_said)
+                        .await?
+                    {
+                        Resolved::Stored(appended) => return Ok(appended),
+                        Resolved::PastQuarantined(last) => expected = last,
+                    }
                 }
-            })
-            .await?;
-        match outcome {
-            Ok(appended) => Ok(appended),
-            Err(server_said) => {
-                self.resolve_conflict(app, expected_last_seq, commit_id, &server_said)
-                    .await
             }
         }
+        Err(StoreError::Unavailable(format!(
+            "append to {subject}: more than {MAX_QUARANTINE_SKIPS} messages that are not hoist commits keep arriving on it (see `hoist admin check`)"
+        )))
     }
 
     async fn append_batch(&self, commits: Vec<NewCommit>) -> Result<Vec<Appended>, StoreError> {
@@ -1052,17 +1302,12 @@ impl EventStore for NatsStore {
                 }
             })
             .await?;
-        let mut apps = subjects
+        // A subject that is no app's holds only messages that are not hoist commits: reads skip
+        // them, `hoist admin check` lists them.
+        let mut apps: Vec<AppName> = subjects
             .iter()
-            .map(|s| {
-                app_of(&self.prefix, s).ok_or_else(|| {
-                    StoreError::Corrupt(format!(
-                        "subject {s} in stream {} is not an app's",
-                        self.stream
-                    ))
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+            .filter_map(|s| app_of(&self.prefix, s))
+            .collect();
         apps.sort();
         apps.dedup();
         Ok(apps)
@@ -1084,20 +1329,43 @@ struct InfoState {
     subjects: Option<HashMap<String, u64>>,
 }
 
-fn stored_commit(
+/// A message read from the stream: a hoist commit, or quarantined with the reason it is not one.
+/// A hoist commit is on an app's subject, carries its commit id (a UUID) in `Nats-Msg-Id` (every
+/// append does), and passes `check` (hoist's decoder) when one is given.
+fn classify(
     prefix: &str,
-    seq: u64,
-    subject: &str,
-    payload: &[u8],
-) -> Result<StoredCommit, StoreError> {
-    let app = app_of(prefix, subject).ok_or_else(|| {
-        StoreError::Corrupt(format!("message {seq} has subject {subject}, not an app's"))
-    })?;
-    Ok(StoredCommit {
+    check: Option<CommitCheck>,
+    message: RawMessage,
+) -> Result<StoredCommit, Quarantined> {
+    let RawMessage {
         seq,
-        app,
-        payload: payload.to_vec(),
-    })
+        subject,
+        msg_id,
+        payload,
+    } = message;
+    let why = |reason: String| Quarantined {
+        seq,
+        subject: subject.clone(),
+        reason,
+    };
+    let Some(app) = app_of(prefix, &subject) else {
+        return Err(why(format!(
+            "its subject is not hoist's {prefix}<app> with a valid app name"
+        )));
+    };
+    match msg_id.as_deref().map(Uuid::parse_str) {
+        Some(Ok(_)) => {}
+        Some(Err(_)) => return Err(why("its Nats-Msg-Id is not a hoist commit id".into())),
+        None => {
+            return Err(why(
+                "it has no Nats-Msg-Id header: not appended by hoist".into()
+            ))
+        }
+    }
+    if let Some(check) = check {
+        check(&app, &payload).map_err(|e| why(format!("its payload is not a commit: {e}")))?;
+    }
+    Ok(StoredCommit { seq, app, payload })
 }
 
 fn app_of(prefix: &str, subject: &str) -> Option<AppName> {
@@ -1268,6 +1536,69 @@ fn percent_decode(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::strategy::Strategy;
+
+    fn starts_with_commit(_: &AppName, payload: &[u8]) -> Result<(), String> {
+        payload
+            .starts_with(b"commit")
+            .then_some(())
+            .ok_or_else(|| "no".to_string())
+    }
+
+    proptest::proptest! {
+        /// Any message is either taken for a commit, exactly when it is on an app's subject,
+        /// carries a UUID commit id and passes the check, or quarantined with a reason.
+        #[test]
+        fn every_message_is_a_commit_or_quarantined(
+            subject in "hoist\\.app\\.[a-zA-Z0-9_.-]{0,12}|other\\.[a-z]{1,5}",
+            msg_id in proptest::option::of(proptest::prop_oneof![
+                proptest::prelude::any::<u128>().prop_map(|n| Uuid::from_u128(n).to_string()),
+                "[0-9a-f-]{0,40}",
+            ]),
+            payload in proptest::prop_oneof![
+                proptest::collection::vec(proptest::prelude::any::<u8>(), 0..40),
+                proptest::collection::vec(proptest::prelude::any::<u8>(), 0..20)
+                    .prop_map(|tail| [b"commit".to_vec(), tail].concat()),
+            ],
+            seq in 1..u64::MAX,
+        ) {
+            let valid_id = msg_id.as_deref().is_some_and(|id| Uuid::parse_str(id).is_ok());
+            let app = app_of(SUBJECT_PREFIX, &subject);
+            let message = RawMessage { seq, subject: subject.clone(), msg_id, payload: payload.clone() };
+            match classify(SUBJECT_PREFIX, Some(starts_with_commit), message) {
+                Ok(commit) => {
+                    proptest::prop_assert!(valid_id && payload.starts_with(b"commit"));
+                    proptest::prop_assert_eq!(Some(commit.app), app);
+                    proptest::prop_assert_eq!((commit.seq, commit.payload), (seq, payload));
+                }
+                Err(q) => {
+                    proptest::prop_assert!(app.is_none() || !valid_id || !payload.starts_with(b"commit"));
+                    proptest::prop_assert_eq!((q.seq, q.subject), (seq, subject));
+                    proptest::prop_assert!(!q.reason.is_empty());
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_uuid_commit_is_taken_and_opaque_without_a_check() {
+        let message = RawMessage {
+            seq: 7,
+            subject: "hoist.app.api".into(),
+            msg_id: Some(Uuid::now_v7().to_string()),
+            payload: b"anything".to_vec(),
+        };
+        assert!(classify(SUBJECT_PREFIX, None, message).is_ok());
+    }
+
+    #[test]
+    fn header_bytes_are_counted_as_on_the_wire() {
+        assert_eq!(headers_len(&[]), "NATS/1.0\r\n\r\n".len());
+        assert_eq!(
+            headers_len(&[("A", "bc")]),
+            "NATS/1.0\r\nA: bc\r\n\r\n".len()
+        );
+    }
 
     #[test]
     fn server_versions_compare() {
