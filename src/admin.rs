@@ -4,8 +4,9 @@
 //!   when complete (a rebuild killed midway leaves the old models), with a progress bar on stderr
 //!   (plain progress lines when stderr is not a terminal), then reports the rate.
 //! - `check` verifies what the store's users rely on: the log opens and every entry decodes, each
-//!   app's hash chain holds, the read models equal a fresh fold of the log. It repairs nothing
-//!   (the models repair themselves on use; `rebuild` renews them) and exits 1 naming what is wrong.
+//!   app's hash chain holds, the read models equal a fresh fold of the log. It changes only what
+//!   any command's open changes (an unfinished write is cut off, the models are caught up), never
+//!   creates a store, and exits 1 naming what is wrong.
 
 use crate::backend::Backend;
 use crate::cli::GlobalArgs;
@@ -77,9 +78,10 @@ struct Findings {
     notes: Vec<String>,
 }
 
-/// One thing `admin check` found wrong: `kind` is `not_a_commit` (a foreign message on NATS,
-/// skipped by every read; with its `seq`, `subject` and `reason`), `undecodable`,
-/// `broken_chain` or `models_differ`; `message` says it in a sentence.
+/// One thing `admin check` found wrong: `kind` is `damaged_log` (the embedded log is damaged in
+/// the middle: nothing else is checked), `not_a_commit` (a foreign message on NATS, skipped by
+/// every read; with its `seq`, `subject` and `reason`), `undecodable`, `broken_chain` or
+/// `models_differ`; `message` says it in a sentence.
 #[derive(Debug, serde::Serialize)]
 struct Problem {
     kind: &'static str,
@@ -105,15 +107,21 @@ impl Problem {
 }
 
 pub async fn check(global: &GlobalArgs) -> Result<(), CliError> {
-    let log = Backend::open(global).await?;
+    let log = Backend::open_as(global, crate::backend::OpenMode::Existing).await?;
     let mut findings = Findings::default();
     match &log {
         Backend::Embedded(store) => {
-            if let Some((at, bytes, saved)) = store.recovery()?.cut {
+            let recovery = store.recovery()?;
+            if let Some((at, bytes, saved)) = recovery.cut {
                 findings.notes.push(format!(
                     "the log ended in an unfinished write ({bytes} bytes at byte {at}, never acknowledged): cut off, saved as {}",
                     saved.display()
                 ));
+            }
+            if let Some(damage) = recovery.damage {
+                // Nothing else can be checked on a log that cannot be used.
+                findings.problems.push(Problem::new("damaged_log", damage));
+                return report(global, findings);
             }
         }
         Backend::Nats(nats) => {
@@ -156,14 +164,30 @@ pub async fn check(global: &GlobalArgs) -> Result<(), CliError> {
     }
     findings.events = verifier.checked;
     findings.apps = apps.len();
-    let mut models = crate::models::open(global, &log)?;
-    models.catch_up(&log, &mut |_, _| {}).await?;
-    if let Some(difference) = models.differs_from_log(&log).await? {
-        findings.problems.push(Problem::new(
-            "models_differ",
-            format!("{difference}; run `hoist admin rebuild` to fold them again"),
-        ));
+    // The models are compared only with a sound log: over a damaged one they cannot agree.
+    if findings.problems.is_empty() {
+        let mut models = crate::models::open(global, &log)?;
+        let compared = match models.catch_up(&log, &mut |_, _| {}).await {
+            Ok(_) => models.differs_from_log(&log).await,
+            Err(e) => Err(e),
+        };
+        match compared {
+            Ok(None) => {}
+            Ok(Some(difference)) => findings.problems.push(Problem::new(
+                "models_differ",
+                format!("{difference}; run `hoist admin rebuild` to fold them again"),
+            )),
+            Err(e) => findings.problems.push(Problem::new(
+                "models_differ",
+                format!("the read models cannot be brought up to the log: {e}"),
+            )),
+        }
     }
+    report(global, findings)
+}
+
+/// Prints what `check` found; exit 1 naming the first problem when there is any.
+fn report(global: &GlobalArgs, mut findings: Findings) -> Result<(), CliError> {
     findings.ok = findings.problems.is_empty();
     if global.json {
         print_json(&findings);

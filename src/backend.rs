@@ -29,7 +29,7 @@ pub enum OpenMode {
 }
 
 /// The file every embedded store directory holds from its first opening on (the store's lock
-/// file, engine `store::sled::lock_dir`): how a read-only command tells a store from a typo.
+/// file, engine `store::file::lock_dir`): how a read-only command tells a store from a typo.
 const STORE_MARK: &str = "hoist.lock";
 
 impl Backend {
@@ -84,6 +84,19 @@ impl Backend {
                 if skipped == 1 { "" } else { "s" },
                 if skipped == 1 { "is" } else { "are" },
             ));
+        }
+    }
+
+    /// Up to `max` commits from `from_seq` on, for a backup: on an embedded log damaged in the
+    /// middle, the records before the damage, with the damage said.
+    pub async fn read_for_backup(
+        &self,
+        from_seq: u64,
+        max: usize,
+    ) -> Result<(Vec<StoredCommit>, Option<String>), StoreError> {
+        match self {
+            Backend::Embedded(s) => s.salvage(from_seq, max),
+            Backend::Nats(n) => Ok((n.read_from(from_seq, max).await?, None)),
         }
     }
 

@@ -704,8 +704,10 @@ impl Ctx {
     async fn export(&self) -> Result<(), CliError> {
         let store = self.open_existing().await?;
         let mut from = 1;
+        let mut damage;
         loop {
-            let page = store.read_from(from, PAGE).await?;
+            let (page, damaged) = store.read_for_backup(from, PAGE).await?;
+            damage = damaged;
             let Some(last) = page.last() else { break };
             from = last.seq + 1;
             for recorded in service::decode_commits(&page)? {
@@ -721,7 +723,13 @@ impl Ctx {
                 return Ok(());
             }
         }
-        Ok(())
+        match damage {
+            // Everything readable is out; the exit code says the backup is not the whole log.
+            Some(damage) => Err(CliError::Unavailable(format!(
+                "exported every record before the damage, not the whole log: {damage}"
+            ))),
+            None => Ok(()),
+        }
     }
 
     async fn import(&self) -> Result<(), CliError> {

@@ -71,9 +71,9 @@ impl From<ProjectionError> for CliError {
         match e {
             ProjectionError::Store(e) => e.into(),
             ProjectionError::Codec { .. } => CliError::rejected(e),
-            ProjectionError::Io { .. } | ProjectionError::DiskFull { .. } => {
-                CliError::Unavailable(e.to_string())
-            }
+            ProjectionError::Io { .. }
+            | ProjectionError::Damaged { .. }
+            | ProjectionError::DiskFull { .. } => CliError::Unavailable(e.to_string()),
         }
     }
 }

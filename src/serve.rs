@@ -364,6 +364,11 @@ async fn all_apps(ctx: &Ctx) -> Result<BTreeSet<AppName>, CliError> {
 async fn touched_apps(ctx: &Ctx, next_seq: &mut u64) -> Result<BTreeSet<AppName>, CliError> {
     let store = ctx.open().await?;
     let mut apps = BTreeSet::new();
+    // Nothing new is the common case: answered from the log's last sequence (on the embedded
+    // store a small file), without reading the log.
+    if store.last_seq().await? < *next_seq {
+        return Ok(apps);
+    }
     loop {
         let page = store.read_from(*next_seq, PAGE).await?;
         let Some(last) = page.last() else { break };

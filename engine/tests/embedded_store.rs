@@ -542,23 +542,46 @@ proptest! {
         prop_assert_eq!(saved, usize::from(cut_anything));
     }
 
-    /// A damaged byte is never read as data: the log opens as the whole batches before it.
+    /// A damaged byte is never read as data, and never costs an acknowledged record silently:
+    /// damage in the last batch is cut off like a torn write (it may be one, and nothing after
+    /// it was acknowledged); damage followed by two whole batches, or below the sequence a clean
+    /// exit recorded in `head`, refuses to open and changes nothing.
     #[test]
-    fn a_flipped_byte_ends_the_log_before_its_record(batches in batches(), at in any::<prop::sample::Index>(), flip in 1u8..) {
+    fn a_flipped_byte_is_cut_only_where_a_crash_could_have_left_it(
+        batches in batches(),
+        at in any::<prop::sample::Index>(),
+        flip in 1u8..,
+        clean_exit in any::<bool>(),
+    ) {
         let (mut bytes, ends) = written_log(&batches);
         let at = 8 + at.index(bytes.len() - 8);
         bytes[at] ^= flip;
-        let whole = ends.iter().filter(|&&end| end <= at).count();
-        let expected: Vec<Vec<u8>> = batches[..whole].iter().flatten().cloned().collect();
+        let damaged_batch = ends.iter().filter(|&&end| end <= at).count();
+        let after = batches.len() - damaged_batch - 1;
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("log"), &bytes).unwrap();
+        if clean_exit {
+            let records = batches.iter().flatten().count() as u64;
+            std::fs::write(dir.path().join("head"), records.to_be_bytes()).unwrap();
+        }
+        let store = FileStore::open(dir.path(), WAIT).unwrap();
         let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
-        let (_dir, store) = reopen_with(&bytes);
-        let read: Vec<Vec<u8>> = runtime
-            .block_on(store.read_from(1, usize::MAX))
-            .unwrap()
-            .into_iter()
-            .map(|c| c.payload)
-            .collect();
-        prop_assert_eq!(read, expected);
+        match runtime.block_on(store.read_from(1, usize::MAX)) {
+            Ok(read) => {
+                prop_assert!(!clean_exit, "a clean exit recorded every record: damage is refused");
+                prop_assert!(after < 2, "two whole batches after the damage prove it is not a torn write");
+                let read: Vec<Vec<u8>> = read.into_iter().map(|c| c.payload).collect();
+                let expected: Vec<Vec<u8>> =
+                    batches[..damaged_batch].iter().flatten().cloned().collect();
+                prop_assert_eq!(read, expected);
+            }
+            Err(StoreError::Corrupt(_)) => {
+                prop_assert!(clean_exit || after >= 1, "damage in the last batch is a tail to cut");
+                drop(store);
+                prop_assert_eq!(std::fs::read(dir.path().join("log")).unwrap(), bytes, "nothing changed");
+            }
+            Err(other) => prop_assert!(false, "unexpected {other}"),
+        }
     }
 }
 

@@ -56,6 +56,9 @@ pub enum ProjectionError {
     Codec { seq: u64, source: CodecError },
     #[error("projection store {path}: {message}")]
     Io { path: PathBuf, message: String },
+    /// sled found its files damaged: the model is thrown away and folded again.
+    #[error("projection store {path} is damaged: {message}")]
+    Damaged { path: PathBuf, message: String },
     #[error("disk full: the read models in {path} need {needed} bytes free to be written, {free} are; free some space and run the command again")]
     DiskFull {
         path: PathBuf,
@@ -110,7 +113,9 @@ impl ProjectionStore {
     /// removed; models written with another partition size are rebuilt.
     pub fn open(dir: &Path, partition_size: u64) -> Result<Self, ProjectionError> {
         std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
-        ensure_room(dir)?;
+        if !dir.join("state").exists() {
+            ensure_room(dir, 0)?;
+        }
         for entry in std::fs::read_dir(dir).map_err(|e| io(dir, e))? {
             let path = entry.map_err(|e| io(dir, e))?.path();
             if path.extension().is_some_and(|x| x == "trash") || path.ends_with(STAGING) {
@@ -121,11 +126,12 @@ impl ProjectionStore {
         // from the log, never left for the user to repair.
         let (state, recovered) = match open_db(&dir.join("state")) {
             Ok(state) => (state, None),
-            Err(e) => {
+            Err(e @ ProjectionError::Damaged { .. }) => {
                 discard(dir, "state")?;
                 discard(dir, "history")?;
                 (open_db(&dir.join("state"))?, Some(e.to_string()))
             }
+            Err(e) => return Err(e),
         };
         let stored = |key| -> Result<Option<u64>, ProjectionError> {
             Ok(state
@@ -275,7 +281,7 @@ impl ProjectionStore {
     /// checkpoint (one created just before a crash may have none yet).
     fn history_head(&mut self) -> Result<(u64, Option<(u64, sled::Db)>), ProjectionError> {
         match self.history_head_as_stored() {
-            Err(ProjectionError::Io { message, .. }) => {
+            Err(ProjectionError::Damaged { message, .. }) => {
                 // An unreadable partition: the history is folded again from the log.
                 discard(&self.dir, "history")?;
                 self.recovered = Some(message);
@@ -328,7 +334,6 @@ impl ProjectionStore {
         progress: &mut dyn FnMut(u64, u64),
     ) -> Result<CatchUp, ProjectionError> {
         let target = log.last_seq().await?;
-        ensure_room(&self.dir)?;
         let (mut state_cp, (mut history_cp, mut partition)) =
             (self.checkpoint()?, self.history_head()?);
         if state_cp > target || history_cp > target {
@@ -348,6 +353,7 @@ impl ProjectionStore {
             let page = log.read_from(next, PAGE).await?;
             let Some(last) = page.last() else { break };
             next = last.seq + 1;
+            let page_bytes: u64 = page.iter().map(|c| c.payload.len() as u64).sum();
             let mut state_batch = sled::Batch::default();
             for commit in page {
                 let envelopes =
@@ -391,6 +397,8 @@ impl ProjectionStore {
                 );
             }
             state_batch.insert(CHECKPOINT, &state_cp.to_be_bytes());
+            // Rows about as large as the page go to two databases: room for both, twice over.
+            ensure_room(&self.dir, 4 * page_bytes)?;
             self.state
                 .apply_batch(state_batch)
                 .map_err(|e| io(&self.dir, e))?;
@@ -623,21 +631,30 @@ impl ProjectionStore {
 
 fn open_db(path: &Path) -> Result<sled::Db, ProjectionError> {
     hoist_engine::store::sled::remove_unfinished_snapshots(path)?;
-    sled::Config::new()
-        .path(path)
-        .open()
-        .map_err(|e| io(path, e))
+    sled::Config::new().path(path).open().map_err(|e| match e {
+        // What sled says of its own files: only these make a model worth throwing away;
+        // a busy, full or unreadable disk is reported instead.
+        sled::Error::Corruption { .. }
+        | sled::Error::ReportableBug(_)
+        | sled::Error::Unsupported(_) => ProjectionError::Damaged {
+            path: path.into(),
+            message: e.to_string(),
+        },
+        e => io(path, e),
+    })
 }
 
-/// Refuses to start a write unless `dir`'s filesystem has [`WRITE_HEADROOM`] free.
-fn ensure_room(dir: &Path) -> Result<(), ProjectionError> {
+/// Refuses to start a write of about `bytes` unless `dir`'s filesystem has that plus
+/// [`WRITE_HEADROOM`] free.
+fn ensure_room(dir: &Path, bytes: u64) -> Result<(), ProjectionError> {
     let stat = rustix::fs::statvfs(dir).map_err(|e| io(dir, e))?;
     let free = stat.f_bavail.saturating_mul(stat.f_frsize);
-    if free < WRITE_HEADROOM {
+    let needed = WRITE_HEADROOM + bytes;
+    if free < needed {
         return Err(ProjectionError::DiskFull {
             path: dir.into(),
             free,
-            needed: WRITE_HEADROOM,
+            needed,
         });
     }
     Ok(())

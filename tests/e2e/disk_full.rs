@@ -33,31 +33,20 @@ impl Drop for Tmpfs {
     }
 }
 
-/// Fills the filesystem of `dir` until fewer than `leave` bytes are free; returns the filler.
+/// Fills the filesystem of `dir` to the last byte (large writes, then single pages), then gives
+/// `leave` bytes back; returns the filler.
 fn fill(dir: &Path, leave: u64) -> PathBuf {
     let path = dir.join("filler");
     let mut file = std::fs::File::create(&path).expect("filler");
-    let chunk = vec![0u8; 4096];
-    while free_bytes(dir) > leave {
-        if file.write_all(&chunk).is_err() {
-            break;
-        }
+    for chunk in [vec![0u8; 1 << 20], vec![0u8; 4096]] {
+        while file.write_all(&chunk).is_ok() {}
     }
     let _ = file.sync_all();
+    let written = file.metadata().expect("filler size").len();
+    file.set_len(written.saturating_sub(leave))
+        .expect("give room back");
+    file.sync_all().expect("filler synced");
     path
-}
-
-fn free_bytes(dir: &Path) -> u64 {
-    let output = Command::new("df")
-        .args(["--output=avail", "-B1"])
-        .arg(dir)
-        .output()
-        .expect("df runs");
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .nth(1)
-        .and_then(|l| l.trim().parse().ok())
-        .expect("df prints the free bytes")
 }
 
 /// Runs `hoist args`, failing the test if it takes longer than `limit` (a hang is the bug).
@@ -158,4 +147,61 @@ pub fn a_full_disk_is_a_clean_exit_4_and_the_store_recovers() {
     assert_eq!(config["config"]["C"], "3");
     assert!(config["config"].get("A").is_none());
     h.ok(&["admin", "check"]);
+}
+
+/// A byte damaged in the middle of the embedded log (a bad sector, not a crash): the store
+/// refuses to be used rather than cut acknowledged records away, changes nothing, `admin check`
+/// names the damage, and `events export` still saves every record before it (exit 4, since the
+/// backup is not the whole log).
+pub fn damage_in_the_middle_of_the_log_is_refused_and_salvaged() {
+    let h = Hoist::sled();
+    h.ok(&["apps", "create", "api"]);
+    for n in 0..5 {
+        h.ok(&[
+            "config",
+            "set",
+            "api",
+            "--env",
+            "staging",
+            &format!("K{n}=v"),
+        ]);
+    }
+    let before = h.ok(&["events", "export"]);
+    let log = h.data_dir().join("log");
+    let mut bytes = std::fs::read(&log).expect("the log");
+    // Inside the third record's body: past the magic and two records of this size.
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x5a;
+    std::fs::write(&log, &bytes).expect("damage the log");
+
+    let check = h.run(&["admin", "check", "--json"]);
+    assert_eq!(check.status.code(), Some(1), "{check:?}");
+    let report: serde_json::Value = serde_json::from_slice(&check.stdout).expect("json");
+    assert_eq!(report["problems"][0]["kind"], "damaged_log", "{report}");
+    let write = h.run(&["config", "set", "api", "--env", "staging", "X=1"]);
+    let stderr = String::from_utf8_lossy(&write.stderr);
+    assert_eq!(write.status.code(), Some(4), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("damaged") && stderr.contains("nothing was changed"),
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::read(&log).expect("the log"),
+        bytes,
+        "nothing changed"
+    );
+
+    let export = h.run(&["events", "export"]);
+    assert_eq!(export.status.code(), Some(4), "{export:?}");
+    let salvaged = String::from_utf8(export.stdout).expect("utf-8");
+    assert!(
+        !salvaged.is_empty(),
+        "the records before the damage are exported"
+    );
+    assert!(
+        before.starts_with(&salvaged),
+        "what is exported is a prefix of the log as it was"
+    );
+    assert!(salvaged.lines().count() < before.lines().count());
 }

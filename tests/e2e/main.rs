@@ -52,7 +52,12 @@ mod sled {
             &Hoist::sled(),
             torture_iterations(150),
         );
-        eprintln!("torture (sled): {tally:?}");
+        eprintln!("torture (embedded): {tally:?}");
+    }
+
+    #[test]
+    fn damage_in_the_middle_of_the_log_is_refused_and_salvaged() {
+        disk_full::damage_in_the_middle_of_the_log_is_refused_and_salvaged();
     }
 
     #[test]

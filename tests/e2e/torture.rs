@@ -49,23 +49,40 @@ pub struct Tally {
     pub checks: usize,
 }
 
+/// How a process under torture ended.
+struct Ran {
+    /// It exited 0 (on its own, possibly just before the kill).
+    ok: bool,
+    killed: bool,
+}
+
 /// Starts `child`, waits a random span up to `window`, kills it with SIGKILL (unless it
-/// finished), and returns whether it exited 0 on its own.
-fn kill_at_random(rng: &mut Rng, window: Duration, mut child: Child, tally: &mut Tally) -> bool {
+/// finished), and says how it ended.
+fn kill_at_random(rng: &mut Rng, window: Duration, mut child: Child, tally: &mut Tally) -> Ran {
     std::thread::sleep(Duration::from_micros(rng.below(window.as_micros() as u64)));
     match child.try_wait().expect("child status") {
         Some(status) => {
             tally.finished += 1;
-            status.success()
+            Ran {
+                ok: status.success(),
+                killed: false,
+            }
         }
         None => {
             child.kill().expect("SIGKILL");
             let status = child.wait().expect("child reaped");
             tally.kills += 1;
-            // It may have finished between the look and the kill.
-            status.success()
+            Ran {
+                ok: status.success(),
+                killed: true,
+            }
         }
     }
+}
+
+/// Unfinished writes the embedded store has cut off and kept so far (none on NATS).
+fn cut_tails(h: &Hoist) -> usize {
+    std::fs::read_dir(h.data_dir().join("quarantine")).map_or(0, |d| d.count())
 }
 
 /// The window kill instants are drawn from: one and a half times a whole run of the command
@@ -125,7 +142,9 @@ pub fn writers_rebuilds_and_serve_survive_sigkill(h: &Hoist, iterations: usize) 
     h.ok(&["envs", "target", "api", "--env", "staging", "--exec", &hook]);
     let mut exited_ok: Vec<String> = Vec::new();
     let mut killed: Vec<String> = Vec::new();
+    let mut tails_before = cut_tails(h);
     for i in 0..iterations {
+        let killed_any;
         let what = match rng.below(10) {
             0..=5 => {
                 let key = format!("K{i}");
@@ -140,7 +159,9 @@ pub fn writers_rebuilds_and_serve_survive_sigkill(h: &Hoist, iterations: usize) 
                         &format!("{key}=v"),
                     ],
                 );
-                if kill_at_random(&mut rng, window, child, &mut tally) {
+                let ran = kill_at_random(&mut rng, window, child, &mut tally);
+                killed_any = ran.killed;
+                if ran.ok {
                     exited_ok.push(key);
                 } else {
                     killed.push(key);
@@ -149,16 +170,23 @@ pub fn writers_rebuilds_and_serve_survive_sigkill(h: &Hoist, iterations: usize) 
             }
             6..=7 => {
                 let child = spawn(h, &["admin", "rebuild"]);
-                kill_at_random(&mut rng, window, child, &mut tally);
+                killed_any = kill_at_random(&mut rng, window, child, &mut tally).killed;
                 "admin rebuild"
             }
             _ => {
                 let child = spawn(h, &["serve", "--resync", "1s"]);
-                kill_at_random(&mut rng, window, child, &mut tally);
+                killed_any = kill_at_random(&mut rng, window, child, &mut tally).killed;
                 "serve"
             }
         };
         admin_check(h, &mut tally, &format!("a killed {what} (iteration {i})"));
+        // Only a killed writer can leave an unfinished write behind.
+        let tails = cut_tails(h);
+        assert!(
+            killed_any || tails == tails_before,
+            "{what} (iteration {i}) finished on its own, yet a write was cut off"
+        );
+        tails_before = tails;
     }
     let keys = keys_set(h);
     for key in &exited_ok {

@@ -62,6 +62,8 @@ pub const MAX_RECORD_BYTES: usize = 64 << 20;
 pub struct Recovery {
     /// The unfinished tail cut off at this open: (byte offset, bytes, where they were saved).
     pub cut: Option<(u64, u64, PathBuf)>,
+    /// Damage that keeps the log from being used (see `FileStore::salvage`).
+    pub damage: Option<String>,
 }
 
 pub struct FileStore {
@@ -82,6 +84,8 @@ struct Log {
     bodies: Vec<(usize, usize)>,
     apps: HashMap<AppName, Vec<u64>>,
     ids: HashMap<Uuid, u64>,
+    /// What opening found. With `damage`, only the records before it are indexed, nothing is
+    /// changed on disk (not even `head`), and only `salvage` reads: every other use fails.
     recovery: Recovery,
 }
 
@@ -149,31 +153,59 @@ impl FileStore {
     fn log(&self) -> Result<MutexGuard<'_, Option<Log>>, StoreError> {
         let mut slot = self.log.lock().unwrap_or_else(|e| e.into_inner());
         if slot.is_none() {
+            let log = Log::open(
+                &self.dir,
+                self.wait.saturating_sub(self.started.elapsed()),
+                self.read_head(),
+            )?;
+            // From here on this process may append: `head` goes (synced, so that a power loss
+            // cannot bring back a stale one) and comes back when the store is let go. A damaged
+            // log keeps it: it is the evidence of how many records were acknowledged.
             let head = self.dir.join(HEAD_FILE);
             match std::fs::remove_file(&head) {
-                Ok(()) => {}
+                _ if log.recovery.damage.is_some() => {}
+                Ok(()) => sync_dir(&self.dir).map_err(|e| io_error("cannot sync", &self.dir, e))?,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => return Err(io_error("cannot remove", &head, e)),
             }
-            *slot = Some(Log::open(
-                &self.dir,
-                self.wait.saturating_sub(self.started.elapsed()),
-            )?);
+            *slot = Some(log);
         }
         Ok(slot)
     }
 
+    /// Runs `f` on the open log, unless the log is damaged.
     fn with_log<T>(
         &self,
         f: impl FnOnce(&mut Log) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let mut slot = self.log()?;
-        f(slot.as_mut().expect("log() leaves the log open"))
+        let log = slot.as_mut().expect("log() leaves the log open");
+        if let Some(damage) = &log.recovery.damage {
+            return Err(StoreError::Corrupt(damage.clone()));
+        }
+        f(log)
     }
 
     /// What opening the log found (opening it if nobody has yet).
     pub fn recovery(&self) -> Result<Recovery, StoreError> {
-        self.with_log(|log| Ok(log.recovery.clone()))
+        let slot = self.log()?;
+        Ok(slot
+            .as_ref()
+            .expect("log() leaves the log open")
+            .recovery
+            .clone())
+    }
+
+    /// Up to `max` commits from `from_seq` on, like `read_from`, and also from a damaged log: the
+    /// records before the damage, with the damage said. What a backup reads.
+    pub fn salvage(
+        &self,
+        from_seq: u64,
+        max: usize,
+    ) -> Result<(Vec<StoredCommit>, Option<String>), StoreError> {
+        let slot = self.log()?;
+        let log = slot.as_ref().expect("log() leaves the log open");
+        Ok((log.read_from(from_seq, max), log.recovery.damage.clone()))
     }
 
     /// The `head` hint, when present and well-formed.
@@ -201,7 +233,9 @@ impl FileStore {
 }
 
 impl Log {
-    fn open(dir: &Path, wait: Duration) -> Result<Log, StoreError> {
+    /// Reads and recovers the log; `acknowledged` is the last sequence a clean exit recorded in
+    /// `head`, if there was one: fewer whole records than that is damage, never a tail to cut.
+    fn open(dir: &Path, wait: Duration, acknowledged: Option<u64>) -> Result<Log, StoreError> {
         let path = dir.join(LOG_FILE);
         if !path.exists() {
             let legacy = dir.join("sled");
@@ -217,13 +251,16 @@ impl Log {
             .open(&path)
             .map_err(|e| io_error("cannot open", &path, e))?;
         let mut bytes = std::fs::read(&path).map_err(|e| io_error("cannot read", &path, e))?;
+        let not_ours = || {
+            StoreError::Corrupt(format!(
+                "{} is not a hoist log (it does not start with {:?})",
+                path.display(),
+                std::str::from_utf8(MAGIC).unwrap_or_default()
+            ))
+        };
         if bytes.len() < MAGIC.len() {
             if !MAGIC.starts_with(&bytes) {
-                return Err(StoreError::Corrupt(format!(
-                    "{} is not a hoist log (it does not start with {:?})",
-                    path.display(),
-                    std::str::from_utf8(MAGIC).unwrap_or_default()
-                )));
+                return Err(not_ours());
             }
             // New, or its creation was cut short.
             bytes = MAGIC.to_vec();
@@ -233,15 +270,34 @@ impl Log {
                 .map_err(|e| io_error("cannot write", &path, e))?;
             sync_dir(dir).map_err(|e| io_error("cannot sync", dir, e))?;
         } else if &bytes[..MAGIC.len()] != MAGIC {
-            return Err(StoreError::Corrupt(format!(
-                "{} is not a hoist log (it does not start with {:?})",
-                path.display(),
-                std::str::from_utf8(MAGIC).unwrap_or_default()
-            )));
+            return Err(not_ours());
         }
         let scan = scan(&bytes);
+        let whole = scan.bodies.len() as u64;
+        let damage = if let Some(malformed) = scan.malformed.clone() {
+            Some(malformed)
+        } else if acknowledged.is_some_and(|acknowledged| acknowledged > whole) {
+            Some(format!(
+                "it reads as {whole} records, but {} were acknowledged (record {} at byte {} is damaged)",
+                acknowledged.unwrap_or_default(),
+                whole + 1,
+                scan.end
+            ))
+        } else {
+            acknowledged_past(&bytes, scan.stop, whole).map(|at| {
+                format!(
+                    "the record at byte {} is damaged, and records written after it follow at byte {at}",
+                    scan.stop
+                )
+            })
+        };
         let mut recovery = Recovery::default();
-        if scan.end < bytes.len() {
+        if let Some(damage) = &damage {
+            recovery.damage = Some(format!(
+                "{}: {damage}; nothing was changed; `hoist events export` saves the {whole} records before it",
+                path.display()
+            ));
+        } else if scan.end < bytes.len() {
             recovery.cut = Some(cut_tail(dir, &mut file, &bytes, scan.end)?);
             bytes.truncate(scan.end);
         }
@@ -261,6 +317,14 @@ impl Log {
 
     fn last_seq(&self) -> u64 {
         self.bodies.len() as u64
+    }
+
+    fn read_from(&self, from_seq: u64, max: usize) -> Vec<StoredCommit> {
+        let from = from_seq.max(1);
+        let to = self
+            .last_seq()
+            .min(from.saturating_add(max as u64).saturating_sub(1));
+        (from..=to).map(|seq| self.commit(seq)).collect()
     }
 
     fn head(&self, app: &AppName) -> u64 {
@@ -376,13 +440,11 @@ impl Log {
     }
 }
 
-/// A record's body, parsed.
+/// A record's body, parsed (its sequence and flags are read with the frame).
 struct Body<'a> {
-    flags: u8,
     commit_id: Uuid,
     app: AppName,
     payload: &'a [u8],
-    seq: u64,
 }
 
 impl<'a> Body<'a> {
@@ -390,18 +452,14 @@ impl<'a> Body<'a> {
         if body.len() < BODY_FIXED {
             return None;
         }
-        let seq = u64::from_be_bytes(body[..8].try_into().ok()?);
-        let flags = body[8];
         let commit_id = Uuid::from_bytes(body[9..25].try_into().ok()?);
         let app_len = usize::from(body[25]);
         let app = body.get(BODY_FIXED..BODY_FIXED + app_len)?;
         let app = std::str::from_utf8(app).ok()?.parse().ok()?;
         Some(Body {
-            flags,
             commit_id,
             app,
             payload: &body[BODY_FIXED + app_len..],
-            seq,
         })
     }
 }
@@ -440,45 +498,94 @@ fn checksum(len: &[u8], body: &[u8]) -> u32 {
     hasher.finalize()
 }
 
-/// What one pass over the file found: the bodies of the whole batches, in order, and where the
-/// last of them ends.
+/// What one pass over the file found: the bodies of the whole batches, in order, where the last
+/// of them ends, and where the first record that is not whole and valid starts.
 struct Scan {
     bodies: Vec<(usize, usize)>,
     end: usize,
+    stop: usize,
+    /// A record written whole whose body does not parse: damage, not a torn write.
+    malformed: Option<String>,
+}
+
+/// A record's frame whose length, checksum and sequence hold.
+struct Frame {
+    body: (usize, usize),
+    seq: u64,
+    flags: u8,
+    next: usize,
+}
+
+/// The record at `at`, if it is whole, passes its checksum and carries a sequence in `seqs`.
+/// The sequence is looked at before the checksum: the look-ahead past damage tries every offset.
+fn frame_at(bytes: &[u8], at: usize, seqs: std::ops::RangeInclusive<u64>) -> Option<Frame> {
+    let header = bytes.get(at..at + RECORD_HEADER)?;
+    let len = u32::from_be_bytes(header[..4].try_into().ok()?) as usize;
+    if !(BODY_FIXED..=MAX_RECORD_BYTES).contains(&len) {
+        return None;
+    }
+    let body = bytes.get(at + RECORD_HEADER..at + RECORD_HEADER + len)?;
+    let seq = u64::from_be_bytes(body[..8].try_into().ok()?);
+    if !seqs.contains(&seq) {
+        return None;
+    }
+    let crc = u32::from_be_bytes(header[4..].try_into().ok()?);
+    (checksum(&header[..4], body) == crc).then_some(Frame {
+        body: (at + RECORD_HEADER, len),
+        seq,
+        flags: body[8],
+        next: at + RECORD_HEADER + len,
+    })
 }
 
 /// Walks the records from the start, stopping at the first that is incomplete, fails its
-/// checksum, is malformed or breaks the sequence; then drops an unfinished batch at the end.
+/// checksum or breaks the sequence; then drops an unfinished batch at the end. A record whose
+/// frame holds but whose body does not parse was written whole: that is damage, not a torn write.
 fn scan(bytes: &[u8]) -> Scan {
     let mut bodies = Vec::new();
+    let mut malformed = None;
     let (mut at, mut end, mut batch_start) = (MAGIC.len().min(bytes.len()), MAGIC.len(), 0);
-    while let Some(header) = bytes.get(at..at + RECORD_HEADER) {
-        let len = u32::from_be_bytes(header[..4].try_into().expect("4 bytes")) as usize;
-        let crc = u32::from_be_bytes(header[4..].try_into().expect("4 bytes"));
-        let Some(body) = (len <= MAX_RECORD_BYTES)
-            .then(|| bytes.get(at + RECORD_HEADER..at + RECORD_HEADER + len))
-            .flatten()
-        else {
-            break;
-        };
-        if checksum(&header[..4], body) != crc {
+    while let Some(frame) = frame_at(bytes, at, bodies.len() as u64 + 1..=bodies.len() as u64 + 1) {
+        let (start, len) = frame.body;
+        if Body::parse(&bytes[start..start + len]).is_none() {
+            malformed = Some(format!("record {} at byte {at} is malformed", frame.seq));
             break;
         }
-        let Some(parsed) = Body::parse(body) else {
-            break;
-        };
-        if parsed.seq != bodies.len() as u64 + 1 {
-            break;
-        }
-        bodies.push((at + RECORD_HEADER, len));
-        at += RECORD_HEADER + len;
-        if parsed.flags & FLAG_BATCH_CONTINUES == 0 {
+        bodies.push(frame.body);
+        at = frame.next;
+        if frame.flags & FLAG_BATCH_CONTINUES == 0 {
             end = at;
             batch_start = bodies.len();
         }
     }
     bodies.truncate(batch_start);
-    Scan { bodies, end }
+    Scan {
+        bodies,
+        end,
+        stop: at,
+        malformed,
+    }
+}
+
+/// Whether a record that was acknowledged lies past `stop`, where reading stopped. The rest of
+/// one unfinished batch may follow a torn record (pages reach the disk out of order), but a batch
+/// that ends and is followed by another record was synced before that record was written: then
+/// the log is damaged in the middle. Returns the later record's offset.
+fn acknowledged_past(bytes: &[u8], stop: usize, last_seq: u64) -> Option<usize> {
+    let seqs = last_seq + 1..=last_seq + (bytes.len() / (RECORD_HEADER + BODY_FIXED)) as u64;
+    let mut batch_ended = false;
+    let mut at = stop + 1;
+    while at + RECORD_HEADER + BODY_FIXED <= bytes.len() {
+        match frame_at(bytes, at, seqs.clone()) {
+            Some(_) if batch_ended => return Some(at),
+            Some(frame) => {
+                batch_ended = frame.flags & FLAG_BATCH_CONTINUES == 0;
+                at = frame.next;
+            }
+            None => at += 1,
+        }
+    }
+    None
 }
 
 /// Saves the bytes past `end` under `DIR/quarantine/` and cuts the log there.
@@ -580,13 +687,7 @@ impl EventStore for FileStore {
     }
 
     async fn read_from(&self, from_seq: u64, max: usize) -> Result<Vec<StoredCommit>, StoreError> {
-        self.with_log(|log| {
-            let from = from_seq.max(1);
-            let to = log
-                .last_seq()
-                .min(from.saturating_add(max as u64).saturating_sub(1));
-            Ok((from..=to).map(|seq| log.commit(seq)).collect())
-        })
+        self.with_log(|log| Ok(log.read_from(from_seq, max)))
     }
 
     async fn last_seq(&self) -> Result<u64, StoreError> {
@@ -613,7 +714,7 @@ impl Drop for FileStore {
     /// log.
     fn drop(&mut self) {
         let slot = self.log.get_mut().unwrap_or_else(|e| e.into_inner());
-        if let Some(log) = slot.take() {
+        if let Some(log) = slot.take().filter(|log| log.recovery.damage.is_none()) {
             let _ = self.write_head(log.last_seq());
         }
     }

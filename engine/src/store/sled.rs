@@ -1,4 +1,7 @@
-//! The embedded backend: one sled database in a directory, one tree, keys by prefix:
+//! The embedded store as hoist wrote it before the log file (`store::file`): one sled database in
+//! `DIR/sled`. Production code only reads it, to migrate it (`read_legacy`), and uses
+//! `remove_unfinished_snapshots` for the read models' sled databases; the store itself stays for
+//! the migration's tests and the conformance suite. One tree, keys by prefix:
 //!
 //! | key | value |
 //! |---|---|
@@ -8,8 +11,8 @@
 //! | `C` commit id | seq: idempotency |
 //! | `M` | seq of the last commit |
 //!
-//! sled allows one process per directory. hoist takes its own lock file first and *waits* for it
-//! (bounded), so several CLI processes share a store by taking turns instead of failing.
+//! sled allows one process per directory. hoist takes its own lock file first
+//! (`file::lock_dir`) and *waits* for it (bounded), so several CLI processes take turns.
 //!
 //! Opening a sled database costs more the larger it is (FACTS: ≈5 ms at 1k entries, ≈20 ms at
 //! 200k), so the log's database is opened lazily, on the first read or append that needs it. Its
@@ -41,43 +44,11 @@ pub struct SledStore {
     _lock: File,
 }
 
-/// Creates `dir` if needed and takes the exclusive lock file `dir/hoist.lock`, waiting up to
-/// `wait` while another process holds it. The lock lasts as long as the returned file.
-pub fn lock_dir(dir: &Path, wait: Duration) -> Result<File, StoreError> {
-    let io = |what: &str, e: std::io::Error| {
-        StoreError::Unavailable(format!("{what} {}: {e}", dir.display()))
-    };
-    std::fs::create_dir_all(dir).map_err(|e| io("cannot create directory", e))?;
-    let lock = File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(dir.join("hoist.lock"))
-        .map_err(|e| io("cannot open lock file in", e))?;
-    let started = Instant::now();
-    let mut pause = Duration::from_millis(1);
-    loop {
-        match lock.try_lock() {
-            Ok(()) => return Ok(lock),
-            Err(std::fs::TryLockError::WouldBlock) if started.elapsed() < wait => {}
-            Err(std::fs::TryLockError::WouldBlock) => {
-                return Err(StoreError::Busy {
-                    path: dir.into(),
-                    waited: started.elapsed(),
-                })
-            }
-            Err(std::fs::TryLockError::Error(e)) => return Err(io("cannot lock", e)),
-        }
-        std::thread::sleep(pause);
-        pause = (pause * 2).min(Duration::from_millis(20));
-    }
-}
-
 impl SledStore {
     /// Opens (creating if needed) the store in `dir`, waiting up to `wait` while another process
     /// holds it.
     pub fn open(dir: &Path, wait: Duration) -> Result<Self, StoreError> {
-        let lock = lock_dir(dir, wait)?;
+        let lock = super::file::lock_dir(dir, wait)?;
         Ok(SledStore {
             dir: dir.into(),
             db: Mutex::new(None),
