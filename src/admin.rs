@@ -7,13 +7,14 @@
 //!   app's hash chain holds, the read models equal a fresh fold of the log. It repairs nothing
 //!   (the models repair themselves on use; `rebuild` renews them) and exits 1 naming what is wrong.
 
-use crate::backend::Backend;
+use crate::backend;
 use crate::cli::GlobalArgs;
 use crate::error::CliError;
 use crate::output::{outln, print_json};
 use hoist_engine::chain::ChainVerifier;
 use hoist_engine::service;
 use hoist_engine::store::EventStore;
+use hoist_stores::AnyStore;
 use std::io::IsTerminal;
 use std::time::Instant;
 
@@ -21,7 +22,7 @@ use std::time::Instant;
 const PAGE: usize = 2048;
 
 pub async fn rebuild(global: &GlobalArgs) -> Result<(), CliError> {
-    let log = Backend::open(global).await?;
+    let log = backend::open(global).await?;
     let models = crate::models::open(global, &log)?;
     let bar = std::io::stderr().is_terminal().then(|| {
         let bar = indicatif::ProgressBar::new(0);
@@ -105,10 +106,10 @@ impl Problem {
 }
 
 pub async fn check(global: &GlobalArgs) -> Result<(), CliError> {
-    let log = Backend::open(global).await?;
+    let log = backend::open(global).await?;
     let mut findings = Findings::default();
     match &log {
-        Backend::Embedded(store) => {
+        AnyStore::Embedded(store) => {
             if let Some((at, bytes, saved)) = store.recovery()?.cut {
                 findings.notes.push(format!(
                     "the log ended in an unfinished write ({bytes} bytes at byte {at}, never acknowledged): cut off, saved as {}",
@@ -116,7 +117,7 @@ pub async fn check(global: &GlobalArgs) -> Result<(), CliError> {
                 ));
             }
         }
-        Backend::Nats(nats) => {
+        AnyStore::Nats(nats) => {
             for q in nats.quarantined().await? {
                 findings.problems.push(Problem {
                     message: format!(
