@@ -16,9 +16,9 @@ mod common;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use hoist_engine::service::{execute_cached, CommandContext};
-use hoist_engine::store::nats::{raw_publish, NatsOptions, NatsStore};
 use hoist_engine::store::EventStore;
 use hoist_engine::{AppName, AppState};
+use hoist_stores::nats::{raw_publish, NatsOptions, NatsStore};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 

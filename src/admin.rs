@@ -8,13 +8,14 @@
 //!   any command's open changes (an unfinished write is cut off, the models are caught up), never
 //!   creates a store, and exits 1 naming what is wrong.
 
-use crate::backend::Backend;
+use crate::backend;
 use crate::cli::GlobalArgs;
 use crate::error::CliError;
 use crate::output::{outln, print_json};
 use hoist_engine::chain::ChainVerifier;
 use hoist_engine::service;
 use hoist_engine::store::EventStore;
+use hoist_stores::AnyStore;
 use std::io::IsTerminal;
 use std::time::Instant;
 
@@ -22,7 +23,7 @@ use std::time::Instant;
 const PAGE: usize = 2048;
 
 pub async fn rebuild(global: &GlobalArgs) -> Result<(), CliError> {
-    let log = Backend::open(global).await?;
+    let log = backend::open(global).await?;
     let models = crate::models::open(global, &log)?;
     let bar = std::io::stderr().is_terminal().then(|| {
         let bar = indicatif::ProgressBar::new(0);
@@ -107,10 +108,10 @@ impl Problem {
 }
 
 pub async fn check(global: &GlobalArgs) -> Result<(), CliError> {
-    let log = Backend::open_as(global, crate::backend::OpenMode::Existing).await?;
+    let log = backend::open_as(global, backend::OpenMode::Existing).await?;
     let mut findings = Findings::default();
     match &log {
-        Backend::Embedded(store) => {
+        AnyStore::Embedded(store) => {
             let recovery = store.recovery()?;
             if let Some((at, bytes, saved)) = recovery.cut {
                 findings.notes.push(format!(
@@ -124,7 +125,7 @@ pub async fn check(global: &GlobalArgs) -> Result<(), CliError> {
                 return report(global, findings);
             }
         }
-        Backend::Nats(nats) => {
+        AnyStore::Nats(nats) => {
             for q in nats.quarantined().await? {
                 findings.problems.push(Problem {
                     message: format!(

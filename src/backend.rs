@@ -1,22 +1,15 @@
-//! Chooses and opens the log backend from the global options.
+//! Builds the log's `StoreConfig` from the global options and opens it; a read-only command does
+//! not create a store.
 
 use crate::cli::GlobalArgs;
 use crate::error::CliError;
-use hoist_engine::store::file::FileStore;
-use hoist_engine::store::nats::{NatsOptions, NatsStore, Quarantined};
-use hoist_engine::store::{Appended, EventStore, NewCommit, StoreError, StoredCommit};
-use hoist_engine::AppName;
+use hoist_stores::nats::NatsOptions;
+use hoist_stores::{AnyStore, StoreConfig};
 use std::path::PathBuf;
 use std::time::Duration;
-use uuid::Uuid;
 
 /// How long a command waits for an embedded store another process holds.
 const STORE_WAIT: Duration = Duration::from_secs(30);
-
-pub enum Backend {
-    Embedded(Box<FileStore>),
-    Nats(Box<NatsStore>),
-}
 
 /// Whether opening may create a new embedded store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,81 +22,56 @@ pub enum OpenMode {
 }
 
 /// The file every embedded store directory holds from its first opening on (the store's lock
-/// file, engine `store::file::lock_dir`): how a read-only command tells a store from a typo.
+/// file, stores `file::lock_dir`): how a read-only command tells a store from a typo.
 const STORE_MARK: &str = "hoist.lock";
 
-impl Backend {
-    /// Opens the backend for a command that may write: a new embedded store is created.
-    pub async fn open(global: &GlobalArgs) -> Result<Backend, CliError> {
-        Self::open_as(global, OpenMode::Create).await
-    }
+/// Opens the backend for a command that may write: a new embedded store is created.
+pub async fn open(global: &GlobalArgs) -> Result<AnyStore, CliError> {
+    open_as(global, OpenMode::Create).await
+}
 
-    pub async fn open_as(global: &GlobalArgs, mode: OpenMode) -> Result<Backend, CliError> {
-        if global.nats.is_none() && mode == OpenMode::Existing {
-            let dir = store_dir(global)?;
-            if !dir.join(STORE_MARK).is_file() {
-                return Err(CliError::Unavailable(format!(
-                    "no hoist store at {} (--store or HOIST_STORE): a command that writes, like `hoist apps create`, creates one",
-                    dir.display()
-                )));
-            }
-        }
-        match &global.nats {
-            Some(url) => {
-                let mut options = NatsOptions::new(url.clone());
-                options.stream = global.stream.clone();
-                options.creds_file = global.nats_creds.clone();
-                options.tls_ca_file = global.nats_tls_ca.clone();
-                options.replicas = usize::from(global.replicas);
-                options.commit_check = Some(hoist_engine::codec::check_commit);
-                Ok(Backend::Nats(Box::new(NatsStore::connect(options).await?)))
-            }
-            None => Ok(Backend::Embedded(Box::new(FileStore::open(
-                &store_dir(global)?,
-                STORE_WAIT,
-            )?))),
+pub async fn open_as(global: &GlobalArgs, mode: OpenMode) -> Result<AnyStore, CliError> {
+    let config = config(global)?;
+    if let (StoreConfig::Embedded { dir, .. }, OpenMode::Existing) = (&config, mode) {
+        if !dir.join(STORE_MARK).is_file() {
+            return Err(CliError::Unavailable(format!(
+                "no hoist store at {} (--store or HOIST_STORE): a command that writes, like `hoist apps create`, creates one",
+                dir.display()
+            )));
         }
     }
+    Ok(AnyStore::open(config).await?)
+}
 
-    /// The messages on the stream that this process's reads skipped as not hoist commits (NATS;
-    /// none on the embedded store).
-    pub fn quarantined_seen(&self) -> Vec<Quarantined> {
-        match self {
-            Backend::Embedded(_) => Vec::new(),
-            Backend::Nats(n) => n.quarantined_seen(),
+/// The log the global options name.
+fn config(global: &GlobalArgs) -> Result<StoreConfig, CliError> {
+    Ok(match &global.nats {
+        Some(url) => {
+            let mut options = NatsOptions::new(url.clone());
+            options.stream = global.stream.clone();
+            options.creds_file = global.nats_creds.clone();
+            options.tls_ca_file = global.nats_tls_ca.clone();
+            options.replicas = usize::from(global.replicas);
+            options.commit_check = Some(hoist_engine::codec::check_commit);
+            StoreConfig::Nats(options)
         }
-    }
+        None => StoreConfig::Embedded {
+            dir: store_dir(global)?,
+            wait: STORE_WAIT,
+        },
+    })
+}
 
-    /// Says once on stderr that reads skipped messages that are not hoist commits: what `status`
-    /// and `audit` print instead of failing on them.
-    pub fn warn_quarantined(&self) {
-        let skipped = self.quarantined_seen().len();
-        if skipped > 0 {
-            crate::output::warn(&format!(
-                "{skipped} message{} on the stream {} not hoist commits (skipped); see `hoist admin check`",
-                if skipped == 1 { "" } else { "s" },
-                if skipped == 1 { "is" } else { "are" },
-            ));
-        }
-    }
-
-    /// Up to `max` commits from `from_seq` on, for a backup: on an embedded log damaged in the
-    /// middle, the records before the damage, with the damage said.
-    pub async fn read_for_backup(
-        &self,
-        from_seq: u64,
-        max: usize,
-    ) -> Result<(Vec<StoredCommit>, Option<String>), StoreError> {
-        match self {
-            Backend::Embedded(s) => s.salvage(from_seq, max),
-            Backend::Nats(n) => Ok((n.read_from(from_seq, max).await?, None)),
-        }
-    }
-
-    /// Whether the backend is a single-process embedded store that a long-running reader must
-    /// release between reads, so writers are not starved.
-    pub fn is_embedded(&self) -> bool {
-        matches!(self, Backend::Embedded(_))
+/// Says once on stderr that reads skipped messages that are not hoist commits: what `status`
+/// and `audit` print instead of failing on them.
+pub fn warn_quarantined(store: &AnyStore) {
+    let skipped = store.quarantined_seen().len();
+    if skipped > 0 {
+        crate::output::warn(&format!(
+            "{skipped} message{} on the stream {} not hoist commits (skipped); see `hoist admin check`",
+            if skipped == 1 { "" } else { "s" },
+            if skipped == 1 { "is" } else { "are" },
+        ));
     }
 }
 
@@ -115,60 +83,5 @@ pub fn store_dir(global: &GlobalArgs) -> Result<PathBuf, CliError> {
                 "--store: no platform data dir; set --store DIR or HOIST_STORE".into(),
             )
         }),
-    }
-}
-
-impl EventStore for Backend {
-    async fn append(
-        &self,
-        app: &AppName,
-        expected_last_seq: u64,
-        commit_id: Uuid,
-        payload: Vec<u8>,
-    ) -> Result<Appended, StoreError> {
-        match self {
-            Backend::Embedded(s) => s.append(app, expected_last_seq, commit_id, payload).await,
-            Backend::Nats(n) => n.append(app, expected_last_seq, commit_id, payload).await,
-        }
-    }
-    async fn append_batch(&self, commits: Vec<NewCommit>) -> Result<Vec<Appended>, StoreError> {
-        match self {
-            Backend::Embedded(s) => s.append_batch(commits).await,
-            Backend::Nats(n) => n.append_batch(commits).await,
-        }
-    }
-    async fn read_app(&self, app: &AppName) -> Result<Vec<StoredCommit>, StoreError> {
-        match self {
-            Backend::Embedded(s) => s.read_app(app).await,
-            Backend::Nats(n) => n.read_app(app).await,
-        }
-    }
-    async fn read_app_after(
-        &self,
-        app: &AppName,
-        after_seq: u64,
-    ) -> Result<Vec<StoredCommit>, StoreError> {
-        match self {
-            Backend::Embedded(s) => s.read_app_after(app, after_seq).await,
-            Backend::Nats(n) => n.read_app_after(app, after_seq).await,
-        }
-    }
-    async fn read_from(&self, from_seq: u64, max: usize) -> Result<Vec<StoredCommit>, StoreError> {
-        match self {
-            Backend::Embedded(s) => s.read_from(from_seq, max).await,
-            Backend::Nats(n) => n.read_from(from_seq, max).await,
-        }
-    }
-    async fn last_seq(&self) -> Result<u64, StoreError> {
-        match self {
-            Backend::Embedded(s) => s.last_seq().await,
-            Backend::Nats(n) => n.last_seq().await,
-        }
-    }
-    async fn apps(&self) -> Result<Vec<AppName>, StoreError> {
-        match self {
-            Backend::Embedded(s) => s.apps().await,
-            Backend::Nats(n) => n.apps().await,
-        }
     }
 }

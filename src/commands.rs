@@ -1,7 +1,7 @@
 //! Runs one parsed command line: validates the arguments into domain values (before touching the
 //! store, so bad input costs nothing and appends nothing), calls the engine, prints the result.
 
-use crate::backend::{Backend, OpenMode};
+use crate::backend::{self, OpenMode};
 use crate::cli::*;
 use crate::error::CliError;
 use crate::output::{
@@ -21,6 +21,7 @@ use hoist_engine::{
 use hoist_projections::audit::{AuditEntry, AuditQuery, KINDS};
 use hoist_projections::model::AppStatus;
 use hoist_projections::store::ProjectionStore;
+use hoist_stores::AnyStore;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::BufRead;
@@ -358,7 +359,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                 None => {
                     let store = ctx.open_existing().await?;
                     let models = crate::models::caught_up(&ctx.global, &store).await?;
-                    store.warn_quarantined();
+                    backend::warn_quarantined(&store);
                     status = existing_status(&models, &app)?;
                     StatusView::of_model(&app, &status)
                 }
@@ -454,13 +455,13 @@ impl EnvArgs {
 
 impl Ctx {
     /// Opens the backend for a command that writes: a new embedded store is created.
-    pub(crate) async fn open(&self) -> Result<Backend, CliError> {
-        Backend::open(&self.global).await
+    pub(crate) async fn open(&self) -> Result<AnyStore, CliError> {
+        backend::open(&self.global).await
     }
 
     /// Opens the backend for a command that only reads: no store there is exit 4.
-    pub(crate) async fn open_existing(&self) -> Result<Backend, CliError> {
-        Backend::open_as(&self.global, OpenMode::Existing).await
+    pub(crate) async fn open_existing(&self) -> Result<AnyStore, CliError> {
+        backend::open_as(&self.global, OpenMode::Existing).await
     }
 
     pub(crate) fn actor(&self) -> Result<Actor, CliError> {
@@ -579,7 +580,7 @@ impl Ctx {
     /// Every event of the log (or of one app), in log order.
     async fn all_events(
         &self,
-        store: &Backend,
+        store: &AnyStore,
         app: Option<&AppName>,
     ) -> Result<Vec<Recorded>, CliError> {
         if let Some(app) = app {
@@ -623,7 +624,7 @@ impl Ctx {
         };
         let store = self.open_existing().await?;
         let mut models = crate::models::caught_up(&self.global, &store).await?;
-        store.warn_quarantined();
+        backend::warn_quarantined(&store);
         let entries: Vec<AuditEntry> = models
             .audit(&store, &query, args.limit.unwrap_or(usize::MAX))
             .await?;

@@ -12,7 +12,6 @@ mod commands;
 mod envs;
 mod error;
 mod models;
-mod nats_work;
 mod output;
 mod reconcile;
 mod serve;

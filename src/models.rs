@@ -4,17 +4,18 @@
 //! (`--cache DIR`, default the platform cache dir), one directory per server and stream identity
 //! (a stream created again under the same name gets a fresh cache), under a lock of its own.
 
-use crate::backend::{store_dir, Backend};
+use crate::backend::store_dir;
 use crate::cli::GlobalArgs;
 use crate::error::CliError;
 use hoist_projections::store::{ProjectionStore, PARTITION_SIZE};
+use hoist_stores::AnyStore;
 
 /// How long a command waits for a NATS cache another process holds.
 const CACHE_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Opens the read models of the configured backend (the caller holds `log`). Models found
 /// unreadable are thrown away and folded again from the log; a warning says so.
-pub fn open(global: &GlobalArgs, log: &Backend) -> Result<ProjectionStore, CliError> {
+pub fn open(global: &GlobalArgs, log: &AnyStore) -> Result<ProjectionStore, CliError> {
     let models = open_as_stored(global, log)?;
     if let Some(why) = models.recovered() {
         crate::output::warn(&format!(
@@ -24,13 +25,13 @@ pub fn open(global: &GlobalArgs, log: &Backend) -> Result<ProjectionStore, CliEr
     Ok(models)
 }
 
-fn open_as_stored(global: &GlobalArgs, log: &Backend) -> Result<ProjectionStore, CliError> {
+fn open_as_stored(global: &GlobalArgs, log: &AnyStore) -> Result<ProjectionStore, CliError> {
     match log {
-        Backend::Embedded(_) => Ok(ProjectionStore::open(
+        AnyStore::Embedded(_) => Ok(ProjectionStore::open(
             &store_dir(global)?.join("projections"),
             PARTITION_SIZE,
         )?),
-        Backend::Nats(nats) => {
+        AnyStore::Nats(nats) => {
             let base = match &global.cache {
                 Some(dir) => dir.clone(),
                 None => dirs::cache_dir().map(|d| d.join("hoist")).ok_or_else(|| {
@@ -51,7 +52,7 @@ fn open_as_stored(global: &GlobalArgs, log: &Backend) -> Result<ProjectionStore,
 
 /// Opens the read models with the state model caught up: what `status`, `audit` and `releases`
 /// start from.
-pub async fn caught_up(global: &GlobalArgs, log: &Backend) -> Result<ProjectionStore, CliError> {
+pub async fn caught_up(global: &GlobalArgs, log: &AnyStore) -> Result<ProjectionStore, CliError> {
     let mut models = open(global, log)?;
     models.catch_up_state(log).await?;
     Ok(models)
@@ -60,7 +61,7 @@ pub async fn caught_up(global: &GlobalArgs, log: &Backend) -> Result<ProjectionS
 /// After a command appended: fold it now, while the log is open anyway, so the next query finds
 /// the models current without opening the log. A failure here loses nothing (the next command
 /// catches up), so it is a warning, not the command's failure.
-pub async fn fold_new_events(global: &GlobalArgs, log: &Backend) {
+pub async fn fold_new_events(global: &GlobalArgs, log: &AnyStore) {
     let result = async {
         let mut models = open(global, log)?;
         models.catch_up(log, &mut |_, _| {}).await?;

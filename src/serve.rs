@@ -7,7 +7,7 @@
 //!   checkpoint every `poll`, holding the store only for a pass (open, read, drop) and inside each
 //!   reconcile only to read and to record, so CLI commands keep working while it runs.
 //! - **NATS**: any number of instances share a durable consumer and per-env claims
-//!   ([`crate::nats_work`]): each commit goes to one instance, which reconciles its app's pending
+//!   ([`hoist_stores::nats_work`]): each commit goes to one instance, which reconciles its app's pending
 //!   envs; an env claimed by another instance is left to it (and the commit comes back later).
 //!
 //! Every env is reconciled in a task of its own: a hook or rollout that takes its whole timeout
@@ -19,17 +19,17 @@
 //! an env whose outcome was never recorded is still pending, so it is applied again (a no-op on a
 //! declarative target) and recorded once (the engine records an outcome once per version).
 
-use crate::backend::Backend;
 use crate::cli::ServeArgs;
 use crate::commands::Ctx;
 use crate::error::CliError;
-use crate::nats_work::{
-    Claim, Claimed, Claims, Deliveries, Delivery, HELD_RETRY, KEEPALIVE, RENEW_RETRY,
-};
 use crate::reconcile::{parse_span, reconcile, Options};
 use hoist_engine::service;
 use hoist_engine::store::EventStore;
 use hoist_engine::{AppName, EnvName, EnvState, Target};
+use hoist_stores::nats_work::{
+    Claim, Claimed, Claims, Deliveries, Delivery, HELD_RETRY, KEEPALIVE, RENEW_RETRY,
+};
+use hoist_stores::AnyStore;
 use serde::Deserialize;
 use std::collections::BTreeSet;
 use std::io::IsTerminal;
@@ -174,10 +174,10 @@ pub async fn serve(ctx: &Ctx, args: ServeArgs) -> Result<(), CliError> {
         .map_err(|e| CliError::rejected(format!("cannot listen for SIGTERM: {e}")))?;
     let mut feed = match ctx.open().await? {
         // Past commits are the first resync's: follow the log from its end.
-        Backend::Embedded(store) => Feed::Log {
+        AnyStore::Embedded(store) => Feed::Log {
             next_seq: store.last_seq().await? + 1,
         },
-        Backend::Nats(store) => {
+        AnyStore::Nats(store) => {
             let unavailable = |e: String| CliError::Unavailable(format!("serve on NATS: {e}"));
             Feed::Nats(Box::new(Shared {
                 deliveries: Deliveries::open(&store).await.map_err(unavailable)?,
@@ -199,7 +199,7 @@ pub async fn serve(ctx: &Ctx, args: ServeArgs) -> Result<(), CliError> {
         }
         Feed::Nats(shared) => tracing::info!(
             resync = ?settings.resync, timeout = ?options.timeout, ?poll,
-            consumer = crate::nats_work::CONSUMER, instance = shared.claims.holder(), "serving"
+            consumer = hoist_stores::nats_work::CONSUMER, instance = shared.claims.holder(), "serving"
         ),
     }
     let ctx = Arc::new(ctx.clone());

@@ -5,13 +5,14 @@
 //! - `codec`: domain ↔ protobuf, the only module that sees `hoist-proto`'s types;
 //! - `state` + `decide`: the pure core, `apply(state, event)` and `decide(state, command)`;
 //! - `secrets`: sealing secret config values before they reach the log;
-//! - `store`: the `EventStore` trait and its backends;
+//! - `store`: the `EventStore` trait and its conformance suite (the backends: `hoist-stores`);
 //! - `service`: the edge that runs a command against a store, with optimistic retries;
 //! - `chain`: verification of the per-app hash chain;
 //! - `validate`: whether a recorded event could have happened (the domain rules, on events);
 //! - `import`: an exported history checked whole, then appended as one batch.
 //!
-//! **Architecture invariant**: nothing here knows about the CLI, Kubernetes or HTTP.
+//! **Architecture invariant**: nothing here knows about the CLI, Kubernetes or HTTP, and nothing
+//! here does I/O: no sled, NATS client or async runtime (checked by `tests/architecture.rs`).
 
 pub mod chain;
 pub mod codec;

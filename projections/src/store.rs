@@ -161,7 +161,7 @@ impl ProjectionStore {
         partition_size: u64,
         wait: std::time::Duration,
     ) -> Result<Self, ProjectionError> {
-        let lock = hoist_engine::store::file::lock_dir(dir, wait)?;
+        let lock = hoist_stores::file::lock_dir(dir, wait)?;
         let mut store = Self::open(dir, partition_size)?;
         store._lock = Some(lock);
         Ok(store)
@@ -630,7 +630,7 @@ impl ProjectionStore {
 }
 
 fn open_db(path: &Path) -> Result<sled::Db, ProjectionError> {
-    hoist_engine::store::sled::remove_unfinished_snapshots(path)?;
+    hoist_stores::sled::remove_unfinished_snapshots(path)?;
     sled::Config::new().path(path).open().map_err(|e| match e {
         // What sled says of its own files: only these make a model worth throwing away;
         // a busy, full or unreadable disk is reported instead.

@@ -4,88 +4,14 @@
 
 use chrono::{TimeZone, Utc};
 use hoist_engine::service::{execute, load_events, CommandContext};
-use hoist_engine::store::{Appended, EventStore, StoreError, StoredCommit};
+use hoist_engine::store::EventStore;
 use hoist_engine::{
     AppName, AppState, Artifact, Command, ConfigKey, ConfigValue, EnvName, ImageRef,
 };
 use hoist_projections::audit::{AuditEntry, AuditQuery};
 use hoist_projections::store::ProjectionStore;
+use hoist_stores::memory::MemoryStore;
 use proptest::prelude::*;
-use std::collections::HashMap;
-use std::sync::Mutex;
-use uuid::Uuid;
-
-/// A log in memory, with the `EventStore` contract.
-#[derive(Default)]
-struct MemLog {
-    inner: Mutex<(Vec<StoredCommit>, HashMap<Uuid, u64>)>,
-}
-
-impl EventStore for MemLog {
-    async fn append(
-        &self,
-        app: &AppName,
-        expected_last_seq: u64,
-        commit_id: Uuid,
-        payload: Vec<u8>,
-    ) -> Result<Appended, StoreError> {
-        let mut inner = self.inner.lock().unwrap();
-        if let Some(&seq) = inner.1.get(&commit_id) {
-            return Ok(Appended {
-                seq,
-                duplicate: true,
-            });
-        }
-        let actual = inner
-            .0
-            .iter()
-            .rev()
-            .find(|c| c.app == *app)
-            .map_or(0, |c| c.seq);
-        if actual != expected_last_seq {
-            return Err(StoreError::Conflict {
-                app: app.clone(),
-                expected: expected_last_seq,
-                actual,
-            });
-        }
-        let seq = inner.0.len() as u64 + 1;
-        inner.0.push(StoredCommit {
-            seq,
-            app: app.clone(),
-            payload,
-        });
-        inner.1.insert(commit_id, seq);
-        Ok(Appended {
-            seq,
-            duplicate: false,
-        })
-    }
-    async fn read_app(&self, app: &AppName) -> Result<Vec<StoredCommit>, StoreError> {
-        let inner = self.inner.lock().unwrap();
-        Ok(inner.0.iter().filter(|c| c.app == *app).cloned().collect())
-    }
-    async fn read_from(&self, from_seq: u64, max: usize) -> Result<Vec<StoredCommit>, StoreError> {
-        let inner = self.inner.lock().unwrap();
-        Ok(inner
-            .0
-            .iter()
-            .filter(|c| c.seq >= from_seq)
-            .take(max)
-            .cloned()
-            .collect())
-    }
-    async fn last_seq(&self) -> Result<u64, StoreError> {
-        Ok(self.inner.lock().unwrap().0.len() as u64)
-    }
-    async fn apps(&self) -> Result<Vec<AppName>, StoreError> {
-        let inner = self.inner.lock().unwrap();
-        let mut apps: Vec<AppName> = inner.0.iter().map(|c| c.app.clone()).collect();
-        apps.sort();
-        apps.dedup();
-        Ok(apps)
-    }
-}
 
 const APPS: [&str; 3] = ["api", "web", "worker"];
 const ENVS: [&str; 2] = ["staging", "production"];
@@ -136,7 +62,7 @@ fn command(what: u8, n: u8) -> Command {
     }
 }
 
-async fn write(log: &MemLog, steps: &[(usize, u8, u8)], first: usize) {
+async fn write(log: &MemoryStore, steps: &[(usize, u8, u8)], first: usize) {
     for (i, &(app, what, n)) in steps.iter().enumerate() {
         let app: AppName = APPS[app % APPS.len()].parse().unwrap();
         let mut ctx = CommandContext::new(format!("dev{}@example.com", n % 2).parse().unwrap());
@@ -157,7 +83,7 @@ fn run<T>(future: impl std::future::Future<Output = T>) -> T {
 }
 
 /// The models' answers equal the engine's fold of each app's events.
-async fn assert_answers_match_the_fold(log: &MemLog, models: &mut ProjectionStore) {
+async fn assert_answers_match_the_fold(log: &MemoryStore, models: &mut ProjectionStore) {
     for app in log.apps().await.unwrap() {
         let events = load_events(log, &app).await.unwrap();
         let state = AppState::fold(&events);
@@ -230,7 +156,7 @@ proptest! {
         partition_size in 1..8u64,
     ) {
         run(async {
-            let log = MemLog::default();
+            let log = MemoryStore::default();
             // Every app is created first, so most commands have something to act on.
             write(&log, &[(0, 0, 0), (1, 0, 0), (2, 0, 0)], 0).await;
             let dirs = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
@@ -259,7 +185,7 @@ proptest! {
 #[test]
 fn a_replaced_log_is_refolded_not_trusted() {
     run(async {
-        let (old, new) = (MemLog::default(), MemLog::default());
+        let (old, new) = (MemoryStore::default(), MemoryStore::default());
         let steps: Vec<(usize, u8, u8)> = (0..30)
             .map(|i| (i % 3, (i % 6) as u8 + 1, i as u8))
             .collect();

@@ -301,7 +301,7 @@ mod history;
 /// by the CLI.
 pub fn large_export(commits: u64) -> Vec<u8> {
     use hoist_engine::service::{execute_cached, CommandContext};
-    use hoist_engine::store::sled::SledStore;
+    use hoist_stores::sled::SledStore;
     let from = Hoist::sled();
     let store = SledStore::open(from.data_dir(), std::time::Duration::from_secs(30))
         .expect("a fresh store opens");

@@ -1,5 +1,7 @@
-//! The log: the `EventStore` trait every backend implements, and its backends. A store moves
-//! opaque commit payloads; it never decodes them, so it can be measured against its raw medium.
+//! The log: the `EventStore` trait every backend implements and the conformance suite each passes.
+//! The backends themselves (the embedded file, NATS JetStream, in memory) live in `hoist-stores`:
+//! the engine does no I/O. A store moves opaque commit payloads; it never decodes them, so it can
+//! be measured against its raw medium.
 //! (The NATS store, whose subjects others can publish on, may be handed a check of what is a
 //! commit, `NatsOptions::commit_check`, to quarantine the rest; the codec stays the caller's.)
 //!
@@ -10,9 +12,6 @@
 //! process killed in the middle of one leaves the log as it was.
 
 pub mod conformance;
-pub mod file;
-pub mod nats;
-pub mod sled;
 
 use crate::names::AppName;
 use std::future::Future;
@@ -70,6 +69,54 @@ pub fn check_batch(commits: &[NewCommit]) -> Result<(), StoreError> {
         }
     }
     Ok(())
+}
+
+/// A batch checked against what the store holds, before anything is written (for backends that
+/// index the log in memory): `Ok(Some(originals))` when every commit id is already stored (a retry
+/// after a lost acknowledgement), `Ok(None)` when the whole batch may be appended, or why nothing
+/// may. `stored` gives a commit id's sequence, `head` an app's last sequence.
+pub fn admit_batch(
+    commits: &[NewCommit],
+    stored: impl Fn(&Uuid) -> Option<u64>,
+    head: impl Fn(&AppName) -> u64,
+) -> Result<Option<Vec<Appended>>, StoreError> {
+    check_batch(commits)?;
+    let stored: Vec<Option<u64>> = commits.iter().map(|c| stored(&c.commit_id)).collect();
+    if !commits.is_empty() && stored.iter().all(Option::is_some) {
+        // A retry of a batch that was stored: answer with the originals.
+        return Ok(Some(
+            stored
+                .into_iter()
+                .flatten()
+                .map(|seq| Appended {
+                    seq,
+                    duplicate: true,
+                })
+                .collect(),
+        ));
+    }
+    let already = commits
+        .iter()
+        .zip(&stored)
+        .find_map(|(c, s)| s.map(|s| (c, s)));
+    if let Some((commit, seq)) = already {
+        return Err(StoreError::Refused(format!(
+            "commit id {} is already stored (log seq {seq}): a batch is stored whole or not at all",
+            commit.commit_id
+        )));
+    }
+    // Every expectation is checked before anything is stored: all or none.
+    for commit in commits {
+        let actual = head(&commit.app);
+        if actual != commit.expected_last_seq {
+            return Err(StoreError::Conflict {
+                app: commit.app.clone(),
+                expected: commit.expected_last_seq,
+                actual,
+            });
+        }
+    }
+    Ok(None)
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -22,8 +22,8 @@
 //! opens the log (it may append) and written back when that process lets go of the store; a process
 //! killed in between leaves no `head`, and the next one reads the sequence from the log itself.
 
-use super::{check_batch, Appended, EventStore, NewCommit, StoreError, StoredCommit};
-use crate::names::AppName;
+use hoist_engine::store::{check_batch, Appended, EventStore, NewCommit, StoreError, StoredCommit};
+use hoist_engine::AppName;
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionResult};
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -116,6 +116,7 @@ impl SledStore {
 
     /// Reads every log entry without decoding anything: the floor replay is measured against.
     /// Returns (entries, payload bytes).
+    #[cfg(feature = "bench")]
     pub fn raw_scan(&self) -> Result<(u64, u64), StoreError> {
         let db = self.db()?;
         let (mut entries, mut bytes) = (0u64, 0u64);

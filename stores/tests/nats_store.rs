@@ -8,8 +8,8 @@ mod nats_server;
 use async_nats::jetstream::stream::{Config, StorageType};
 use futures::future::join_all;
 use hoist_engine::names::AppName;
-use hoist_engine::store::nats::{NatsOptions, NatsStore, DEFAULT_STREAM};
 use hoist_engine::store::{conformance, Appended, EventStore, NewCommit, StoreError, StoredCommit};
+use hoist_stores::nats::{NatsOptions, NatsStore, DEFAULT_STREAM};
 use nats_server::{NatsCluster, NatsServer};
 use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -156,39 +156,6 @@ async fn a_long_history_is_read_whole_and_in_order() {
         expected
     );
     assert!(read.iter().all(|c| c.app == long));
-}
-
-/// `hoist --nats URL bench --apps 100` hung in its raw publish baseline: 100 tasks sharing one
-/// JetStream context, each holding up to a window of unpolled acks, took the context's 5,000 ack
-/// permits and then all waited for more. More tasks × window than permits must still finish.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn raw_publish_from_many_tasks_past_the_ack_cap_finishes() {
-    use hoist_engine::store::nats::raw_publish;
-    let server = NatsServer::start();
-    let store = connect(&server.url()).await;
-    let (tasks, each) = (100, 200);
-    let messages: Vec<Vec<(String, Vec<u8>)>> = (0..tasks)
-        .map(|t| {
-            let subject = store.subject(&app(&format!("raw-{t}")));
-            (0..each)
-                .map(|n| (subject.clone(), format!("{t}/{n}").into_bytes()))
-                .collect()
-        })
-        .collect();
-    let published = tokio::time::timeout(
-        Duration::from_secs(60),
-        join_all(
-            messages
-                .iter()
-                .map(|m| raw_publish(store.jetstream(), m, 1_000)),
-        ),
-    )
-    .await
-    .expect("raw publishes past the ack cap finish");
-    for result in published {
-        result.unwrap();
-    }
-    assert_eq!(store.last_seq().await.unwrap(), (tasks * each) as u64);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

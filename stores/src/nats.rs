@@ -56,8 +56,6 @@
 
 mod batch;
 
-use super::{Appended, EventStore, NewCommit, StoreError, StoredCommit};
-use crate::names::AppName;
 use async_nats::header::{
     NATS_EXPECTED_LAST_SUBJECT_SEQUENCE, NATS_MESSAGE_ID, NATS_SEQUENCE, NATS_SUBJECT,
 };
@@ -70,9 +68,11 @@ use async_nats::jetstream::stream::{
 use async_nats::jetstream::{self, ErrorCode};
 use async_nats::{HeaderMap, ServerAddr, StatusCode};
 use futures::StreamExt;
+use hoist_engine::store::{Appended, EventStore, NewCommit, StoreError, StoredCommit};
+use hoist_engine::AppName;
 use serde::Deserialize;
 use std::collections::HashMap;
-use std::future::{Future, IntoFuture};
+use std::future::Future;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
@@ -127,7 +127,7 @@ pub struct NatsOptions {
     /// transient failures included; for reads, on every batch request.
     pub timeout: Duration,
     /// What a message's payload must pass to be taken for a commit of its app (the binary passes
-    /// hoist's decoder, [`crate::codec::check_commit`]); `None` keeps payloads opaque (the
+    /// hoist's decoder, [`hoist_engine::codec::check_commit`]); `None` keeps payloads opaque (the
     /// store's own tests and benches). A message that fails it is quarantined (module docs).
     pub commit_check: Option<CommitCheck>,
 }
@@ -1086,6 +1086,7 @@ impl NatsStore {
 
 /// The raw floors hoist's own paths are measured against (`hoist bench`, criterion benches):
 /// JetStream with nothing of hoist's on top.
+#[cfg(feature = "bench")]
 impl NatsStore {
     /// Reads the whole stream through an ordered push consumer, without decoding anything.
     /// Returns (messages, payload bytes).
@@ -1142,6 +1143,7 @@ impl NatsStore {
 /// publish waits for a permit, the acks this task already has in flight are collected: were they
 /// left unpolled until the window is full, tasks × window above the cap (100 tasks of 200) would
 /// leave every task waiting for a permit held by its own unpolled acks, forever.
+#[cfg(feature = "bench")]
 pub async fn raw_publish(
     js: &jetstream::Context,
     messages: &[(String, Vec<u8>)],
@@ -1149,6 +1151,7 @@ pub async fn raw_publish(
 ) -> Result<(), StoreError> {
     use async_nats::jetstream::context::PublishAckFuture;
     use futures::stream::FuturesUnordered;
+    use std::future::IntoFuture;
     let failed = |e: &dyn std::fmt::Display| StoreError::Unavailable(one_line(e));
     for chunk in messages.chunks(window.max(1)) {
         let mut acks: FuturesUnordered<<PublishAckFuture as IntoFuture>::IntoFuture> =

@@ -16,7 +16,6 @@
 //!   expectation names the first commit, and the batch is reported as the duplicate it is.
 
 use super::{api_failure, at_least, one_line, refused_sequence, Failure, NatsStore};
-use crate::store::{check_batch, Appended, NewCommit, StoreError};
 use async_nats::header::{
     NATS_BATCH_COMMIT, NATS_BATCH_COMMIT_FINAL, NATS_BATCH_ID, NATS_BATCH_SEQUENCE,
     NATS_EXPECTED_LAST_SUBJECT_SEQUENCE, NATS_MESSAGE_ID,
@@ -24,6 +23,7 @@ use async_nats::header::{
 use async_nats::jetstream::response::Response;
 use async_nats::jetstream::ErrorCode;
 use async_nats::HeaderMap;
+use hoist_engine::store::{check_batch, Appended, NewCommit, StoreError};
 use serde::Deserialize;
 use std::collections::HashSet;
 use std::time::{Duration, Instant};

@@ -4,13 +4,13 @@
 use hoist_engine::service::{
     execute, load_app, load_events, CommandContext, ExecuteError, MAX_ATTEMPTS,
 };
-use hoist_engine::store::file::FileStore;
-use hoist_engine::store::sled::SledStore;
 use hoist_engine::store::{Appended, EventStore, NewCommit, StoreError, StoredCommit};
 use hoist_engine::{
     AppName, Artifact, Command, ConfigKey, ConfigValue, EnvName, Event, ImageRef, Outcome,
     ReleaseVersion,
 };
+use hoist_stores::file::FileStore;
+use hoist_stores::sled::SledStore;
 use proptest::prelude::*;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};

@@ -33,8 +33,8 @@
 //! A store written by earlier versions (a sled database in `DIR/sled`) is copied into `DIR/log`
 //! once, on first use; the old database is kept beside it as `DIR/sled.pre-log`.
 
-use super::{check_batch, Appended, EventStore, NewCommit, StoreError, StoredCommit};
-use crate::names::AppName;
+use hoist_engine::store::{admit_batch, Appended, EventStore, NewCommit, StoreError, StoredCommit};
+use hoist_engine::AppName;
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::Write;
@@ -223,6 +223,7 @@ impl FileStore {
 
     /// Reads every log entry without decoding anything: the floor replay is measured against.
     /// Returns (entries, payload bytes).
+    #[cfg(feature = "bench")]
     pub fn raw_scan(&self) -> Result<(u64, u64), StoreError> {
         let bytes = std::fs::read(self.dir.join(LOG_FILE))
             .map_err(|e| io_error("cannot read", &self.dir.join(LOG_FILE), e))?;
@@ -364,41 +365,13 @@ impl Log {
         dir: &Path,
         commits: &[NewCommit],
     ) -> Result<Vec<Appended>, StoreError> {
-        check_batch(commits)?;
-        let stored: Vec<Option<u64>> = commits
-            .iter()
-            .map(|c| self.ids.get(&c.commit_id).copied())
-            .collect();
-        if !commits.is_empty() && stored.iter().all(Option::is_some) {
-            // A retry of a batch that was stored: answer with the originals.
-            return Ok(stored
-                .into_iter()
-                .flatten()
-                .map(|seq| Appended {
-                    seq,
-                    duplicate: true,
-                })
-                .collect());
-        }
-        let already = commits
-            .iter()
-            .zip(&stored)
-            .find_map(|(c, s)| s.map(|s| (c, s)));
-        if let Some((commit, seq)) = already {
-            return Err(StoreError::Refused(format!(
-                "commit id {} is already stored (log seq {seq}): a batch is stored whole or not at all",
-                commit.commit_id
-            )));
-        }
-        for commit in commits {
-            let actual = self.head(&commit.app);
-            if actual != commit.expected_last_seq {
-                return Err(StoreError::Conflict {
-                    app: commit.app.clone(),
-                    expected: commit.expected_last_seq,
-                    actual,
-                });
-            }
+        let admitted = admit_batch(
+            commits,
+            |id| self.ids.get(id).copied(),
+            |app| self.head(app),
+        )?;
+        if let Some(originals) = admitted {
+            return Ok(originals);
         }
         let mut record = Vec::new();
         let mut appended = Vec::with_capacity(commits.len());
@@ -620,7 +593,7 @@ fn sync_dir(dir: &Path) -> std::io::Result<()> {
 /// Copies a sled-era store (`DIR/sled`) into a new log, written whole to a temp file and renamed
 /// into place, so a migration cut short leaves the old store as it was.
 fn migrate_from_sled(dir: &Path, legacy: &Path, wait: Duration) -> Result<(), StoreError> {
-    let commits = super::sled::read_legacy(legacy, wait)?;
+    let commits = crate::sled::read_legacy(legacy, wait)?;
     let mut bytes = MAGIC.to_vec();
     for (seq, commit) in commits.into_iter().enumerate() {
         let seq = seq as u64 + 1;

@@ -4,11 +4,11 @@
 use hoist_engine::chain::{BrokenLink, ChainVerifier};
 use hoist_engine::codec::{decode_commit, encode_envelope};
 use hoist_engine::service::{decode_commits, execute, CommandContext};
-use hoist_engine::store::file::FileStore;
 use hoist_engine::store::EventStore;
 use hoist_engine::{
     AppName, Artifact, Command, ConfigValue, EnvName, Event, EventHash, Recorded, ReleaseVersion,
 };
+use hoist_stores::file::FileStore;
 use std::time::Duration;
 
 fn name<T: std::str::FromStr>(s: &str) -> T

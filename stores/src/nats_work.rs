@@ -21,6 +21,7 @@
 //!   its own sequence, and releases by deleting its message; a holder that dies is outlived by
 //!   its claim for at most [`CLAIM_TTL`].
 
+use crate::nats::NatsStore;
 use async_nats::header::NATS_EXPECTED_LAST_SUBJECT_SEQUENCE;
 use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy, PullConsumer};
 use async_nats::jetstream::context::PublishErrorKind;
@@ -29,7 +30,6 @@ use async_nats::jetstream::stream::{Config, DiscardPolicy, StorageType};
 use async_nats::jetstream::{self, Context};
 use async_nats::HeaderMap;
 use futures::StreamExt;
-use hoist_engine::store::nats::NatsStore;
 use hoist_engine::{AppName, EnvName};
 use std::time::Duration;
 

@@ -8,12 +8,12 @@ use chrono::{TimeZone, Utc};
 use hoist_engine::codec::encode_envelope;
 use hoist_engine::import::{ImportError, Importer};
 use hoist_engine::service::decode_commits;
-use hoist_engine::store::sled::SledStore;
 use hoist_engine::store::EventStore;
 use hoist_engine::{
     decide, Actor, AppName, AppState, Artifact, Command, ConfigValue, EnvName, Envelope, Event,
     EventHash, ImageRef, Outcome, Recorded, ReleaseKind, ReleaseVersion, Target,
 };
+use hoist_stores::sled::SledStore;
 use proptest::prelude::*;
 use proptest::sample::{select, Index};
 use std::collections::HashMap;

@@ -1,0 +1,22 @@
+//! The backends of hoist's log, each an implementation of the engine's `EventStore` trait (the
+//! engine owns the trait and its conformance suite; this crate owns every I/O behind it):
+//!
+//! - `file`: the embedded log, an append-only checksummed file in a directory;
+//! - `sled`: the legacy embedded store, read to migrate old stores into `file` (and by the read
+//!   models, whose database is still sled's);
+//! - `nats`: a NATS JetStream stream, shared by any number of processes;
+//! - `memory`: a log in memory, for tests;
+//! - `any`: `AnyStore::open(StoreConfig)`, the one a front end opens from its settings;
+//! - `nats_work`: how several `hoist serve` instances share the work on one NATS stream.
+//!
+//! The `bench` feature adds the raw baselines (`raw_scan`, `raw_read`, `raw_publish`) that
+//! `hoist bench` and the criterion benches measure hoist against; production code does not see them.
+
+pub mod any;
+pub mod file;
+pub mod memory;
+pub mod nats;
+pub mod nats_work;
+pub mod sled;
+
+pub use any::{AnyStore, StoreConfig};
