@@ -866,7 +866,8 @@ pub(crate) fn secret_key_path() -> Result<PathBuf, CliError> {
         .ok_or_else(|| CliError::rejected("secret key: no config dir; set HOIST_SECRET_KEY_FILE"))
 }
 
-/// `T` of `--since`, `--until`, `--at`: RFC 3339, or a span ago (`90s`, `30m`, `12h`, `7d`, `2w`).
+/// `T` of `--since`, `--until`, `--at`: RFC 3339, or a span ago (`90s`, `30m`, `12h`, `7d`, `2w`;
+/// see [`crate::span`]).
 fn parse_time(flag: &str, text: &str) -> Result<DateTime<Utc>, CliError> {
     if let Ok(at) = DateTime::parse_from_rfc3339(text) {
         return Ok(at.with_timezone(&Utc));
@@ -874,20 +875,9 @@ fn parse_time(flag: &str, text: &str) -> Result<DateTime<Utc>, CliError> {
     let invalid = || {
         CliError::rejected(format!("invalid {flag} {text:?}: must be RFC 3339 (2026-11-23T20:00:00Z) or a span ago like 7d, 12h, 30m"))
     };
-    let unit = text.chars().last().ok_or_else(invalid)?;
-    let count: i64 = text[..text.len() - unit.len_utf8()]
-        .parse()
-        .map_err(|_| invalid())?;
-    let span = match unit {
-        's' => Span::try_seconds(count),
-        'm' => Span::try_minutes(count),
-        'h' => Span::try_hours(count),
-        'd' => Span::try_days(count),
-        'w' => Span::try_weeks(count),
-        _ => None,
-    }
-    .filter(|_| count >= 0)
-    .ok_or_else(invalid)?;
+    let span = crate::span::parse(text)
+        .and_then(|span| Span::from_std(span).ok())
+        .ok_or_else(invalid)?;
     Utc::now().checked_sub_signed(span).ok_or_else(invalid)
 }
 

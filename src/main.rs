@@ -16,6 +16,7 @@ mod nats_work;
 mod output;
 mod reconcile;
 mod serve;
+mod span;
 
 use clap::Parser;
 
