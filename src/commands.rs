@@ -433,6 +433,8 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Admin(AdminCommand::Rebuild) => crate::admin::rebuild(&ctx.global).await?,
         Command::Admin(AdminCommand::Check) => crate::admin::check(&ctx.global).await?,
         Command::Bench(args) => crate::bench::run(&ctx.global, &args)?,
+        Command::Completions { shell } => crate::manual::completions(shell),
+        Command::Man { command } => crate::manual::man(&command)?,
     }
     Ok(())
 }

@@ -11,6 +11,7 @@ mod cli;
 mod commands;
 mod envs;
 mod error;
+mod manual;
 mod models;
 mod nats_work;
 mod output;

@@ -44,7 +44,17 @@ mod tests {
 
     #[test]
     fn what_is_no_amount_of_time_is_refused() {
-        for text in ["", "5", "m", "-5m", "5m ago", "1mo", "1y", "soon", "5 parsecs"] {
+        for text in [
+            "",
+            "5",
+            "m",
+            "-5m",
+            "5m ago",
+            "1mo",
+            "1y",
+            "soon",
+            "5 parsecs",
+        ] {
             assert_eq!(parse(text), None, "{text}");
         }
     }

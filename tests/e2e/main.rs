@@ -12,6 +12,7 @@ mod hooks;
 mod kube;
 mod kube_apiserver;
 mod limits;
+mod manual;
 mod models;
 #[path = "../support/nats_server.rs"]
 mod nats_server;
@@ -426,4 +427,14 @@ mod nats {
         let (_server, h) = nats();
         output::free_text_is_data_not_terminal_control(&h);
     }
+}
+
+#[test]
+fn completions_are_valid_scripts_naming_every_command() {
+    manual::completions_are_valid_scripts_naming_every_command();
+}
+
+#[test]
+fn man_pages_are_roff_naming_the_commands() {
+    manual::man_pages_are_roff_naming_the_commands();
 }
