@@ -22,6 +22,7 @@ mod span;
 use clap::Parser;
 
 fn main() {
+    output::respect_no_color();
     let cli = cli::Cli::try_parse().unwrap_or_else(|e| usage(e));
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
