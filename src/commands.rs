@@ -15,8 +15,9 @@ use hoist_engine::secrets::SecretKey;
 use hoist_engine::service::{self, execute, CommandContext, Executed};
 use hoist_engine::store::EventStore;
 use hoist_engine::{
-    Actor, AppName, AppState, Artifact, BuildId, Command as DomainCommand, ConfigKey, ConfigValue,
-    EnvName, Envelope, Event, EventHash, ImageRef, Recorded, ReleaseVersion,
+    Action, Actor, AppName, AppState, Artifact, BuildId, Command as DomainCommand, ConfigKey,
+    ConfigValue, EnvName, Envelope, Event, EventHash, ImageRef, Principal, Recorded,
+    ReleaseVersion, Scope,
 };
 use hoist_projections::audit::{AuditEntry, AuditQuery, KINDS};
 use hoist_projections::model::AppStatus;
@@ -461,6 +462,13 @@ impl Ctx {
         Backend::open_as(&self.global, OpenMode::Existing).await
     }
 
+    /// Who is allowed what: a command run directly on a store acts as the store's owner, who may
+    /// do anything (CLI.md: "Identities, tokens and roles"). The engine authorizes every command
+    /// with it before deciding; an import, which appends no command, is authorized here.
+    pub(crate) fn principal(&self) -> Principal {
+        Principal::Owner
+    }
+
     pub(crate) fn actor(&self) -> Result<Actor, CliError> {
         if let Some(actor) = self
             .global
@@ -493,9 +501,10 @@ impl Ctx {
         app: &AppName,
         command: DomainCommand,
     ) -> Result<Executed, CliError> {
-        let actor = self.actor()?;
+        let mut command_ctx = CommandContext::new(self.actor()?);
+        command_ctx.principal = self.principal();
         let store = self.open().await?;
-        let executed = execute(&store, app, &command, &CommandContext::new(actor)).await?;
+        let executed = execute(&store, app, &command, &command_ctx).await?;
         warn_unknown(&executed.state);
         if !executed.events.is_empty() {
             crate::models::fold_new_events(&self.global, &store).await;
@@ -744,6 +753,9 @@ impl Ctx {
                 .map_err(|e| CliError::rejected(format!("stdin {e}")))?;
         }
         let checked = importer.finish();
+        // Whole histories of any apps: as much as creating every app.
+        hoist_engine::authorize(&self.principal(), &Action::Admin, &Scope::everything())
+            .map_err(|denied| CliError::Denied(denied.to_string()))?;
         let store = self.open().await?;
         let existing: BTreeSet<AppName> = store.apps().await?.into_iter().collect();
         if let Some(app) = checked.apps.intersection(&existing).next() {

@@ -165,6 +165,7 @@ async fn record_outcome(
     let actor: Actor = RECONCILER.parse()?;
     let mut command_ctx = CommandContext::new(actor);
     command_ctx.causation_id = causation;
+    command_ctx.principal = ctx.principal();
     let store = ctx.open().await?;
     let executed = execute(
         &store,
