@@ -40,6 +40,9 @@ mod tests {
         }
         assert_eq!(parse("500ms"), Some(Duration::from_millis(500)));
         assert_eq!(parse("1h30m"), Some(Duration::from_secs(5400)));
+        assert_eq!(parse("1.5h"), Some(Duration::from_secs(5400)));
+        assert_eq!(parse("2 hours"), Some(Duration::from_secs(7200)));
+        assert_eq!(parse("PT5M"), Some(Duration::from_secs(300)));
     }
 
     #[test]
