@@ -102,6 +102,17 @@ pub enum Command {
     /// Write a realistic history through the real command path, then measure append, replay and
     /// queries beside the raw log
     Bench(crate::bench::BenchArgs),
+    /// Shell completion script on stdout: `hoist completions bash > /etc/bash_completion.d/hoist`
+    Completions {
+        #[arg(value_name = "SHELL")]
+        shell: clap_complete::Shell,
+    },
+    /// Manual page (roff) on stdout, of hoist or of one command: `hoist man deploy | man -l -`
+    Man {
+        /// A command, and its subcommand (`envs target`) [default: hoist itself]
+        #[arg(value_name = "COMMAND")]
+        command: Vec<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -15,8 +15,9 @@ use hoist_engine::secrets::SecretKey;
 use hoist_engine::service::{self, execute, CommandContext, Executed};
 use hoist_engine::store::EventStore;
 use hoist_engine::{
-    Actor, AppName, AppState, Artifact, BuildId, Command as DomainCommand, ConfigKey, ConfigValue,
-    EnvName, Envelope, Event, EventHash, ImageRef, Recorded, ReleaseVersion,
+    Action, Actor, AppName, AppState, Artifact, BuildId, Command as DomainCommand, ConfigKey,
+    ConfigValue, EnvName, Envelope, Event, EventHash, ImageRef, Principal, Recorded,
+    ReleaseVersion, Scope,
 };
 use hoist_projections::audit::{AuditEntry, AuditQuery, KINDS};
 use hoist_projections::model::AppStatus;
@@ -438,6 +439,8 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Admin(AdminCommand::Rebuild) => crate::admin::rebuild(&ctx.global).await?,
         Command::Admin(AdminCommand::Check) => crate::admin::check(&ctx.global).await?,
         Command::Bench(args) => crate::bench::run(&ctx.global, &args)?,
+        Command::Completions { shell } => crate::manual::completions(shell),
+        Command::Man { command } => crate::manual::man(&command)?,
     }
     Ok(())
 }
@@ -462,6 +465,13 @@ impl Ctx {
     /// Opens the backend for a command that only reads: no store there is exit 4.
     pub(crate) async fn open_existing(&self) -> Result<AnyStore, CliError> {
         backend::open_as(&self.global, OpenMode::Existing).await
+    }
+
+    /// Who is allowed what: a command run directly on a store acts as the store's owner, who may
+    /// do anything (CLI.md: "Identities, tokens and roles"). The engine authorizes every command
+    /// with it before deciding; an import, which appends no command, is authorized here.
+    pub(crate) fn principal(&self) -> Principal {
+        Principal::Owner
     }
 
     pub(crate) fn actor(&self) -> Result<Actor, CliError> {
@@ -496,9 +506,10 @@ impl Ctx {
         app: &AppName,
         command: DomainCommand,
     ) -> Result<Executed, CliError> {
-        let actor = self.actor()?;
+        let mut command_ctx = CommandContext::new(self.actor()?);
+        command_ctx.principal = self.principal();
         let store = self.open().await?;
-        let executed = execute(&store, app, &command, &CommandContext::new(actor)).await?;
+        let executed = execute(&store, app, &command, &command_ctx).await?;
         warn_unknown(&executed.state);
         if !executed.events.is_empty() {
             crate::models::fold_new_events(&self.global, &store).await;
@@ -756,6 +767,9 @@ impl Ctx {
                 .map_err(|e| CliError::rejected(format!("stdin {e}")))?;
         }
         let checked = importer.finish();
+        // Whole histories of any apps: as much as creating every app.
+        hoist_engine::authorize(&self.principal(), &Action::Admin, &Scope::everything())
+            .map_err(|denied| CliError::Denied(denied.to_string()))?;
         let store = self.open().await?;
         let existing: BTreeSet<AppName> = store.apps().await?.into_iter().collect();
         if let Some(app) = checked.apps.intersection(&existing).next() {
@@ -880,7 +894,8 @@ pub(crate) fn secret_key_path() -> Result<PathBuf, CliError> {
         .ok_or_else(|| CliError::rejected("secret key: no config dir; set HOIST_SECRET_KEY_FILE"))
 }
 
-/// `T` of `--since`, `--until`, `--at`: RFC 3339, or a span ago (`90s`, `30m`, `12h`, `7d`, `2w`).
+/// `T` of `--since`, `--until`, `--at`: RFC 3339, or a span ago (`90s`, `30m`, `12h`, `7d`, `2w`;
+/// see [`crate::span`]).
 fn parse_time(flag: &str, text: &str) -> Result<DateTime<Utc>, CliError> {
     if let Ok(at) = DateTime::parse_from_rfc3339(text) {
         return Ok(at.with_timezone(&Utc));
@@ -888,20 +903,9 @@ fn parse_time(flag: &str, text: &str) -> Result<DateTime<Utc>, CliError> {
     let invalid = || {
         CliError::rejected(format!("invalid {flag} {text:?}: must be RFC 3339 (2026-11-23T20:00:00Z) or a span ago like 7d, 12h, 30m"))
     };
-    let unit = text.chars().last().ok_or_else(invalid)?;
-    let count: i64 = text[..text.len() - unit.len_utf8()]
-        .parse()
-        .map_err(|_| invalid())?;
-    let span = match unit {
-        's' => Span::try_seconds(count),
-        'm' => Span::try_minutes(count),
-        'h' => Span::try_hours(count),
-        'd' => Span::try_days(count),
-        'w' => Span::try_weeks(count),
-        _ => None,
-    }
-    .filter(|_| count >= 0)
-    .ok_or_else(invalid)?;
+    let span = crate::span::parse(text)
+        .and_then(|span| Span::from_std(span).ok())
+        .ok_or_else(invalid)?;
     Utc::now().checked_sub_signed(span).ok_or_else(invalid)
 }
 

@@ -1,5 +1,5 @@
 //! The one place errors become an exit code and one line on stderr (CLI.md: 1 rejected,
-//! 2 usage, 3 conflict that survived retries, 4 backend unavailable).
+//! 2 usage, 3 conflict that survived retries, 4 backend unavailable, 5 not allowed).
 
 use hoist_engine::service::ExecuteError;
 use hoist_engine::store::StoreError;
@@ -14,6 +14,8 @@ pub enum CliError {
     Conflict(String),
     /// The backend could not be reached or held: exit 4.
     Unavailable(String),
+    /// The principal lacks the permission: exit 5.
+    Denied(String),
 }
 
 impl CliError {
@@ -26,12 +28,16 @@ impl CliError {
             CliError::Rejected(_) => 1,
             CliError::Conflict(_) => 3,
             CliError::Unavailable(_) => 4,
+            CliError::Denied(_) => 5,
         }
     }
 
     pub fn message(&self) -> &str {
         match self {
-            CliError::Rejected(m) | CliError::Conflict(m) | CliError::Unavailable(m) => m,
+            CliError::Rejected(m)
+            | CliError::Conflict(m)
+            | CliError::Unavailable(m)
+            | CliError::Denied(m) => m,
         }
     }
 }
@@ -61,6 +67,7 @@ impl From<ExecuteError> for CliError {
         match e {
             ExecuteError::Store(e) => e.into(),
             ExecuteError::Conflict { .. } => CliError::Conflict(e.to_string()),
+            ExecuteError::Denied(_) => CliError::Denied(e.to_string()),
             ExecuteError::Domain(_) | ExecuteError::Codec { .. } => CliError::rejected(e),
         }
     }

@@ -11,14 +11,17 @@ mod cli;
 mod commands;
 mod envs;
 mod error;
+mod manual;
 mod models;
 mod output;
 mod reconcile;
 mod serve;
+mod span;
 
 use clap::Parser;
 
 fn main() {
+    output::respect_no_color();
     let cli = cli::Cli::try_parse().unwrap_or_else(|e| usage(e));
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

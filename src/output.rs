@@ -252,6 +252,28 @@ fn terminal_width() -> Option<u16> {
         .map(|(_rows, columns)| columns)
 }
 
+/// Whether to colour what goes to a stream: only a terminal (never a pipe, a log file or a
+/// journal), and never when `NO_COLOR` is set to anything non-empty (no-color.org). Every colour
+/// hoist can emit asks here: `serve`'s log, and console's (indicatif's bar, comfy-table) through
+/// [`respect_no_color`].
+pub fn colour(is_terminal: bool) -> bool {
+    colour_under(is_terminal, std::env::var_os("NO_COLOR").as_deref())
+}
+
+/// [`colour`], given the value of `NO_COLOR`.
+fn colour_under(is_terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
+    is_terminal && no_color.is_none_or(|value| value.is_empty())
+}
+
+/// Turns console's colours off (indicatif's bar and comfy-table style through it) when
+/// `NO_COLOR` asks: the crates' own detection differs on an empty value. Called once by `main`.
+pub fn respect_no_color() {
+    if !colour(true) {
+        console::set_colors_enabled(false);
+        console::set_colors_enabled_stderr(false);
+    }
+}
+
 /// Whether `c` must not reach a terminal raw: C0 and C1 controls and DEL (ESC starts CSI and OSC
 /// sequences, CR and LF forge lines), the Unicode line and paragraph separators, and the
 /// bidirectional marks and overrides that reorder what a reader sees.
@@ -441,6 +463,65 @@ pub fn warn(message: &str) {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn no_color_set_to_anything_turns_colour_off_even_on_a_terminal() {
+        use std::ffi::OsStr;
+        // Given a terminal, colour unless NO_COLOR holds a value.
+        assert!(colour_under(true, None));
+        assert!(
+            colour_under(true, Some(OsStr::new(""))),
+            "an empty NO_COLOR is unset"
+        );
+        for value in ["1", "0", "true", "no"] {
+            assert!(
+                !colour_under(true, Some(OsStr::new(value))),
+                "NO_COLOR={value}"
+            );
+        }
+        // Never in a pipe or a file, whatever NO_COLOR says.
+        assert!(!colour_under(false, None));
+        assert!(!colour_under(false, Some(OsStr::new("1"))));
+    }
+
+    /// serve's log under NO_COLOR, formatted as `serve` sets its subscriber up on a terminal:
+    /// not one escape sequence; and coloured without NO_COLOR (so the check can fail).
+    #[test]
+    fn a_log_line_under_no_color_has_no_escape() {
+        use std::sync::{Arc, Mutex};
+        let log_line = |ansi: bool| {
+            let written = Arc::new(Mutex::new(Vec::new()));
+            let sink = Arc::clone(&written);
+            let subscriber = tracing_subscriber::fmt()
+                .with_writer(move || SharedBuffer(Arc::clone(&sink)))
+                .with_ansi(ansi)
+                .finish();
+            tracing::subscriber::with_default(subscriber, || {
+                tracing::warn!(env = "production", "rollout failed");
+            });
+            let bytes = written.lock().unwrap().clone();
+            String::from_utf8(bytes).unwrap()
+        };
+        let plain = log_line(colour_under(true, Some(std::ffi::OsStr::new("1"))));
+        assert!(
+            plain.contains("rollout failed") && !plain.contains('\u{1b}'),
+            "{plain:?}"
+        );
+        let coloured = log_line(colour_under(true, None));
+        assert!(coloured.contains('\u{1b}'), "{coloured:?}");
+    }
+
+    struct SharedBuffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for SharedBuffer {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
 
     /// Any character, with the dangerous ones (C0, DEL, C1, separators, bidi) drawn often.
     fn hostile_char() -> impl Strategy<Value = char> {

@@ -229,6 +229,7 @@ async fn record_outcome(
         None => {
             let mut command = CommandContext::new(RECONCILER.parse::<Actor>()?);
             command.causation_id = causation;
+            command.principal = ctx.principal();
             command
         }
     };
@@ -471,28 +472,13 @@ async fn dry_run(ctx: &Ctx, app: &AppName, env: &EnvName) -> Result<(), CliError
     Ok(())
 }
 
-/// A span like `500ms`, `90s`, `5m`, `1h`.
+/// A span of more than zero, like `500ms`, `90s`, `5m`, `1h` (see [`crate::span`]).
 pub fn parse_span(flag: &str, text: &str) -> Result<Duration, CliError> {
-    let invalid = || {
-        CliError::rejected(format!(
-            "invalid {flag} {text:?}: must be a span like 500ms, 90s, 5m, 1h"
-        ))
-    };
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .ok_or_else(invalid)?;
-    let (count, unit) = text.split_at(split);
-    let count: u64 = count.parse().map_err(|_| invalid())?;
-    let millis = match unit {
-        "ms" => 1,
-        "s" => 1_000,
-        "m" => 60_000,
-        "h" => 3_600_000,
-        _ => return Err(invalid()),
-    };
-    count
-        .checked_mul(millis)
-        .filter(|ms| *ms > 0)
-        .map(Duration::from_millis)
-        .ok_or_else(invalid)
+    crate::span::parse(text)
+        .filter(|span| !span.is_zero())
+        .ok_or_else(|| {
+            CliError::rejected(format!(
+                "invalid {flag} {text:?}: must be a span like 500ms, 90s, 5m, 1h"
+            ))
+        })
 }

@@ -158,8 +158,9 @@ pub async fn serve(ctx: &Ctx, args: ServeArgs) -> Result<(), CliError> {
     let settings = Settings::resolve(&args)?;
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        // Colour codes only where a person reads them, never in a log file or a journal.
-        .with_ansi(std::io::stderr().is_terminal())
+        // Colour codes only where a person reads them, never in a log file or a journal, and
+        // not for a person who set NO_COLOR.
+        .with_ansi(crate::output::colour(std::io::stderr().is_terminal()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("HOIST_LOG")
                 // The NATS client logs every connection at info: one per store access.

@@ -4,6 +4,7 @@
 //! - `event`: what happened (domain events and their envelope);
 //! - `codec`: domain ↔ protobuf, the only module that sees `hoist-proto`'s types;
 //! - `state` + `decide`: the pure core, `apply(state, event)` and `decide(state, command)`;
+//! - `authorize`: whether a principal may take an action on apps × envs (pure, before `decide`);
 //! - `secrets`: sealing secret config values before they reach the log;
 //! - `store`: the `EventStore` trait and its conformance suite (the backends: `hoist-stores`);
 //! - `service`: the edge that runs a command against a store, with optimistic retries;
@@ -14,6 +15,7 @@
 //! **Architecture invariant**: nothing here knows about the CLI, Kubernetes or HTTP, and nothing
 //! here does I/O: no sled, NATS client or async runtime (checked by `tests/architecture.rs`).
 
+pub mod authorize;
 pub mod chain;
 pub mod codec;
 pub mod decide;
@@ -26,6 +28,7 @@ pub mod state;
 pub mod store;
 pub mod validate;
 
+pub use authorize::{authorize, Action, Denied, Principal, Scope};
 pub use decide::{decide, Artifact, Command, DomainError};
 pub use event::{
     Build, Config, ConfigValue, Envelope, Event, EventHash, Outcome, PromotionSource, Recorded,

@@ -1,7 +1,8 @@
-//! Command handling at the edge of the pure core: read the app, fold, `decide`, stamp envelopes
+//! Command handling at the edge of the pure core: read the app, fold, `authorize`, `decide`, stamp envelopes
 //! (ids, time, actor, hash chain), append with the app's expected sequence; on a conflict re-read,
 //! re-decide and retry a bounded number of times.
 
+use crate::authorize::{self, authorize, Denied, Principal};
 use crate::codec::{decode_commit, encode_envelope, CodecError};
 use crate::decide::{decide, Command, DomainError};
 use crate::event::{Envelope, Event, EventHash, Recorded, ReleaseKind};
@@ -18,6 +19,8 @@ pub const MAX_ATTEMPTS: u32 = 20;
 pub enum ExecuteError {
     #[error(transparent)]
     Domain(#[from] DomainError),
+    #[error(transparent)]
+    Denied(#[from] Denied),
     #[error(transparent)]
     Store(StoreError),
     #[error("app {app} kept changing under this command: gave up after {attempts} attempts")]
@@ -44,6 +47,9 @@ pub struct CommandContext {
     pub at: DateTime<Utc>,
     /// The event that caused this command, when a machine issues it (auto-rollback).
     pub causation_id: Option<Uuid>,
+    /// Who is allowed what: authorized before every decision. The store's owner by default,
+    /// as every command run directly on a store is (CLI.md).
+    pub principal: Principal,
 }
 
 impl CommandContext {
@@ -53,6 +59,7 @@ impl CommandContext {
             actor,
             at: Utc::now(),
             causation_id: None,
+            principal: Principal::Owner,
         }
     }
 }
@@ -191,6 +198,14 @@ pub async fn execute_cached<S: EventStore>(
         let unchecked = std::mem::take(&mut trusted);
         if !unchecked {
             refresh(store, app, state).await?;
+        }
+        // Authorized on the state it is decided on (`promote` goes to the env after its source).
+        let (action, scope) = authorize::required(app, command, state);
+        if let Err(denied) = authorize(&ctx.principal, &action, &scope) {
+            if unchecked {
+                continue;
+            }
+            return Err(denied.into());
         }
         let events = match decide(app, state, command) {
             Ok(events) if !events.is_empty() => events,

@@ -1,12 +1,17 @@
 //! The read models are a pure function of the log: caught up incrementally at any cuts, they
 //! equal a rebuild from scratch, and both give the engine's own fold's answers (status, release
 //! history, audit). A log replaced under them (a checkpoint past its end) is refolded.
+//!
+//! `AppStatus` (the models) and `AppState` (the engine) fold the same events twice: the
+//! histories here draw every command kind, and every field `status` shows (current release,
+//! lock, last rollout) is compared, so a fold that drifts from the other fails here.
 
 use chrono::{TimeZone, Utc};
 use hoist_engine::service::{execute, load_events, CommandContext};
 use hoist_engine::store::EventStore;
 use hoist_engine::{
-    AppName, AppState, Artifact, Command, ConfigKey, ConfigValue, EnvName, ImageRef,
+    AppName, AppState, Artifact, Command, ConfigKey, ConfigValue, EnvName, ImageRef, Outcome,
+    ReleaseVersion, Target,
 };
 use hoist_projections::audit::{AuditEntry, AuditQuery};
 use hoist_projections::store::ProjectionStore;
@@ -20,23 +25,30 @@ fn env(i: usize) -> EnvName {
     ENVS[i % 2].parse().unwrap()
 }
 
-/// One step of a random history: (app, what, a small number).
+fn image(n: usize) -> ImageRef {
+    format!(
+        "registry.example/x@sha256:{}",
+        format!("{:x}", n % 16).repeat(64)
+    )
+    .parse()
+    .unwrap()
+}
+
+/// How many kinds of step [`command`] draws from: every kind of command there is.
+const KINDS: u8 = 15;
+
+/// One step of a random history: (app, what, a small number). Every command kind is drawn,
+/// targets, policies and rollouts included: they change what `status` shows (APPLIED, HEALTH)
+/// and, with auto-rollback on, a failed rollout appends a release of its own.
 fn command(what: u8, n: u8) -> Command {
     let n = usize::from(n);
-    match what % 7 {
+    match what % KINDS {
         0 => Command::CreateApp {
             pipeline: ENVS.iter().map(|e| e.parse().unwrap()).collect(),
         },
         1 | 2 => Command::Deploy {
             env: env(n),
-            artifact: Artifact::Image(
-                format!(
-                    "registry.example/x@sha256:{}",
-                    format!("{:x}", n % 16).repeat(64)
-                )
-                .parse::<ImageRef>()
-                .unwrap(),
-            ),
+            artifact: Artifact::Image(image(n)),
         },
         3 => Command::SetConfig {
             env: env(n),
@@ -48,17 +60,50 @@ fn command(what: u8, n: u8) -> Command {
         },
         4 => Command::Promote {
             from: env(0),
-            to: None,
+            to: n.is_multiple_of(3).then(|| env(1)),
         },
         5 => Command::Rollback {
             env: env(n),
-            to: None,
+            to: ReleaseVersion::new((n % 4) as u64).filter(|_| n % 5 == 0),
         },
-        _ if n.is_multiple_of(2) => Command::Lock {
+        6 if n.is_multiple_of(2) => Command::Lock {
             env: env(n / 2),
-            reason: "freeze".into(),
+            reason: format!("freeze {n}"),
         },
-        _ => Command::Unlock { env: env(n / 2) },
+        6 => Command::Unlock { env: env(n / 2) },
+        7 => Command::RegisterBuild {
+            image: image(n),
+            commit: Some(format!("{n:07x}")),
+            note: None,
+        },
+        8 => Command::UnsetConfig {
+            env: env(n),
+            keys: [format!("K{}", n % 3).parse::<ConfigKey>().unwrap()].into(),
+        },
+        9 => Command::SetTarget {
+            env: env(n),
+            target: match n % 3 {
+                0 => Target::None,
+                1 => Target::Manifests {
+                    dir: format!("/srv/manifests/{}", n % 2),
+                },
+                _ => Target::Exec {
+                    command: "deploy.sh".into(),
+                    pass_env: Default::default(),
+                },
+            },
+        },
+        10 => Command::SetPolicy {
+            env: env(n),
+            auto_rollback: n % 3 != 0,
+        },
+        _ => Command::RecordRollout {
+            env: env(n),
+            // Small versions, so that most name a release that exists.
+            version: ReleaseVersion::new((n % 4) as u64 + 1).unwrap(),
+            outcome: [Outcome::Applied, Outcome::Healthy, Outcome::Failed][(n / 4) % 3],
+            detail: format!("rollout {n}"),
+        },
     }
 }
 
@@ -91,16 +136,38 @@ async fn assert_answers_match_the_fold(log: &MemoryStore, models: &mut Projectio
             .status(&app)
             .unwrap()
             .expect("every app has a status");
-        assert_eq!(status.pipeline, state.pipeline);
-        assert_eq!(status.event_count, state.event_count);
+        // Everything `status` shows, and the fold's bookkeeping: the two folds must agree.
+        assert_eq!(status.pipeline, state.pipeline, "{app} pipeline");
+        assert_eq!(status.created_at, state.created_at, "{app} created_at");
+        assert_eq!(status.event_count, state.event_count, "{app} event count");
+        assert_eq!(status.last_seq, state.last_seq, "{app} last seq");
+        assert_eq!(
+            status.skipped_unknown, state.skipped_unknown,
+            "{app} skipped"
+        );
+        assert!(
+            status.envs.keys().eq(state.envs.keys()),
+            "{app} envs: {:?} vs {:?}",
+            status.envs.keys(),
+            state.envs.keys()
+        );
         for (env, env_state) in &state.envs {
             let modelled = &status.envs[env];
+            // VERSION, IMAGE, RELEASED: the current release, whole.
             assert_eq!(
                 modelled.current(),
                 env_state.current(),
                 "{app}/{env} current"
             );
+            assert_eq!(
+                modelled.release_count,
+                env_state.releases.len() as u64,
+                "{app}/{env} release count"
+            );
+            // LOCKED, by whom, why.
             assert_eq!(modelled.lock, env_state.lock, "{app}/{env} lock");
+            // APPLIED and HEALTH: the last rollout recorded.
+            assert_eq!(modelled.rollout, env_state.rollout, "{app}/{env} rollout");
             let all: Vec<_> = env_state.releases.iter().rev().cloned().collect();
             for limit in [1, 5, usize::MAX] {
                 let releases = models
@@ -151,7 +218,7 @@ proptest! {
 
     #[test]
     fn rebuilt_models_equal_incrementally_maintained_ones_at_any_cuts(
-        steps in proptest::collection::vec((0..3usize, any::<u8>(), any::<u8>()), 1..200),
+        steps in proptest::collection::vec((0..3usize, 1..KINDS, any::<u8>()), 1..200),
         cuts in proptest::collection::btree_set(0..200usize, 0..6),
         partition_size in 1..8u64,
     ) {

@@ -13,6 +13,7 @@ mod hooks;
 mod kube;
 mod kube_apiserver;
 mod limits;
+mod manual;
 mod models;
 mod nats_limits;
 #[path = "../support/nats_server.rs"]
@@ -441,4 +442,14 @@ mod nats {
         let (_server, h) = nats();
         output::free_text_is_data_not_terminal_control(&h);
     }
+}
+
+#[test]
+fn completions_are_valid_scripts_naming_every_command() {
+    manual::completions_are_valid_scripts_naming_every_command();
+}
+
+#[test]
+fn man_pages_are_roff_naming_the_commands() {
+    manual::man_pages_are_roff_naming_the_commands();
 }
