@@ -4,9 +4,9 @@
 
 use hoist_engine::authorize::{Grant, Role};
 use hoist_engine::service::{execute, CommandContext, ExecuteError};
-use hoist_engine::store::file::FileStore;
 use hoist_engine::store::EventStore;
 use hoist_engine::{Action, AppName, Artifact, Command, EnvName, Principal};
+use hoist_stores::file::FileStore;
 use std::time::Duration;
 
 fn run<T>(future: impl std::future::Future<Output = T>) -> T {
