@@ -45,6 +45,8 @@ const FORMAT: u64 = 2;
 /// Free bytes a model write needs on its filesystem. sled 0.34 does not fail a write on a full
 /// disk, it hangs; so a write starts only with room to spare (sled writes in 512 KiB segments).
 pub const WRITE_HEADROOM: u64 = 4 << 20;
+/// How long opening a model waits for sled's threads to let go of it after this process closed it.
+const SLED_RELEASE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 /// Where `rebuild` folds the new models before switching them in.
 const STAGING: &str = "rebuild.staging";
 
@@ -631,17 +633,35 @@ impl ProjectionStore {
 
 fn open_db(path: &Path) -> Result<sled::Db, ProjectionError> {
     hoist_stores::sled::remove_unfinished_snapshots(path)?;
-    sled::Config::new().path(path).open().map_err(|e| match e {
-        // What sled says of its own files: only these make a model worth throwing away;
-        // a busy, full or unreadable disk is reported instead.
-        sled::Error::Corruption { .. }
-        | sled::Error::ReportableBug(_)
-        | sled::Error::Unsupported(_) => ProjectionError::Damaged {
-            path: path.into(),
-            message: e.to_string(),
-        },
-        e => io(path, e),
-    })
+    // sled's background threads hold a database's file lock a moment after its last handle is
+    // dropped, so opening one this process just closed can find it locked: wait that out.
+    let started = std::time::Instant::now();
+    let mut pause = std::time::Duration::from_millis(1);
+    loop {
+        match sled::Config::new().path(path).open() {
+            Ok(db) => return Ok(db),
+            Err(sled::Error::Io(e))
+                if e.to_string().contains("could not acquire lock")
+                    && started.elapsed() < SLED_RELEASE_WAIT =>
+            {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(std::time::Duration::from_millis(20));
+            }
+            // What sled says of its own files: only these make a model worth throwing away;
+            // a busy, full or unreadable disk is reported instead.
+            Err(
+                e @ (sled::Error::Corruption { .. }
+                | sled::Error::ReportableBug(_)
+                | sled::Error::Unsupported(_)),
+            ) => {
+                return Err(ProjectionError::Damaged {
+                    path: path.into(),
+                    message: e.to_string(),
+                })
+            }
+            Err(e) => return Err(io(path, e)),
+        }
+    }
 }
 
 /// Refuses to start a write of about `bytes` unless `dir`'s filesystem has that plus
