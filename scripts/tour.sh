@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # A short tour of hoist on a temporary embedded store: builds the binary, then runs the real
-# commands a team would — deploy, config, secrets, promote, rollback, lock, audit, verify.
+# commands a team would — deploy, config, secrets, promote, rollback, lock, audit, verify, check.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --quiet
@@ -37,3 +37,4 @@ hoist apply api --env production
 hoist audit --app api --limit 6
 hoist audit verify
 hoist admin rebuild
+hoist admin check
