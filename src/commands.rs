@@ -189,9 +189,9 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             let sealer = if secret {
                 // The log names the key its secrets are sealed with: only a store without
                 // secrets gets a new key.
-                let store_key = service::sealing_key(&ctx.open().await?, &app).await?;
+                let store = service::store_secrets(&ctx.open().await?, &app).await?;
                 let path = secret_key_path()?;
-                Some(SecretKey::for_sealing(&path, store_key).map_err(CliError::rejected)?)
+                Some(SecretKey::for_sealing(&path, &store).map_err(CliError::rejected)?)
             } else {
                 None
             };
