@@ -261,6 +261,7 @@ pub fn decide(
                 });
             }
             for (key, value) in values {
+                within("a config key", key.as_str().len(), limits::CONFIG_KEY_BYTES)?;
                 within(
                     format!("config value of {key}"),
                     value.clear_len(),
