@@ -502,18 +502,10 @@ impl NatsStore {
     fn check_size(
         &self,
         subject: &str,
-        expected: u64,
-        commit_id: Uuid,
+        headers: &[(&str, &str)],
         payload: usize,
     ) -> Result<(), StoreError> {
-        let size = payload
-            + headers_len(&[
-                (
-                    NATS_EXPECTED_LAST_SUBJECT_SEQUENCE.as_ref(),
-                    &expected.to_string(),
-                ),
-                (NATS_MESSAGE_ID.as_ref(), &commit_id.to_string()),
-            ]);
+        let size = payload + headers_len(headers);
         let max_payload = self.js.client().server_info().max_payload;
         let too_large = |limit: String| {
             Err(StoreError::TooLarge(format!(
@@ -1210,7 +1202,17 @@ impl EventStore for NatsStore {
         payload: Vec<u8>,
     ) -> Result<Appended, StoreError> {
         let subject = self.subject(app);
-        self.check_size(&subject, expected_last_seq, commit_id, payload.len())?;
+        self.check_size(
+            &subject,
+            &[
+                (
+                    NATS_EXPECTED_LAST_SUBJECT_SEQUENCE.as_ref(),
+                    &expected_last_seq.to_string(),
+                ),
+                (NATS_MESSAGE_ID.as_ref(), &commit_id.to_string()),
+            ],
+            payload.len(),
+        )?;
         // The expectation the server checks: the caller's, moved past any quarantined messages
         // found after it (they are not part of the app's history, yet the server counts them).
         let mut expected = expected_last_seq;

@@ -9,7 +9,10 @@
 //!   contiguously anyway); every message carries `Nats-Msg-Id: <commit id>`.
 //! - **Size**: a server takes at most `max_batch_size` messages per batch (jetstream limits,
 //!   1,000 by default). A larger batch is refused, whole, with a line saying so: hoist does not
-//!   split an import into batches that could be stored apart.
+//!   split an import into batches that could be stored apart. Each message is checked against
+//!   `max_payload` and the stream's `max_msg_size` (with its batch headers) before anything is
+//!   sent, as a single append is: the server's refusal of a staged message would read as a
+//!   transient failure, retried until the timeout.
 //! - **Retries**: a transient failure retries the whole batch under a new batch id. If the first
 //!   try was committed and only its acknowledgement lost, the retry is refused (its commit ids
 //!   are stored, or its expectation is stale); then the app's first message after the
@@ -17,6 +20,7 @@
 
 use super::{api_failure, at_least, one_line, refused_sequence, Failure, NatsStore};
 use crate::store::{check_batch, Appended, NewCommit, StoreError};
+use async_nats::header::HeaderName;
 use async_nats::header::{
     NATS_BATCH_COMMIT, NATS_BATCH_COMMIT_FINAL, NATS_BATCH_ID, NATS_BATCH_SEQUENCE,
     NATS_EXPECTED_LAST_SUBJECT_SEQUENCE, NATS_MESSAGE_ID,
@@ -35,6 +39,32 @@ enum Refusal {
     Duplicate,
 }
 
+/// The headers of each message of a batch (see the module docs), as sent and as sized.
+fn batch_headers(batch_id: &str, commits: &[NewCommit]) -> Vec<Vec<(HeaderName, String)>> {
+    let mut expected = HashSet::new();
+    commits
+        .iter()
+        .enumerate()
+        .map(|(i, commit)| {
+            let mut headers = vec![
+                (NATS_BATCH_ID, batch_id.to_string()),
+                (NATS_BATCH_SEQUENCE, (i + 1).to_string()),
+                (NATS_MESSAGE_ID, commit.commit_id.to_string()),
+            ];
+            if expected.insert(&commit.app) {
+                headers.push((
+                    NATS_EXPECTED_LAST_SUBJECT_SEQUENCE,
+                    commit.expected_last_seq.to_string(),
+                ));
+            }
+            if i + 1 == commits.len() {
+                headers.push((NATS_BATCH_COMMIT, NATS_BATCH_COMMIT_FINAL.to_string()));
+            }
+            headers
+        })
+        .collect()
+}
+
 #[derive(Deserialize)]
 struct BatchAck {
     stream: String,
@@ -51,6 +81,23 @@ impl NatsStore {
             return Ok(Vec::new());
         }
         self.check_atomic().await?;
+        // A message the server would refuse for its size is refused here, naming the limit:
+        // the server's refusal of a staged message reads as a transient failure.
+        let sizing_id = Uuid::nil().to_string(); // every batch id is a UUID: the same length
+        for (commit, headers) in commits.iter().zip(batch_headers(&sizing_id, commits)) {
+            let headers: Vec<(&str, &str)> = headers
+                .iter()
+                .map(|(n, v)| (n.as_ref(), v.as_str()))
+                .collect();
+            self.check_size(&self.subject(&commit.app), &headers, commit.payload.len())
+                .map_err(|e| match e {
+                    StoreError::TooLarge(why) => StoreError::TooLarge(format!(
+                        "{why} (the commit of event {}); nothing was appended",
+                        commit.commit_id
+                    )),
+                    other => other,
+                })?;
+        }
         // Not `retrying`: its bound on one attempt would cut a long batch that is making
         // progress. Each message's request is bounded by the client's request timeout instead,
         // and a failed attempt is tried again while the operation's bound allows.
@@ -112,21 +159,15 @@ impl NatsStore {
     async fn batch_once(&self, commits: &[NewCommit]) -> Result<Result<u64, Refusal>, Failure> {
         let client = self.js.client();
         let batch_id = Uuid::now_v7().to_string();
-        let mut expected = HashSet::new();
-        for (i, commit) in commits.iter().enumerate() {
+        for ((i, commit), named) in commits
+            .iter()
+            .enumerate()
+            .zip(batch_headers(&batch_id, commits))
+        {
             let last = i + 1 == commits.len();
             let mut headers = HeaderMap::new();
-            headers.insert(NATS_BATCH_ID, batch_id.as_str());
-            headers.insert(NATS_BATCH_SEQUENCE, (i + 1).to_string().as_str());
-            headers.insert(NATS_MESSAGE_ID, commit.commit_id.to_string().as_str());
-            if expected.insert(&commit.app) {
-                headers.insert(
-                    NATS_EXPECTED_LAST_SUBJECT_SEQUENCE,
-                    commit.expected_last_seq.to_string().as_str(),
-                );
-            }
-            if last {
-                headers.insert(NATS_BATCH_COMMIT, NATS_BATCH_COMMIT_FINAL);
+            for (name, value) in named {
+                headers.insert(name, value.as_str());
             }
             let reply = client
                 .request_with_headers(
