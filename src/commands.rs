@@ -57,9 +57,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             let store = ctx.open_existing().await?;
             let mut apps = Vec::new();
             for app in store.apps().await? {
-                let state = service::load_app(&store, &app).await?;
-                // A subject that holds only quarantined messages is no app.
-                if !state.pipeline.is_empty() {
+                if let Some(state) = app_with_history(&store, &app).await? {
                     apps.push((app, state));
                 }
             }
@@ -748,9 +746,11 @@ impl Ctx {
         }
         let checked = importer.finish();
         let store = self.open().await?;
-        let existing: BTreeSet<AppName> = store.apps().await?.into_iter().collect();
-        if let Some(app) = checked.apps.intersection(&existing).next() {
-            return Err(CliError::rejected(format!("app {app} already exists in this store: import needs a store without the imported apps")));
+        let listed: BTreeSet<AppName> = store.apps().await?.into_iter().collect();
+        for app in checked.apps.intersection(&listed) {
+            if app_with_history(&store, app).await?.is_some() {
+                return Err(CliError::rejected(format!("app {app} already exists in this store: import needs a store without the imported apps")));
+            }
         }
         checked.append(&store).await?;
         let (apps, commits, events) = (checked.apps.len(), checked.commits.len(), checked.events);
@@ -792,6 +792,16 @@ pub(crate) fn env_of<'a>(
     state
         .env(env)
         .ok_or_else(|| not_in_pipeline(app, &state.pipeline, env))
+}
+
+/// `app`'s state, or `None` when the store lists it without history: a NATS subject that holds
+/// only quarantined messages is no app (for `apps list`, nor for an import's "already exists").
+async fn app_with_history<S: EventStore>(
+    store: &S,
+    app: &AppName,
+) -> Result<Option<AppState>, CliError> {
+    let state = service::load_app(store, app).await?;
+    Ok((!state.pipeline.is_empty()).then_some(state))
 }
 
 fn not_in_pipeline(app: &AppName, pipeline: &[EnvName], env: &EnvName) -> CliError {

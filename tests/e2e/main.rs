@@ -393,6 +393,11 @@ mod nats {
     }
 
     #[test]
+    fn an_import_goes_past_a_subject_that_holds_only_quarantined_messages() {
+        poison::an_import_goes_past_a_subject_that_holds_only_quarantined_messages();
+    }
+
+    #[test]
     fn a_poisoned_stream_is_read_past_by_every_command() {
         poison::a_poisoned_stream_is_read_past_by_every_command();
     }
