@@ -59,9 +59,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             let store = ctx.open_existing().await?;
             let mut apps = Vec::new();
             for app in store.apps().await? {
-                let state = service::load_app(&store, &app).await?;
-                // A subject that holds only quarantined messages is no app.
-                if !state.pipeline.is_empty() {
+                if let Some(state) = app_with_history(&store, &app).await? {
                     apps.push((app, state));
                 }
             }
@@ -191,9 +189,9 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             let sealer = if secret {
                 // The log names the key its secrets are sealed with: only a store without
                 // secrets gets a new key.
-                let store_key = service::sealing_key(&ctx.open().await?, &app).await?;
+                let store = service::store_secrets(&ctx.open().await?, &app).await?;
                 let path = secret_key_path()?;
-                Some(SecretKey::for_sealing(&path, store_key).map_err(CliError::rejected)?)
+                Some(SecretKey::for_sealing(&path, &store).map_err(CliError::rejected)?)
             } else {
                 None
             };
@@ -771,9 +769,11 @@ impl Ctx {
         hoist_engine::authorize(&self.principal(), &Action::Admin, &Scope::everything())
             .map_err(|denied| CliError::Denied(denied.to_string()))?;
         let store = self.open().await?;
-        let existing: BTreeSet<AppName> = store.apps().await?.into_iter().collect();
-        if let Some(app) = checked.apps.intersection(&existing).next() {
-            return Err(CliError::rejected(format!("app {app} already exists in this store: import needs a store without the imported apps")));
+        let listed: BTreeSet<AppName> = store.apps().await?.into_iter().collect();
+        for app in checked.apps.intersection(&listed) {
+            if app_with_history(&store, app).await?.is_some() {
+                return Err(CliError::rejected(format!("app {app} already exists in this store: import needs a store without the imported apps")));
+            }
         }
         checked.append(&store).await?;
         let (apps, commits, events) = (checked.apps.len(), checked.commits.len(), checked.events);
@@ -815,6 +815,16 @@ pub(crate) fn env_of<'a>(
     state
         .env(env)
         .ok_or_else(|| not_in_pipeline(app, &state.pipeline, env))
+}
+
+/// `app`'s state, or `None` when the store lists it without history: a NATS subject that holds
+/// only quarantined messages is no app (for `apps list`, nor for an import's "already exists").
+async fn app_with_history<S: EventStore>(
+    store: &S,
+    app: &AppName,
+) -> Result<Option<AppState>, CliError> {
+    let state = service::load_app(store, app).await?;
+    Ok((!state.pipeline.is_empty()).then_some(state))
 }
 
 fn not_in_pipeline(app: &AppName, pipeline: &[EnvName], env: &EnvName) -> CliError {

@@ -57,6 +57,21 @@ fn take_unrecorded(app: &AppName, env: &EnvName) -> Option<Unrecorded> {
     unrecorded.as_mut()?.remove(&(app.clone(), env.clone()))
 }
 
+/// Whether this process applied `app`/`env`'s current release and still has its outcome to
+/// record: `serve` then keeps the env (and its claim) until it is recorded.
+pub fn outcome_unrecorded(app: &AppName, env: &EnvName) -> bool {
+    let unrecorded = UNRECORDED.lock().unwrap_or_else(|e| e.into_inner());
+    unrecorded
+        .as_ref()
+        .is_some_and(|all| all.contains_key(&(app.clone(), env.clone())))
+}
+
+/// Drops an unrecorded outcome the log shows is no longer needed (recorded after all, its ack
+/// lost, or the env moved on).
+pub fn forget_unrecorded(app: &AppName, env: &EnvName) {
+    take_unrecorded(app, env);
+}
+
 fn keep_unrecorded(app: &AppName, env: &EnvName, unrecorded: Unrecorded) {
     let mut all = UNRECORDED.lock().unwrap_or_else(|e| e.into_inner());
     all.get_or_insert_with(HashMap::new)

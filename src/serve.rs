@@ -286,10 +286,7 @@ pub async fn serve(ctx: &Ctx, args: ServeArgs) -> Result<(), CliError> {
                 };
                 match next {
                     Ok(Some(delivery)) => {
-                        passes.spawn(async move {
-                            handle(&pass, delivery).await;
-                            BTreeSet::new()
-                        });
+                        passes.spawn(async move { handle(&pass, delivery).await });
                     }
                     Ok(None) => {}
                     Err(e) => {
@@ -341,7 +338,10 @@ impl Pass {
 
 /// One commit delivered to this instance: its app's pending envs reconciled, then acked; if one
 /// of them is held by another instance, the commit comes back later to look again.
-async fn handle(pass: &Pass, delivery: Delivery) {
+/// Reconciles a delivered commit's app; returns the apps left for later, which this instance
+/// looks at again every HELD_RETRY (as the commit, handed back, may go to another instance, and
+/// an env kept until its outcome is recorded is this instance's to finish).
+async fn handle(pass: &Pass, delivery: Delivery) -> BTreeSet<AppName> {
     tracing::debug!(app = %delivery.app, seq = delivery.seq, "delivered");
     let apps = BTreeSet::from([delivery.app.clone()]);
     let left = pass.run(apps, false, Some(&delivery)).await;
@@ -354,6 +354,7 @@ async fn handle(pass: &Pass, delivery: Delivery) {
         // Unacked, it comes back after the ack wait; looking again is harmless.
         tracing::warn!(error = %e, "acknowledging a commit");
     }
+    left
 }
 
 /// Every app of the log.
@@ -453,7 +454,9 @@ async fn reconcile_apps(
 
 /// One env: under its claim on NATS (looked at again once claimed: another instance may have
 /// just recorded it), directly on the embedded store. Returns false when another instance holds
-/// it. A reconcile that fails records nothing: the env stays pending for the next resync.
+/// it, or when this one applied it and could not record the outcome yet: then the claim is kept
+/// (renewed at each retry, every HELD_RETRY) so that no other instance applies it again. A
+/// reconcile that fails otherwise records nothing: the env stays pending for the next resync.
 async fn reconcile_env(
     ctx: &Ctx,
     claims: Option<&Claims>,
@@ -485,8 +488,16 @@ async fn reconcile_env(
                 _ = keep_alive(claims, &mut claim, delivery) => unreachable!("keeps alive until dropped"),
             }
         }
-        Ok(false) => tracing::debug!("already reconciled by another instance"),
+        Ok(false) => {
+            tracing::debug!("already reconciled by another instance");
+            crate::reconcile::forget_unrecorded(app, env);
+        }
         Err(e) => tracing::warn!(error = e.message(), "reading the log"),
+    }
+    if crate::reconcile::outcome_unrecorded(app, env) {
+        tracing::info!("keeping the env until its outcome is recorded");
+        claims.keep(claim);
+        return false;
     }
     if let Err(e) = claims.release(claim).await {
         tracing::warn!(error = %e, "releasing the claim (it lapses by itself)");

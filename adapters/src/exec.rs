@@ -8,13 +8,16 @@
 //!   names the target forwards (`--exec-env NAME`) are set. hoist's own secrets
 //!   (`HOIST_SECRET_KEY_FILE`, `HOIST_NATS_CREDS`, a cloud provider's keys) never reach a hook
 //!   that did not ask for them by name.
-//! - **time**: the command runs in its own process group, killed whole (`SIGKILL` to the group)
-//!   when it overruns its time.
-//! - **output**: read until the command exits, then for at most [`OUTPUT_GRACE`]. A process the
-//!   hook left running in the background (`sleep 60 &`) keeps its copy of the output pipe open,
-//!   but the apply does not wait for it: the hook's exit is the end of the apply. What such a
-//!   process writes later is read and dropped, so it is never blocked or killed by a full or
-//!   closed pipe.
+//! - **time**: the command runs in its own process group. When it overruns its time the whole
+//!   group is killed (`SIGKILL`), whatever it started included. A hook that exits in time, with
+//!   0 or not, is not followed further: processes it left running in the background
+//!   (`sleep 60 &`) are not killed and go on after the apply, in the hook's process group.
+//! - **output**: read until the command exits, then for at most [`OUTPUT_GRACE`]. Such a
+//!   background process keeps its copy of the output pipe open, but the apply does not wait for
+//!   it: the hook's exit is the end of the apply. What it writes later is read and dropped for
+//!   as long as this hoist process runs (`serve`), so it is not blocked by a full pipe; once
+//!   hoist exits (`hoist apply` returns) nothing reads the pipe, and a later write fails with
+//!   `EPIPE`, or `SIGPIPE` ends a process that does not handle it.
 
 use crate::{Outcome, Report};
 use std::process::Stdio;
@@ -58,16 +61,15 @@ pub struct Hook<'a> {
 }
 
 impl Hook<'_> {
-    /// The hook's whole environment: see the module doc.
-    fn environment(&self) -> Vec<(String, String)> {
+    /// The hook's whole environment (see the module doc), with hoist's own variables as
+    /// `lookup` gives them.
+    fn environment(&self, lookup: impl Fn(&str) -> Option<String>) -> Vec<(String, String)> {
         let mut vars = vec![(
             "PATH".to_string(),
-            std::env::var("PATH").unwrap_or_else(|_| DEFAULT_PATH.to_string()),
+            lookup("PATH").unwrap_or_else(|| DEFAULT_PATH.to_string()),
         )];
         let forwarded = std::iter::once("HOME").chain(self.pass_env.iter().copied());
-        vars.extend(
-            forwarded.filter_map(|name| Some((name.to_string(), std::env::var(name).ok()?))),
-        );
+        vars.extend(forwarded.filter_map(|name| Some((name.to_string(), lookup(name)?))));
         let release = [
             self.app.to_string(),
             self.env.to_string(),
@@ -90,7 +92,7 @@ pub async fn run(hook: Hook<'_>) -> Result<Report, ExecError> {
         .arg("-c")
         .arg(hook.command)
         .env_clear()
-        .envs(hook.environment())
+        .envs(hook.environment(|name| std::env::var(name).ok()))
         .stdin(Stdio::piped())
         .stdout(writer.try_clone().map_err(spawn_error)?)
         .stderr(writer)
@@ -112,13 +114,13 @@ pub async fn run(hook: Hook<'_>) -> Result<Report, ExecError> {
     let status = match tokio::time::timeout(hook.timeout, child.wait()).await {
         Ok(status) => Some(status.map_err(spawn_error)?),
         Err(_) => {
-            if let Some(pid) = child.id() {
-                // The whole group: `sh -c` may have started children that hold the output open.
-                let _ = std::process::Command::new("kill")
-                    .args(["-KILL", "--", &format!("-{pid}")])
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .status();
+            // The whole group (its id is the shell's pid): `sh -c` may have started children
+            // that hold the output open. A group already gone is no error worth reporting.
+            let group = child
+                .id()
+                .and_then(|pid| rustix::process::Pid::from_raw(i32::try_from(pid).ok()?));
+            if let Some(group) = group {
+                let _ = rustix::process::kill_process_group(group, rustix::process::Signal::KILL);
             }
             let _ = child.kill().await;
             None
@@ -293,29 +295,54 @@ mod tests {
         assert!(started.elapsed() < Duration::from_secs(10));
     }
 
+    #[test]
+    fn the_environment_is_path_home_the_release_and_forwarded_names_only() {
+        let ours = |name: &str| {
+            let value = match name {
+                "HOME" => "/home/hoist",
+                "FORWARDED" => "yes",
+                "KEPT_BACK" => "no",
+                "HOIST_APP" => "forged",
+                _ => return None,
+            };
+            Some(value.to_string())
+        };
+        let mut forwarded = hook("true", Duration::from_secs(10));
+        forwarded.pass_env = vec!["FORWARDED", "UNSET", "HOIST_APP"];
+        let environment = forwarded.environment(ours);
+        let get = |name: &str| {
+            let values: Vec<&str> = environment
+                .iter()
+                .filter(|(n, _)| n == name)
+                .map(|(_, v)| v.as_str())
+                .collect();
+            values.last().copied()
+        };
+        assert_eq!(get("PATH"), Some(DEFAULT_PATH), "hoist without a PATH");
+        assert_eq!(get("HOME"), Some("/home/hoist"));
+        assert_eq!(get("FORWARDED"), Some("yes"));
+        assert_eq!(get("UNSET"), None);
+        assert_eq!(get("KEPT_BACK"), None);
+        // Set last: a forwarded name never hides the release's own.
+        assert_eq!(get("HOIST_APP"), Some("api"));
+        assert_eq!(get("HOIST_VERSION"), Some("3"));
+    }
+
     #[tokio::test]
-    async fn the_environment_is_cleared_but_for_path_home_release_and_forwarded_names() {
-        // Names of this test alone: no other test reads or writes them.
-        std::env::set_var("HOIST_TEST_EXEC_FORWARDED", "yes");
-        std::env::set_var("HOIST_TEST_EXEC_KEPT_BACK", "no");
+    async fn the_hook_gets_exactly_the_environment_built_for_it() {
         let mut forwarded = hook("env | cut -d= -f1 | sort", Duration::from_secs(10));
-        forwarded.pass_env = vec!["HOIST_TEST_EXEC_FORWARDED", "HOIST_TEST_EXEC_UNSET"];
+        forwarded.pass_env = vec!["HOIST_TEST_EXEC_UNSET"];
+        let mut expected: Vec<String> = forwarded
+            .environment(|name| std::env::var(name).ok())
+            .into_iter()
+            .map(|(name, _)| name)
+            .collect();
+        expected.sort();
+        expected.dedup();
         let report = run(forwarded).await.unwrap();
         let mut names: Vec<&str> = report.detail.lines().skip(1).collect();
         // What `sh` itself adds (PWD, SHLVL, `_`) is the shell's, not hoist's.
         names.retain(|n| !["PWD", "SHLVL", "_", "OLDPWD"].contains(n));
-        let mut expected = vec![
-            "HOIST_APP",
-            "HOIST_ENV",
-            "HOIST_IMAGE",
-            "HOIST_TEST_EXEC_FORWARDED",
-            "HOIST_VERSION",
-            "PATH",
-        ];
-        if std::env::var_os("HOME").is_some() {
-            expected.push("HOME");
-            expected.sort();
-        }
         assert_eq!(names, expected);
     }
 }

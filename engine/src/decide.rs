@@ -193,6 +193,88 @@ pub fn decide(
     state: &AppState,
     command: &Command,
 ) -> Result<Vec<Event>, DomainError> {
+    let events = decide_unchecked(app, state, command)?;
+    // Limits are kept where input enters: a deploy, promotion, rollback or unset copies (part
+    // of) a config that was already set, so a release recorded before a limit stays usable.
+    let enters_input = matches!(
+        command,
+        Command::RegisterBuild { .. }
+            | Command::SetConfig { .. }
+            | Command::Lock { .. }
+            | Command::SetTarget { .. }
+    );
+    if enters_input {
+        for event in &events {
+            check_limits(app, event)?;
+        }
+    }
+    Ok(events)
+}
+
+/// The size limits ([`limits`]) an event's free text, config and target keep, whoever makes it:
+/// `decide` for a command's input, `check_event` for every imported event.
+pub(crate) fn check_limits(app: &AppName, event: &Event) -> Result<(), DomainError> {
+    match event {
+        Event::BuildRegistered { build } => {
+            if let Some(commit) = &build.commit {
+                within("--commit", commit.len(), limits::COMMIT_BYTES)?;
+            }
+            if let Some(note) = &build.note {
+                within("--note", note.len(), limits::NOTE_BYTES)?;
+            }
+        }
+        Event::ReleaseCreated { env, release } => {
+            for (key, value) in &release.config {
+                within("a config key", key.as_str().len(), limits::CONFIG_KEY_BYTES)?;
+                within(
+                    format!("config value of {key}"),
+                    value.clear_len(),
+                    limits::CONFIG_VALUE_BYTES,
+                )?;
+            }
+            let size = release
+                .config
+                .iter()
+                .map(|(k, v)| k.as_str().len() + v.clear_len())
+                .sum();
+            within(
+                format!("the config of {app}/{env} (keys and values)"),
+                size,
+                limits::RELEASE_CONFIG_BYTES,
+            )?;
+        }
+        Event::EnvLocked { reason, .. } => {
+            within("lock reason", reason.len(), limits::REASON_BYTES)?
+        }
+        Event::TargetSet { target, .. } => match target {
+            Target::Kube {
+                context: Some(context),
+                ..
+            } => within("--context", context.len(), limits::CONTEXT_BYTES)?,
+            Target::Manifests { dir } => within("--manifests", dir.len(), limits::PATH_BYTES)?,
+            Target::Exec { command, pass_env } => {
+                within("--exec", command.len(), limits::COMMAND_BYTES)?;
+                if pass_env.len() > limits::PASS_ENV_NAMES {
+                    return Err(DomainError::TooMany {
+                        field: "--exec-env",
+                        count: pass_env.len(),
+                        limit: limits::PASS_ENV_NAMES,
+                    });
+                }
+            }
+            _ => {}
+        },
+        _ => {}
+    }
+    Ok(())
+}
+
+/// `decide` before the limits on what the command enters.
+fn decide_unchecked(
+    app: &AppName,
+    state: &AppState,
+    command: &Command,
+) -> Result<Vec<Event>, DomainError> {
     if let Command::CreateApp { pipeline } = command {
         return create_app(app, state, pipeline);
     }
@@ -207,12 +289,6 @@ pub fn decide(
             commit,
             note,
         } => {
-            if let Some(commit) = commit {
-                within("--commit", commit.len(), limits::COMMIT_BYTES)?;
-            }
-            if let Some(note) = note {
-                within("--note", note.len(), limits::NOTE_BYTES)?;
-            }
             if state.builds.contains_key(&image.build_id()) {
                 return Ok(vec![]);
             }
@@ -260,24 +336,8 @@ pub fn decide(
                     what: "KEY=VALUE",
                 });
             }
-            for (key, value) in values {
-                within(
-                    format!("config value of {key}"),
-                    value.clear_len(),
-                    limits::CONFIG_VALUE_BYTES,
-                )?;
-            }
             let mut config = config_of(current);
             config.extend(values.iter().map(|(k, v)| (k.clone(), v.clone())));
-            let size = config
-                .iter()
-                .map(|(k, v)| k.as_str().len() + v.clear_len())
-                .sum();
-            within(
-                format!("the config of {app}/{env} (keys and values)"),
-                size,
-                limits::RELEASE_CONFIG_BYTES,
-            )?;
             let description = describe("Set", values.keys());
             Ok(vec![release(
                 env,
@@ -407,7 +467,6 @@ pub fn decide(
             if reason.trim().is_empty() {
                 return Err(DomainError::EmptyReason);
             }
-            within("lock reason", reason.len(), limits::REASON_BYTES)?;
             Ok(vec![Event::EnvLocked {
                 env: env.clone(),
                 reason: reason.clone(),
@@ -525,24 +584,6 @@ pub(crate) fn check_target(
         env: env.clone(),
         rule,
     };
-    match target {
-        Target::Kube {
-            context: Some(context),
-            ..
-        } => within("--context", context.len(), limits::CONTEXT_BYTES)?,
-        Target::Manifests { dir } => within("--manifests", dir.len(), limits::PATH_BYTES)?,
-        Target::Exec { command, pass_env } => {
-            within("--exec", command.len(), limits::COMMAND_BYTES)?;
-            if pass_env.len() > limits::PASS_ENV_NAMES {
-                return Err(DomainError::TooMany {
-                    field: "--exec-env",
-                    count: pass_env.len(),
-                    limit: limits::PASS_ENV_NAMES,
-                });
-            }
-        }
-        _ => {}
-    }
     match target {
         Target::Kube { context, namespace } => {
             if namespace.parse::<EnvName>().is_err() {

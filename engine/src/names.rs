@@ -43,6 +43,12 @@ pub mod limits {
     /// An exec target's command, a manifests directory (the longest path Linux opens).
     pub const COMMAND_BYTES: usize = 4096;
     pub const PATH_BYTES: usize = 4096;
+    /// A config key: a ConfigMap or Secret key may not be longer, and every config key becomes
+    /// one. Checked where a key is set, not when one is read: history written before this limit
+    /// still decodes.
+    pub const CONFIG_KEY_BYTES: usize = 253;
+    /// A variable `--exec-env` forwards (part of the name's rule: no history predates it).
+    pub const VAR_NAME_BYTES: usize = 253;
     /// A kube context's name (a DNS subdomain at most).
     pub const CONTEXT_BYTES: usize = 253;
     /// Variables one exec target forwards (`--exec-env`).
@@ -121,28 +127,26 @@ string_newtype!(
     /// An environment's name within an app's pipeline: a DNS label.
     EnvName, "env name", is_dns_label, DNS_LABEL_RULE
 );
-/// The longest variable name: a ConfigMap or Secret key may not be longer, and every config key
-/// becomes one.
-pub const MAX_VARIABLE_NAME_BYTES: usize = 253;
-
 /// A name a shell accepts for a variable, and Kubernetes for a ConfigMap key.
 fn is_variable_name(s: &str) -> bool {
     let mut bytes = s.bytes();
-    s.len() <= MAX_VARIABLE_NAME_BYTES
-        && matches!(bytes.next(), Some(b) if b.is_ascii_alphabetic() || b == b'_')
+    matches!(bytes.next(), Some(b) if b.is_ascii_alphabetic() || b == b'_')
         && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
-const VARIABLE_NAME_RULE: &str = "must match [A-Za-z_][A-Za-z0-9_]*, at most 253 characters";
-
 string_newtype!(
-    /// A config variable's name, as a shell would accept it.
-    ConfigKey, "config key", is_variable_name, VARIABLE_NAME_RULE
+    /// A config variable's name, as a shell would accept it. Its length is a limit `decide`
+    /// keeps ([`limits::CONFIG_KEY_BYTES`]), not part of the type: a name is also what a stored
+    /// commit decodes into, and history written before the limit must still decode.
+    ConfigKey, "config key", is_variable_name, "must match [A-Za-z_][A-Za-z0-9_]*"
 );
 string_newtype!(
     /// The name of a variable of hoist's own environment that an exec target hands on to its
     /// hook (`--exec-env NAME`).
-    VarName, "--exec-env", is_variable_name, VARIABLE_NAME_RULE
+    VarName,
+    "--exec-env",
+    |s| is_variable_name(s) && s.len() <= limits::VAR_NAME_BYTES,
+    "must match [A-Za-z_][A-Za-z0-9_]*, at most 253 characters"
 );
 string_newtype!(
     /// Who acted: an email or user name, free text but never empty.

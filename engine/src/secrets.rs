@@ -8,7 +8,8 @@
 //! export/import, and a key is created only for a store that has no secrets yet
 //! ([`SecretKey::for_sealing`]): a mistyped `HOIST_SECRET_KEY_FILE` is refused, naming the key
 //! that is expected, instead of silently sealing under a new key nobody else has. Values sealed
-//! before key ids (nonce and ciphertext only) are still opened.
+//! before key ids (nonce and ciphertext only) are still opened, and count as secrets: a store
+//! holding only those seals with a key file that exists and opens one of them.
 
 use chacha20poly1305::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
 use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
@@ -49,6 +50,21 @@ pub enum SecretError {
         "secret value of {key} cannot be opened with this key file (wrong HOIST_SECRET_KEY_FILE?)"
     )]
     WrongKey { key: String },
+    #[error("secret key file {path} does not exist, and the store holds secrets sealed before key ids: point HOIST_SECRET_KEY_FILE at the key that sealed them (a new key could not open them)")]
+    MissingForUnnamed { path: PathBuf },
+    #[error("secret key file {path} cannot open the secret value of {key} sealed before key ids: point HOIST_SECRET_KEY_FILE at the key that sealed it")]
+    NotTheUnnamedKey { path: PathBuf, key: String },
+}
+
+/// What a store's sealed values ask of the key that seals the next one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreSecrets {
+    /// No sealed value yet: any key will do, and one is created if there is none.
+    None,
+    /// Sealed with this key.
+    Keyed(KeyId),
+    /// Only values sealed before key ids: one of them, which the key must open.
+    Unnamed { config_key: String, sealed: Vec<u8> },
 }
 
 /// A key's fingerprint, shown as 16 hex digits: it names a key without revealing it.
@@ -126,13 +142,25 @@ impl SecretKey {
         Ok(SecretKey::new(Key::from_slice(&key)))
     }
 
-    /// The key to seal with in a store whose secrets are sealed with `store_key` (`None`: the
-    /// store has none yet). Only a store without secrets gets a new key (created at `path`);
-    /// otherwise `path` must hold exactly that key.
-    pub fn for_sealing(path: &Path, store_key: Option<KeyId>) -> Result<Self, SecretError> {
-        match store_key {
-            None => Self::load_or_create(path),
-            Some(expected) => Self::load_expecting(path, expected),
+    /// The key to seal with in a store whose secrets are `store`. Only a store without secrets
+    /// gets a new key (created at `path`); otherwise `path` must hold the key that sealed them:
+    /// the one they name, or, for values sealed before key ids, one that opens them.
+    pub fn for_sealing(path: &Path, store: &StoreSecrets) -> Result<Self, SecretError> {
+        match store {
+            StoreSecrets::None => Self::load_or_create(path),
+            StoreSecrets::Keyed(expected) => Self::load_expecting(path, *expected),
+            StoreSecrets::Unnamed { config_key, sealed } => {
+                if !path.exists() {
+                    return Err(SecretError::MissingForUnnamed { path: path.into() });
+                }
+                let key = Self::load(path)?;
+                key.decrypt(config_key, sealed)
+                    .map_err(|_| SecretError::NotTheUnnamedKey {
+                        path: path.into(),
+                        key: config_key.clone(),
+                    })?;
+                Ok(key)
+            }
         }
     }
 
@@ -345,23 +373,52 @@ mod tests {
         let existing = SecretKey::load_or_create(&dir.path().join("a.key")).unwrap();
         let missing = dir.path().join("typo.key");
         assert!(matches!(
-            SecretKey::for_sealing(&missing, Some(existing.id())),
+            SecretKey::for_sealing(&missing, &StoreSecrets::Keyed(existing.id())),
             Err(SecretError::Missing { expected, .. }) if expected == existing.id()
         ));
         assert!(!missing.exists(), "no key created for a store with secrets");
         let other = dir.path().join("b.key");
         let other_id = SecretKey::load_or_create(&other).unwrap().id();
         assert!(matches!(
-            SecretKey::for_sealing(&other, Some(existing.id())),
+            SecretKey::for_sealing(&other, &StoreSecrets::Keyed(existing.id())),
             Err(SecretError::OtherKey { found, expected, .. }) if found == other_id && expected == existing.id()
         ));
-        let same = SecretKey::for_sealing(&dir.path().join("a.key"), Some(existing.id())).unwrap();
+        let same = SecretKey::for_sealing(
+            &dir.path().join("a.key"),
+            &StoreSecrets::Keyed(existing.id()),
+        )
+        .unwrap();
         assert_eq!(same.id(), existing.id());
-        let fresh = SecretKey::for_sealing(&missing, None).unwrap();
+        let fresh = SecretKey::for_sealing(&missing, &StoreSecrets::None).unwrap();
         assert!(missing.exists());
         assert!(matches!(
             SecretKey::for_opening(&dir.path().join("gone.key"), Some(fresh.id())),
             Err(SecretError::Missing { .. })
         ));
+    }
+
+    #[test]
+    fn a_store_with_secrets_sealed_before_key_ids_never_gets_a_new_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = SecretKey::load_or_create(&dir.path().join("old.key")).unwrap();
+        let sealed = old.seal("TOKEN", "s3cr3t")[HEADER_LEN..].to_vec();
+        let store = StoreSecrets::Unnamed {
+            config_key: "TOKEN".into(),
+            sealed,
+        };
+        let missing = dir.path().join("typo.key");
+        assert!(matches!(
+            SecretKey::for_sealing(&missing, &store),
+            Err(SecretError::MissingForUnnamed { .. })
+        ));
+        assert!(!missing.exists(), "no key created for a store with secrets");
+        let other = dir.path().join("other.key");
+        SecretKey::load_or_create(&other).unwrap();
+        assert!(matches!(
+            SecretKey::for_sealing(&other, &store),
+            Err(SecretError::NotTheUnnamedKey { key, .. }) if key == "TOKEN"
+        ));
+        let same = SecretKey::for_sealing(&dir.path().join("old.key"), &store).unwrap();
+        assert_eq!(same.id(), old.id());
     }
 }

@@ -99,18 +99,50 @@ pub async fn load_events<S: EventStore>(
 /// How many commits one read of the whole log asks for.
 const PAGE: usize = 10_000;
 
-/// The key this store's secrets are sealed with: the one the first sealed value found names
-/// (every value is sealed with it: [`crate::secrets::SecretKey::for_sealing`]), or `None` when
-/// the store has no secret that names a key. Looks in `app`'s history first (where a secret is
-/// set again, it is found at once), then reads the log up to the first such value. Commits
-/// without the sealing's magic bytes are skipped undecoded.
-pub async fn sealing_key<S: EventStore>(
+/// What this store's secrets ask of the key that seals the next one
+/// ([`crate::secrets::SecretKey::for_sealing`]): the key the first sealed value found names
+/// (every value is sealed with it), else, when the store holds only values sealed before key
+/// ids, the first of those (the key must open it), else nothing. Looks in `app`'s history first
+/// (where a secret is set again, it is found at once), then reads the log. In the search for a
+/// named key, commits without the sealing's magic bytes are skipped undecoded; values sealed
+/// before key ids have no mark, so only a store without named keys is decoded whole.
+pub async fn store_secrets<S: EventStore>(
     store: &S,
     app: &AppName,
-) -> Result<Option<crate::secrets::KeyId>, ExecuteError> {
-    if let Some(key) = key_in(&store.read_app(app).await?)? {
-        return Ok(Some(key));
+) -> Result<crate::secrets::StoreSecrets, ExecuteError> {
+    use crate::secrets::{sealed_with, StoreSecrets, MAGIC};
+    let history = store.read_app(app).await?;
+    let named = |_: &str, sealed: &[u8]| sealed_with(sealed).map(StoreSecrets::Keyed);
+    let with_magic = |c: &&StoredCommit| c.payload.windows(MAGIC.len()).any(|w| w == MAGIC);
+    if let Some(found) = first_sealed(history.iter().filter(with_magic), named)? {
+        return Ok(found);
     }
+    if let Some(found) = first_in_log(store, |page| {
+        first_sealed(page.iter().filter(with_magic), named)
+    })
+    .await?
+    {
+        return Ok(found);
+    }
+    let unnamed = |config_key: &str, sealed: &[u8]| {
+        Some(StoreSecrets::Unnamed {
+            config_key: config_key.into(),
+            sealed: sealed.to_vec(),
+        })
+    };
+    if let Some(found) = first_sealed(&history, unnamed)? {
+        return Ok(found);
+    }
+    Ok(first_in_log(store, |page| first_sealed(page, unnamed))
+        .await?
+        .unwrap_or(StoreSecrets::None))
+}
+
+/// The first `Some` that `find` gives for a page of the whole log, read from its start.
+async fn first_in_log<S: EventStore, T>(
+    store: &S,
+    mut find: impl FnMut(&[StoredCommit]) -> Result<Option<T>, ExecuteError>,
+) -> Result<Option<T>, ExecuteError> {
     let mut from = 1;
     loop {
         let page = store.read_from(from, PAGE).await?;
@@ -118,27 +150,26 @@ pub async fn sealing_key<S: EventStore>(
             return Ok(None);
         };
         from = last.seq + 1;
-        if let Some(key) = key_in(&page)? {
-            return Ok(Some(key));
+        if let Some(found) = find(&page)? {
+            return Ok(Some(found));
         }
     }
 }
 
-/// The key named by the first sealed value in `commits`.
-fn key_in(commits: &[StoredCommit]) -> Result<Option<crate::secrets::KeyId>, ExecuteError> {
+/// What `pick` makes of the first sealed value (config key, sealed bytes) in `commits` it takes.
+fn first_sealed<'a>(
+    commits: impl IntoIterator<Item = &'a StoredCommit>,
+    pick: impl Fn(&str, &[u8]) -> Option<crate::secrets::StoreSecrets>,
+) -> Result<Option<crate::secrets::StoreSecrets>, ExecuteError> {
     use crate::event::ConfigValue;
-    let magic = crate::secrets::MAGIC;
-    let candidates = commits
-        .iter()
-        .filter(|c| c.payload.windows(magic.len()).any(|w| w == magic));
-    for recorded in decode_commits(candidates)? {
+    for recorded in decode_commits(commits)? {
         if let Some(Event::ReleaseCreated { release, .. }) = &recorded.envelope.event {
-            let key = release.config.values().find_map(|value| match value {
-                ConfigValue::Sealed(sealed) => crate::secrets::sealed_with(sealed),
+            let found = release.config.iter().find_map(|(key, value)| match value {
+                ConfigValue::Sealed(sealed) => pick(key.as_str(), sealed),
                 ConfigValue::Plain(_) => None,
             });
-            if key.is_some() {
-                return Ok(key);
+            if found.is_some() {
+                return Ok(found);
             }
         }
     }

@@ -2,18 +2,21 @@
 //! stated on the events themselves, for histories hoist did not make (an import, later an API).
 //! `apply` trusts every event it folds; `check_event` is what it trusts them to keep: one
 //! `app_created`, first; envs in the pipeline; versions per env contiguous from v1; rollback
-//! targets and promotion sources that exist; locks taken and released in turn.
+//! targets and promotion sources that exist; locks taken and released in turn; and the size
+//! limits `decide` keeps on what a command enters (`check_limits`), on every field of every
+//! event.
 //!
 //! **Invariant**: every event `decide` returns passes `check_event` on the state it was decided
 //! on (engine/tests/import.rs checks it over random command sequences).
 
-use crate::decide::{check_target, create_app, DomainError, Rules};
+use crate::decide::{check_limits, check_target, create_app, DomainError, Rules};
 use crate::event::{Event, ReleaseKind};
 use crate::names::{AppName, EnvName, ReleaseVersion};
 use crate::state::{AppState, EnvState};
 
 /// `Ok` if `event` could follow the history folded into `state`, else the rule it breaks.
 pub fn check_event(app: &AppName, state: &AppState, event: &Event) -> Result<(), DomainError> {
+    check_limits(app, event)?;
     if let Event::AppCreated { envs } = event {
         return create_app(app, state, envs).map(drop);
     }

@@ -1230,3 +1230,42 @@ fn a_lock_reason_a_note_and_a_commit_over_their_limits_are_rejected() {
             limit: 256,
         });
 }
+
+#[test]
+fn a_config_key_over_its_limit_is_rejected_by_decide_but_still_decodes() {
+    let limit = hoist_engine::names::limits::CONFIG_KEY_BYTES;
+    let long = "K".repeat(limit + 1);
+    given([created(&["staging"])])
+        .when(Command::SetConfig {
+            env: env("staging"),
+            values: config(&[(&long[..limit], "1")]),
+        })
+        .result
+        .expect("a key of exactly the limit is accepted");
+    given([created(&["staging"])])
+        .when(Command::SetConfig {
+            env: env("staging"),
+            values: config(&[(&long, "1")]),
+        })
+        .then_reject(DomainError::TooLarge {
+            field: "a config key".into(),
+            size: limit + 1,
+            limit,
+        });
+    // A commit written before the limit holds such a key: it still decodes, so the app's
+    // history is neither quarantined nor unreadable.
+    let release = config_release(1, None, config(&[(&long, "1")]), "Set K…");
+    let envelope = Envelope {
+        id: Uuid::now_v7(),
+        app: app(),
+        at: at(1),
+        actor: "ana@example.com".parse().unwrap(),
+        correlation_id: Uuid::now_v7(),
+        causation_id: None,
+        prev_hash: None,
+        event: Some(released("staging", release)),
+    };
+    let payload = hoist_engine::codec::encode_commit(std::slice::from_ref(&envelope));
+    let decoded = hoist_engine::codec::decode_commit(1, &payload).expect("decodes");
+    assert_eq!(decoded[0].envelope, envelope);
+}

@@ -502,18 +502,10 @@ impl NatsStore {
     fn check_size(
         &self,
         subject: &str,
-        expected: u64,
-        commit_id: Uuid,
+        headers: &[(&str, &str)],
         payload: usize,
     ) -> Result<(), StoreError> {
-        let size = payload
-            + headers_len(&[
-                (
-                    NATS_EXPECTED_LAST_SUBJECT_SEQUENCE.as_ref(),
-                    &expected.to_string(),
-                ),
-                (NATS_MESSAGE_ID.as_ref(), &commit_id.to_string()),
-            ]);
+        let size = payload + headers_len(headers);
         let max_payload = self.js.client().server_info().max_payload;
         let too_large = |limit: String| {
             Err(StoreError::TooLarge(format!(
@@ -563,6 +555,53 @@ impl NatsStore {
         })
     }
 
+    /// What follows `expected` on `subject`: the first hoist commit after it, passing over
+    /// quarantined messages (at most [`MAX_QUARANTINE_SKIPS`] of them).
+    pub(super) async fn first_commit_after(
+        &self,
+        stream: &async_nats::jetstream::stream::Stream<()>,
+        subject: &str,
+        expected: u64,
+    ) -> After {
+        let mut next = expected + 1;
+        let mut past_quarantined = None;
+        for _ in 0..=MAX_QUARANTINE_SKIPS {
+            let found = tokio::time::timeout(
+                attempt_timeout(self.timeout),
+                stream
+                    .raw_message_builder()
+                    .sequence(next)
+                    .next_by_subject(subject)
+                    .send(),
+            )
+            .await;
+            let message = match found {
+                Ok(Ok(message)) => message,
+                Ok(Err(e)) if e.kind() == LastRawMessageErrorKind::NoMessageFound => {
+                    return After::End { past_quarantined }
+                }
+                _ => return After::Unknown,
+            };
+            let seq = message.sequence;
+            let msg_id = message
+                .headers
+                .get(NATS_MESSAGE_ID)
+                .map(|v| v.as_str().to_string());
+            let raw = RawMessage {
+                seq,
+                subject: message.subject.to_string(),
+                msg_id: msg_id.clone(),
+                payload: message.payload.to_vec(),
+            };
+            if self.admit(raw).is_some() {
+                return After::Commit { seq, msg_id };
+            }
+            past_quarantined = Some(seq);
+            next = seq + 1;
+        }
+        After::Unknown
+    }
+
     /// After the server refused `expected`: looks at the app's messages after `expected`,
     /// passing over quarantined ones. If the first hoist commit there is this one, it was already
     /// stored (a retry after a lost ack repeats the now stale expectation: a commit published
@@ -583,53 +622,20 @@ impl NatsStore {
             .await
             .map_err(|e| StoreError::Unavailable(one_line(&e)))?;
         let mut actual = refused_sequence(server_said);
-        let mut next = expected + 1;
-        let mut past_quarantined = None;
         // If a lookup fails, the conflict is still certain; whether it is this commit's own
         // retry is not, and if it is, the service's next attempt (same commit id) meets the
         // server's duplicate check.
-        for _ in 0..=MAX_QUARANTINE_SKIPS {
-            let found = tokio::time::timeout(
-                attempt_timeout(self.timeout),
-                stream
-                    .raw_message_builder()
-                    .sequence(next)
-                    .next_by_subject(subject.as_str())
-                    .send(),
-            )
-            .await;
-            let message = match found {
-                Ok(Ok(message)) => message,
-                Ok(Err(e)) if e.kind() == LastRawMessageErrorKind::NoMessageFound => {
-                    if let Some(last) = past_quarantined {
-                        return Ok(Resolved::PastQuarantined(last));
-                    }
-                    break;
-                }
-                _ => break,
-            };
-            let msg_id = message
-                .headers
-                .get(NATS_MESSAGE_ID)
-                .map(|v| v.as_str().to_string());
-            if msg_id.as_deref() == Some(commit_id.to_string().as_str()) {
+        match self.first_commit_after(&stream, &subject, expected).await {
+            After::Commit { seq, msg_id } if msg_id == Some(commit_id.to_string()) => {
                 return Ok(Resolved::Stored(Appended {
-                    seq: message.sequence,
+                    seq,
                     duplicate: true,
                 }));
             }
-            let seq = message.sequence;
-            let raw = RawMessage {
-                seq,
-                subject: message.subject.to_string(),
-                msg_id,
-                payload: message.payload.to_vec(),
-            };
-            if self.admit(raw).is_some() {
-                break;
-            }
-            past_quarantined = Some(seq);
-            next = seq + 1;
+            After::End {
+                past_quarantined: Some(last),
+            } => return Ok(Resolved::PastQuarantined(last)),
+            _ => {}
         }
         if actual.is_none() {
             // Not named by the server (never seen): ask the leader for the app's last message.
@@ -1185,9 +1191,20 @@ enum Resolved {
     PastQuarantined(u64),
 }
 
+/// What follows an expectation on an app's subject, quarantined messages passed over.
+pub(super) enum After {
+    /// The first hoist commit: its sequence and message id.
+    Commit { seq: u64, msg_id: Option<String> },
+    /// No hoist commit; only quarantined messages, the last of them at `past_quarantined`, or
+    /// nothing at all.
+    End { past_quarantined: Option<u64> },
+    /// A lookup failed, or too many quarantined messages followed.
+    Unknown,
+}
+
 /// How many quarantined messages an append passes over, or a conflict resolution looks at,
 /// before it gives up: far more than a stray publish makes, few enough to stay bounded.
-const MAX_QUARANTINE_SKIPS: usize = 1000;
+pub(super) const MAX_QUARANTINE_SKIPS: usize = 1000;
 
 /// The bytes `headers` take on the wire (`NATS/1.0\r\n`, `Name: value\r\n` each, `\r\n`), which
 /// the server counts against its size limits.
@@ -1213,7 +1230,17 @@ impl EventStore for NatsStore {
         payload: Vec<u8>,
     ) -> Result<Appended, StoreError> {
         let subject = self.subject(app);
-        self.check_size(&subject, expected_last_seq, commit_id, payload.len())?;
+        self.check_size(
+            &subject,
+            &[
+                (
+                    NATS_EXPECTED_LAST_SUBJECT_SEQUENCE.as_ref(),
+                    &expected_last_seq.to_string(),
+                ),
+                (NATS_MESSAGE_ID.as_ref(), &commit_id.to_string()),
+            ],
+            payload.len(),
+        )?;
         // The expectation the server checks: the caller's, moved past any quarantined messages
         // found after it (they are not part of the app's history, yet the server counts them).
         let mut expected = expected_last_seq;

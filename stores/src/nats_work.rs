@@ -165,6 +165,8 @@ pub struct Claims {
     subject_prefix: String,
     /// Who this instance is, as other instances see it in a claim: `host:pid`.
     holder: String,
+    /// Claims held past their reconcile ([`Claims::keep`]), by subject.
+    kept: std::sync::Mutex<std::collections::HashMap<String, Claim>>,
 }
 
 /// An env this instance holds: the claim's message.
@@ -216,6 +218,7 @@ impl Claims {
             config,
             subject_prefix,
             holder: format!("{host}:{}", std::process::id()),
+            kept: Default::default(),
         })
     }
 
@@ -223,19 +226,37 @@ impl Claims {
         &self.holder
     }
 
-    /// Claims `app`/`env` for this instance, unless another instance holds it.
+    /// Claims `app`/`env` for this instance, unless another instance holds it. A claim this
+    /// instance kept ([`Claims::keep`]) is renewed; one it still holds is taken up again.
     pub async fn claim(&self, app: &AppName, env: &EnvName) -> Result<Claimed, Failed> {
         let subject = format!("{}{app}.{env}", self.subject_prefix);
-        match self.publish(&subject, 0).await? {
-            Some(seq) => Ok(Claimed::Mine(Claim { subject, seq })),
-            None => {
-                let holder = self
-                    .last_claim(&subject)
-                    .await
-                    .map_or_else(|| "another instance".to_string(), |(_, holder)| holder);
-                Ok(Claimed::Held(holder))
+        let kept = self.kept_claims().remove(&subject);
+        if let Some(mut kept) = kept {
+            // If it lapsed (or the claims stream was lost), it is claimed afresh below.
+            if self.renew(&mut kept).await.is_ok() {
+                return Ok(Claimed::Mine(kept));
             }
         }
+        match self.publish(&subject, 0).await? {
+            Some(seq) => Ok(Claimed::Mine(Claim { subject, seq })),
+            None => match self.last_claim(&subject).await {
+                Some((seq, holder)) if holder == self.holder => {
+                    Ok(Claimed::Mine(Claim { subject, seq }))
+                }
+                Some((_, holder)) => Ok(Claimed::Held(holder)),
+                None => Ok(Claimed::Held("another instance".to_string())),
+            },
+        }
+    }
+
+    /// Holds `claim` past its reconcile, so that no other instance takes the env: the next
+    /// [`Claims::claim`] of it here renews it. For an apply whose outcome is not recorded yet.
+    pub fn keep(&self, claim: Claim) {
+        self.kept_claims().insert(claim.subject.clone(), claim);
+    }
+
+    fn kept_claims(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, Claim>> {
+        self.kept.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The live claim of `subject`: its sequence and holder, when it can be read.

@@ -600,3 +600,62 @@ fn a_file_that_is_not_a_hoist_log_is_refused_not_cut() {
         b"some other file, not ours"
     );
 }
+
+#[tokio::test]
+async fn a_store_with_secrets_sealed_before_key_ids_never_gets_a_new_key() {
+    use hoist_engine::secrets::{SecretError, SecretKey, StoreSecrets};
+    use hoist_engine::service::store_secrets;
+    let dir = tempfile::tempdir().unwrap();
+    let store = FileStore::open(&dir.path().join("store"), WAIT).unwrap();
+    create_and_deploy(&store).await;
+    let old = SecretKey::load_or_create(&dir.path().join("old.key")).unwrap();
+    // The format before key ids: nonce and ciphertext, without `hsk1` and the 8-byte key id.
+    let legacy = old.seal("TOKEN", "s3cr3t")[12..].to_vec();
+    let values = [(
+        "TOKEN".parse::<ConfigKey>().unwrap(),
+        ConfigValue::Sealed(legacy.clone()),
+    )];
+    let set = Command::SetConfig {
+        env: staging(),
+        values: values.into(),
+    };
+    execute(&store, &app(), &set, &ctx("ana@example.com"))
+        .await
+        .unwrap();
+
+    // Found from another app too: the key belongs to the store.
+    let web: AppName = "web".parse().unwrap();
+    let found = store_secrets(&store, &web).await.unwrap();
+    assert_eq!(
+        found,
+        StoreSecrets::Unnamed {
+            config_key: "TOKEN".into(),
+            sealed: legacy
+        }
+    );
+    let missing = dir.path().join("typo.key");
+    assert!(matches!(
+        SecretKey::for_sealing(&missing, &found),
+        Err(SecretError::MissingForUnnamed { .. })
+    ));
+    assert!(!missing.exists(), "no key created for a store with secrets");
+    let key = SecretKey::for_sealing(&dir.path().join("old.key"), &found).unwrap();
+    assert_eq!(key.id(), old.id());
+
+    // Once a value names its key, that key is the store's.
+    let set = Command::SetConfig {
+        env: staging(),
+        values: [(
+            "OTHER".parse::<ConfigKey>().unwrap(),
+            ConfigValue::Sealed(key.seal("OTHER", "x")),
+        )]
+        .into(),
+    };
+    execute(&store, &app(), &set, &ctx("ana@example.com"))
+        .await
+        .unwrap();
+    assert_eq!(
+        store_secrets(&store, &web).await.unwrap(),
+        StoreSecrets::Keyed(old.id())
+    );
+}

@@ -405,6 +405,7 @@ fn impossible_histories_are_rejected_at_their_first_impossible_line() {
         &|e| matches!(e, Event::ReleaseCreated { release, .. } if release.kind == ReleaseKind::Deploy),
     );
     let lock = find(&|e| matches!(e, Event::EnvLocked { .. }));
+    let build = find(&|e| matches!(e, Event::BuildRegistered { .. }));
     let unlock = find(&|e| matches!(e, Event::EnvUnlocked { .. }));
     let edit = |i: usize, change: &dyn Fn(&mut Event)| {
         let mut lines = lines.clone();
@@ -476,6 +477,34 @@ fn impossible_histories_are_rejected_at_their_first_impossible_line() {
             }),
             0,
             "before its app_created",
+        ),
+        // The size limits `decide` keeps on input hold for imported events too.
+        (
+            edit(lock, &|e| {
+                if let Event::EnvLocked { reason, .. } = e {
+                    *reason = "r".repeat(1 << 20)
+                }
+            }),
+            lock,
+            "lock reason is 1048576 bytes: the limit is 1024 bytes",
+        ),
+        (
+            edit(build, &|e| {
+                if let Event::BuildRegistered { build } = e {
+                    build.note = Some("n".repeat(1025))
+                }
+            }),
+            build,
+            "--note is 1025 bytes",
+        ),
+        (
+            edit(deploy, &|e| {
+                release(e)
+                    .config
+                    .insert(name("CERT"), ConfigValue::Plain("c".repeat(32 * 1024 + 1)));
+            }),
+            deploy,
+            "config value of CERT is 32769 bytes",
         ),
     ];
     for (mutated, at, rule) in cases {

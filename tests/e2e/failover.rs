@@ -150,6 +150,13 @@ pub fn an_outcome_unrecorded_for_longer_than_the_patience_is_recorded_later_not_
                 .then_some(())
         },
     );
+    // The env stays this instance's (not released to another that would run the hook again)
+    // until the outcome is recorded.
+    wait_for("the serve to keep the env", Duration::from_secs(30), || {
+        serve_log(&h, "serve.log")
+            .contains("keeping the env until its outcome is recorded")
+            .then_some(())
+    });
     server.restart();
     let count =
         crate::nats_server::poll::poll(Duration::from_secs(60), Duration::from_millis(50), || {

@@ -389,8 +389,18 @@ mod nats {
     }
 
     #[test]
+    fn an_import_with_a_commit_over_the_servers_max_payload_is_rejected() {
+        nats_limits::an_import_with_a_commit_over_the_servers_max_payload_is_rejected();
+    }
+
+    #[test]
     fn a_config_over_the_streams_max_msg_size_is_rejected() {
         nats_limits::a_config_over_the_streams_max_msg_size_is_rejected();
+    }
+
+    #[test]
+    fn an_import_goes_past_a_subject_that_holds_only_quarantined_messages() {
+        poison::an_import_goes_past_a_subject_that_holds_only_quarantined_messages();
     }
 
     #[test]

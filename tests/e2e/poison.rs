@@ -174,3 +174,36 @@ pub fn a_poisoned_stream_is_read_past_by_every_command() {
 fn raw_payload(server: &NatsServer, seq: u64) -> Vec<u8> {
     crate::nats_server::get_raw(server.port(), "HOIST", seq)
 }
+
+/// An app whose subject holds only quarantined messages is no app: an import of that app is
+/// not refused as "already exists", and its batch is stored past the quarantined messages.
+pub fn an_import_goes_past_a_subject_that_holds_only_quarantined_messages() {
+    let source = Hoist::sled();
+    source.ok(&["apps", "create", "api"]);
+    source.deploy("api", "staging", &image("api", '1'));
+    let exported = source.ok(&["events", "export"]);
+
+    let server = NatsServer::start();
+    let h = Hoist::nats(&server.url(), "HOIST", &server.store_dir());
+    h.ok(&["apps", "create", "web"]);
+    publish_raw(server.port(), "hoist.app.api", &[], b"\x00\xffnot a commit");
+    publish_raw(server.port(), "hoist.app.api", &[], b"garbage");
+    let output = h.run_with_input(&["events", "import"], exported.as_bytes());
+    crate::harness::assert_success(&["events", "import"], &output);
+    let apps = h.json(&["apps", "list"]);
+    let names: Vec<&str> = apps
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["app"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["api", "web"]);
+    assert_eq!(h.ok(&["events", "export"]).lines().count(), 3);
+    // Now api is an app: a second import of it is refused.
+    h.fails_with_input(
+        &["events", "import"],
+        exported.as_bytes(),
+        1,
+        &["app api already exists"],
+    );
+}

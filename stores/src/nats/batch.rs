@@ -9,13 +9,20 @@
 //!   contiguously anyway); every message carries `Nats-Msg-Id: <commit id>`.
 //! - **Size**: a server takes at most `max_batch_size` messages per batch (jetstream limits,
 //!   1,000 by default). A larger batch is refused, whole, with a line saying so: hoist does not
-//!   split an import into batches that could be stored apart.
+//!   split an import into batches that could be stored apart. Each message is checked against
+//!   `max_payload` and the stream's `max_msg_size` (with its batch headers) before anything is
+//!   sent, as a single append is: the server's refusal of a staged message would read as a
+//!   transient failure, retried until the timeout.
 //! - **Retries**: a transient failure retries the whole batch under a new batch id. If the first
 //!   try was committed and only its acknowledgement lost, the retry is refused (its commit ids
 //!   are stored, or its expectation is stale); then the app's first message after the
 //!   expectation names the first commit, and the batch is reported as the duplicate it is.
 
-use super::{api_failure, at_least, one_line, refused_sequence, Failure, NatsStore};
+use super::{
+    api_failure, at_least, one_line, refused_sequence, After, Failure, NatsStore,
+    MAX_QUARANTINE_SKIPS,
+};
+use async_nats::header::HeaderName;
 use async_nats::header::{
     NATS_BATCH_COMMIT, NATS_BATCH_COMMIT_FINAL, NATS_BATCH_ID, NATS_BATCH_SEQUENCE,
     NATS_EXPECTED_LAST_SUBJECT_SEQUENCE, NATS_MESSAGE_ID,
@@ -24,8 +31,9 @@ use async_nats::jetstream::response::Response;
 use async_nats::jetstream::ErrorCode;
 use async_nats::HeaderMap;
 use hoist_engine::store::{check_batch, Appended, NewCommit, StoreError};
+use hoist_engine::AppName;
 use serde::Deserialize;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
@@ -33,6 +41,46 @@ use uuid::Uuid;
 enum Refusal {
     WrongLast(String),
     Duplicate,
+}
+
+/// The headers of each message of a batch (see the module docs), as sent and as sized.
+/// `expected` holds each app's expectation, moved past quarantined messages where some were
+/// found after the caller's.
+fn batch_headers(
+    batch_id: &str,
+    commits: &[NewCommit],
+    expected: &HashMap<AppName, u64>,
+) -> Vec<Vec<(HeaderName, String)>> {
+    let mut first_of_app = HashSet::new();
+    commits
+        .iter()
+        .enumerate()
+        .map(|(i, commit)| {
+            let mut headers = vec![
+                (NATS_BATCH_ID, batch_id.to_string()),
+                (NATS_BATCH_SEQUENCE, (i + 1).to_string()),
+                (NATS_MESSAGE_ID, commit.commit_id.to_string()),
+            ];
+            if first_of_app.insert(&commit.app) {
+                headers.push((
+                    NATS_EXPECTED_LAST_SUBJECT_SEQUENCE,
+                    expected[&commit.app].to_string(),
+                ));
+            }
+            if i + 1 == commits.len() {
+                headers.push((NATS_BATCH_COMMIT, NATS_BATCH_COMMIT_FINAL.to_string()));
+            }
+            headers
+        })
+        .collect()
+}
+
+/// What a refused batch turned out to be.
+enum BatchResolved {
+    /// This very batch, stored by an earlier try.
+    Stored(Vec<Appended>),
+    /// These apps were followed only by quarantined messages: the last of them, for each.
+    PastQuarantined(Vec<(AppName, u64)>),
 }
 
 #[derive(Deserialize)]
@@ -51,14 +99,71 @@ impl NatsStore {
             return Ok(Vec::new());
         }
         self.check_atomic().await?;
+        let mut expected = HashMap::new();
+        for commit in commits {
+            expected
+                .entry(commit.app.clone())
+                .or_insert(commit.expected_last_seq);
+        }
+        // A message the server would refuse for its size is refused here, naming the limit:
+        // the server's refusal of a staged message reads as a transient failure.
+        let sizing_id = Uuid::nil().to_string(); // every batch id is a UUID: the same length
+        for (commit, headers) in commits
+            .iter()
+            .zip(batch_headers(&sizing_id, commits, &expected))
+        {
+            let headers: Vec<(&str, &str)> = headers
+                .iter()
+                .map(|(n, v)| (n.as_ref(), v.as_str()))
+                .collect();
+            self.check_size(&self.subject(&commit.app), &headers, commit.payload.len())
+                .map_err(|e| match e {
+                    StoreError::TooLarge(why) => StoreError::TooLarge(format!(
+                        "{why} (the commit of event {}); nothing was appended",
+                        commit.commit_id
+                    )),
+                    other => other,
+                })?;
+        }
+        for _ in 0..=MAX_QUARANTINE_SKIPS {
+            let refusal = match self.batch_retrying(commits, &expected).await? {
+                Ok(last) => {
+                    let n = commits.len() as u64;
+                    return Ok((last + 1 - n..=last)
+                        .map(|seq| Appended {
+                            seq,
+                            duplicate: false,
+                        })
+                        .collect());
+                }
+                Err(refusal) => refusal,
+            };
+            match self.resolve_batch(commits, &expected, refusal).await? {
+                BatchResolved::Stored(appended) => return Ok(appended),
+                BatchResolved::PastQuarantined(moved) => expected.extend(moved),
+            }
+        }
+        Err(StoreError::Unavailable(format!(
+            "atomic batch on stream {}: more than {MAX_QUARANTINE_SKIPS} messages that are not hoist commits keep arriving on its apps' subjects (see `hoist admin check`)",
+            self.stream
+        )))
+    }
+
+    /// Publishes the batch, trying again after transient failures: the last message's
+    /// sequence, or how the server refused it.
+    async fn batch_retrying(
+        &self,
+        commits: &[NewCommit],
+        expected: &HashMap<AppName, u64>,
+    ) -> Result<Result<u64, Refusal>, StoreError> {
         // Not `retrying`: its bound on one attempt would cut a long batch that is making
         // progress. Each message's request is bounded by the client's request timeout instead,
         // and a failed attempt is tried again while the operation's bound allows.
         let started = Instant::now();
         let mut pause = Duration::from_millis(20);
-        let outcome = loop {
-            match self.batch_once(commits).await {
-                Ok(outcome) => break outcome,
+        loop {
+            match self.batch_once(commits, expected).await {
+                Ok(outcome) => return Ok(outcome),
                 Err(Failure::Fatal(e)) => return Err(e),
                 Err(Failure::Transient(why)) if started.elapsed() + pause > self.timeout => {
                     return Err(StoreError::Unavailable(format!(
@@ -72,16 +177,6 @@ impl NatsStore {
                     pause = (pause * 2).min(Duration::from_millis(500));
                 }
             }
-        };
-        let n = commits.len() as u64;
-        match outcome {
-            Ok(last) => Ok((last + 1 - n..=last)
-                .map(|seq| Appended {
-                    seq,
-                    duplicate: false,
-                })
-                .collect()),
-            Err(refusal) => self.resolve_batch(commits, refusal).await,
         }
     }
 
@@ -109,24 +204,22 @@ impl NatsStore {
     }
 
     /// Publishes the batch once: the last message's sequence, or how the server refused it.
-    async fn batch_once(&self, commits: &[NewCommit]) -> Result<Result<u64, Refusal>, Failure> {
+    async fn batch_once(
+        &self,
+        commits: &[NewCommit],
+        expected: &HashMap<AppName, u64>,
+    ) -> Result<Result<u64, Refusal>, Failure> {
         let client = self.js.client();
         let batch_id = Uuid::now_v7().to_string();
-        let mut expected = HashSet::new();
-        for (i, commit) in commits.iter().enumerate() {
+        for ((i, commit), named) in commits
+            .iter()
+            .enumerate()
+            .zip(batch_headers(&batch_id, commits, expected))
+        {
             let last = i + 1 == commits.len();
             let mut headers = HeaderMap::new();
-            headers.insert(NATS_BATCH_ID, batch_id.as_str());
-            headers.insert(NATS_BATCH_SEQUENCE, (i + 1).to_string().as_str());
-            headers.insert(NATS_MESSAGE_ID, commit.commit_id.to_string().as_str());
-            if expected.insert(&commit.app) {
-                headers.insert(
-                    NATS_EXPECTED_LAST_SUBJECT_SEQUENCE,
-                    commit.expected_last_seq.to_string().as_str(),
-                );
-            }
-            if last {
-                headers.insert(NATS_BATCH_COMMIT, NATS_BATCH_COMMIT_FINAL);
+            for (name, value) in named {
+                headers.insert(name, value.as_str());
             }
             let reply = client
                 .request_with_headers(
@@ -186,52 +279,69 @@ impl NatsStore {
         unreachable!("the last message of a batch is answered with an ack or an error")
     }
 
-    /// After a refusal: the batch's own earlier try, stored (a duplicate), or a conflict naming
-    /// the app that moved on.
+    /// After a refusal, looking at what follows each app's expectation, quarantined messages
+    /// passed over (as a single append does, [`NatsStore::first_commit_after`]): the batch's
+    /// own earlier try, stored (a duplicate); a conflict naming the app that moved on; or apps
+    /// followed only by quarantined messages, whose expectations move past them.
     async fn resolve_batch(
         &self,
         commits: &[NewCommit],
+        expected: &HashMap<AppName, u64>,
         refusal: Refusal,
-    ) -> Result<Vec<Appended>, StoreError> {
+    ) -> Result<BatchResolved, StoreError> {
         let first = &commits[0];
         let stream = self
             .js
             .get_stream_no_info(&self.stream)
             .await
             .map_err(|e| StoreError::Unavailable(one_line(&e)))?;
-        let next = stream
-            .raw_message_builder()
-            .sequence(first.expected_last_seq + 1)
-            .next_by_subject(self.subject(&first.app))
-            .send()
-            .await;
-        if let Ok(message) = next {
-            if message.headers.get(NATS_MESSAGE_ID).map(|v| v.as_str())
-                == Some(first.commit_id.to_string().as_str())
-            {
-                let first_seq = message.sequence;
-                return Ok((0..commits.len() as u64)
-                    .map(|i| Appended {
-                        seq: first_seq + i,
-                        duplicate: true,
-                    })
-                    .collect());
-            }
-        }
+        let mut moved = Vec::new();
         let mut seen = HashSet::new();
         for commit in commits.iter().filter(|c| seen.insert(&c.app)) {
-            let actual = match self.leader_last(&self.subject(&commit.app)).await {
-                Ok(actual) => actual,
-                Err(Failure::Fatal(e)) => return Err(e),
-                Err(Failure::Transient(why)) => return Err(StoreError::Unavailable(why)),
+            let subject = self.subject(&commit.app);
+            let after = expected[&commit.app];
+            let conflict = |actual| StoreError::Conflict {
+                app: commit.app.clone(),
+                expected: commit.expected_last_seq,
+                actual,
             };
-            if actual != commit.expected_last_seq {
-                return Err(StoreError::Conflict {
-                    app: commit.app.clone(),
-                    expected: commit.expected_last_seq,
-                    actual,
-                });
+            match self.first_commit_after(&stream, &subject, after).await {
+                // Stored whole, so contiguously from the first message on.
+                After::Commit { seq, msg_id }
+                    if commit.app == first.app
+                        && msg_id.as_deref() == Some(first.commit_id.to_string().as_str()) =>
+                {
+                    return Ok(BatchResolved::Stored(
+                        (0..commits.len() as u64)
+                            .map(|i| Appended {
+                                seq: seq + i,
+                                duplicate: true,
+                            })
+                            .collect(),
+                    ));
+                }
+                After::End {
+                    past_quarantined: Some(last),
+                } => moved.push((commit.app.clone(), last)),
+                // Another commit, or nothing found: a conflict if the app's subject moved on.
+                After::Commit { .. }
+                | After::End {
+                    past_quarantined: None,
+                }
+                | After::Unknown => {
+                    let actual = match self.leader_last(&subject).await {
+                        Ok(actual) => actual,
+                        Err(Failure::Fatal(e)) => return Err(e),
+                        Err(Failure::Transient(why)) => return Err(StoreError::Unavailable(why)),
+                    };
+                    if actual != after {
+                        return Err(conflict(actual));
+                    }
+                }
             }
+        }
+        if !moved.is_empty() {
+            return Ok(BatchResolved::PastQuarantined(moved));
         }
         Err(match refusal {
             Refusal::Duplicate => StoreError::Refused(
