@@ -2,8 +2,8 @@
 //! engine owns the trait and its conformance suite; this crate owns every I/O behind it):
 //!
 //! - `file`: the embedded log, an append-only checksummed file in a directory;
-//! - `sled`: the legacy embedded store, read to migrate old stores into `file` (and by the read
-//!   models, whose database is still sled's);
+//! - `sled`: reading a sled-era store once to migrate it into `file`, and the snapshot cleanup the
+//!   read models' sled databases need;
 //! - `nats`: a NATS JetStream stream, shared by any number of processes;
 //! - `memory`: a log in memory, for tests;
 //! - `any`: `AnyStore::open(StoreConfig)`, the one a front end opens from its settings;

@@ -10,7 +10,6 @@ use hoist_engine::{
     ReleaseVersion,
 };
 use hoist_stores::file::FileStore;
-use hoist_stores::sled::SledStore;
 use proptest::prelude::*;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
@@ -433,32 +432,65 @@ async fn an_auto_rollback_is_caused_by_the_failed_rollout_it_answers() {
     assert_eq!(stored.last().unwrap().envelope, rollback.envelope);
 }
 
-#[tokio::test]
-async fn legacy_sled_store_still_passes_the_conformance_suite() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SledStore::open(dir.path(), WAIT).unwrap();
-    hoist_engine::store::conformance::run(&store).await;
+/// Writes a store as hoist did before the log file: one sled database in `DIR/sled`, keys by
+/// prefix (`L` seq → app + payload, `A` app 0 seq, `H` app → seq, `C` commit id → seq, `M` → seq).
+fn write_sled_era_store(dir: &std::path::Path, commits: &[(AppName, Uuid, &[u8])]) {
+    let db = sled::open(dir.join("sled")).unwrap();
+    for (i, (app, id, payload)) in commits.iter().enumerate() {
+        let seq = (i as u64 + 1).to_be_bytes();
+        let key = |prefix: u8, rest: &[u8]| [&[prefix][..], rest].concat();
+        let mut entry = vec![app.as_str().len() as u8];
+        entry.extend_from_slice(app.as_str().as_bytes());
+        entry.extend_from_slice(payload);
+        db.insert(key(b'L', &seq), entry).unwrap();
+        db.insert(
+            key(b'A', &[app.as_str().as_bytes(), &[0], &seq].concat()),
+            &[][..],
+        )
+        .unwrap();
+        db.insert(key(b'H', app.as_str().as_bytes()), &seq[..])
+            .unwrap();
+        db.insert(key(b'C', id.as_bytes()), &seq[..]).unwrap();
+        db.insert(b"M", &seq[..]).unwrap();
+    }
+    db.flush().unwrap();
 }
 
 #[tokio::test]
 async fn a_sled_era_store_is_migrated_whole_on_first_use() {
     let dir = tempfile::tempdir().unwrap();
-    let (log, first_id) = {
-        let legacy = SledStore::open(dir.path(), WAIT).unwrap();
-        create_and_deploy(&legacy).await;
-        let id = Uuid::now_v7();
-        legacy
-            .append(&"other".parse().unwrap(), 0, id, b"x".to_vec())
-            .await
-            .unwrap();
-        (legacy.read_from(1, usize::MAX).await.unwrap(), id)
-    };
+    let other: AppName = "other".parse().unwrap();
+    let ids = [Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7()];
+    let commits: [(AppName, Uuid, &[u8]); 3] = [
+        (app(), ids[0], b"a1"),
+        (app(), ids[1], b"a2"),
+        (other.clone(), ids[2], b"x"),
+    ];
+    write_sled_era_store(dir.path(), &commits);
+    // A snapshot a killed sled left unfinished must not stop the migration.
+    std::fs::write(
+        dir.path().join("sled").join("snap.00000000001.generating"),
+        b"half",
+    )
+    .unwrap();
+
     let store = FileStore::open(dir.path(), WAIT).unwrap();
-    assert_eq!(store.read_from(1, usize::MAX).await.unwrap(), log);
-    assert_eq!(store.apps().await.unwrap().len(), 2);
+    let read = store.read_from(1, usize::MAX).await.unwrap();
+    let expected: Vec<(u64, AppName, Vec<u8>)> = commits
+        .iter()
+        .enumerate()
+        .map(|(i, (app, _, payload))| (i as u64 + 1, app.clone(), payload.to_vec()))
+        .collect();
+    assert_eq!(
+        read.into_iter()
+            .map(|c| (c.seq, c.app, c.payload))
+            .collect::<Vec<_>>(),
+        expected
+    );
+    assert_eq!(store.apps().await.unwrap(), [app(), other.clone()]);
     // The commit ids came along: a retried command is still recognised.
     let again = store
-        .append(&"other".parse().unwrap(), 3, first_id, b"x".to_vec())
+        .append(&other, 3, ids[2], b"x".to_vec())
         .await
         .unwrap();
     assert_eq!((again.seq, again.duplicate), (3, true));

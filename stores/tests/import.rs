@@ -13,7 +13,7 @@ use hoist_engine::{
     decide, Actor, AppName, AppState, Artifact, Command, ConfigValue, EnvName, Envelope, Event,
     EventHash, ImageRef, Outcome, Recorded, ReleaseKind, ReleaseVersion, Target,
 };
-use hoist_stores::sled::SledStore;
+use hoist_stores::file::FileStore;
 use proptest::prelude::*;
 use proptest::sample::{select, Index};
 use std::collections::HashMap;
@@ -375,7 +375,7 @@ fn an_unmutated_export_is_accepted_and_given_back_whole() {
         .finish();
     assert_eq!(checked.events, lines.len());
     let dir = tempfile::tempdir().unwrap();
-    let store = SledStore::open(dir.path(), Duration::from_secs(5)).unwrap();
+    let store = FileStore::open(dir.path(), Duration::from_secs(5)).unwrap();
     runtime().block_on(async {
         checked.append(&store).await.unwrap();
         let stored = decode_commits(&store.read_from(1, usize::MAX).await.unwrap()).unwrap();
@@ -549,7 +549,7 @@ proptest! {
             Ok(importer) => {
                 let checked = importer.finish();
                 let dir = tempfile::tempdir().unwrap();
-                let store = SledStore::open(dir.path(), Duration::from_secs(5)).unwrap();
+                let store = FileStore::open(dir.path(), Duration::from_secs(5)).unwrap();
                 let stored = runtime().block_on(async {
                     checked.append(&store).await.unwrap();
                     decode_commits(&store.read_from(1, usize::MAX).await.unwrap()).unwrap()

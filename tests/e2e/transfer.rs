@@ -301,9 +301,9 @@ mod history;
 /// by the CLI.
 pub fn large_export(commits: u64) -> Vec<u8> {
     use hoist_engine::service::{execute_cached, CommandContext};
-    use hoist_stores::sled::SledStore;
+    use hoist_stores::file::FileStore;
     let from = Hoist::sled();
-    let store = SledStore::open(from.data_dir(), std::time::Duration::from_secs(30))
+    let store = FileStore::open(from.data_dir(), std::time::Duration::from_secs(30))
         .expect("a fresh store opens");
     let app: hoist_engine::AppName = "bulk".parse().unwrap();
     let ctx = || CommandContext::new("ana@example.com".parse().unwrap());
