@@ -15,6 +15,7 @@ use crate::output::{outln, print_json};
 use hoist_engine::chain::ChainVerifier;
 use hoist_engine::service;
 use hoist_engine::store::EventStore;
+use hoist_projections::store::ProjectionError;
 use hoist_stores::AnyStore;
 use std::io::IsTerminal;
 use std::time::Instant;
@@ -178,6 +179,12 @@ pub async fn check(global: &GlobalArgs) -> Result<(), CliError> {
                 "models_differ",
                 format!("{difference}; run `hoist admin rebuild` to fold them again"),
             )),
+            // A full disk or an unreachable log is the backend's state, not the store's fault.
+            Err(
+                e @ (ProjectionError::DiskFull { .. }
+                | ProjectionError::Io { .. }
+                | ProjectionError::Store(_)),
+            ) => return Err(e.into()),
             Err(e) => findings.problems.push(Problem::new(
                 "models_differ",
                 format!("the read models cannot be brought up to the log: {e}"),

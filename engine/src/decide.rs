@@ -205,7 +205,7 @@ pub fn decide(
     );
     if enters_input {
         for event in &events {
-            check_limits(app, event)?;
+            check_limits(app, state, event)?;
         }
     }
     Ok(events)
@@ -213,7 +213,11 @@ pub fn decide(
 
 /// The size limits ([`limits`]) an event's free text, config and target keep, whoever makes it:
 /// `decide` for a command's input, `check_event` for every imported event.
-pub(crate) fn check_limits(app: &AppName, event: &Event) -> Result<(), DomainError> {
+pub(crate) fn check_limits(
+    app: &AppName,
+    state: &AppState,
+    event: &Event,
+) -> Result<(), DomainError> {
     match event {
         Event::BuildRegistered { build } => {
             if let Some(commit) = &build.commit {
@@ -223,8 +227,19 @@ pub(crate) fn check_limits(app: &AppName, event: &Event) -> Result<(), DomainErr
                 within("--note", note.len(), limits::NOTE_BYTES)?;
             }
         }
-        Event::ReleaseCreated { env, release } => {
-            for (key, value) in &release.config {
+        // Only what a config change enters is measured: a deploy, promotion or rollback copies
+        // a config that was set before, and a key left as it was keeps whatever size it had.
+        Event::ReleaseCreated { env, release } if release.kind == ReleaseKind::Config => {
+            let previous = state
+                .envs
+                .get(env)
+                .and_then(|e| e.current())
+                .map(|r| &r.release.config);
+            let entered = release
+                .config
+                .iter()
+                .filter(|(key, value)| previous.and_then(|p| p.get(*key)) != Some(*value));
+            for (key, value) in entered {
                 within("a config key", key.as_str().len(), limits::CONFIG_KEY_BYTES)?;
                 within(
                     format!("config value of {key}"),

@@ -10,13 +10,16 @@
 //! on (engine/tests/import.rs checks it over random command sequences).
 
 use crate::decide::{check_limits, check_target, create_app, DomainError, Rules};
-use crate::event::{Event, ReleaseKind};
+use crate::event::{Config, Event, ReleaseKind};
+
+/// The config of an env with no release yet.
+static EMPTY: Config = Config::new();
 use crate::names::{AppName, EnvName, ReleaseVersion};
 use crate::state::{AppState, EnvState};
 
 /// `Ok` if `event` could follow the history folded into `state`, else the rule it breaks.
 pub fn check_event(app: &AppName, state: &AppState, event: &Event) -> Result<(), DomainError> {
-    check_limits(app, event)?;
+    check_limits(app, state, event)?;
     if let Event::AppCreated { envs } = event {
         return create_app(app, state, envs).map(drop);
     }
@@ -105,6 +108,24 @@ pub fn check_event(app: &AppName, state: &AppState, event: &Event) -> Result<(),
                     return Err(malformed("a deploy carries a build"));
                 }
                 ReleaseKind::Deploy | ReleaseKind::Config => {}
+            }
+            // Only a config change changes config: a deploy and a promotion keep the env's own,
+            // a rollback takes the one of the release it goes back to (as `decide` makes them).
+            let copied = match release.kind {
+                ReleaseKind::Config => None,
+                ReleaseKind::Rollback => release
+                    .rollback_to
+                    .and_then(|to| current.release(to))
+                    .map(|r| &r.release.config),
+                ReleaseKind::Deploy | ReleaseKind::Promote => Some(
+                    current
+                        .current()
+                        .map(|r| &r.release.config)
+                        .unwrap_or(&EMPTY),
+                ),
+            };
+            if copied.is_some_and(|config| *config != release.config) {
+                return Err(malformed("its config is not the one it copies"));
             }
         }
         Event::EnvLocked { env, reason } => {

@@ -341,6 +341,7 @@ impl ProjectionStore {
         if state_cp > target || history_cp > target {
             // The log is not the one these models were folded from: start over.
             drop(partition);
+            ensure_room(&self.dir, 0)?;
             self.reset()?;
             (state_cp, history_cp, partition) = (0, 0, None);
         }
@@ -355,7 +356,11 @@ impl ProjectionStore {
             let page = log.read_from(next, PAGE).await?;
             let Some(last) = page.last() else { break };
             next = last.seq + 1;
+            // Before anything of the page is written (a partition may be sealed and another
+            // created below): rows about as large as the page go to two databases, room for
+            // both twice over.
             let page_bytes: u64 = page.iter().map(|c| c.payload.len() as u64).sum();
+            ensure_room(&self.dir, 4 * page_bytes)?;
             let mut state_batch = sled::Batch::default();
             for commit in page {
                 let envelopes =
@@ -399,8 +404,6 @@ impl ProjectionStore {
                 );
             }
             state_batch.insert(CHECKPOINT, &state_cp.to_be_bytes());
-            // Rows about as large as the page go to two databases: room for both, twice over.
-            ensure_room(&self.dir, 4 * page_bytes)?;
             self.state
                 .apply_batch(state_batch)
                 .map_err(|e| io(&self.dir, e))?;
@@ -649,11 +652,7 @@ fn open_db(path: &Path) -> Result<sled::Db, ProjectionError> {
             }
             // What sled says of its own files: only these make a model worth throwing away;
             // a busy, full or unreadable disk is reported instead.
-            Err(
-                e @ (sled::Error::Corruption { .. }
-                | sled::Error::ReportableBug(_)
-                | sled::Error::Unsupported(_)),
-            ) => {
+            Err(e) if is_damage(&e) => {
                 return Err(ProjectionError::Damaged {
                     path: path.into(),
                     message: e.to_string(),
@@ -661,6 +660,24 @@ fn open_db(path: &Path) -> Result<sled::Db, ProjectionError> {
             }
             Err(e) => return Err(io(path, e)),
         }
+    }
+}
+
+/// Whether sled's error says its own files are damaged (then the model is thrown away and
+/// folded again), rather than that the disk is busy, full or unreadable. A truncated segment or a
+/// missing blob comes back as an I/O error of its own kind.
+fn is_damage(e: &sled::Error) -> bool {
+    match e {
+        sled::Error::Corruption { .. }
+        | sled::Error::ReportableBug(_)
+        | sled::Error::Unsupported(_) => true,
+        sled::Error::Io(io) => matches!(
+            io.kind(),
+            std::io::ErrorKind::UnexpectedEof
+                | std::io::ErrorKind::NotFound
+                | std::io::ErrorKind::InvalidData
+        ),
+        _ => false,
     }
 }
 

@@ -54,6 +54,9 @@ const RECORD_HEADER: usize = 8;
 const BODY_FIXED: usize = 8 + 1 + 16 + 1;
 /// Set on every record of a batch but its last.
 const FLAG_BATCH_CONTINUES: u8 = 1;
+/// Set on the first record of every batch: one found past damage proves a batch was written
+/// after the damaged one, so the damage is not an unfinished write.
+const FLAG_BATCH_STARTS: u8 = 2;
 /// No record is larger: a length beyond it is damage, not data.
 pub const MAX_RECORD_BYTES: usize = 64 << 20;
 
@@ -162,11 +165,14 @@ impl FileStore {
             // cannot bring back a stale one) and comes back when the store is let go. A damaged
             // log keeps it: it is the evidence of how many records were acknowledged.
             let head = self.dir.join(HEAD_FILE);
-            match std::fs::remove_file(&head) {
-                _ if log.recovery.damage.is_some() => {}
-                Ok(()) => sync_dir(&self.dir).map_err(|e| io_error("cannot sync", &self.dir, e))?,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(io_error("cannot remove", &head, e)),
+            if log.recovery.damage.is_none() {
+                match std::fs::remove_file(&head) {
+                    Ok(()) => {
+                        sync_dir(&self.dir).map_err(|e| io_error("cannot sync", &self.dir, e))?
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(io_error("cannot remove", &head, e)),
+                }
             }
             *slot = Some(log);
         }
@@ -381,7 +387,7 @@ impl Log {
                 FLAG_BATCH_CONTINUES
             } else {
                 0
-            };
+            } | if i == 0 { FLAG_BATCH_STARTS } else { 0 };
             encode_record(&mut record, seq, flags, commit)?;
             appended.push(Appended {
                 seq,
@@ -541,16 +547,17 @@ fn scan(bytes: &[u8]) -> Scan {
 }
 
 /// Whether a record that was acknowledged lies past `stop`, where reading stopped. The rest of
-/// one unfinished batch may follow a torn record (pages reach the disk out of order), but a batch
-/// that ends and is followed by another record was synced before that record was written: then
-/// the log is damaged in the middle. Returns the later record's offset.
+/// one unfinished batch may follow a torn record (pages reach the disk out of order), but the
+/// start of another batch, or a batch that ends and is followed by another record, was written
+/// after a batch that was synced: then the log is damaged in the middle. Returns the later
+/// record's offset.
 fn acknowledged_past(bytes: &[u8], stop: usize, last_seq: u64) -> Option<usize> {
     let seqs = last_seq + 1..=last_seq + (bytes.len() / (RECORD_HEADER + BODY_FIXED)) as u64;
     let mut batch_ended = false;
     let mut at = stop + 1;
     while at + RECORD_HEADER + BODY_FIXED <= bytes.len() {
         match frame_at(bytes, at, seqs.clone()) {
-            Some(_) if batch_ended => return Some(at),
+            Some(frame) if batch_ended || frame.flags & FLAG_BATCH_STARTS != 0 => return Some(at),
             Some(frame) => {
                 batch_ended = frame.flags & FLAG_BATCH_CONTINUES == 0;
                 at = frame.next;
@@ -604,7 +611,7 @@ fn migrate_from_sled(dir: &Path, legacy: &Path, wait: Duration) -> Result<(), St
             commit_id: commit.commit_id,
             payload: commit.payload,
         };
-        encode_record(&mut bytes, seq, 0, &new)?;
+        encode_record(&mut bytes, seq, FLAG_BATCH_STARTS, &new)?;
     }
     let tmp = dir.join("log.migrating");
     let path = dir.join(LOG_FILE);

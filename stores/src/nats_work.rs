@@ -217,7 +217,14 @@ impl Claims {
             stream,
             config,
             subject_prefix,
-            holder: format!("{host}:{}", std::process::id()),
+            // host:pid says who it is to a person; the random part keeps two instances apart
+            // that share both (pid 1 in two containers on one host network).
+            holder: format!(
+                "{host}:{}:{}",
+                std::process::id(),
+                // A UUIDv7 ends in random bits.
+                &uuid::Uuid::now_v7().simple().to_string()[24..]
+            ),
             kept: Default::default(),
         })
     }

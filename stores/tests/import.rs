@@ -404,6 +404,9 @@ fn impossible_histories_are_rejected_at_their_first_impossible_line() {
     let deploy = find(
         &|e| matches!(e, Event::ReleaseCreated { release, .. } if release.kind == ReleaseKind::Deploy),
     );
+    let config = find(
+        &|e| matches!(e, Event::ReleaseCreated { release, .. } if release.kind == ReleaseKind::Config),
+    );
     let lock = find(&|e| matches!(e, Event::EnvLocked { .. }));
     let build = find(&|e| matches!(e, Event::BuildRegistered { .. }));
     let unlock = find(&|e| matches!(e, Event::EnvUnlocked { .. }));
@@ -498,13 +501,22 @@ fn impossible_histories_are_rejected_at_their_first_impossible_line() {
             "--note is 1025 bytes",
         ),
         (
-            edit(deploy, &|e| {
+            edit(config, &|e| {
                 release(e)
                     .config
                     .insert(name("CERT"), ConfigValue::Plain("c".repeat(32 * 1024 + 1)));
             }),
-            deploy,
+            config,
             "config value of CERT is 32769 bytes",
+        ),
+        (
+            edit(deploy, &|e| {
+                release(e)
+                    .config
+                    .insert(name("CERT"), ConfigValue::Plain("c".into()));
+            }),
+            deploy,
+            "its config is not the one it copies",
         ),
     ];
     for (mutated, at, rule) in cases {
