@@ -11,7 +11,7 @@
 //! file    = "HOISTLG1" record*
 //! record  = len:u32 crc:u32 body            (big-endian; crc = CRC-32 of len ‖ body)
 //! body    = seq:u64 flags:u8 commit_id:[16] app_len:u8 app payload
-//! flags   = bit 0: the next record belongs to the same atomic batch
+//! flags   = bit 0: the next record belongs to the same atomic batch; bit 1: it starts a batch
 //! ```
 //!
 //! **Invariants**
