@@ -25,7 +25,7 @@ const PAGE: usize = 2048;
 
 pub async fn rebuild(global: &GlobalArgs) -> Result<(), CliError> {
     let log = backend::open(global).await?;
-    let models = crate::models::open(global, &log)?;
+    let models = crate::models::open_or_discard(global, &log)?;
     let bar = std::io::stderr().is_terminal().then(|| {
         let bar = indicatif::ProgressBar::new(0);
         bar.set_style(

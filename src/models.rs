@@ -7,7 +7,7 @@
 use crate::backend::store_dir;
 use crate::cli::GlobalArgs;
 use crate::error::CliError;
-use hoist_projections::store::{ProjectionStore, PARTITION_SIZE};
+use hoist_projections::store::{ProjectionError, ProjectionStore, PARTITION_SIZE};
 use hoist_stores::AnyStore;
 
 /// How long a command waits for a NATS cache another process holds.
@@ -26,11 +26,56 @@ pub fn open(global: &GlobalArgs, log: &AnyStore) -> Result<ProjectionStore, CliE
 }
 
 fn open_as_stored(global: &GlobalArgs, log: &AnyStore) -> Result<ProjectionStore, CliError> {
+    Ok(open_at(&location(global, log)?)?)
+}
+
+fn open_at(location: &Location) -> Result<ProjectionStore, ProjectionError> {
+    match location {
+        Location::InStore(dir) => ProjectionStore::open(dir, PARTITION_SIZE),
+        Location::Cache(dir) => ProjectionStore::open_exclusive(dir, PARTITION_SIZE, CACHE_WAIT),
+    }
+}
+
+/// For `admin rebuild`: the read models, and when they cannot even be opened (whatever sled
+/// says of them), empty ones in their place — they are about to be folded again anyway. A full
+/// disk or a busy store is still an error.
+pub fn open_or_discard(global: &GlobalArgs, log: &AnyStore) -> Result<ProjectionStore, CliError> {
+    let location = location(global, log)?;
+    match open_at(&location) {
+        Ok(models) => return Ok(models),
+        Err(e @ (ProjectionError::DiskFull { .. } | ProjectionError::Store(_))) => {
+            return Err(e.into())
+        }
+        Err(e) => crate::output::warn(&format!(
+            "the read models cannot be opened ({e}); starting them afresh"
+        )),
+    }
+    let (Location::InStore(dir) | Location::Cache(dir)) = &location;
+    for name in ["state", "history"] {
+        let path = dir.join(name);
+        let removed = match std::fs::symlink_metadata(&path) {
+            Ok(meta) if meta.is_dir() => std::fs::remove_dir_all(&path),
+            Ok(_) => std::fs::remove_file(&path),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e),
+        };
+        removed
+            .map_err(|e| CliError::Unavailable(format!("cannot remove {}: {e}", path.display())))?;
+    }
+    Ok(open_at(&location)?)
+}
+
+/// Where the read models of the configured backend live.
+enum Location {
+    /// In the embedded store's directory, under its lock.
+    InStore(std::path::PathBuf),
+    /// In a cache directory of their own, under a lock of their own.
+    Cache(std::path::PathBuf),
+}
+
+fn location(global: &GlobalArgs, log: &AnyStore) -> Result<Location, CliError> {
     match log {
-        AnyStore::Embedded(_) => Ok(ProjectionStore::open(
-            &store_dir(global)?.join("projections"),
-            PARTITION_SIZE,
-        )?),
+        AnyStore::Embedded(_) => Ok(Location::InStore(store_dir(global)?.join("projections"))),
         AnyStore::Nats(nats) => {
             let base = match &global.cache {
                 Some(dir) => dir.clone(),
@@ -41,11 +86,7 @@ fn open_as_stored(global: &GlobalArgs, log: &AnyStore) -> Result<ProjectionStore
             use sha2::Digest;
             let key = sha2::Sha256::digest(nats.identity().0.as_bytes());
             let key: String = key[..10].iter().map(|b| format!("{b:02x}")).collect();
-            Ok(ProjectionStore::open_exclusive(
-                &base.join(format!("nats-{key}")),
-                PARTITION_SIZE,
-                CACHE_WAIT,
-            )?)
+            Ok(Location::Cache(base.join(format!("nats-{key}"))))
         }
     }
 }

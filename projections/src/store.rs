@@ -635,7 +635,7 @@ impl ProjectionStore {
 }
 
 fn open_db(path: &Path) -> Result<sled::Db, ProjectionError> {
-    hoist_stores::sled::remove_unfinished_snapshots(path)?;
+    hoist_stores::sled::remove_unfinished_snapshots(path).map_err(|e| io(path, e))?;
     // sled's background threads hold a database's file lock a moment after its last handle is
     // dropped, so opening one this process just closed can find it locked: wait that out.
     let started = std::time::Instant::now();

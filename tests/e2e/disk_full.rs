@@ -205,3 +205,26 @@ pub fn damage_in_the_middle_of_the_log_is_refused_and_salvaged() {
     );
     assert!(salvaged.lines().count() < before.lines().count());
 }
+
+/// Read models that cannot even be opened (here: a file where a database directory should be)
+/// fail queries with exit 4 naming them, and `admin rebuild` starts them afresh from the log.
+pub fn admin_rebuild_replaces_models_that_cannot_be_opened() {
+    let h = Hoist::sled();
+    h.ok(&["apps", "create", "api"]);
+    h.ok(&["config", "set", "api", "--env", "staging", "A=1"]);
+    let state = h.data_dir().join("projections").join("state");
+    std::fs::remove_dir_all(&state).expect("the state model");
+    std::fs::write(&state, b"not a database").expect("a file in its place");
+
+    let status = h.run(&["status", "api"]);
+    let stderr = String::from_utf8_lossy(&status.stderr);
+    assert_eq!(status.status.code(), Some(4), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+
+    let rebuild = h.run(&["admin", "rebuild"]);
+    assert!(rebuild.status.success(), "{rebuild:?}");
+    assert!(String::from_utf8_lossy(&rebuild.stderr).contains("starting them afresh"));
+    let status = h.json(&["status", "api"]);
+    assert_eq!(status["envs"]["staging"]["version"], 1);
+    h.ok(&["admin", "check"]);
+}

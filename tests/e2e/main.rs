@@ -57,6 +57,11 @@ mod sled {
     }
 
     #[test]
+    fn admin_rebuild_replaces_models_that_cannot_be_opened() {
+        disk_full::admin_rebuild_replaces_models_that_cannot_be_opened();
+    }
+
+    #[test]
     fn damage_in_the_middle_of_the_log_is_refused_and_salvaged() {
         disk_full::damage_in_the_middle_of_the_log_is_refused_and_salvaged();
     }
