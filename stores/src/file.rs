@@ -628,24 +628,6 @@ fn migrate_from_sled(dir: &Path, legacy: &Path, wait: Duration) -> Result<(), St
 }
 
 impl EventStore for FileStore {
-    async fn append(
-        &self,
-        app: &AppName,
-        expected_last_seq: u64,
-        commit_id: Uuid,
-        payload: Vec<u8>,
-    ) -> Result<Appended, StoreError> {
-        let commit = NewCommit {
-            app: app.clone(),
-            expected_last_seq,
-            commit_id,
-            payload,
-        };
-        let appended =
-            self.with_log(|log| log.append_batch(&self.dir, std::slice::from_ref(&commit)))?;
-        Ok(appended[0])
-    }
-
     async fn append_batch(&self, commits: Vec<NewCommit>) -> Result<Vec<Appended>, StoreError> {
         self.with_log(|log| log.append_batch(&self.dir, &commits))
     }

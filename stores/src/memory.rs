@@ -60,23 +60,6 @@ impl MemoryStore {
 }
 
 impl EventStore for MemoryStore {
-    async fn append(
-        &self,
-        app: &AppName,
-        expected_last_seq: u64,
-        commit_id: Uuid,
-        payload: Vec<u8>,
-    ) -> Result<Appended, StoreError> {
-        let commit = NewCommit {
-            app: app.clone(),
-            expected_last_seq,
-            commit_id,
-            payload,
-        };
-        let mut appended = self.append_batch(vec![commit]).await?;
-        Ok(appended.remove(0))
-    }
-
     async fn append_batch(&self, commits: Vec<NewCommit>) -> Result<Vec<Appended>, StoreError> {
         let mut log = self.log();
         let admitted = admit_batch(&commits, |id| log.ids.get(id).copied(), |app| log.head(app))?;

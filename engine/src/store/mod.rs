@@ -146,13 +146,32 @@ pub enum StoreError {
 pub trait EventStore: Send + Sync {
     /// Appends one commit to `app` if the app's last sequence is still `expected_last_seq`
     /// (0: the app has no commits). A `commit_id` already stored is not stored again.
+    ///
+    /// By default a batch of one: a backend implements `append_batch`, and overrides this only
+    /// where one commit has a cheaper path of its own (NATS: one publish, no batch).
     fn append(
         &self,
         app: &AppName,
         expected_last_seq: u64,
         commit_id: Uuid,
         payload: Vec<u8>,
-    ) -> impl Future<Output = Result<Appended, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Appended, StoreError>> + Send {
+        let commit = NewCommit {
+            app: app.clone(),
+            expected_last_seq,
+            commit_id,
+            payload,
+        };
+        async move {
+            let mut appended = self.append_batch(vec![commit]).await?;
+            match appended.pop() {
+                Some(one) if appended.is_empty() => Ok(one),
+                _ => Err(StoreError::Refused(
+                    "a batch of one commit was not stored as one".into(),
+                )),
+            }
+        }
+    }
 
     /// Appends every commit of `commits`, in order, or none: each app's first commit in the batch
     /// only if that app's last sequence is still its `expected_last_seq`. The commits get
