@@ -3,7 +3,8 @@
 //! - `render`: the desired Kubernetes objects of a release (one renderer for every target);
 //! - `cluster`: the kube target: server-side apply, rollout wait, garbage collection;
 //! - `manifests`: the GitOps target: YAML files in a directory;
-//! - `exec`: the escape hatch: a shell command handed the release.
+//! - `exec`: the escape hatch: a shell command handed the release;
+//! - `target`: every target kind behind one `apply` and one `plan` (`apply --dry-run`).
 //!
 //! **Architecture invariant**: adapters never decide. They apply what a release says and return a
 //! [`Report`]; the caller records it as an event through the engine, whose rules (idempotent
@@ -13,6 +14,7 @@ pub mod cluster;
 pub mod exec;
 pub mod manifests;
 pub mod render;
+pub mod target;
 
 pub use hoist_engine::Outcome;
 
