@@ -29,4 +29,7 @@ if ! command -v kubernetes-validate >/dev/null 2>&1; then
   command -v kubernetes-validate >/dev/null 2>&1 || export PATH="$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))'):$HOME/.local/bin:$PATH"
 fi
 
+# The architecture test reads `cargo metadata --offline`, which needs every platform's manifests;
+# a build downloads only this one's.
+cargo fetch --locked --quiet
 cargo test --workspace --all-targets

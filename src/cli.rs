@@ -1,5 +1,5 @@
 //! The command line as plain data (clap). Parsing has no side effects; `commands` turns these
-//! into validated domain values and runs them.
+//! into validated domain values and hands them to `hoist_control`.
 
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -56,6 +56,30 @@ pub struct GlobalArgs {
     /// Print one JSON document on stdout, nothing else
     #[arg(long, global = true)]
     pub json: bool,
+    #[command(flatten)]
+    pub test: TestHooks,
+}
+
+/// Hooks for hoist's own crash-safety tests, from the environment only (hidden from help).
+#[derive(Debug, Clone, Args)]
+pub struct TestHooks {
+    /// After an adapter applied a release, write its version to this file and stop forever,
+    /// before recording the outcome, so a test can `kill -9` the process at exactly that point.
+    #[arg(
+        long = "test-pause-after-apply",
+        env = "HOIST_TEST_PAUSE_AFTER_APPLY",
+        global = true,
+        hide = true
+    )]
+    pub pause_after_apply: Option<PathBuf>,
+    /// A span replacing how long recording an outcome keeps trying on NATS (default 30s).
+    #[arg(
+        long = "test-record-patience",
+        env = "HOIST_TEST_RECORD_PATIENCE",
+        global = true,
+        hide = true
+    )]
+    pub record_patience: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -101,7 +125,7 @@ pub enum Command {
     Admin(AdminCommand),
     /// Write a realistic history through the real command path, then measure append, replay and
     /// queries beside the raw log
-    Bench(crate::bench::BenchArgs),
+    Bench(BenchArgs),
     /// Shell completion script on stdout: `hoist completions bash > /etc/bash_completion.d/hoist`
     Completions {
         #[arg(value_name = "SHELL")]
@@ -113,6 +137,19 @@ pub enum Command {
         #[arg(value_name = "COMMAND")]
         command: Vec<String>,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Apps written to concurrently
+    #[arg(long, default_value_t = 20)]
+    pub apps: usize,
+    /// Events to write (about: the last command of each worker may add one more)
+    #[arg(long, default_value_t = 20_000)]
+    pub events: u64,
+    /// Write into the configured store instead of a scratch directory, to explore afterwards
+    #[arg(long)]
+    pub keep: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -1,28 +1,24 @@
-//! `hoist`: the command line. Parses flags, calls the crates, prints; errors are rendered here,
+//! `hoist`: the command line. Parses flags, calls `hoist_control`, prints; errors are rendered here,
 //! once, as one line on stderr with the exit code of CLI.md.
 
 // Everything printed goes through `output` (closed pipes, escaping): no stray print macro.
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 
-mod admin;
-mod backend;
-mod bench;
 mod cli;
 mod commands;
-mod envs;
-mod error;
 mod manual;
-mod models;
 mod output;
-mod reconcile;
 mod serve;
-mod span;
 
 use clap::Parser;
+use std::process::ExitCode;
 
-fn main() {
+fn main() -> ExitCode {
     output::respect_no_color();
-    let cli = cli::Cli::try_parse().unwrap_or_else(|e| usage(e));
+    let cli = match cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage(e),
+    };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -32,28 +28,40 @@ fn main() {
     match (result, output::stdout_closed()) {
         (Err(e), _) => {
             output::error_line(e.message());
-            std::process::exit(e.exit_code());
+            ExitCode::from(exit_code(e.kind()))
         }
         // Writing failed for another reason than a reader that left: the output is incomplete.
         (Ok(()), Some(output::StdoutClosed::Failed(message))) => {
             output::error_line(message);
-            std::process::exit(1);
+            ExitCode::FAILURE
         }
-        (Ok(()), _) => {}
+        (Ok(()), _) => ExitCode::SUCCESS,
+    }
+}
+
+/// CLI.md's exit code of each kind of failure (2, a usage error, is clap's).
+fn exit_code(kind: hoist_control::ErrorKind) -> u8 {
+    use hoist_control::ErrorKind::*;
+    match kind {
+        Rejected => 1,
+        Conflict => 3,
+        // A damaged store, like an unreachable one, is a backend that cannot serve the command.
+        Unavailable | Corrupt => 4,
+        Denied => 5,
     }
 }
 
 /// clap's answer when the command line does not parse: `--help` and `--version` print as clap
 /// prints them (exit 0); any usage error is one line on stderr, exit 2.
-fn usage(e: clap::Error) -> ! {
+fn usage(e: clap::Error) -> ExitCode {
     use clap::error::ErrorKind;
     if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
         // A closed stdout (`hoist --help | head -1`) changes nothing: the help was asked for.
         let _ = e.print();
-        std::process::exit(0);
+        return ExitCode::SUCCESS;
     }
     output::error_line(&usage_line(&e));
-    std::process::exit(2);
+    ExitCode::from(2)
 }
 
 /// clap's multi-line error as one line: its first sentence, and the usage it shows.

@@ -11,9 +11,9 @@
 //! ```
 
 use crate::cli::Cli;
-use crate::error::CliError;
 use crate::output::write_stdout;
 use clap::CommandFactory;
+use hoist_control::Error;
 
 /// The completion script of `shell`, as clap_complete writes it.
 pub fn completions(shell: clap_complete::Shell) {
@@ -24,14 +24,14 @@ pub fn completions(shell: clap_complete::Shell) {
 }
 
 /// The roff page of `hoist` or of one of its (nested) commands.
-pub fn man(path: &[String]) -> Result<(), CliError> {
+pub fn man(path: &[String]) -> Result<(), Error> {
     // Built as clap builds it to parse: subcommands know their full name (`hoist-envs-target`)
     // and carry the global flags.
     let mut command = Cli::command().disable_help_subcommand(true);
     command.build();
     for name in path {
         command = command.find_subcommand(name).cloned().ok_or_else(|| {
-            CliError::rejected(format!(
+            Error::rejected(format!(
                 "invalid man COMMAND {name:?}: must be a command of `hoist --help`"
             ))
         })?;

@@ -1,5 +1,5 @@
-//! `hoist bench`: writes a realistic history (deploys, config changes, promotions, rollbacks,
-//! locks across N apps) through the real command path (`service::execute_cached`, the cached form
+//! `hoist bench`: writes a realistic history ([`crate::workload`]: deploys, config changes,
+//! promotions, rollbacks, locks across N apps) through the real command path (`service::execute_cached`, the cached form
 //! of `execute`), then measures, each beside its raw baseline in the same process and run:
 //!
 //! - append, many apps in flight (one app's commands stay ordered) vs the raw medium with the same
@@ -15,32 +15,30 @@
 //! its own); with it, in the configured store or stream (on the embedded store, whose read
 //! models it then catches up).
 
-use crate::backend::store_dir;
-use crate::cli::GlobalArgs;
-use crate::error::CliError;
-use crate::output::{out, outln, print_json, table};
+use crate::config::Log;
+use crate::error::{Error, Result};
+use crate::workload::Workload;
+use crate::Hoist;
 use hoist_engine::service::{execute_cached, CommandContext};
 use hoist_engine::store::EventStore;
-use hoist_engine::{AppName, AppState, Artifact, Command, ConfigKey, ConfigValue, EnvName};
+use hoist_engine::{AppName, AppState};
 use hoist_projections::audit::AuditQuery;
 use hoist_projections::store::{ProjectionStore, PARTITION_SIZE};
 use hoist_stores::file::FileStore;
-use hoist_stores::nats::{raw_publish, NatsOptions, NatsStore};
+use hoist_stores::nats::{raw_publish, NatsStore};
 use serde::Serialize;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-#[derive(Debug, clap::Args)]
+/// What to write.
+#[derive(Debug, Clone, Copy)]
 pub struct BenchArgs {
-    /// Apps written to concurrently
-    #[arg(long, default_value_t = 20)]
+    /// Apps written to concurrently.
     pub apps: usize,
-    /// Events to write (about: the last command of each worker may add one more)
-    #[arg(long, default_value_t = 20_000)]
+    /// Events to write (about: the last command of each worker may add one more).
     pub events: u64,
-    /// Write into the configured store instead of a scratch directory, to explore afterwards
-    #[arg(long)]
+    /// Write into the configured store instead of scratch space, to explore afterwards.
     pub keep: bool,
 }
 
@@ -50,10 +48,10 @@ const MAX_WORKERS: usize = 8;
 const SAMPLES: usize = 300;
 
 #[derive(Debug, Serialize)]
-struct Rate {
-    events_per_s: f64,
-    baseline_per_s: f64,
-    ratio: f64,
+pub struct Rate {
+    pub events_per_s: f64,
+    pub baseline_per_s: f64,
+    pub ratio: f64,
 }
 
 impl Rate {
@@ -69,9 +67,9 @@ impl Rate {
 }
 
 #[derive(Debug, Serialize)]
-struct Latency {
-    p50: f64,
-    p99: f64,
+pub struct Latency {
+    pub p50: f64,
+    pub p99: f64,
 }
 
 impl Latency {
@@ -86,22 +84,25 @@ impl Latency {
 }
 
 #[derive(Debug, Serialize)]
-struct Report {
-    backend: &'static str,
-    apps: usize,
-    events: u64,
-    append: Rate,
-    replay: Rate,
-    status_query_us: Latency,
-    audit_query_us: Latency,
-    peak_rss_mb: f64,
+pub struct Report {
+    pub backend: &'static str,
+    pub apps: usize,
+    pub events: u64,
+    pub append: Rate,
+    pub replay: Rate,
+    pub status_query_us: Latency,
+    pub audit_query_us: Latency,
+    pub peak_rss_mb: f64,
+    /// Where the history was kept (`keep` on the embedded store).
+    #[serde(skip)]
+    pub kept: Option<PathBuf>,
 }
 
 /// A directory removed when dropped: the scratch space of one run.
 struct Scratch(PathBuf);
 
 impl Scratch {
-    fn new(what: &str) -> Result<Self, CliError> {
+    fn new(what: &str) -> Result<Self> {
         let dir = std::env::temp_dir().join(format!(
             "hoist-bench-{what}-{}-{}",
             std::process::id(),
@@ -118,8 +119,8 @@ impl Drop for Scratch {
     }
 }
 
-fn io(path: &Path, e: impl std::fmt::Display) -> CliError {
-    CliError::Unavailable(format!("bench: {}: {e}", path.display()))
+fn io(path: &Path, e: impl std::fmt::Display) -> Error {
+    Error::unavailable(format!("bench: {}: {e}", path.display()))
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -129,28 +130,32 @@ fn runtime() -> tokio::runtime::Runtime {
         .expect("a tokio runtime")
 }
 
-/// Runs on a thread of its own: the bench drives its own runtimes, one per worker.
-pub fn run(global: &GlobalArgs, args: &BenchArgs) -> Result<(), CliError> {
-    std::thread::scope(|scope| {
-        scope
-            .spawn(|| bench(global, args))
-            .join()
-            .expect("the bench does not panic")
-    })
+impl Hoist {
+    /// Runs the bench on a thread of its own (it drives its own runtimes, one per worker);
+    /// `kept` in the report says where a `keep` history is.
+    pub fn bench(&self, args: &BenchArgs) -> Result<Report> {
+        std::thread::scope(|scope| {
+            scope
+                .spawn(|| bench(self, args))
+                .join()
+                .expect("the bench does not panic")
+        })
+    }
 }
 
-fn bench(global: &GlobalArgs, args: &BenchArgs) -> Result<(), CliError> {
+fn bench(hoist: &Hoist, args: &BenchArgs) -> Result<Report> {
     if args.apps == 0 || args.events == 0 {
-        return Err(CliError::rejected(
+        return Err(Error::rejected(
             "bench: --apps and --events must be at least 1",
         ));
     }
-    if let Some(url) = &global.nats {
-        return bench_nats(global, args, url);
-    }
+    let store_dir = match &hoist.settings.log {
+        Log::Nats(_) => return bench_nats(hoist, args),
+        Log::Embedded { dir } => dir.clone(),
+    };
     let scratch = Scratch::new("log")?;
     let dir = if args.keep {
-        store_dir(global)?
+        store_dir
     } else {
         scratch.0.clone()
     };
@@ -165,7 +170,7 @@ fn bench(global: &GlobalArgs, args: &BenchArgs) -> Result<(), CliError> {
         .collect::<Result<_, _>>()?;
     let workers = args.apps.min(MAX_WORKERS);
     let started = Instant::now();
-    let written: Vec<Result<u64, CliError>> = std::thread::scope(|scope| {
+    let written: Vec<Result<u64>> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..workers)
             .map(|w| {
                 let mine: Vec<&AppName> = apps.iter().skip(w).step_by(workers).collect();
@@ -181,7 +186,7 @@ fn bench(global: &GlobalArgs, args: &BenchArgs) -> Result<(), CliError> {
             .collect()
     });
     let append_took = started.elapsed();
-    let events = written.into_iter().sum::<Result<u64, CliError>>()?;
+    let events = written.into_iter().sum::<Result<u64>>()?;
 
     // ---- append baseline: the same payloads appended and synced to a plain file, from the
     // same number of threads taking turns (one file has one end) ----
@@ -237,14 +242,10 @@ fn bench(global: &GlobalArgs, args: &BenchArgs) -> Result<(), CliError> {
         status_query_us,
         audit_query_us,
         peak_rss_mb: peak_rss_mb(),
+        kept: args.keep.then_some(dir),
     };
     drop(store);
-    if global.json {
-        print_json(&report);
-    } else {
-        print_report(&report, args.keep.then_some(&dir));
-    }
-    Ok(())
+    Ok(report)
 }
 
 /// `status` and `audit --app A --limit 20` latency on caught-up models, the catch-up check
@@ -253,7 +254,7 @@ async fn measure_queries<S: EventStore>(
     models: &mut ProjectionStore,
     store: &S,
     apps: &[AppName],
-) -> Result<(Latency, Latency), CliError> {
+) -> Result<(Latency, Latency)> {
     let (mut status_us, mut audit_us) = (Vec::new(), Vec::new());
     for i in 0..SAMPLES {
         let app = &apps[i % apps.len()];
@@ -284,26 +285,23 @@ const RAW_WINDOW: usize = 1_000;
 /// order, every app in flight at once); the baseline publishes the same payloads with the same
 /// number of tasks, into another scratch stream, acks awaited in windows; replay is measured
 /// against an ordered push consumer reading the stream.
-fn bench_nats(global: &GlobalArgs, args: &BenchArgs, url: &str) -> Result<(), CliError> {
+fn bench_nats(hoist: &Hoist, args: &BenchArgs) -> Result<Report> {
+    let Log::Nats(nats) = &hoist.settings.log else {
+        unreachable!("called for a NATS log")
+    };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("a tokio runtime");
     rt.block_on(async {
         let run = format!("{:08x}", uuid::Uuid::now_v7().as_u128() as u32);
-        let mut options = NatsOptions::new(url);
-        options.creds_file = global.nats_creds.clone();
-        options.tls_ca_file = global.nats_tls_ca.clone();
-        options.replicas = usize::from(global.replicas);
+        let mut options = hoist.settings.nats_options(nats);
         options.timeout = Duration::from_secs(30);
         let mut raw_options = options.clone();
-        // The hoist side reads as the commands do: every message checked to be a commit.
-        options.commit_check = Some(hoist_engine::codec::check_commit);
+        raw_options.commit_check = None;
         raw_options.stream = format!("HOIST_BENCH_RAW_{run}");
         raw_options.subject_prefix = format!("hoist.bench.{run}.raw.");
-        if args.keep {
-            options.stream = global.stream.clone();
-        } else {
+        if !args.keep {
             options.stream = format!("HOIST_BENCH_{run}");
             options.subject_prefix = format!("hoist.bench.{run}.app.");
         }
@@ -316,16 +314,10 @@ fn bench_nats(global: &GlobalArgs, args: &BenchArgs, url: &str) -> Result<(), Cl
         }
         for stream in streams {
             if let Err(e) = store.jetstream().delete_stream(&stream).await {
-                crate::output::warn(&format!("bench stream {stream} not deleted: {e}"));
+                hoist.warn(&format!("bench stream {stream} not deleted: {e}"));
             }
         }
-        let report = result?;
-        if global.json {
-            print_json(&report);
-        } else {
-            print_report(&report, None);
-        }
-        Ok(())
+        result
     })
 }
 
@@ -334,7 +326,7 @@ async fn bench_on_nats(
     run: &str,
     store: &NatsStore,
     raw: &NatsStore,
-) -> Result<Report, CliError> {
+) -> Result<Report> {
     let first_seq = store.last_seq().await? + 1;
     let apps: Vec<AppName> = (0..args.apps)
         .map(|i| format!("bench-{run}-{i:04}").parse())
@@ -349,7 +341,7 @@ async fn bench_on_nats(
     }))
     .await;
     let append_took = started.elapsed();
-    let events = written.into_iter().sum::<Result<u64, CliError>>()?;
+    let events = written.into_iter().sum::<Result<u64>>()?;
 
     // ---- append baseline: the same payloads, raw async publish, one task per app ----
     let commits = store.read_from(first_seq, usize::MAX).await?;
@@ -393,84 +385,28 @@ async fn bench_on_nats(
         status_query_us,
         audit_query_us,
         peak_rss_mb: peak_rss_mb(),
+        kept: None,
     })
 }
 
-/// One worker's share: create its apps, then cycle through them issuing a realistic mix of
-/// commands until `quota` events are written. Returns the events written.
+/// One worker's share: create its apps, then cycle through them issuing the workload's commands
+/// until `quota` events are written. Returns the events written.
 async fn write_history<S: EventStore>(
     store: &S,
     apps: &[&AppName],
     quota: u64,
     seed: usize,
-) -> Result<u64, CliError> {
-    let staging: EnvName = "staging".parse()?;
-    let production: EnvName = "production".parse()?;
-    let actor: hoist_engine::Actor = "bench@hoist.local".parse()?;
+) -> Result<u64> {
     let mut states: Vec<AppState> = vec![AppState::default(); apps.len()];
-    let mut rng = 0x9E37_79B9_7F4A_7C15u64 ^ (seed as u64 + 1);
+    let mut workload = Workload::new(seed as u64);
     let mut written = 0u64;
     let mut step = 0usize;
     while written < quota {
         let i = step % apps.len();
         step += 1;
-        let state = &mut states[i];
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        let roll = rng % 100;
-        let has = |env: &EnvName, n: usize| state.env(env).is_some_and(|e| e.releases.len() >= n);
-        let command = if !state.exists() {
-            Command::CreateApp {
-                pipeline: vec![staging.clone(), production.clone()],
-            }
-        } else if roll < 35 || !has(&staging, 1) {
-            Command::Deploy {
-                env: staging.clone(),
-                artifact: Artifact::Image(
-                    format!("registry.example/bench@sha256:{:064x}", rng).parse()?,
-                ),
-            }
-        } else if roll < 60 {
-            let env = if roll.is_multiple_of(2) {
-                &staging
-            } else {
-                &production
-            };
-            Command::SetConfig {
-                env: env.clone(),
-                values: [(
-                    format!("KEY_{}", roll % 5).parse::<ConfigKey>()?,
-                    ConfigValue::Plain(format!("value-{step}")),
-                )]
-                .into(),
-            }
-        } else if roll < 80 {
-            Command::Promote {
-                from: staging.clone(),
-                to: None,
-            }
-        } else if roll < 95 && has(&production, 2) {
-            Command::Rollback {
-                env: production.clone(),
-                to: None,
-            }
-        } else if state.env(&production).is_some_and(|e| e.lock.is_some()) {
-            Command::Unlock {
-                env: production.clone(),
-            }
-        } else {
-            Command::Lock {
-                env: production.clone(),
-                reason: "bench freeze".into(),
-            }
-        };
-        let ctx = CommandContext::new(match roll % 3 {
-            0 => "ana@example.com".parse()?,
-            1 => "bo@example.com".parse()?,
-            _ => actor.clone(),
-        });
-        match execute_cached(store, apps[i], &command, &ctx, state).await {
+        let (command, actor) = workload.next(&states[i])?;
+        let ctx = CommandContext::new(actor);
+        match execute_cached(store, apps[i], &command, &ctx, &mut states[i]).await {
             Ok(events) => written += events.len() as u64,
             // A locked production rejects promote and config: part of a realistic history.
             Err(hoist_engine::service::ExecuteError::Domain(_)) => {}
@@ -489,41 +425,41 @@ fn peak_rss_mb() -> f64 {
         .map_or(0.0, |kb| (kb / 1024.0 * 10.0).round() / 10.0)
 }
 
-fn print_report(report: &Report, kept: Option<&PathBuf>) {
-    let rate = |r: &Rate| {
-        [
-            format!("{:.0}", r.events_per_s),
-            format!("{:.0}", r.baseline_per_s),
-            format!("{:.3}", r.ratio),
-        ]
-    };
-    let [a1, a2, a3] = rate(&report.append);
-    let [r1, r2, r3] = rate(&report.replay);
-    outln!(
-        "hoist bench: {} backend, {} apps, {} events",
-        report.backend,
-        report.apps,
-        report.events
-    );
-    out!(
-        "{}",
-        table(
+impl Report {
+    /// The rates beside their baselines, the query latencies and the peak memory.
+    pub fn human(&self, width: crate::human::Width) -> String {
+        let rate = |r: &Rate| {
+            [
+                format!("{:.0}", r.events_per_s),
+                format!("{:.0}", r.baseline_per_s),
+                format!("{:.3}", r.ratio),
+            ]
+        };
+        let [a1, a2, a3] = rate(&self.append);
+        let [r1, r2, r3] = rate(&self.replay);
+        let mut text = format!(
+            "hoist bench: {} backend, {} apps, {} events\n",
+            self.backend, self.apps, self.events
+        );
+        text.push_str(&crate::human::table(
             ["", "EVENTS/S", "BASELINE/S", "RATIO"],
             [
                 ["append (optimistic, many apps)".to_string(), a1, a2, a3],
                 ["replay into read models".to_string(), r1, r2, r3],
-            ]
-        )
-    );
-    outln!(
-        "status query: p50 {} µs, p99 {} µs\naudit --app --limit 20: p50 {} µs, p99 {} µs\npeak RSS: {} MB",
-        report.status_query_us.p50,
-        report.status_query_us.p99,
-        report.audit_query_us.p50,
-        report.audit_query_us.p99,
-        report.peak_rss_mb
-    );
-    if let Some(dir) = kept {
-        outln!("History kept in {}", dir.display());
+            ],
+            width,
+        ));
+        text.push_str(&format!(
+            "status query: p50 {} µs, p99 {} µs\naudit --app --limit 20: p50 {} µs, p99 {} µs\npeak RSS: {} MB\n",
+            self.status_query_us.p50,
+            self.status_query_us.p99,
+            self.audit_query_us.p50,
+            self.audit_query_us.p99,
+            self.peak_rss_mb
+        ));
+        if let Some(dir) = &self.kept {
+            text.push_str(&format!("History kept in {}\n", dir.display()));
+        }
+        text
     }
 }

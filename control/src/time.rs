@@ -1,14 +1,16 @@
-//! Spans of time as people type them (`500ms`, `90s`, `5m`, `12h`, `7d`, `2w`), parsed by jiff's
+//! Times and spans of time as people type them: RFC 3339 instants, and spans (`500ms`, `90s`, `5m`, `12h`, `7d`, `2w`), parsed by jiff's
 //! friendly duration format rather than by hand: `--timeout`, `--resync`, `--poll` and the
 //! "span ago" of `--since`, `--until` and `--at`. jiff also reads `1h30m`, `1.5h`, `2 hours` and
 //! ISO 8601 (`PT5M`); a day is 24 hours and a week 7 days (no calendar: a span is an amount of
 //! time, not a date). Negative spans, and months or years (whose length depends on a date), are
 //! refused: the callers turn `None` into their one-line error naming the flag.
 
+use crate::error::{Error, Result};
+use chrono::{DateTime, Utc};
 use std::time::Duration;
 
 /// A span of at least zero, or `None` when `text` is not one.
-pub fn parse(text: &str) -> Option<Duration> {
+pub fn parse_span_text(text: &str) -> Option<Duration> {
     let span: jiff::Span = text.parse().ok()?;
     if span.is_negative() {
         return None;
@@ -19,9 +21,35 @@ pub fn parse(text: &str) -> Option<Duration> {
     Duration::try_from(signed).ok()
 }
 
+/// A span of more than zero, like `500ms`, `90s`, `5m`, `1h`, given as `what` (a flag, or a key
+/// of a settings file).
+pub fn parse_span(what: &str, text: &str) -> Result<Duration> {
+    parse_span_text(text)
+        .filter(|span| !span.is_zero())
+        .ok_or_else(|| {
+            Error::rejected(format!(
+                "invalid {what} {text:?}: must be a span like 500ms, 90s, 5m, 1h"
+            ))
+        })
+}
+
+/// `T` of `--since`, `--until`, `--at`: RFC 3339, or a span ago (`90s`, `30m`, `12h`, `7d`, `2w`).
+pub fn parse_instant(what: &str, text: &str) -> Result<DateTime<Utc>> {
+    if let Ok(at) = DateTime::parse_from_rfc3339(text) {
+        return Ok(at.with_timezone(&Utc));
+    }
+    let invalid = || {
+        Error::rejected(format!("invalid {what} {text:?}: must be RFC 3339 (2026-11-23T20:00:00Z) or a span ago like 7d, 12h, 30m"))
+    };
+    let span = parse_span_text(text)
+        .and_then(|span| chrono::Duration::from_std(span).ok())
+        .ok_or_else(invalid)?;
+    Utc::now().checked_sub_signed(span).ok_or_else(invalid)
+}
+
 #[cfg(test)]
 mod tests {
-    use super::parse;
+    use super::parse_span_text as parse;
     use std::time::Duration;
 
     #[test]

@@ -1,0 +1,642 @@
+//! `hoist serve`'s loops: follows the log and reconciles every env whose current release has not reached
+//! its target, within a moment of the event; resyncs every env periodically; stops cleanly when the
+//! front end says (SIGTERM, Ctrl-C), after the reconciles in flight.
+//!
+//! How it learns of new commits depends on the backend:
+//! - **embedded store**: it reads the log (`read_from`, over the `EventStore` trait) from a
+//!   checkpoint every `poll`, holding the store only for a pass (open, read, drop) and inside each
+//!   reconcile only to read and to record, so CLI commands keep working while it runs.
+//! - **NATS**: any number of instances share a durable consumer and per-env claims
+//!   ([`hoist_stores::nats_work`]): each commit goes to one instance, which reconciles its app's pending
+//!   envs; an env claimed by another instance is left to it (and the commit comes back later).
+//!
+//! Every env is reconciled in a task of its own: a hook or rollout that takes its whole timeout
+//! holds only its env, never another env or app, nor the reading of new commits. An env already
+//! being reconciled here is not started twice; it is looked at again after [`HELD_RETRY`], as an
+//! env another instance holds.
+//!
+//! Crash safety needs no state of its own: after a restart the first pass is a full resync, and
+//! an env whose outcome was never recorded is still pending, so it is applied again (a no-op on a
+//! declarative target) and recorded once (the engine records an outcome once per version).
+
+use crate::error::{Error, Result};
+use crate::reconcile::{Context, Reconciled};
+use crate::store::OpenMode;
+use crate::text::escape;
+use crate::time::parse_span;
+use crate::Hoist;
+use hoist_engine::service;
+use hoist_engine::store::EventStore;
+use hoist_engine::Principal;
+use hoist_engine::{AppName, EnvName, EnvState, Target};
+use hoist_stores::nats_work::{
+    Claim, Claimed, Claims, Deliveries, Delivery, HELD_RETRY, KEEPALIVE, RENEW_RETRY,
+};
+use hoist_stores::AnyStore;
+use serde::Deserialize;
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::task::JoinSet;
+use tracing::Instrument;
+
+const PAGE: usize = 10_000;
+const DEFAULT_RESYNC: Duration = Duration::from_secs(60);
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
+/// Embedded store: the bound on the delay from a release to its apply.
+const DEFAULT_POLL: Duration = Duration::from_millis(100);
+/// NATS: a commit ends a pull's wait at once; this only sets how often an idle pull is renewed.
+const DEFAULT_NATS_POLL: Duration = Duration::from_secs(1);
+
+/// `serve`'s settings as given: each a span (`5m`) or unset.
+#[derive(Debug, Clone, Default)]
+pub struct SettingsFlags {
+    /// A TOML file of the same settings; the flags override it.
+    pub config: Option<PathBuf>,
+    pub resync: Option<String>,
+    pub timeout: Option<String>,
+    pub poll: Option<String>,
+}
+
+/// `--config FILE`: the same settings as the flags, as spans (`resync = "5m"`). TOML, because
+/// people edit and comment a daemon's settings file; unknown keys are refused so a typo is not
+/// silently ignored.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SettingsFile {
+    resync: Option<String>,
+    timeout: Option<String>,
+    poll: Option<String>,
+}
+
+/// `serve`'s settings, validated.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub resync: Duration,
+    pub timeout: Duration,
+    /// `None`: the backend's default.
+    pub poll: Option<Duration>,
+}
+
+impl Settings {
+    /// Flags, else the file, else defaults.
+    pub fn resolve(args: &SettingsFlags) -> Result<Settings> {
+        let file = match &args.config {
+            Some(path) => read_settings(path)?,
+            None => SettingsFile::default(),
+        };
+        let shown = args
+            .config
+            .as_deref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
+        let pick =
+            |name: &str, flag: &Option<String>, in_file: &Option<String>| match (flag, in_file) {
+                (Some(text), _) => parse_span(&format!("--{name}"), text).map(Some),
+                (None, Some(text)) => parse_span(&format!("{name} in {shown}"), text).map(Some),
+                (None, None) => Ok(None),
+            };
+        Ok(Settings {
+            resync: pick("resync", &args.resync, &file.resync)?.unwrap_or(DEFAULT_RESYNC),
+            timeout: pick("timeout", &args.timeout, &file.timeout)?.unwrap_or(DEFAULT_TIMEOUT),
+            poll: pick("poll", &args.poll, &file.poll)?,
+        })
+    }
+}
+
+fn read_settings(path: &Path) -> Result<SettingsFile> {
+    let shown = path.display();
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::rejected(format!("--config {shown}: {e}")))?;
+    toml::from_str(&text).map_err(|e: toml::de::Error| {
+        // A span over several lines (the whole table, for an unknown key) names no line.
+        let line = e
+            .span()
+            .map(|s| (s.start.min(text.len()), s.end.min(text.len())))
+            .filter(|(start, end)| !text[*start..*end].trim_end().contains('\n'))
+            .map(|(start, _)| text[..start].lines().count().max(1));
+        let at = line.map(|l| format!(" (line {l})")).unwrap_or_default();
+        Error::rejected(format!(
+            "--config {shown}: not a serve settings file{at}: {}",
+            e.message().trim()
+        ))
+    })
+}
+
+/// Where new commits come from.
+enum Feed {
+    /// The embedded store, read from a checkpoint.
+    Log { next_seq: u64 },
+    /// NATS: deliveries of the shared consumer, and the claims that keep instances apart.
+    Nats(Box<Shared>),
+}
+
+struct Shared {
+    deliveries: Deliveries,
+    claims: Arc<Claims>,
+}
+
+/// The envs this process is reconciling now.
+#[derive(Clone, Default)]
+struct Running(Arc<Mutex<BTreeSet<(AppName, EnvName)>>>);
+
+/// One env marked running; unmarked when dropped, however its reconcile ended.
+struct RunningEnv {
+    running: Running,
+    env: (AppName, EnvName),
+}
+
+impl Running {
+    /// Marks `app`/`env` running, unless it already is.
+    fn start(&self, app: &AppName, env: &EnvName) -> Option<RunningEnv> {
+        let env = (app.clone(), env.clone());
+        let mut running = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        running.insert(env.clone()).then(|| RunningEnv {
+            running: self.clone(),
+            env,
+        })
+    }
+}
+
+impl Drop for RunningEnv {
+    fn drop(&mut self) {
+        let mut running = self.running.0.lock().unwrap_or_else(|e| e.into_inner());
+        running.remove(&self.env);
+    }
+}
+
+impl Hoist {
+    /// The daemon: follows the log and reconciles as `principal`, until `shutdown` completes; then
+    /// lets the reconciles in flight finish (and record what they did).
+    pub async fn serve(
+        &self,
+        principal: &Principal,
+        settings: &Settings,
+        ctx: Context,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<()> {
+        serve(self, principal, settings, ctx, shutdown).await
+    }
+}
+
+async fn serve(
+    hoist: &Hoist,
+    principal: &Principal,
+    settings: &Settings,
+    ctx: Context,
+    shutdown: impl Future<Output = ()>,
+) -> Result<()> {
+    hoist.allowed(
+        principal,
+        hoist_engine::Action::Apply,
+        &hoist_engine::Scope::everything(),
+    )?;
+    let options = ctx.options;
+    let mut shutdown = std::pin::pin!(shutdown);
+    let mut feed = match hoist.open_log(OpenMode::Create).await? {
+        // Past commits are the first resync's: follow the log from its end.
+        AnyStore::Embedded(store) => Feed::Log {
+            next_seq: store.last_seq().await? + 1,
+        },
+        AnyStore::Nats(store) => {
+            let unavailable = |e: String| Error::unavailable(format!("serve on NATS: {e}"));
+            Feed::Nats(Box::new(Shared {
+                deliveries: Deliveries::open(&store).await.map_err(unavailable)?,
+                claims: Arc::new(
+                    Claims::open(&store, hoist.replicas())
+                        .await
+                        .map_err(unavailable)?,
+                ),
+            }))
+        }
+    };
+    let poll = settings.poll.unwrap_or(match feed {
+        Feed::Log { .. } => DEFAULT_POLL,
+        Feed::Nats(_) => DEFAULT_NATS_POLL,
+    });
+    match &feed {
+        Feed::Log { .. } => {
+            tracing::info!(resync = ?settings.resync, timeout = ?options.timeout, ?poll, "serving")
+        }
+        Feed::Nats(shared) => tracing::info!(
+            resync = ?settings.resync, timeout = ?options.timeout, ?poll,
+            consumer = hoist_stores::nats_work::CONSUMER, instance = shared.claims.holder(), "serving"
+        ),
+    }
+    let shared = Arc::new(Reconciler {
+        hoist: hoist.clone(),
+        principal: principal.clone(),
+        ctx,
+    });
+    let running = Running::default();
+    // Reconcile passes in flight, each returning the apps it left for later.
+    let mut passes: JoinSet<BTreeSet<AppName>> = JoinSet::new();
+    let mut last_resync: Option<Instant> = None;
+    // Apps with an env another instance held when we looked (NATS): looked at again every
+    // HELD_RETRY rather than at the next resync, in case the holder died.
+    let mut held = BTreeSet::new();
+    let mut last_retry = Instant::now();
+    loop {
+        while let Some(pass) = passes.try_join_next() {
+            match pass {
+                Ok(left) => held.extend(left),
+                Err(e) => tracing::warn!(error = %e, "a reconcile pass ended abnormally"),
+            }
+        }
+        let claims = match &feed {
+            Feed::Log { .. } => None,
+            Feed::Nats(shared) => Some(Arc::clone(&shared.claims)),
+        };
+        let pass = Pass {
+            shared: Arc::clone(&shared),
+            claims: claims.clone(),
+            running: running.clone(),
+        };
+        if last_resync.is_none_or(|at| at.elapsed() >= settings.resync) {
+            last_resync = Some(Instant::now());
+            let pass = pass.clone();
+            passes.spawn(async move {
+                match all_apps(&pass.shared.hoist).await {
+                    Ok(apps) => {
+                        let count = apps.len();
+                        let left = pass.run(apps, true, None).await;
+                        tracing::info!(apps = count, "resynced");
+                        left
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = e.message(), "resync: reading the log");
+                        BTreeSet::new()
+                    }
+                }
+            });
+        }
+        if !held.is_empty() && last_retry.elapsed() >= HELD_RETRY {
+            last_retry = Instant::now();
+            let apps = std::mem::take(&mut held);
+            let pass = pass.clone();
+            passes.spawn(async move { pass.run(apps, false, None).await });
+        }
+        match &mut feed {
+            Feed::Log { next_seq } => {
+                match touched_apps(hoist, next_seq).await {
+                    Ok(apps) if apps.is_empty() => {}
+                    Ok(apps) => {
+                        passes.spawn(async move { pass.run(apps, false, None).await });
+                    }
+                    // A busy or unreachable store is weathered: the next pass tries again.
+                    Err(e) => tracing::warn!(error = e.message(), "reading the log"),
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(poll) => {}
+                    _ = &mut shutdown => break,
+                }
+            }
+            Feed::Nats(shared) => {
+                let deliveries = &shared.deliveries;
+                let until_resync = settings
+                    .resync
+                    .saturating_sub(last_resync.map_or(Duration::ZERO, |at| at.elapsed()));
+                let mut wait = poll.min(until_resync);
+                if !held.is_empty() {
+                    wait = wait.min(HELD_RETRY.saturating_sub(last_retry.elapsed()));
+                }
+                let wait = wait.max(Duration::from_millis(10));
+                let next = tokio::select! {
+                    next = deliveries.next(wait) => next,
+                    _ = &mut shutdown => break,
+                };
+                match next {
+                    Ok(Some(delivery)) => {
+                        passes.spawn(async move { handle(&pass, delivery).await });
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        tracing::warn!(error = %e, "waiting for commits");
+                        tokio::select! {
+                            _ = tokio::time::sleep(poll) => {}
+                            _ = &mut shutdown => break,
+                        }
+                    }
+                }
+            }
+        }
+    }
+    // Stopping lets the reconciles in flight finish (and record what they did).
+    while passes.join_next().await.is_some() {}
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// What every pass shares.
+struct Reconciler {
+    hoist: Hoist,
+    principal: Principal,
+    ctx: Context,
+}
+
+/// What a reconcile pass needs, owned, so that it runs in a task of its own.
+#[derive(Clone)]
+struct Pass {
+    shared: Arc<Reconciler>,
+    claims: Option<Arc<Claims>>,
+    running: Running,
+}
+
+impl Pass {
+    async fn run(
+        &self,
+        apps: BTreeSet<AppName>,
+        full: bool,
+        delivery: Option<&Delivery>,
+    ) -> BTreeSet<AppName> {
+        reconcile_apps(
+            &self.shared,
+            self.claims.as_deref(),
+            &self.running,
+            apps,
+            full,
+            delivery,
+        )
+        .await
+    }
+}
+
+/// One commit delivered to this instance: its app's pending envs reconciled, then acked; if one
+/// of them is held by another instance, the commit comes back later to look again.
+/// Reconciles a delivered commit's app; returns the apps left for later, which this instance
+/// looks at again every HELD_RETRY (as the commit, handed back, may go to another instance, and
+/// an env kept until its outcome is recorded is this instance's to finish).
+async fn handle(pass: &Pass, delivery: Delivery) -> BTreeSet<AppName> {
+    tracing::debug!(app = %delivery.app, seq = delivery.seq, "delivered");
+    let apps = BTreeSet::from([delivery.app.clone()]);
+    let left = pass.run(apps, false, Some(&delivery)).await;
+    let acked = if left.is_empty() {
+        delivery.done().await
+    } else {
+        delivery.retry_later().await
+    };
+    if let Err(e) = acked {
+        // Unacked, it comes back after the ack wait; looking again is harmless.
+        tracing::warn!(error = %e, "acknowledging a commit");
+    }
+    left
+}
+
+/// Every app of the log.
+async fn all_apps(hoist: &Hoist) -> Result<BTreeSet<AppName>> {
+    Ok(hoist
+        .open_log(OpenMode::Create)
+        .await?
+        .apps()
+        .await?
+        .into_iter()
+        .collect())
+}
+
+/// The apps that commits since `next_seq` touched; moves `next_seq` past them.
+async fn touched_apps(hoist: &Hoist, next_seq: &mut u64) -> Result<BTreeSet<AppName>> {
+    let store = hoist.open_log(OpenMode::Create).await?;
+    let mut apps = BTreeSet::new();
+    // Nothing new is the common case: answered from the log's last sequence (on the embedded
+    // store a small file), without reading the log.
+    if store.last_seq().await? < *next_seq {
+        return Ok(apps);
+    }
+    loop {
+        let page = store.read_from(*next_seq, PAGE).await?;
+        let Some(last) = page.last() else { break };
+        *next_seq = last.seq + 1;
+        apps.extend(page.into_iter().map(|c| c.app));
+    }
+    Ok(apps)
+}
+
+/// Whether `env` needs a reconcile now: its current release is pending; or, on a full resync, it
+/// has a declarative target (applying again repairs drift and changes nothing otherwise). Exec
+/// hooks are not re-run by a resync: they need not be idempotent.
+fn needs_reconcile(env: &EnvState, full: bool) -> bool {
+    let declarative = matches!(env.target, Target::Kube { .. } | Target::Manifests { .. });
+    env.pending().is_some() || (full && declarative && env.current().is_some())
+}
+
+/// The envs of `apps` that need a reconcile, read with the store held only for the read.
+async fn envs_to_reconcile(
+    hoist: &Hoist,
+    apps: BTreeSet<AppName>,
+    full: bool,
+) -> Result<Vec<(AppName, EnvName)>> {
+    let store = hoist.open_log(OpenMode::Create).await?;
+    let mut work = Vec::new();
+    for app in apps {
+        let state = service::load_app(&store, &app).await?;
+        work.extend(
+            state
+                .envs
+                .iter()
+                .filter(|(_, env)| needs_reconcile(env, full))
+                .map(|(env, _)| (app.clone(), env.clone())),
+        );
+    }
+    Ok(work)
+}
+
+/// Reconciles every env of `apps` that needs it, all at once. Returns the apps left for later:
+/// with an env another instance held or this one is already reconciling, or all of them when the
+/// log could not be read.
+async fn reconcile_apps(
+    shared: &Reconciler,
+    claims: Option<&Claims>,
+    running: &Running,
+    apps: BTreeSet<AppName>,
+    full: bool,
+    delivery: Option<&Delivery>,
+) -> BTreeSet<AppName> {
+    let work = match envs_to_reconcile(&shared.hoist, apps.clone(), full).await {
+        Ok(work) => work,
+        Err(e) => {
+            tracing::warn!(error = e.message(), "reading the log");
+            return apps;
+        }
+    };
+    let mut left = BTreeSet::new();
+    let mut runs = Vec::new();
+    for (app, env) in work {
+        let Some(marked) = running.start(&app, &env) else {
+            left.insert(app);
+            continue;
+        };
+        let span = tracing::info_span!("reconcile", %app, %env);
+        runs.push(async move {
+            let done = reconcile_env(shared, claims, &app, &env, full, delivery)
+                .instrument(span)
+                .await;
+            drop(marked);
+            (app, done)
+        });
+    }
+    for (app, done) in futures::future::join_all(runs).await {
+        if !done {
+            left.insert(app);
+        }
+    }
+    left
+}
+
+/// One env: under its claim on NATS (looked at again once claimed: another instance may have
+/// just recorded it), directly on the embedded store. Returns false when another instance holds
+/// it, or when this one applied it and could not record the outcome yet: then the claim is kept
+/// (renewed at each retry, every HELD_RETRY) so that no other instance applies it again. A
+/// reconcile that fails otherwise records nothing: the env stays pending for the next resync.
+async fn reconcile_env(
+    shared: &Reconciler,
+    claims: Option<&Claims>,
+    app: &AppName,
+    env: &EnvName,
+    full: bool,
+    delivery: Option<&Delivery>,
+) -> bool {
+    let Reconciler {
+        hoist,
+        principal,
+        ctx,
+    } = shared;
+    let reconcile = || hoist.reconcile(principal, app, env, ctx);
+    let Some(claims) = claims else {
+        report(reconcile().await);
+        return true;
+    };
+    let mut claim = match claims.claim(app, env).await {
+        Ok(Claimed::Mine(claim)) => claim,
+        Ok(Claimed::Held(holder)) => {
+            tracing::debug!(%holder, "held by another instance");
+            return false;
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "claiming");
+            return false;
+        }
+    };
+    match still_needed(hoist, app, env, full).await {
+        Ok(true) => {
+            tokio::select! {
+                done = reconcile() => report(done),
+                _ = keep_alive(claims, &mut claim, delivery) => unreachable!("keeps alive until dropped"),
+            }
+        }
+        Ok(false) => {
+            tracing::debug!("already reconciled by another instance");
+            ctx.forget_unrecorded(app, env);
+        }
+        Err(e) => tracing::warn!(error = e.message(), "reading the log"),
+    }
+    if ctx.outcome_unrecorded(app, env) {
+        tracing::info!("keeping the env until its outcome is recorded");
+        claims.keep(claim);
+        return false;
+    }
+    if let Err(e) = claims.release(claim).await {
+        tracing::warn!(error = %e, "releasing the claim (it lapses by itself)");
+    }
+    true
+}
+
+async fn still_needed(hoist: &Hoist, app: &AppName, env: &EnvName, full: bool) -> Result<bool> {
+    let store = hoist.open_log(OpenMode::Create).await?;
+    let state = service::load_app(&store, app).await?;
+    Ok(state.env(env).is_some_and(|e| needs_reconcile(e, full)))
+}
+
+/// Renews the claim and the delivery while a reconcile runs (its outcome's record included,
+/// which may wait out a leader election); never returns. A renewal that fails is tried again
+/// after [`RENEW_RETRY`], not a whole [`KEEPALIVE`] later, so an election of the claims stream's
+/// leader does not let the claim lapse.
+async fn keep_alive(claims: &Claims, claim: &mut Claim, delivery: Option<&Delivery>) {
+    let mut pause = KEEPALIVE;
+    loop {
+        tokio::time::sleep(pause).await;
+        pause = KEEPALIVE;
+        if let Err(e) = claims.renew(claim).await {
+            tracing::warn!(error = %e, "renewing the claim");
+            pause = RENEW_RETRY;
+        }
+        if let Some(delivery) = delivery {
+            if let Err(e) = delivery.in_progress().await {
+                tracing::warn!(error = %e, "extending the commit's ack wait");
+            }
+        }
+    }
+}
+
+fn report(reconciled: Result<Reconciled>) {
+    match reconciled {
+        Ok(done) => tracing::info!(
+            version = done.version,
+            outcome = done.outcome,
+            rolled_back_to = done.rolled_back_to,
+            // Hook output is data: escaped, so it cannot drive the terminal or forge a log line.
+            detail = %escape(&done.detail.replace('\n', "; ")),
+            "reconciled"
+        ),
+        // Nothing was recorded: the env stays pending and the next resync retries it.
+        Err(e) => tracing::warn!(error = e.message(), "reconcile failed"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(config: Option<&Path>, resync: Option<&str>) -> SettingsFlags {
+        SettingsFlags {
+            config: config.map(Path::to_path_buf),
+            resync: resync.map(str::to_string),
+            timeout: None,
+            poll: None,
+        }
+    }
+
+    #[test]
+    fn flags_override_the_file_which_overrides_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("serve.toml");
+        std::fs::write(
+            &file,
+            "# our slowest rollout\ntimeout = \"10m\"\nresync = \"5m\"\n",
+        )
+        .unwrap();
+        let from_file = Settings::resolve(&args(Some(&file), None)).unwrap();
+        assert_eq!(from_file.resync, Duration::from_secs(300));
+        assert_eq!(from_file.timeout, Duration::from_secs(600));
+        assert_eq!(from_file.poll, None);
+        let flagged = Settings::resolve(&args(Some(&file), Some("30s"))).unwrap();
+        assert_eq!(flagged.resync, Duration::from_secs(30));
+        assert_eq!(flagged.timeout, Duration::from_secs(600));
+        let defaults = Settings::resolve(&args(None, None)).unwrap();
+        assert_eq!(
+            (defaults.resync, defaults.timeout),
+            (DEFAULT_RESYNC, DEFAULT_TIMEOUT)
+        );
+    }
+
+    #[test]
+    fn a_bad_settings_file_is_named_in_one_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("serve.toml");
+        std::fs::write(&file, "timeout = \"10m\"\nresink = \"5m\"\n").unwrap();
+        let e = Settings::resolve(&args(Some(&file), None)).unwrap_err();
+        let message = e.message();
+        assert!(message.contains("serve.toml"), "{message}");
+        assert!(message.contains("resink"), "{message}");
+        assert!(!message.contains('\n'), "{message}");
+        std::fs::write(&file, "timeout = \"10m\"\nresync = 5m\n").unwrap();
+        let e = Settings::resolve(&args(Some(&file), None)).unwrap_err();
+        let message = e.message();
+        assert!(message.contains("(line 2)"), "{message}");
+        assert!(!message.contains('\n'), "{message}");
+        std::fs::write(&file, "poll = \"soon\"\n").unwrap();
+        let e = Settings::resolve(&args(Some(&file), None)).unwrap_err();
+        assert!(e.message().contains("invalid poll in"), "{}", e.message());
+    }
+}

@@ -1,0 +1,165 @@
+//! Opening the log and the read models. A read-only query does not create a store. In embedded
+//! mode the read models sit in the store directory (`DIR/projections`), under the store's lock:
+//! opened only once the store is held, dropped before it is released. In NATS mode they are a
+//! disposable local cache (`cache` dir, default the platform cache dir), one directory per
+//! server and stream identity (a stream created again under the same name gets a fresh cache),
+//! under a lock of its own.
+
+use crate::config::Log;
+use crate::error::{Error, Result};
+use crate::Hoist;
+use hoist_projections::store::{ProjectionError, ProjectionStore, PARTITION_SIZE};
+use hoist_stores::AnyStore;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// How long a command waits for a NATS cache another process holds.
+const CACHE_WAIT: Duration = Duration::from_secs(30);
+
+/// The file every embedded store directory holds from its first opening on (the store's lock
+/// file, stores `file::lock_dir`): how a read-only query tells a store from a typo.
+const STORE_MARK: &str = "hoist.lock";
+
+/// Whether opening may create a new embedded store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OpenMode {
+    /// A command that writes: a new store directory is created.
+    Create,
+    /// A query: a directory that holds no store is an error (unavailable), so a mistyped
+    /// `--store` does not leave an empty store behind and answer "no apps".
+    Existing,
+}
+
+/// Where the read models of the configured backend live.
+enum Location {
+    /// In the embedded store's directory, under its lock.
+    InStore(PathBuf),
+    /// In a cache directory of their own, under a lock of their own.
+    Cache(PathBuf),
+}
+
+impl Hoist {
+    /// Opens the log.
+    pub(crate) async fn open_log(&self, mode: OpenMode) -> Result<AnyStore> {
+        if let (Log::Embedded { dir }, OpenMode::Existing) = (&self.settings.log, mode) {
+            if !dir.join(STORE_MARK).is_file() {
+                return Err(Error::unavailable(format!(
+                    "no hoist store at {} (--store or HOIST_STORE): a command that writes, like `hoist apps create`, creates one",
+                    dir.display()
+                )));
+            }
+        }
+        Ok(AnyStore::open(self.settings.store_config()).await?)
+    }
+
+    /// Says once that reads skipped messages that are not hoist commits: what `status` and
+    /// `audit` warn of instead of failing on them.
+    pub(crate) fn warn_quarantined(&self, log: &AnyStore) {
+        let skipped = log.quarantined_seen().len();
+        if skipped > 0 {
+            self.warn(&format!(
+                "{skipped} message{} on the stream {} not hoist commits (skipped); see `hoist admin check`",
+                if skipped == 1 { "" } else { "s" },
+                if skipped == 1 { "is" } else { "are" },
+            ));
+        }
+    }
+
+    /// Opens the read models of the configured backend (the caller holds `log`). Models found
+    /// unreadable are thrown away and folded again from the log; a warning says so.
+    pub(crate) fn open_models(&self, log: &AnyStore) -> Result<ProjectionStore> {
+        let models = open_at(&self.models_location(log)?)?;
+        if let Some(why) = models.recovered() {
+            self.warn(&format!(
+                "the read models were unreadable ({why}); folding them again from the log"
+            ));
+        }
+        Ok(models)
+    }
+
+    /// For `admin rebuild`: the read models, and when they cannot even be opened (whatever sled
+    /// says of them), empty ones in their place — they are about to be folded again anyway. A
+    /// full disk or a busy store is still an error.
+    pub(crate) fn open_models_or_discard(&self, log: &AnyStore) -> Result<ProjectionStore> {
+        let location = self.models_location(log)?;
+        match open_at(&location) {
+            Ok(models) => return Ok(models),
+            Err(e @ (ProjectionError::DiskFull { .. } | ProjectionError::Store(_))) => {
+                return Err(e.into())
+            }
+            Err(e) => self.warn(&format!(
+                "the read models cannot be opened ({e}); starting them afresh"
+            )),
+        }
+        let (Location::InStore(dir) | Location::Cache(dir)) = &location;
+        for name in ["state", "history"] {
+            let path = dir.join(name);
+            let removed = match std::fs::symlink_metadata(&path) {
+                Ok(meta) if meta.is_dir() => std::fs::remove_dir_all(&path),
+                Ok(_) => std::fs::remove_file(&path),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                Err(e) => Err(e),
+            };
+            removed.map_err(|e| {
+                Error::unavailable(format!("cannot remove {}: {e}", path.display()))
+            })?;
+        }
+        Ok(open_at(&location)?)
+    }
+
+    fn models_location(&self, log: &AnyStore) -> Result<Location> {
+        match (log, &self.settings.log) {
+            (AnyStore::Embedded(_), Log::Embedded { dir }) => {
+                Ok(Location::InStore(dir.join("projections")))
+            }
+            (AnyStore::Nats(nats), _) => {
+                let base = match &self.settings.cache {
+                    Some(dir) => dir.clone(),
+                    None => dirs::cache_dir().map(|d| d.join("hoist")).ok_or_else(|| {
+                        Error::unavailable("--cache: no platform cache dir; set --cache DIR")
+                    })?,
+                };
+                use sha2::Digest;
+                let key = sha2::Sha256::digest(nats.identity().0.as_bytes());
+                let key: String = key[..10].iter().map(|b| format!("{b:02x}")).collect();
+                Ok(Location::Cache(base.join(format!("nats-{key}"))))
+            }
+            (AnyStore::Embedded(_), Log::Nats(_)) => {
+                unreachable!("the log is opened from these settings")
+            }
+        }
+    }
+
+    /// The read models with the state model caught up: what `status`, `audit` and `releases`
+    /// start from.
+    pub(crate) async fn models_caught_up(&self, log: &AnyStore) -> Result<ProjectionStore> {
+        let mut models = self.open_models(log)?;
+        models.catch_up_state(log).await?;
+        Ok(models)
+    }
+
+    /// After a command appended: fold it now, while the log is open anyway, so the next query
+    /// finds the models current without opening the log. A failure here loses nothing (the next
+    /// command catches up), so it is a warning, not the command's failure.
+    pub(crate) async fn fold_new_events(&self, log: &AnyStore) {
+        let result = async {
+            let mut models = self.open_models(log)?;
+            models.catch_up(log, &mut |_, _| {}).await?;
+            Ok::<_, Error>(())
+        }
+        .await;
+        if let Err(e) = result {
+            self.warn(&format!(
+                "read models not updated (the next command will): {}",
+                e.message()
+            ));
+        }
+    }
+}
+
+fn open_at(location: &Location) -> Result<ProjectionStore, ProjectionError> {
+    match location {
+        Location::InStore(dir) => ProjectionStore::open(dir, PARTITION_SIZE),
+        Location::Cache(dir) => ProjectionStore::open_exclusive(dir, PARTITION_SIZE, CACHE_WAIT),
+    }
+}

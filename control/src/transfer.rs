@@ -1,0 +1,131 @@
+//! Whole histories out and in: `events` (follow the log), `events export` (a full-fidelity
+//! backup, secrets still sealed) and `events import` (checked whole, appended all or nothing).
+
+use crate::error::{Error, Result};
+use crate::queries::{app_with_history, PAGE};
+use crate::store::OpenMode;
+use crate::views::{EventLine, Imported};
+use crate::Hoist;
+use hoist_engine::import::Importer;
+use hoist_engine::service;
+use hoist_engine::store::EventStore;
+use hoist_engine::Principal;
+use hoist_engine::{Action, AppName, Scope};
+use std::collections::BTreeSet;
+use std::ops::ControlFlow;
+use std::time::Duration;
+
+/// How often `events --follow` looks for new commits.
+const FOLLOW_POLL: Duration = Duration::from_millis(200);
+
+impl Hoist {
+    /// Hands every event from log sequence `from` on to `sink`, in log order; with `follow`,
+    /// then every new one as it is appended, until `sink` breaks. An embedded store is held only
+    /// while reading, so writers are not locked out.
+    pub async fn events(
+        &self,
+        principal: &Principal,
+        from: u64,
+        follow: bool,
+        sink: &mut dyn FnMut(&EventLine) -> ControlFlow<()>,
+    ) -> Result<()> {
+        self.allowed(principal, Action::View, &Scope::everything())?;
+        let mut next = from.max(1);
+        loop {
+            let log = self.open_log(OpenMode::Existing).await?;
+            loop {
+                let page = log.read_from(next, PAGE).await?;
+                let Some(last) = page.last() else { break };
+                next = last.seq + 1;
+                for recorded in service::decode_commits(&page)? {
+                    if sink(&EventLine::of(&recorded)).is_break() {
+                        return Ok(());
+                    }
+                }
+            }
+            if !follow {
+                return Ok(());
+            }
+            if log.is_embedded() {
+                drop(log);
+            }
+            tokio::time::sleep(FOLLOW_POLL).await;
+        }
+    }
+
+    /// Hands every event of the log to `sink`, for a backup. On an embedded log damaged in the
+    /// middle, every event before the damage, then an error (unavailable) saying the backup is
+    /// not the whole log.
+    pub async fn export(
+        &self,
+        principal: &Principal,
+        sink: &mut dyn FnMut(&EventLine) -> ControlFlow<()>,
+    ) -> Result<()> {
+        self.allowed(principal, Action::View, &Scope::everything())?;
+        let log = self.open_log(OpenMode::Existing).await?;
+        let mut from = 1;
+        let mut damage;
+        loop {
+            let (page, damaged) = log.read_for_backup(from, PAGE).await?;
+            damage = damaged;
+            let Some(last) = page.last() else { break };
+            from = last.seq + 1;
+            for recorded in service::decode_commits(&page)? {
+                if recorded.envelope.event.is_none() {
+                    return Err(Error::rejected(format!(
+                        "event {} (log seq {}) has a kind this version of hoist does not know: upgrade hoist to export it",
+                        recorded.envelope.id, recorded.seq
+                    )));
+                }
+                if sink(&EventLine::of(&recorded)).is_break() {
+                    return Ok(());
+                }
+            }
+        }
+        match damage {
+            Some(damage) => Err(Error::unavailable(format!(
+                "exported every record before the damage, not the whole log: {damage}"
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// Restores exported lines (`(line number, text)`, in order) into this store: every line and
+    /// hash checked before anything is appended, then appended as one batch. The imported apps
+    /// must not exist here yet.
+    pub async fn import(
+        &self,
+        principal: &Principal,
+        lines: impl IntoIterator<Item = (usize, std::io::Result<String>)>,
+    ) -> Result<Imported> {
+        let mut importer = Importer::default();
+        for (n, line) in lines {
+            let line = line.map_err(|e| Error::rejected(format!("stdin line {n}: {e}")))?;
+            if line.trim().is_empty() {
+                continue;
+            }
+            let parsed: EventLine = serde_json::from_str(&line).map_err(|e| {
+                Error::rejected(format!("stdin line {n}: not an exported event: {e}"))
+            })?;
+            importer
+                .push(n, parsed.into_recorded())
+                .map_err(|e| Error::rejected(format!("stdin {e}")))?;
+        }
+        let checked = importer.finish();
+        // Whole histories of any apps: as much as creating every app.
+        self.allowed(principal, Action::Admin, &Scope::everything())?;
+        let log = self.open_log(OpenMode::Create).await?;
+        let listed: BTreeSet<AppName> = log.apps().await?.into_iter().collect();
+        for app in checked.apps.intersection(&listed) {
+            if app_with_history(&log, app).await?.is_some() {
+                return Err(Error::rejected(format!("app {app} already exists in this store: import needs a store without the imported apps")));
+            }
+        }
+        checked.append(&log).await?;
+        Ok(Imported {
+            apps: checked.apps.len(),
+            commits: checked.commits.len(),
+            events: checked.events,
+        })
+    }
+}
