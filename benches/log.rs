@@ -13,7 +13,7 @@ mod common;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use hoist_engine::codec::decode_commit;
-use hoist_engine::service::{decode_commits, execute_cached, CommandContext};
+use hoist_engine::service::decode_commits;
 use hoist_engine::store::EventStore;
 use hoist_engine::{AppName, AppState, Recorded};
 use hoist_projections::model::AppStatus;
@@ -31,21 +31,16 @@ fn rt() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-/// A log of `COMMITS` commits over 10 apps: deploys and config changes.
+/// A log of `COMMITS` commits over 10 apps, in turn: `hoist bench`'s workload.
 fn history(dir: &std::path::Path) -> FileStore {
     let store = FileStore::open(dir, Duration::from_secs(30)).unwrap();
     rt().block_on(async {
-        let apps: Vec<AppName> = (0..10)
-            .map(|i| format!("app-{i}").parse().unwrap())
+        let mut apps: Vec<common::Writer> = (0..10)
+            .map(|i| common::Writer::new(format!("app-{i}").parse().unwrap(), i))
             .collect();
-        let mut states = vec![AppState::default(); apps.len()];
-        for n in 0..COMMITS {
-            let i = n as usize % apps.len();
-            let command = common::command(n, n < apps.len() as u64, "b");
-            let ctx = CommandContext::new("bench@example.com".parse().unwrap());
-            execute_cached(&store, &apps[i], &command, &ctx, &mut states[i])
-                .await
-                .unwrap();
+        for n in 0..COMMITS as usize {
+            let i = n % apps.len();
+            apps[i].commit(&store).await;
         }
     });
     store

@@ -15,9 +15,8 @@ mod nats_server;
 mod common;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use hoist_engine::service::{execute_cached, CommandContext};
 use hoist_engine::store::EventStore;
-use hoist_engine::{AppName, AppState};
+use hoist_engine::AppName;
 use hoist_stores::nats::{raw_publish, NatsOptions, NatsStore};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
@@ -34,16 +33,12 @@ fn apps() -> Vec<AppName> {
         .collect()
 }
 
-/// Deploys and config changes through the command path, every app in flight.
+/// `hoist bench`'s workload through the command path, every app in flight.
 async fn history(store: &NatsStore) {
-    futures::future::join_all(apps().into_iter().map(|app| async move {
-        let mut state = AppState::default();
-        for n in 0..COMMITS_PER_APP as u64 {
-            let command = common::command(n, n == 0, app.as_str());
-            let ctx = CommandContext::new("bench@example.com".parse().unwrap());
-            execute_cached(store, &app, &command, &ctx, &mut state)
-                .await
-                .unwrap();
+    futures::future::join_all(apps().into_iter().enumerate().map(|(i, app)| async move {
+        let mut writer = common::Writer::new(app, i as u64);
+        for _ in 0..COMMITS_PER_APP {
+            writer.commit(store).await;
         }
     }))
     .await;

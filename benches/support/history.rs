@@ -1,31 +1,38 @@
-//! The history both criterion benches write: the `n`-th command of an app — its creation, then
-//! deploys and config changes in turn.
+//! The history both criterion benches write: `hoist bench`'s workload
+//! (`hoist_control::workload`: deploys, config changes, promotions, rollbacks, locks), through
+//! the real command path.
 
-use hoist_engine::{Artifact, Command, ConfigKey, ConfigValue, EnvName};
+use hoist_control::workload::Workload;
+use hoist_engine::service::{execute_cached, CommandContext, ExecuteError};
+use hoist_engine::store::EventStore;
+use hoist_engine::{AppName, AppState};
 
-pub fn command(n: u64, create: bool, repo: &str) -> Command {
-    let staging: EnvName = "staging".parse().unwrap();
-    if create {
-        Command::CreateApp {
-            pipeline: vec![staging, "production".parse().unwrap()],
+/// One app being written: its state, and its own seeded workload.
+pub struct Writer {
+    app: AppName,
+    state: AppState,
+    workload: Workload,
+}
+
+impl Writer {
+    pub fn new(app: AppName, seed: u64) -> Self {
+        Writer {
+            app,
+            state: AppState::default(),
+            workload: Workload::new(seed),
         }
-    } else if n.is_multiple_of(2) {
-        Command::Deploy {
-            env: staging,
-            artifact: Artifact::Image(
-                format!("registry.example/{repo}@sha256:{n:064x}")
-                    .parse()
-                    .unwrap(),
-            ),
-        }
-    } else {
-        Command::SetConfig {
-            env: staging,
-            values: [(
-                format!("KEY_{}", n % 5).parse::<ConfigKey>().unwrap(),
-                ConfigValue::Plain(format!("value-{n}")),
-            )]
-            .into(),
+    }
+
+    /// Appends the app's next commit (drawing again past what a locked env rejects).
+    pub async fn commit<S: EventStore>(&mut self, store: &S) {
+        loop {
+            let (command, actor) = self.workload.next(&self.state).unwrap();
+            let ctx = CommandContext::new(actor);
+            match execute_cached(store, &self.app, &command, &ctx, &mut self.state).await {
+                Ok(events) if !events.is_empty() => return,
+                Ok(_) | Err(ExecuteError::Domain(_)) => {}
+                Err(e) => panic!("{}: {e}", self.app),
+            }
         }
     }
 }

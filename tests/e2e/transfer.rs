@@ -296,28 +296,21 @@ pub fn impossible_histories_are_refused(from: &Hoist, to: &Hoist) {
 #[path = "../../benches/support/history.rs"]
 mod history;
 
-/// `commits` commits of app `bulk` (its creation, then deploys and config changes), written
-/// straight into the embedded store at `dir` (the CLI would take a process per commit), exported
-/// by the CLI.
+/// `commits` commits of app `bulk` (`hoist bench`'s workload), written straight into the
+/// embedded store at `dir` (the CLI would take a process per commit), exported by the CLI.
 pub fn large_export(commits: u64) -> Vec<u8> {
-    use hoist_engine::service::{execute_cached, CommandContext};
     use hoist_stores::file::FileStore;
     let from = Hoist::sled();
     let store = FileStore::open(from.data_dir(), std::time::Duration::from_secs(30))
         .expect("a fresh store opens");
-    let app: hoist_engine::AppName = "bulk".parse().unwrap();
-    let ctx = || CommandContext::new("ana@example.com".parse().unwrap());
+    let mut writer = history::Writer::new("bulk".parse().unwrap(), 0);
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap()
         .block_on(async {
-            let mut state = hoist_engine::AppState::default();
-            for n in 0..commits {
-                let command = history::command(n, n == 0, "bulk");
-                execute_cached(&store, &app, &command, &ctx(), &mut state)
-                    .await
-                    .expect("the history is valid");
+            for _ in 0..commits {
+                writer.commit(&store).await;
             }
         });
     drop(store);
