@@ -1,7 +1,7 @@
 //! What is left of the store hoist wrote before the log file (`file`): one sled database in
 //! `DIR/sled`, read once to migrate it (`read_legacy`), and the cleanup every sled database here
-//! needs before it is opened (`remove_unfinished_snapshots`, for the read models). Its layout, one
-//! tree with keys by prefix:
+//! needs before it is opened (`remove_unfinished_snapshots`, for the read models' too). Its
+//! layout, one tree with keys by prefix:
 //!
 //! | key | value |
 //! |---|---|
