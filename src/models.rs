@@ -8,6 +8,7 @@ use crate::backend::store_dir;
 use crate::cli::GlobalArgs;
 use crate::error::CliError;
 use hoist_projections::store::{ProjectionError, ProjectionStore, PARTITION_SIZE};
+use hoist_stores::models::SledModels;
 use hoist_stores::AnyStore;
 
 /// How long a command waits for a NATS cache another process holds.
@@ -31,9 +32,18 @@ fn open_as_stored(global: &GlobalArgs, log: &AnyStore) -> Result<ProjectionStore
 
 fn open_at(location: &Location) -> Result<ProjectionStore, ProjectionError> {
     match location {
-        Location::InStore(dir) => ProjectionStore::open(dir, PARTITION_SIZE),
-        Location::Cache(dir) => ProjectionStore::open_exclusive(dir, PARTITION_SIZE, CACHE_WAIT),
+        Location::InStore(dir) => open_in(dir),
+        Location::Cache(dir) => ProjectionStore::new(
+            Box::new(SledModels::open_exclusive(dir, CACHE_WAIT)?),
+            PARTITION_SIZE,
+        ),
     }
+}
+
+/// The read models in `dir`, which the caller holds (under the embedded store's lock, or a
+/// scratch directory of its own).
+pub fn open_in(dir: &std::path::Path) -> Result<ProjectionStore, ProjectionError> {
+    ProjectionStore::new(Box::new(SledModels::open(dir)?), PARTITION_SIZE)
 }
 
 /// For `admin rebuild`: the read models, and when they cannot even be opened (whatever sled
