@@ -2,7 +2,8 @@
 //! (`cargo metadata`): a dependency that crosses one fails here, not in review.
 //!
 //! Only normal dependencies count (a test may start a NATS client or a runtime); for the engine
-//! they count transitively, so an I/O crate cannot come in through a helper crate either.
+//! and the read models they count transitively, so an I/O crate or a store cannot come in
+//! through a helper crate either.
 
 use serde_json::Value;
 use std::collections::{BTreeSet, HashMap};
@@ -33,21 +34,17 @@ const IO_CRATES: &[&str] = &[
 /// Backends and cluster clients, and the only workspace crates allowed to depend on them directly.
 const OWNED: &[(&str, &[&str])] = &[
     ("async-nats", &["hoist-stores"]),
-    (
-        "sled",
-        &[
-            "hoist-stores",
-            // TEMPORARY: the read models' own database is still sled. Goes when the model store
-            // moves behind a trait that `stores` implements (issue 9's later step).
-            "hoist-projections",
-        ],
-    ),
+    ("sled", &["hoist-stores"]),
     ("kube", &["hoist-adapters"]),
     ("k8s-openapi", &["hoist-adapters"]),
 ];
 
 /// What the binary must never name itself: a front end opens a store through `hoist-stores`.
 const NOT_IN_BINARY: &[&str] = &["sled", "async-nats"];
+
+/// What the read models must never depend on: they fold through the engine's traits
+/// (`EventStore`, `ModelStore`), whose implementations are in `hoist-stores`.
+const NOT_IN_PROJECTIONS: &[&str] = &["hoist-stores", "sled", "async-nats"];
 
 #[derive(Clone)]
 struct Graph {
@@ -158,6 +155,15 @@ impl Graph {
                     }
                 }
             }
+            if name == "hoist-projections" {
+                for store in NOT_IN_PROJECTIONS {
+                    if self.transitive(member).contains(store) {
+                        broken.push(format!(
+                            "hoist-projections depends on {store}: the read models are kept through the engine's ModelStore"
+                        ));
+                    }
+                }
+            }
         }
         broken
     }
@@ -230,6 +236,16 @@ fn a_forbidden_dependency_is_reported() {
         ("hoist-adapters", "sled", "hoist-adapters depends on sled"),
         ("hoist-stores", "kube", "hoist-stores depends on kube"),
         ("hoist", "sled", "the hoist binary depends on sled"),
+        (
+            "hoist-projections",
+            "sled",
+            "hoist-projections depends on sled",
+        ),
+        (
+            "hoist-projections",
+            "hoist-stores",
+            "hoist-projections depends on hoist-stores",
+        ),
     ];
     for (from, to, expected) in cases {
         let mut graph = real.clone();
