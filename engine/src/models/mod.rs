@@ -101,8 +101,8 @@ pub trait ModelStore: Send + Sync {
     /// (a crash) as it was. Nothing of it may be open.
     fn remove(&self, name: &str) -> Result<(), ModelError>;
 
-    /// Fails with [`ModelError::Full`] unless a write of about `bytes` can start. Called before
-    /// every write: a store on a full disk must refuse, not hang.
+    /// Fails with [`ModelError::Full`] unless a write of about `bytes` can start. Its owner asks
+    /// before it writes a batch of folded rows, so a full disk is refused, not hung on.
     fn ensure_room(&self, bytes: u64) -> Result<(), ModelError>;
 
     /// A new, empty store beside this one, for folding models afresh before they replace these
