@@ -2,7 +2,8 @@
 //! (`cargo metadata`): a dependency that crosses one fails here, not in review.
 //!
 //! Only normal dependencies count (a test may start a NATS client or a runtime); for the engine
-//! they count transitively, so an I/O crate cannot come in through a helper crate either.
+//! and the read models they count transitively, so an I/O crate or a store cannot come in
+//! through a helper crate either.
 
 use serde_json::Value;
 use std::collections::{BTreeSet, HashMap};
@@ -33,15 +34,7 @@ const IO_CRATES: &[&str] = &[
 /// Backends and cluster clients, and the only workspace crates allowed to depend on them directly.
 const OWNED: &[(&str, &[&str])] = &[
     ("async-nats", &["hoist-stores"]),
-    (
-        "sled",
-        &[
-            "hoist-stores",
-            // TEMPORARY: the read models' own database is still sled. Goes when the model store
-            // moves behind a trait that `stores` implements (issue 9's later step).
-            "hoist-projections",
-        ],
-    ),
+    ("sled", &["hoist-stores"]),
     ("kube", &["hoist-adapters"]),
     ("k8s-openapi", &["hoist-adapters"]),
 ];
@@ -54,16 +47,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("hoist-proto", &[]),
     ("hoist-engine", &["hoist-proto"]),
     ("hoist-stores", &["hoist-engine"]),
-    (
-        "hoist-projections",
-        &[
-            "hoist-proto",
-            "hoist-engine",
-            // TEMPORARY: the read models take the store directory's lock through hoist-stores.
-            // Goes when the model store moves behind a trait that `stores` implements.
-            "hoist-stores",
-        ],
-    ),
+    ("hoist-projections", &["hoist-proto", "hoist-engine"]),
     ("hoist-adapters", &["hoist-engine"]),
     (
         "hoist-control",
@@ -87,6 +71,10 @@ const NOT_IN_CONTROL: &[&str] = &[
     "hyper",
     "tracing-subscriber",
 ];
+
+/// What the read models must never depend on: they fold through the engine's traits
+/// (`EventStore`, `ModelStore`), whose implementations are in `hoist-stores`.
+const NOT_IN_PROJECTIONS: &[&str] = &["hoist-stores", "sled", "async-nats"];
 
 #[derive(Clone)]
 struct Graph {
@@ -218,6 +206,15 @@ impl Graph {
                     }
                 }
             }
+            if name == "hoist-projections" {
+                for store in NOT_IN_PROJECTIONS {
+                    if self.transitive(member).contains(store) {
+                        broken.push(format!(
+                            "hoist-projections depends on {store}: the read models are kept through the engine's ModelStore"
+                        ));
+                    }
+                }
+            }
         }
         broken
     }
@@ -302,6 +299,16 @@ fn a_forbidden_dependency_is_reported() {
             "hoist-control",
             "console",
             "hoist-control depends on console",
+        ),
+        (
+            "hoist-projections",
+            "sled",
+            "hoist-projections depends on sled",
+        ),
+        (
+            "hoist-projections",
+            "hoist-stores",
+            "hoist-projections depends on hoist-stores",
         ),
     ];
     for (from, to, expected) in cases {

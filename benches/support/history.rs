@@ -44,11 +44,13 @@ pub fn bench_catch_up<S: hoist_engine::store::EventStore>(
     store: &S,
 ) {
     use hoist_projections::store::{ProjectionStore, PARTITION_SIZE};
+    use hoist_stores::models::SledModels;
     g.bench_function("catch-up into fresh read models", |b| {
         b.iter_batched(
             || tempfile::tempdir().unwrap(),
             |models_dir| {
-                let mut models = ProjectionStore::open(models_dir.path(), PARTITION_SIZE).unwrap();
+                let sled = SledModels::open(models_dir.path()).unwrap();
+                let mut models = ProjectionStore::new(Box::new(sled), PARTITION_SIZE).unwrap();
                 rt.block_on(models.catch_up(store, &mut |_, _| {})).unwrap();
                 drop(models);
                 models_dir

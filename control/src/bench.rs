@@ -23,7 +23,7 @@ use hoist_engine::service::{execute_cached, CommandContext};
 use hoist_engine::store::EventStore;
 use hoist_engine::{AppName, AppState};
 use hoist_projections::audit::AuditQuery;
-use hoist_projections::store::{ProjectionStore, PARTITION_SIZE};
+use hoist_projections::store::ProjectionStore;
 use hoist_stores::file::FileStore;
 use hoist_stores::nats::{raw_publish, NatsStore};
 use serde::Serialize;
@@ -221,7 +221,7 @@ fn bench(hoist: &Hoist, args: &BenchArgs) -> Result<Report> {
     store.raw_scan()?;
     let scan_took = started.elapsed();
     let models_dir = Scratch::new("models")?;
-    let mut models = ProjectionStore::open(&models_dir.0, PARTITION_SIZE)?;
+    let mut models = crate::store::open_in(&models_dir.0)?;
     let started = Instant::now();
     let replayed = rt.block_on(models.catch_up(&store, &mut |_, _| {}))?;
     let replay_took = started.elapsed();
@@ -230,7 +230,7 @@ fn bench(hoist: &Hoist, args: &BenchArgs) -> Result<Report> {
         rt.block_on(measure_queries(&mut models, &store, &apps))?;
     drop(models);
     if args.keep {
-        let mut own = ProjectionStore::open(&dir.join("projections"), PARTITION_SIZE)?;
+        let mut own = crate::store::open_in(&dir.join("projections"))?;
         rt.block_on(own.catch_up(&store, &mut |_, _| {}))?;
     }
     let report = Report {
@@ -370,7 +370,7 @@ async fn bench_on_nats(
     store.raw_read().await?;
     let read_took = started.elapsed();
     let models_dir = Scratch::new("models")?;
-    let mut models = ProjectionStore::open(&models_dir.0, PARTITION_SIZE)?;
+    let mut models = crate::store::open_in(&models_dir.0)?;
     let started = Instant::now();
     let replayed = models.catch_up(store, &mut |_, _| {}).await?;
     let replay_took = started.elapsed();

@@ -8,7 +8,9 @@
 use crate::config::Log;
 use crate::error::{Error, Result};
 use crate::Hoist;
+use hoist_engine::models::ModelStore;
 use hoist_projections::store::{ProjectionError, ProjectionStore, PARTITION_SIZE};
+use hoist_stores::models::SledModels;
 use hoist_stores::AnyStore;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -91,20 +93,13 @@ impl Hoist {
                 "the read models cannot be opened ({e}); starting them afresh"
             )),
         }
-        let (Location::InStore(dir) | Location::Cache(dir)) = &location;
+        // Removed by renaming first, under the models' lock: a crash leaves them absent, not
+        // half gone.
+        let models = sled_models(&location)?;
         for name in ["state", "history"] {
-            let path = dir.join(name);
-            let removed = match std::fs::symlink_metadata(&path) {
-                Ok(meta) if meta.is_dir() => std::fs::remove_dir_all(&path),
-                Ok(_) => std::fs::remove_file(&path),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-                Err(e) => Err(e),
-            };
-            removed.map_err(|e| {
-                Error::unavailable(format!("cannot remove {}: {e}", path.display()))
-            })?;
+            models.remove(name).map_err(ProjectionError::from)?;
         }
-        Ok(open_at(&location)?)
+        Ok(ProjectionStore::new(Box::new(models), PARTITION_SIZE)?)
     }
 
     fn models_location(&self, log: &AnyStore) -> Result<Location> {
@@ -158,8 +153,19 @@ impl Hoist {
 }
 
 fn open_at(location: &Location) -> Result<ProjectionStore, ProjectionError> {
-    match location {
-        Location::InStore(dir) => ProjectionStore::open(dir, PARTITION_SIZE),
-        Location::Cache(dir) => ProjectionStore::open_exclusive(dir, PARTITION_SIZE, CACHE_WAIT),
-    }
+    ProjectionStore::new(Box::new(sled_models(location)?), PARTITION_SIZE)
+}
+
+/// The model databases at `location`, under the cache's own lock when they are a cache.
+fn sled_models(location: &Location) -> Result<SledModels, ProjectionError> {
+    Ok(match location {
+        Location::InStore(dir) => SledModels::open(dir)?,
+        Location::Cache(dir) => SledModels::open_exclusive(dir, CACHE_WAIT)?,
+    })
+}
+
+/// The read models in `dir`, which the caller holds (under the embedded store's lock, or a
+/// scratch directory of its own).
+pub(crate) fn open_in(dir: &std::path::Path) -> Result<ProjectionStore, ProjectionError> {
+    ProjectionStore::new(Box::new(SledModels::open(dir)?), PARTITION_SIZE)
 }

@@ -7,6 +7,8 @@
 //! - `authorize`: whether a principal may take an action on apps × envs (pure, before `decide`);
 //! - `secrets`: sealing secret config values before they reach the log;
 //! - `store`: the `EventStore` trait and its conformance suite (the backends: `hoist-stores`);
+//! - `models`: the `ModelStore` trait the read models are kept through, and its conformance
+//!   suite (the implementations: `hoist-stores`);
 //! - `service`: the edge that runs a command against a store, with optimistic retries;
 //! - `chain`: verification of the per-app hash chain;
 //! - `validate`: whether a recorded event could have happened (the domain rules, on events);
@@ -21,6 +23,7 @@ pub mod codec;
 pub mod decide;
 pub mod event;
 pub mod import;
+pub mod models;
 pub mod names;
 pub mod secrets;
 pub mod service;

@@ -1,12 +1,14 @@
 //! The read models are a pure function of the log: caught up incrementally at any cuts, they
 //! equal a rebuild from scratch, and both give the engine's own fold's answers (status, release
-//! history, audit). A log replaced under them (a checkpoint past its end) is refolded.
+//! history, audit). A log replaced under them (a checkpoint past its end) is refolded. The models
+//! are kept in memory (`MemoryModels`) and in sled on disk (`SledModels`), and agree row for row.
 //!
 //! `AppStatus` (the models) and `AppState` (the engine) fold the same events twice: the
 //! histories here draw every command kind, and every field `status` shows (current release,
 //! lock, last rollout) is compared, so a fold that drifts from the other fails here.
 
 use chrono::{TimeZone, Utc};
+use hoist_engine::models::{ModelDb, ModelError, ModelStore};
 use hoist_engine::service::{execute, load_events, CommandContext};
 use hoist_engine::store::EventStore;
 use hoist_engine::{
@@ -14,9 +16,12 @@ use hoist_engine::{
     ReleaseVersion, Target,
 };
 use hoist_projections::audit::{AuditEntry, AuditQuery};
-use hoist_projections::store::ProjectionStore;
-use hoist_stores::memory::MemoryStore;
+use hoist_projections::store::{ProjectionError, ProjectionStore};
+use hoist_stores::memory::{MemoryModels, MemoryStore};
+use hoist_stores::models::SledModels;
 use proptest::prelude::*;
+use std::path::Path;
+use std::sync::Mutex;
 
 const APPS: [&str; 3] = ["api", "web", "worker"];
 const ENVS: [&str; 2] = ["staging", "production"];
@@ -118,6 +123,14 @@ async fn write(log: &MemoryStore, steps: &[(usize, u8, u8)], first: usize) {
         // append nothing; that is part of a realistic history too.
         let _ = execute(log, &app, &command(what, n), &ctx).await;
     }
+}
+
+fn in_memory(models: &MemoryModels, partition_size: u64) -> ProjectionStore {
+    ProjectionStore::new(Box::new(models.clone()), partition_size).unwrap()
+}
+
+fn on_disk(dir: &Path, partition_size: u64) -> ProjectionStore {
+    ProjectionStore::new(Box::new(SledModels::open(dir).unwrap()), partition_size).unwrap()
 }
 
 fn run<T>(future: impl std::future::Future<Output = T>) -> T {
@@ -226,8 +239,8 @@ proptest! {
             let log = MemoryStore::default();
             // Every app is created first, so most commands have something to act on.
             write(&log, &[(0, 0, 0), (1, 0, 0), (2, 0, 0)], 0).await;
-            let dirs = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-            let mut incremental = ProjectionStore::open(dirs.0.path(), partition_size).unwrap();
+            let dir = tempfile::tempdir().unwrap();
+            let mut incremental = in_memory(&MemoryModels::new(), partition_size);
             let mut from = 0;
             for cut in cuts.iter().copied().chain([steps.len()]).filter(|c| *c <= steps.len()) {
                 write(&log, &steps[from..cut], from + 3).await;
@@ -240,11 +253,16 @@ proptest! {
                 }
             }
             incremental.catch_up(&log, &mut |_, _| {}).await.unwrap();
-            let mut rebuilt = ProjectionStore::open(dirs.1.path(), partition_size).unwrap();
-            rebuilt.catch_up(&log, &mut |_, _| {}).await.unwrap();
-            assert_eq!(incremental.dump().unwrap(), rebuilt.dump().unwrap());
+            let (mut rebuilt, _) = on_disk(dir.path(), partition_size)
+                .rebuild(&log, &mut |_, _| {})
+                .await
+                .unwrap();
+            let maintained = incremental.dump().unwrap();
+            assert_eq!(maintained, rebuilt.dump().unwrap());
             assert_eq!(incremental.checkpoint().unwrap(), log.last_seq().await.unwrap());
             assert_answers_match_the_fold(&log, &mut rebuilt).await;
+            let (incremental, _) = incremental.rebuild(&log, &mut |_, _| {}).await.unwrap();
+            assert_eq!(incremental.dump().unwrap(), maintained, "a rebuild in memory");
         });
     }
 }
@@ -260,13 +278,152 @@ fn a_replaced_log_is_refolded_not_trusted() {
         write(&old, &steps, 3).await;
         write(&new, &[(1, 0, 0)], 0).await;
         write(&new, &[(1, 1, 3), (1, 3, 4)], 1).await;
-        let dirs = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-        let mut cached = ProjectionStore::open(dirs.0.path(), 4).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let mut cached = on_disk(dir.path(), 4);
         cached.catch_up(&old, &mut |_, _| {}).await.unwrap();
         cached.catch_up_state(&new).await.unwrap();
-        let mut fresh = ProjectionStore::open(dirs.1.path(), 4).unwrap();
+        let mut fresh = in_memory(&MemoryModels::new(), 4);
         fresh.catch_up(&new, &mut |_, _| {}).await.unwrap();
         assert_eq!(cached.dump().unwrap(), fresh.dump().unwrap());
         assert!(cached.status(&"api".parse().unwrap()).unwrap().is_none());
+    });
+}
+
+/// A model store whose databases named `name…` fail to open, once, with `failure`.
+struct FailsOnce {
+    models: MemoryModels,
+    name: &'static str,
+    failure: Mutex<Option<ModelError>>,
+}
+
+impl FailsOnce {
+    fn new(models: &MemoryModels, name: &'static str, failure: ModelError) -> Box<FailsOnce> {
+        Box::new(FailsOnce {
+            models: models.clone(),
+            name,
+            failure: Mutex::new(Some(failure)),
+        })
+    }
+}
+
+impl ModelStore for FailsOnce {
+    fn location(&self) -> &str {
+        self.models.location()
+    }
+    fn open(&self, name: &str) -> Result<Box<dyn ModelDb>, ModelError> {
+        if name.starts_with(self.name) {
+            if let Some(failure) = self.failure.lock().unwrap().take() {
+                return Err(failure);
+            }
+        }
+        self.models.open(name)
+    }
+    fn list(&self, group: &str) -> Result<Vec<String>, ModelError> {
+        self.models.list(group)
+    }
+    fn remove(&self, name: &str) -> Result<(), ModelError> {
+        self.models.remove(name)
+    }
+    fn ensure_room(&self, bytes: u64) -> Result<(), ModelError> {
+        self.models.ensure_room(bytes)
+    }
+    fn staging(&self) -> Result<Box<dyn ModelStore>, ModelError> {
+        self.models.staging()
+    }
+    fn switch_in_staging(&self, names: &[&str]) -> Result<(), ModelError> {
+        self.models.switch_in_staging(names)
+    }
+    fn discard_staging(&self) -> Result<(), ModelError> {
+        self.models.discard_staging()
+    }
+}
+
+fn damaged() -> ModelError {
+    ModelError::Damaged {
+        at: "memory/x".into(),
+        message: "bad bytes".into(),
+    }
+}
+
+/// A log of a few apps and the models of it, caught up.
+async fn log_and_models() -> (
+    MemoryStore,
+    MemoryModels,
+    Vec<hoist_projections::store::DumpRow>,
+) {
+    let log = MemoryStore::default();
+    write(&log, &[(0, 0, 0), (1, 0, 0)], 0).await;
+    let steps: Vec<(usize, u8, u8)> = (0..20)
+        .map(|i| (i % 2, 1 + (i % 4) as u8, i as u8))
+        .collect();
+    write(&log, &steps, 2).await;
+    let models = MemoryModels::new();
+    let mut store = in_memory(&models, 4);
+    store.catch_up(&log, &mut |_, _| {}).await.unwrap();
+    let dump = store.dump().unwrap();
+    (log, models, dump)
+}
+
+#[test]
+fn a_damaged_model_is_thrown_away_and_folded_again() {
+    run(async {
+        let (log, models, folded) = log_and_models().await;
+        let mut store =
+            ProjectionStore::new(FailsOnce::new(&models, "state", damaged()), 4).unwrap();
+        let why = store.recovered().expect("says why").to_string();
+        assert!(why.contains("is damaged: bad bytes"), "{why}");
+        assert_eq!(store.checkpoint().unwrap(), 0, "the state is thrown away");
+        assert!(
+            models.list("history").unwrap().is_empty(),
+            "the history too"
+        );
+        store.catch_up(&log, &mut |_, _| {}).await.unwrap();
+        assert_eq!(store.dump().unwrap(), folded);
+
+        let mut store =
+            ProjectionStore::new(FailsOnce::new(&models, "history/", damaged()), 4).unwrap();
+        assert_eq!(store.recovered(), None, "the state opens");
+        let everything = store
+            .audit(&log, &AuditQuery::default(), usize::MAX)
+            .await
+            .unwrap();
+        assert_eq!(store.recovered(), Some("bad bytes"), "a partition was not");
+        assert_eq!(store.dump().unwrap(), folded, "the history is folded again");
+        let all = log.read_from(1, usize::MAX).await.unwrap();
+        let events = hoist_engine::service::decode_commits(&all).unwrap();
+        assert_eq!(everything.len(), events.len(), "and answers");
+    });
+}
+
+#[test]
+fn a_model_store_that_fails_otherwise_is_reported_and_kept() {
+    run(async {
+        let (_log, models, folded) = log_and_models().await;
+        let busy = ModelError::Unavailable {
+            at: "memory".into(),
+            message: "busy".into(),
+        };
+        let full = ModelError::Full {
+            at: "memory".into(),
+            free: 1,
+            needed: 2,
+        };
+        match ProjectionStore::new(FailsOnce::new(&models, "state", busy), 4) {
+            Err(ProjectionError::Io { message, .. }) => assert_eq!(message, "busy"),
+            other => panic!("an unavailable store is reported: {:?}", other.err()),
+        }
+        match ProjectionStore::new(FailsOnce::new(&models, "state", full), 4) {
+            Err(e @ ProjectionError::DiskFull { .. }) => assert_eq!(
+                e.to_string(),
+                "disk full: the read models in memory need 2 bytes free to be written, 1 are; \
+                 free some space and run the command again"
+            ),
+            other => panic!("a full disk is reported: {:?}", other.err()),
+        }
+        assert_eq!(
+            in_memory(&models, 4).dump().unwrap(),
+            folded,
+            "nothing was thrown away"
+        );
     });
 }

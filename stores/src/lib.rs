@@ -1,11 +1,14 @@
-//! The backends of hoist's log, each an implementation of the engine's `EventStore` trait (the
-//! engine owns the trait and its conformance suite; this crate owns every I/O behind it):
+//! The backends of hoist's log, each an implementation of the engine's `EventStore` trait, and of
+//! its read models' databases, the engine's `ModelStore` (the engine owns the traits and their
+//! conformance suites; this crate owns every I/O behind them):
 //!
 //! - `file`: the embedded log, an append-only checksummed file in a directory;
-//! - `sled`: reading a sled-era store once to migrate it into `file`, and the snapshot cleanup the
-//!   read models' sled databases need;
+//! - `sled`: reading a sled-era store once to migrate it into `file`, and the snapshot cleanup
+//!   every sled database here needs;
+//! - `models`: `SledModels`, the read models' databases (the engine's `ModelStore`) on disk;
 //! - `nats`: a NATS JetStream stream, shared by any number of processes;
-//! - `memory`: a log in memory, for tests;
+//! - `memory`: a log (`MemoryStore`) and read models' databases (`MemoryModels`) in memory, for
+//!   tests;
 //! - `any`: `AnyStore::open(StoreConfig)`, the one a front end opens from its settings;
 //! - `nats_work`: how several `hoist serve` instances share the work on one NATS stream.
 //!
@@ -15,6 +18,7 @@
 pub mod any;
 pub mod file;
 pub mod memory;
+pub mod models;
 pub mod nats;
 pub mod nats_work;
 pub mod sled;

@@ -1,10 +1,12 @@
-//! A log in memory with the full `EventStore` contract (batches included), for tests and for
-//! anything that needs a store without a disk or a server. Nothing survives the value.
+//! In memory, for tests and for anything that needs a store without a disk or a server; nothing
+//! survives the value: `MemoryStore`, a log with the full `EventStore` contract (batches
+//! included), and `MemoryModels`, read models' databases with the `ModelStore` contract.
 
+use hoist_engine::models::{Batch, ModelDb, ModelError, ModelStore, Order, Row, Rows};
 use hoist_engine::store::{admit_batch, Appended, EventStore, NewCommit, StoreError, StoredCommit};
 use hoist_engine::AppName;
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use uuid::Uuid;
 
 #[derive(Default)]
@@ -99,5 +101,147 @@ impl EventStore for MemoryStore {
 
     async fn apps(&self) -> Result<Vec<AppName>, StoreError> {
         Ok(self.log().apps.keys().cloned().collect())
+    }
+}
+
+/// Read models' databases in memory, with the full `ModelStore` contract, for tests. Clones share
+/// the databases, so a test can open models again over what an earlier value wrote.
+#[derive(Clone, Default)]
+pub struct MemoryModels {
+    databases: Arc<Mutex<BTreeMap<String, MemoryDb>>>,
+    /// What this store's names are prefixed with among `databases`: empty, or the staging
+    /// store's `rebuild.staging/` (under its parent's prefix).
+    prefix: String,
+}
+
+const STAGING: &str = "rebuild.staging";
+
+/// One database of a [`MemoryModels`]. A handle to a removed one writes to nothing that stays.
+#[derive(Clone, Default)]
+struct MemoryDb(Arc<Mutex<BTreeMap<Vec<u8>, Vec<u8>>>>);
+
+fn locked<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Every change is one insert or removal, or a batch applied after it is built: a panic
+    // leaves the maps consistent, so a poisoned lock is still usable.
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl MemoryModels {
+    pub fn new() -> MemoryModels {
+        MemoryModels::default()
+    }
+
+    fn full(&self, name: &str) -> String {
+        format!("{}{name}", self.prefix)
+    }
+
+    /// Whether `key` (a full name) is database or group `full`, or in it.
+    fn within(key: &str, full: &str) -> bool {
+        key.strip_prefix(full)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    }
+}
+
+impl ModelStore for MemoryModels {
+    fn location(&self) -> &str {
+        "memory"
+    }
+
+    fn open(&self, name: &str) -> Result<Box<dyn ModelDb>, ModelError> {
+        let db = locked(&self.databases)
+            .entry(self.full(name))
+            .or_default()
+            .clone();
+        Ok(Box::new(db))
+    }
+
+    fn list(&self, group: &str) -> Result<Vec<String>, ModelError> {
+        let within = format!("{}/", self.full(group));
+        let names: std::collections::BTreeSet<String> = locked(&self.databases)
+            .keys()
+            .filter_map(|key| key.strip_prefix(&within))
+            .map(|rest| rest.split('/').next().unwrap_or(rest).to_string())
+            .collect();
+        Ok(names.into_iter().collect())
+    }
+
+    fn remove(&self, name: &str) -> Result<(), ModelError> {
+        let full = self.full(name);
+        locked(&self.databases).retain(|key, _| !Self::within(key, &full));
+        Ok(())
+    }
+
+    fn ensure_room(&self, _bytes: u64) -> Result<(), ModelError> {
+        Ok(())
+    }
+
+    fn staging(&self) -> Result<Box<dyn ModelStore>, ModelError> {
+        self.discard_staging()?;
+        Ok(Box::new(MemoryModels {
+            databases: self.databases.clone(),
+            prefix: self.full(&format!("{STAGING}/")),
+        }))
+    }
+
+    fn switch_in_staging(&self, names: &[&str]) -> Result<(), ModelError> {
+        for name in names.iter().rev() {
+            self.remove(name)?;
+        }
+        let staging = self.full(&format!("{STAGING}/"));
+        {
+            let mut databases = locked(&self.databases);
+            for name in names {
+                let from = format!("{staging}{name}");
+                let moved: Vec<String> = databases
+                    .keys()
+                    .filter(|key| Self::within(key, &from))
+                    .cloned()
+                    .collect();
+                for key in moved {
+                    let db = databases.remove(&key).expect("listed just now");
+                    databases.insert(self.full(&key[staging.len()..]), db);
+                }
+            }
+        }
+        self.discard_staging()
+    }
+
+    fn discard_staging(&self) -> Result<(), ModelError> {
+        self.remove(STAGING)
+    }
+}
+
+impl ModelDb for MemoryDb {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, ModelError> {
+        Ok(locked(&self.0).get(key).cloned())
+    }
+
+    fn apply(&self, batch: Batch) -> Result<(), ModelError> {
+        let mut rows = locked(&self.0);
+        for (key, value) in batch.into_writes() {
+            match value {
+                Some(value) => rows.insert(key, value),
+                None => rows.remove(&key),
+            };
+        }
+        Ok(())
+    }
+
+    fn scan(&self, prefix: &[u8], order: Order) -> Rows<'_> {
+        let mut rows: Vec<Row> = locked(&self.0)
+            .range(prefix.to_vec()..)
+            .take_while(|(key, _)| key.starts_with(prefix))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        if order == Order::Descending {
+            rows.reverse();
+        }
+        Box::new(rows.into_iter().map(Ok))
+    }
+
+    fn flush(&self) -> Result<(), ModelError> {
+        Ok(())
     }
 }

@@ -1,7 +1,7 @@
 //! What is left of the store hoist wrote before the log file (`file`): one sled database in
 //! `DIR/sled`, read once to migrate it (`read_legacy`), and the cleanup every sled database here
-//! needs before it is opened (`remove_unfinished_snapshots`, for the read models). Its layout, one
-//! tree with keys by prefix:
+//! needs before it is opened (`remove_unfinished_snapshots`, for the read models' too). Its
+//! layout, one tree with keys by prefix:
 //!
 //! | key | value |
 //! |---|---|
@@ -57,7 +57,7 @@ fn sled_error(e: sled::Error) -> StoreError {
 /// snapshot under that name and renames it when complete, but reads a leftover one after a crash
 /// and then fails every open with "Read corrupted data" (sled issues #1527, #1533); without it
 /// the database opens from its previous snapshot and log, intact.
-pub fn remove_unfinished_snapshots(db_dir: &Path) -> Result<(), StoreError> {
+pub(crate) fn remove_unfinished_snapshots(db_dir: &Path) -> Result<(), StoreError> {
     let entries = match std::fs::read_dir(db_dir) {
         Ok(entries) => entries,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
