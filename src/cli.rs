@@ -56,30 +56,6 @@ pub struct GlobalArgs {
     /// Print one JSON document on stdout, nothing else
     #[arg(long, global = true)]
     pub json: bool,
-    #[command(flatten)]
-    pub test: TestHooks,
-}
-
-/// Hooks for hoist's own crash-safety tests, from the environment only (hidden from help).
-#[derive(Debug, Clone, Args)]
-pub struct TestHooks {
-    /// After an adapter applied a release, write its version to this file and stop forever,
-    /// before recording the outcome, so a test can `kill -9` the process at exactly that point.
-    #[arg(
-        long = "test-pause-after-apply",
-        env = "HOIST_TEST_PAUSE_AFTER_APPLY",
-        global = true,
-        hide = true
-    )]
-    pub pause_after_apply: Option<PathBuf>,
-    /// A span replacing how long recording an outcome keeps trying on NATS (default 30s).
-    #[arg(
-        long = "test-record-patience",
-        env = "HOIST_TEST_RECORD_PATIENCE",
-        global = true,
-        hide = true
-    )]
-    pub record_patience: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -17,6 +17,15 @@ use std::io::BufRead;
 use std::ops::ControlFlow;
 
 pub async fn run(cli: Cli) -> Result<(), Error> {
+    // These touch no store: they need no settings either.
+    match &cli.command {
+        Command::Completions { shell } => {
+            crate::manual::completions(*shell);
+            return Ok(());
+        }
+        Command::Man { command } => return crate::manual::man(command),
+        _ => {}
+    }
     let ctx = Ctx::new(cli.global)?;
     let (hoist, owner, w) = (&ctx.hoist, &Principal::Owner, width());
     // One answer: its JSON shape under --json, else its human text.
@@ -308,8 +317,7 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
             let report = hoist.bench(&hoist_control::bench::BenchArgs { apps, events, keep })?;
             show(&report, &|| report.human(w));
         }
-        Command::Completions { shell } => crate::manual::completions(shell),
-        Command::Man { command } => crate::manual::man(&command)?,
+        Command::Completions { .. } | Command::Man { .. } => unreachable!("answered above"),
     }
     Ok(())
 }
@@ -395,13 +403,17 @@ impl Ctx {
         Ok(actor.parse()?)
     }
 
-    /// The reconcile context, with the crash-safety tests' hooks when they set them.
+    /// The reconcile context, with the crash-safety tests' hooks when their environment sets
+    /// them (read here, at the front door, never on the production path; no flag, so they stay
+    /// out of help and completions): `HOIST_TEST_PAUSE_AFTER_APPLY=FILE` stops the reconciler
+    /// right after an apply, before recording, having written the version to FILE;
+    /// `HOIST_TEST_RECORD_PATIENCE=SPAN` replaces how long recording keeps trying on NATS.
     pub fn reconcile_context(&self, options: Options) -> Context {
-        let test = &self.global.test;
         let mut context = Context::new(options);
-        context.pause_after_apply = test.pause_after_apply.clone();
-        let patience = test.record_patience.as_deref();
-        if let Some(patience) = patience.and_then(|t| parse_span("", t).ok()) {
+        context.pause_after_apply =
+            std::env::var_os("HOIST_TEST_PAUSE_AFTER_APPLY").map(Into::into);
+        let patience = std::env::var("HOIST_TEST_RECORD_PATIENCE").ok();
+        if let Some(patience) = patience.and_then(|t| parse_span("", &t).ok()) {
             context.record_patience = patience;
         }
         context

@@ -225,7 +225,7 @@ async fn serve(
             consumer = hoist_stores::nats_work::CONSUMER, instance = shared.claims.holder(), "serving"
         ),
     }
-    let shared = Arc::new(Reconciler {
+    let reconciler = Arc::new(Reconciler {
         hoist: hoist.clone(),
         principal: principal.clone(),
         ctx,
@@ -250,7 +250,7 @@ async fn serve(
             Feed::Nats(shared) => Some(Arc::clone(&shared.claims)),
         };
         let pass = Pass {
-            shared: Arc::clone(&shared),
+            reconciler: Arc::clone(&reconciler),
             claims: claims.clone(),
             running: running.clone(),
         };
@@ -258,7 +258,7 @@ async fn serve(
             last_resync = Some(Instant::now());
             let pass = pass.clone();
             passes.spawn(async move {
-                match all_apps(&pass.shared.hoist).await {
+                match all_apps(&pass.reconciler.hoist).await {
                     Ok(apps) => {
                         let count = apps.len();
                         let left = pass.run(apps, true, None).await;
@@ -339,7 +339,7 @@ struct Reconciler {
 /// What a reconcile pass needs, owned, so that it runs in a task of its own.
 #[derive(Clone)]
 struct Pass {
-    shared: Arc<Reconciler>,
+    reconciler: Arc<Reconciler>,
     claims: Option<Arc<Claims>>,
     running: Running,
 }
@@ -352,7 +352,7 @@ impl Pass {
         delivery: Option<&Delivery>,
     ) -> BTreeSet<AppName> {
         reconcile_apps(
-            &self.shared,
+            &self.reconciler,
             self.claims.as_deref(),
             &self.running,
             apps,
@@ -446,14 +446,14 @@ async fn envs_to_reconcile(
 /// with an env another instance held or this one is already reconciling, or all of them when the
 /// log could not be read.
 async fn reconcile_apps(
-    shared: &Reconciler,
+    reconciler: &Reconciler,
     claims: Option<&Claims>,
     running: &Running,
     apps: BTreeSet<AppName>,
     full: bool,
     delivery: Option<&Delivery>,
 ) -> BTreeSet<AppName> {
-    let work = match envs_to_reconcile(&shared.hoist, apps.clone(), full).await {
+    let work = match envs_to_reconcile(&reconciler.hoist, apps.clone(), full).await {
         Ok(work) => work,
         Err(e) => {
             tracing::warn!(error = e.message(), "reading the log");
@@ -469,7 +469,7 @@ async fn reconcile_apps(
         };
         let span = tracing::info_span!("reconcile", %app, %env);
         runs.push(async move {
-            let done = reconcile_env(shared, claims, &app, &env, full, delivery)
+            let done = reconcile_env(reconciler, claims, &app, &env, full, delivery)
                 .instrument(span)
                 .await;
             drop(marked);
@@ -490,7 +490,7 @@ async fn reconcile_apps(
 /// (renewed at each retry, every HELD_RETRY) so that no other instance applies it again. A
 /// reconcile that fails otherwise records nothing: the env stays pending for the next resync.
 async fn reconcile_env(
-    shared: &Reconciler,
+    reconciler: &Reconciler,
     claims: Option<&Claims>,
     app: &AppName,
     env: &EnvName,
@@ -501,7 +501,7 @@ async fn reconcile_env(
         hoist,
         principal,
         ctx,
-    } = shared;
+    } = reconciler;
     let reconcile = || hoist.reconcile(principal, app, env, ctx);
     let Some(claims) = claims else {
         report(reconcile().await);

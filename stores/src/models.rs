@@ -53,7 +53,7 @@ impl SledModels {
         for entry in std::fs::read_dir(dir).map_err(|e| unavailable(dir, e))? {
             let path = entry.map_err(|e| unavailable(dir, e))?.path();
             if path.extension().is_some_and(|x| x == "trash") || path.ends_with(STAGING) {
-                std::fs::remove_dir_all(&path).map_err(|e| unavailable(&path, e))?;
+                remove_any(&path).map_err(|e| unavailable(&path, e))?;
             }
         }
         Ok(models)
@@ -102,7 +102,7 @@ impl SledModels {
     /// Moves `path` out of the way (renamed first, so a crash leaves it absent, not half gone),
     /// then deletes it.
     fn discard(&self, path: &Path, name: &str) -> Result<(), ModelError> {
-        if !path.exists() {
+        if std::fs::symlink_metadata(path).is_err() {
             return Ok(());
         }
         let trash = self.dir.join(format!(
@@ -111,7 +111,7 @@ impl SledModels {
             std::process::id()
         ));
         std::fs::rename(path, &trash).map_err(|e| unavailable(path, e))?;
-        std::fs::remove_dir_all(&trash).map_err(|e| unavailable(&trash, e))
+        remove_any(&trash).map_err(|e| unavailable(&trash, e))
     }
 }
 
@@ -191,6 +191,16 @@ impl ModelStore for SledModels {
 
     fn discard_staging(&self) -> Result<(), ModelError> {
         self.discard(&self.dir.join(STAGING), STAGING)
+    }
+}
+
+/// Removes what is at `path`, a directory (a database) or anything else in a database's place
+/// (a stray file: what a damaged model may be).
+fn remove_any(path: &Path) -> std::io::Result<()> {
+    if std::fs::symlink_metadata(path)?.is_dir() {
+        std::fs::remove_dir_all(path)
+    } else {
+        std::fs::remove_file(path)
     }
 }
 

@@ -54,6 +54,21 @@ fn opening_removes_what_an_interrupted_removal_or_rebuild_left() {
     assert_eq!(row_count(&models, "state"), 1, "the databases stay");
 }
 
+/// A stray file where a database should be (what a damaged model can be) is removed like a
+/// database, and so is a file left in the trash; the name then opens as a fresh database.
+#[test]
+fn a_file_in_a_databases_place_is_removed_like_a_database() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("state"), b"not a database").unwrap();
+    std::fs::write(dir.path().join("history-3.trash"), b"left over").unwrap();
+    let models = SledModels::open(dir.path()).unwrap();
+    assert!(!dir.path().join("history-3.trash").exists());
+    models.remove("state").unwrap();
+    assert!(std::fs::symlink_metadata(dir.path().join("state")).is_err());
+    write(&models, "state", b"k");
+    assert_eq!(row_count(&models, "state"), 1);
+}
+
 /// sled 0.34 reads a snapshot a killed process left unfinished and then fails every open; the
 /// file is removed first, and the database opens from its previous snapshot and log.
 #[test]
