@@ -47,7 +47,7 @@ fn exit_code(kind: hoist_control::ErrorKind) -> u8 {
         Conflict => 3,
         // A damaged store, like an unreachable one, is a backend that cannot serve the command.
         Unavailable | Corrupt => 4,
-        Denied => 5,
+        Denied | Unauthenticated => 5,
     }
 }
 

@@ -18,6 +18,8 @@ pub enum ErrorKind {
     Unavailable,
     /// The principal lacks the permission [5].
     Denied,
+    /// No identity: a missing, malformed, unknown, revoked or expired token [5; HTTP 401].
+    Unauthenticated,
     /// The store holds what it cannot use (a log damaged in the middle) [4]: not the input's
     /// fault, and not something a retry fixes.
     Corrupt,

@@ -48,12 +48,14 @@ use hoist_engine::{Actor, AppName, Command, ConfigKey, ConfigValue, Principal};
 use std::sync::Arc;
 use store::OpenMode;
 
-/// Who runs a command: the principal its permission is checked for, and the actor the log
-/// records.
+/// Who runs a command: the principal its permission is checked for, the actor the log records,
+/// and the front end it came through (`api`, `web`, `slack:TEAM/USER`, `matrix:@user:server`;
+/// `None` for direct store access), which audit entries carry as `via`.
 #[derive(Debug, Clone)]
 pub struct Caller {
     pub principal: Principal,
     pub actor: Actor,
+    pub via: Option<String>,
 }
 
 impl Caller {
@@ -63,6 +65,7 @@ impl Caller {
         Caller {
             principal: Principal::Owner,
             actor,
+            via: None,
         }
     }
 }
@@ -108,6 +111,18 @@ impl Hoist {
             config::Log::Nats(nats) => nats.replicas,
             config::Log::Embedded { .. } => 1,
         }
+    }
+
+    /// The identity a bearer token stands for, with its grants, acting through `via`; an
+    /// unknown, malformed, revoked or expired token is `Unauthenticated`.
+    pub async fn authenticate(&self, token: &str, via: &str) -> Result<Caller> {
+        // Identities, tokens and grants are events (issue 10): until they are folded, no token
+        // is known.
+        let _ = (token, via);
+        Err(Error::new(
+            ErrorKind::Unauthenticated,
+            "token not recognized",
+        ))
     }
 
     /// Runs `command` on `app` as `caller`: authorized, decided, appended (with optimistic
