@@ -71,6 +71,7 @@ impl From<StoreError> for Error {
             StoreError::Conflict { .. } => ErrorKind::Conflict,
             StoreError::Busy { .. } | StoreError::Unavailable(_) => ErrorKind::Unavailable,
             StoreError::Corrupt(_) => ErrorKind::Corrupt,
+            StoreError::Denied(_) => ErrorKind::Denied,
             StoreError::Refused(_) | StoreError::TooLarge(_) => ErrorKind::Rejected,
         };
         Error::new(kind, e)

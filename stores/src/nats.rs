@@ -183,6 +183,9 @@ pub struct NatsStore {
     max_msg_size: i64,
     /// Every message this store's reads skipped, by sequence.
     quarantined: std::sync::Mutex<std::collections::BTreeMap<u64, Quarantined>>,
+    /// The server's last "Permissions Violation" for this connection, if any: what a request
+    /// that went unanswered really ran into (the server drops a publish it does not permit).
+    violation: Violation,
 }
 
 /// One message as read, before it is taken for a commit or quarantined.
@@ -244,6 +247,12 @@ impl NatsStore {
         if let Some(path) = &options.tls_ca_file {
             connect = connect.add_root_certificates(path.clone());
         }
+        let violation = Violation::default();
+        let seen = violation.clone();
+        connect = connect.event_callback(move |event| {
+            seen.note(&event);
+            async {}
+        });
         // No retry_on_initial_connect: one pass over the servers, then an error.
         let client = match tokio::time::timeout(options.timeout, connect.connect(servers)).await {
             Ok(Ok(client)) => client,
@@ -276,15 +285,32 @@ impl NatsStore {
             commit_check: options.commit_check,
             max_msg_size: -1,
             quarantined: Default::default(),
+            violation,
         };
         let remaining = options.timeout.saturating_sub(started.elapsed());
-        let config = match tokio::time::timeout(remaining, store.ensure_stream(&options)).await {
+        // A user the server does not permit hoist's requests gets no answer at all, only an
+        // error on the connection: that error ends the wait at once.
+        let ensured = async {
+            tokio::select! {
+                ensured = store.ensure_stream(&options) => ensured,
+                why = store.violation.seen() => Err(StoreError::Denied(why)),
+            }
+        };
+        let config = match tokio::time::timeout(remaining, ensured).await {
             Ok(result) => result.map_err(|e| match e {
                 StoreError::Unavailable(m) => {
                     StoreError::Unavailable(format!("NATS at {shown}: {m}"))
                 }
+                StoreError::Denied(_) => store
+                    .violation
+                    .denied(&format!("NATS at {shown}"))
+                    .expect("a violation was seen"),
                 other => other,
             })?,
+            Err(_) if store.violation.refused().is_some() => {
+                let at = format!("NATS at {shown}");
+                return Err(store.violation.denied(&at).expect("a violation was seen"));
+            }
             Err(_) => {
                 // The server says in its INFO whether JetStream is on: when it is, silence is a
                 // cluster without a leader for the stream (an election, or too few nodes left).
@@ -475,6 +501,13 @@ impl NatsStore {
                     PublishErrorKind::StreamNotFound => Err(Failure::Transient(
                         "no stream answers (a leader election, or the stream was deleted)".into(),
                     )),
+                    PublishErrorKind::TimedOut if self.violation.refused().is_some() => {
+                        Err(Failure::Fatal(
+                            self.violation
+                                .denied(&format!("NATS stream {}", self.stream))
+                                .expect("a violation was seen"),
+                        ))
+                    }
                     PublishErrorKind::TimedOut
                     | PublishErrorKind::BrokenPipe
                     | PublishErrorKind::MaxAckPending => Err(Failure::Transient(format!(
@@ -1494,6 +1527,50 @@ fn at_least(version: &str, major: u64, minor: u64) -> bool {
 
 fn attempt_timeout(timeout: Duration) -> Duration {
     (timeout / 3).max(Duration::from_millis(500)).min(timeout)
+}
+
+/// The permissions violations the server reported on this connection. The server answers a
+/// publish it does not permit with an error on the connection and drops the message, so the
+/// request waits for nothing; this says why.
+#[derive(Clone, Default)]
+struct Violation(std::sync::Arc<(std::sync::Mutex<Option<String>>, tokio::sync::Notify)>);
+
+impl Violation {
+    fn note(&self, event: &async_nats::Event) {
+        if let async_nats::Event::ServerError(async_nats::ServerError::Other(message)) = event {
+            if message
+                .to_ascii_lowercase()
+                .contains("permissions violation")
+            {
+                *self.0 .0.lock().unwrap_or_else(|e| e.into_inner()) = Some(one_line(message));
+                self.0 .1.notify_waiters();
+            }
+        }
+    }
+
+    fn refused(&self) -> Option<String> {
+        self.0 .0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Waits for the server's first permissions violation on this connection.
+    async fn seen(&self) -> String {
+        loop {
+            let notified = self.0 .1.notified();
+            if let Some(why) = self.refused() {
+                return why;
+            }
+            notified.await;
+        }
+    }
+
+    /// The error a command ends with when the server refused this user what hoist needs.
+    fn denied(&self, at: &str) -> Option<StoreError> {
+        self.refused().map(|why| {
+            StoreError::Denied(format!(
+                "{at} does not let this user use hoist's stream ({why}): a team gives only hoist serve's NATS user those rights; go through `hoist --server`"
+            ))
+        })
+    }
 }
 
 fn one_line(e: &dyn std::fmt::Display) -> String {

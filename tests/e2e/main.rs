@@ -15,6 +15,7 @@ mod kube_apiserver;
 mod limits;
 mod manual;
 mod models;
+mod nats_auth;
 mod nats_limits;
 #[path = "../support/nats_server.rs"]
 mod nats_server;
@@ -240,6 +241,11 @@ fn kube_standin_rejects_what_a_real_api_server_rejects() {
 
 mod nats {
     use super::*;
+
+    #[test]
+    fn only_hoist_serves_nats_user_may_append() {
+        nats_auth::only_hoist_serves_user_may_append();
+    }
 
     #[test]
     fn crash_torture_writers_rebuilds_and_serve() {

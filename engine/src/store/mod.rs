@@ -140,6 +140,10 @@ pub enum StoreError {
     /// The backend refuses a commit this large (a NATS server's or stream's size limit).
     #[error("{0}")]
     TooLarge(String),
+    /// The backend does not let this process use the log (a NATS user without the permissions);
+    /// nothing was stored.
+    #[error("{0}")]
+    Denied(String),
 }
 
 /// A backend of the log.
