@@ -2,17 +2,17 @@
 //! store, so bad input costs nothing and appends nothing), calls `hoist_control`, prints.
 
 use crate::cli::*;
-use crate::output::{out, print_json, print_json_line, stdout_closed, warn, width};
-use hoist_control::engine::service::Executed;
+use crate::output::{out, print_json, print_json_line, stdout_closed, warn, width, write_stdout};
+use hoist_control::api::Request;
 use hoist_control::engine::{
-    Actor, AppName, Artifact, BuildId, Command as DomainCommand, ConfigKey, ConfigValue, EnvName,
-    Event, ImageRef, Principal, ReleaseVersion, Target,
+    Actor, AppName, Artifact, BuildId, ConfigKey, EnvName, Principal, ReleaseVersion, Target,
 };
-use hoist_control::human;
-use hoist_control::reconcile::{Context, Options};
+use hoist_control::reconcile::Options;
 use hoist_control::time::{parse_instant, parse_span};
-use hoist_control::views::{self, AppView, ReleaseView};
-use hoist_control::{AuditQuery, Backend, Caller, Config, Error, Hoist, NatsSettings};
+use hoist_control::views;
+use hoist_control::{
+    AuditQuery, Backend, Caller, Config, Error, Hoist, NatsSettings, ReconcileHooks,
+};
 use std::io::BufRead;
 use std::ops::ControlFlow;
 
@@ -27,58 +27,25 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
         _ => {}
     }
     let ctx = Ctx::new(cli.global)?;
-    let (hoist, owner, w) = (&ctx.hoist, &Principal::Owner, width());
-    // One answer: its JSON shape under --json, else its human text.
-    let show = |json: &dyn erased::Json, human: &dyn Fn() -> String| {
-        if ctx.global.json {
-            json.print();
-        } else {
-            out!("{}", human());
-        }
-    };
-    match cli.command {
-        Command::Apps(AppsCommand::Create { app, envs }) => {
-            let app: AppName = app.parse()?;
-            let pipeline = envs.iter().map(|e| e.parse()).collect::<Result<_, _>>()?;
-            let state = ctx
-                .execute(&app, DomainCommand::CreateApp { pipeline })
-                .await?
-                .state;
-            show(&AppView::new(&app, &state), &|| {
-                human::created(&app, &state)
-            });
-        }
-        Command::Apps(AppsCommand::List) => {
-            let apps = hoist.apps(owner).await?;
-            let views: Vec<_> = apps.iter().map(|(a, s)| AppView::new(a, s)).collect();
-            show(&views, &|| human::apps(&apps, w));
-        }
-        Command::Apps(AppsCommand::Show { app }) => {
-            let app: AppName = app.parse()?;
-            let state = hoist.app(owner, &app, None).await?;
-            let view = AppView::new(&app, &state);
-            show(&view, &|| human::app(&view, w));
-        }
+    let (hoist, owner) = (&ctx.hoist, &Principal::Owner);
+    let request = match cli.command {
+        Command::Apps(AppsCommand::Create { app, envs }) => Request::AppsCreate {
+            app: app.parse()?,
+            envs: envs.iter().map(|e| e.parse()).collect::<Result<_, _>>()?,
+        },
+        Command::Apps(AppsCommand::List) => Request::AppsList,
+        Command::Apps(AppsCommand::Show { app }) => Request::AppsShow { app: app.parse()? },
         Command::Builds(BuildsCommand::Register {
             app,
             image,
             commit,
             note,
-        }) => {
-            let app: AppName = app.parse()?;
-            let image: ImageRef = image.parse()?;
-            let id = image.build_id();
-            let command = DomainCommand::RegisterBuild {
-                image,
-                commit,
-                note,
-            };
-            let executed = ctx.execute(&app, command).await?;
-            let (build, registered) = (&executed.state.builds[&id], !executed.events.is_empty());
-            show(&views::build_json(&app, build, registered), &|| {
-                human::build(&app, build, registered)
-            });
-        }
+        }) => Request::BuildsRegister {
+            app: app.parse()?,
+            image: image.parse()?,
+            commit,
+            note,
+        },
         Command::Deploy(args) => {
             let (app, env) = args.target.parse()?;
             let artifact = match (args.image, args.build) {
@@ -86,8 +53,7 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
                 (None, Some(build)) => Artifact::Build(build.parse::<BuildId>()?),
                 _ => unreachable!("clap requires exactly one of --image and --build"),
             };
-            ctx.release(&app, DomainCommand::Deploy { env, artifact })
-                .await?;
+            Request::Deploy { app, env, artifact }
         }
         Command::Config(ConfigCommand::Set {
             target,
@@ -95,99 +61,74 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
             secret,
         }) => {
             let (app, env) = target.parse()?;
-            let mut parsed = Vec::with_capacity(pairs.len());
+            let mut values = Vec::with_capacity(pairs.len());
             for pair in &pairs {
                 let (key, value) = pair.split_once('=').ok_or_else(|| {
                     Error::rejected(format!("invalid config pair {pair:?}: must be KEY=VALUE"))
                 })?;
-                parsed.push((key.parse::<ConfigKey>()?, value.to_string()));
+                values.push((key.parse::<ConfigKey>()?, value.to_string()));
             }
-            let values = if secret {
-                hoist.seal(&app, parsed).await?
-            } else {
-                let plain = |(key, value)| (key, ConfigValue::Plain(value));
-                parsed.into_iter().map(plain).collect()
-            };
-            let values = values.into_iter().collect();
-            ctx.release(&app, DomainCommand::SetConfig { env, values })
-                .await?;
+            Request::ConfigSet {
+                app,
+                env,
+                values,
+                secret,
+            }
         }
         Command::Config(ConfigCommand::Unset { target, keys }) => {
             let (app, env) = target.parse()?;
             let keys = keys.iter().map(|k| k.parse()).collect::<Result<_, _>>()?;
-            ctx.release(&app, DomainCommand::UnsetConfig { env, keys })
-                .await?;
+            Request::ConfigUnset { app, env, keys }
         }
         Command::Config(ConfigCommand::Get { target, reveal }) => {
             let (app, env) = target.parse()?;
-            let shown = hoist.config(owner, &app, &env, reveal).await?;
-            show(&shown.json(), &|| human::config(&shown));
+            Request::ConfigGet { app, env, reveal }
         }
-        Command::Promote(args) => {
-            let app: AppName = args.app.parse()?;
-            let from: EnvName = args.from.parse()?;
-            let to = args.to.map(|t| t.parse::<EnvName>()).transpose()?;
-            ctx.release(&app, DomainCommand::Promote { from, to })
-                .await?;
-        }
+        Command::Promote(args) => Request::Promote {
+            app: args.app.parse()?,
+            from: args.from.parse()?,
+            to: args.to.map(|t| t.parse::<EnvName>()).transpose()?,
+        },
         Command::Rollback(args) => {
             let (app, env) = args.target.parse()?;
             let to = args.to.map(|v| v.parse::<ReleaseVersion>()).transpose()?;
-            ctx.release(&app, DomainCommand::Rollback { env, to })
-                .await?;
+            Request::Rollback { app, env, to }
         }
         Command::Releases(args) => {
             let (app, env) = args.target.parse()?;
             let at = args.at.map(|t| parse_instant("--at", &t)).transpose()?;
-            let limit = args.limit.unwrap_or(usize::MAX);
-            let records = hoist.releases(owner, &app, &env, at, limit).await?;
-            let releases: Vec<ReleaseView> = records
-                .iter()
-                .map(|r| ReleaseView::new(&app, &env, r))
-                .collect();
-            show(&releases, &|| human::releases(&app, &env, &releases, w));
+            let limit = args.limit;
+            Request::Releases {
+                app,
+                env,
+                at,
+                limit,
+            }
         }
-        Command::Status(args) => {
-            let app: AppName = args.app.parse()?;
-            let at = args.at.map(|t| parse_instant("--at", &t)).transpose()?;
-            let status = hoist.status(owner, &app, at).await?;
-            show(&status.view(), &|| status.human(w));
-        }
+        Command::Status(args) => Request::Status {
+            app: args.app.parse()?,
+            at: args.at.map(|t| parse_instant("--at", &t)).transpose()?,
+        },
         Command::Diff(args) => {
             let (app, env) = args.target.parse()?;
             let (from, to) = (args.from.parse()?, args.to.parse()?);
-            let diff = hoist.diff(owner, &app, &env, from, to).await?;
-            show(&diff.json(), &|| diff.human());
+            Request::Diff { app, env, from, to }
         }
         Command::Lock(args) => {
             let (app, env) = args.target.parse()?;
-            let lock = DomainCommand::Lock {
-                env: env.clone(),
-                reason: args.reason,
-            };
-            let state = ctx.execute(&app, lock).await?.state;
-            let lock = state.envs[&env].lock.as_ref();
-            show(&views::lock_json(&app, &env, lock), &|| {
-                human::lock(&app, &env, lock)
-            });
+            let reason = args.reason;
+            Request::Lock { app, env, reason }
         }
         Command::Unlock(args) => {
             let (app, env) = args.parse()?;
-            let unlock = DomainCommand::Unlock { env: env.clone() };
-            let state = ctx.execute(&app, unlock).await?.state;
-            let lock = state.envs[&env].lock.as_ref();
-            show(&views::lock_json(&app, &env, lock), &|| {
-                human::lock(&app, &env, lock)
-            });
+            Request::Unlock { app, env }
         }
         Command::Audit(AuditArgs {
             verify: Some(AuditCommand::Verify { app }),
             ..
-        }) => {
-            let app = app.map(|a| a.parse::<AppName>()).transpose()?;
-            let verified = hoist.verify(owner, app.as_ref()).await?;
-            show(&verified.json(), &|| verified.human());
-        }
+        }) => Request::AuditVerify {
+            app: app.map(|a| a.parse::<AppName>()).transpose()?,
+        },
         Command::Audit(args) => {
             let instant = |flag, t: Option<String>| t.map(|t| parse_instant(flag, &t)).transpose();
             let query = AuditQuery {
@@ -198,25 +139,8 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
                 since: instant("--since", args.since)?,
                 until: instant("--until", args.until)?,
             };
-            let limit = args.limit.unwrap_or(usize::MAX);
-            let entries = hoist.audit(owner, &query, limit).await?;
-            show(&entries, &|| human::audit(&entries, w));
-        }
-        Command::Events(EventsArgs {
-            transfer: Some(EventsCommand::Export),
-            ..
-        }) => hoist.export(owner, &mut print_event).await?,
-        Command::Events(EventsArgs {
-            transfer: Some(EventsCommand::Import),
-            ..
-        }) => {
-            let lines = std::io::stdin().lock().lines().enumerate();
-            let imported = hoist.import(owner, lines.map(|(i, l)| (i + 1, l))).await?;
-            show(&imported.json(), &|| imported.human());
-        }
-        Command::Events(args) => {
-            let (from, follow) = (args.from, args.follow);
-            hoist.events(owner, from, follow, &mut print_event).await?
+            let limit = args.limit;
+            Request::Audit { query, limit }
         }
         Command::Envs(EnvsCommand::Target {
             target: env_args,
@@ -253,87 +177,82 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
                 (false, None, None, true) => Target::None,
                 _ => unreachable!("clap requires exactly one target kind"),
             };
-            let set = DomainCommand::SetTarget {
-                env: env.clone(),
-                target: target.clone(),
-            };
-            let changed = !ctx.execute(&app, set).await?.events.is_empty();
-            show(&views::target_json(&app, &env, &target, changed), &|| {
-                human::target(&app, &env, &target, changed)
-            });
+            Request::EnvsTarget { app, env, target }
         }
         Command::Envs(EnvsCommand::Policy {
             target,
             auto_rollback,
         }) => {
             let (app, env) = target.parse()?;
-            let on = auto_rollback == "on";
-            let set = DomainCommand::SetPolicy {
-                env: env.clone(),
-                auto_rollback: on,
-            };
-            let changed = !ctx.execute(&app, set).await?.events.is_empty();
-            show(&views::policy_json(&app, &env, on, changed), &|| {
-                human::policy(&app, &env, on)
-            });
+            let auto_rollback = auto_rollback == "on";
+            Request::EnvsPolicy {
+                app,
+                env,
+                auto_rollback,
+            }
         }
         Command::Apply(args) => {
             let (app, env) = args.target.parse()?;
-            let timeout = parse_span("--timeout", &args.timeout)?;
-            if args.dry_run {
-                let planned = hoist.plan(owner, &app, &env).await?;
-                show(&planned.json(), &|| planned.human());
-                return Ok(());
-            }
             let options = Options {
                 wait: args.wait,
-                timeout,
+                timeout: parse_span("--timeout", &args.timeout)?,
             };
-            let context = ctx.reconcile_context(options);
-            let reconciled = hoist.reconcile(owner, &app, &env, &context).await?;
-            show(&reconciled, &|| reconciled.human());
-            if let Some(failed) = reconciled.failure() {
-                return Err(failed);
+            let dry_run = args.dry_run;
+            Request::Apply {
+                app,
+                env,
+                options,
+                dry_run,
             }
         }
-        Command::Serve(args) => crate::serve::serve(&ctx, args).await?,
+        // Streams and the store's upkeep: they run where the store is.
+        Command::Events(EventsArgs {
+            transfer: Some(EventsCommand::Export),
+            ..
+        }) => return hoist.export(owner, &mut print_event).await,
+        Command::Events(EventsArgs {
+            transfer: Some(EventsCommand::Import),
+            ..
+        }) => {
+            let lines = std::io::stdin().lock().lines().enumerate();
+            let imported = hoist.import(owner, lines.map(|(i, l)| (i + 1, l))).await?;
+            return ctx.show(&imported.json(), &imported.human());
+        }
+        Command::Events(args) => {
+            let (from, follow) = (args.from, args.follow);
+            return hoist.events(owner, from, follow, &mut print_event).await;
+        }
+        Command::Serve(args) => return crate::serve::serve(&ctx, args).await,
         Command::Admin(AdminCommand::Rebuild) => {
             let mut bar = crate::output::Progress::new("rebuild", "log entries");
             let done = hoist
                 .rebuild(owner, &mut |at, end| bar.set(at, end))
                 .await?;
             drop(bar);
-            show(&done.json(), &|| done.human());
+            return ctx.show(&done.json(), &done.human());
         }
         Command::Admin(AdminCommand::Check) => {
             let findings = hoist.check(owner).await?;
-            show(&findings, &|| findings.human());
-            if let Some(failed) = findings.failure() {
-                return Err(failed);
-            }
+            ctx.show(&findings, &findings.human())?;
+            return findings.failure().map_or(Ok(()), Err);
         }
         Command::Bench(args) => {
             let BenchArgs { apps, events, keep } = args;
             let report = hoist.bench(&hoist_control::bench::BenchArgs { apps, events, keep })?;
-            show(&report, &|| report.human(w));
+            return ctx.show(&report, &report.human(width()));
         }
         Command::Completions { .. } | Command::Man { .. } => unreachable!("answered above"),
+    };
+    let answer = hoist
+        .answer(&ctx.caller(&request)?, request, width())
+        .await?;
+    if ctx.global.json {
+        // As serde_json wrote it: the contract (it escapes what JSON must on its own).
+        write_stdout(answer.json.as_bytes());
+    } else {
+        out!("{}", answer.human);
     }
-    Ok(())
-}
-
-/// `show`'s JSON side: any view, printed as serde_json writes it (a trait object, so one closure
-/// serves every command's answer).
-mod erased {
-    pub trait Json {
-        fn print(&self);
-    }
-
-    impl<T: serde::Serialize> Json for T {
-        fn print(&self) {
-            crate::output::print_json(self)
-        }
-    }
+    answer.failure.map_or(Ok(()), Err)
 }
 
 /// hoist opened from the global options, and the options themselves.
@@ -367,14 +286,21 @@ impl Ctx {
             cache: global.cache.clone(),
             secret_key_file: std::env::var_os("HOIST_SECRET_KEY_FILE").map(Into::into),
         };
-        let hoist = Hoist::open(config)?.on_warning(warn);
+        let hoist = Hoist::open(config)?
+            .on_warning(warn)
+            .with_reconcile_hooks(reconcile_hooks());
         Ok(Ctx { global, hoist })
     }
 
     /// Who runs a command: a command run directly on a store acts as the store's owner, who may
-    /// do anything (CLI.md: "Identities, tokens and roles"), under the actor's name.
-    fn caller(&self) -> Result<Caller, Error> {
-        Ok(Caller::owner(self.actor()?))
+    /// do anything (CLI.md: "Identities, tokens and roles"), under the actor's name. A query
+    /// records nothing, so it needs no actor (it must not fail for want of one).
+    fn caller(&self, request: &Request) -> Result<Caller, Error> {
+        let actor = match self.actor() {
+            Err(_) if request.is_query() => "owner".parse()?,
+            actor => actor?,
+        };
+        Ok(Caller::owner(actor))
     }
 
     fn actor(&self) -> Result<Actor, Error> {
@@ -403,47 +329,28 @@ impl Ctx {
         Ok(actor.parse()?)
     }
 
-    /// The reconcile context, with the crash-safety tests' hooks when their environment sets
-    /// them (read here, at the front door, never on the production path; no flag, so they stay
-    /// out of help and completions): `HOIST_TEST_PAUSE_AFTER_APPLY=FILE` stops the reconciler
-    /// right after an apply, before recording, having written the version to FILE;
-    /// `HOIST_TEST_RECORD_PATIENCE=SPAN` replaces how long recording keeps trying on NATS.
-    pub fn reconcile_context(&self, options: Options) -> Context {
-        let mut context = Context::new(options);
-        context.pause_after_apply =
-            std::env::var_os("HOIST_TEST_PAUSE_AFTER_APPLY").map(Into::into);
-        let patience = std::env::var("HOIST_TEST_RECORD_PATIENCE").ok();
-        if let Some(patience) = patience.and_then(|t| parse_span("", &t).ok()) {
-            context.record_patience = patience;
-        }
-        context
-    }
-
-    async fn execute(&self, app: &AppName, command: DomainCommand) -> Result<Executed, Error> {
-        self.hoist.execute(&self.caller()?, app, command).await
-    }
-
-    /// Runs a command that creates a release, and prints that release.
-    async fn release(&self, app: &AppName, command: DomainCommand) -> Result<(), Error> {
-        let executed = self.execute(app, command).await?;
-        let env = executed
-            .events
-            .iter()
-            .find_map(|r| match &r.envelope.event {
-                Some(Event::ReleaseCreated { env, .. }) => Some(env),
-                _ => None,
-            })
-            .expect("a release command that succeeded recorded a release");
-        let record = executed.state.envs[env]
-            .current()
-            .expect("the release just created");
-        let view = ReleaseView::new(app, env, record);
+    /// One answer: its JSON shape under --json (as serde_json writes it), else its human text.
+    fn show(&self, json: &impl serde::Serialize, human: &str) -> Result<(), Error> {
         if self.global.json {
-            print_json(&view);
+            print_json(json);
         } else {
-            out!("{}", human::released(&view));
+            out!("{human}");
         }
         Ok(())
+    }
+}
+
+/// The crash-safety tests' hooks, when their environment sets them (read here, at the front
+/// door, never on the production path; no flag, so they stay out of help and completions):
+/// `HOIST_TEST_PAUSE_AFTER_APPLY=FILE` stops the reconciler right after an apply, before
+/// recording, having written the version to FILE; `HOIST_TEST_RECORD_PATIENCE=SPAN` replaces how
+/// long recording keeps trying on NATS.
+fn reconcile_hooks() -> ReconcileHooks {
+    ReconcileHooks {
+        pause_after_apply: std::env::var_os("HOIST_TEST_PAUSE_AFTER_APPLY").map(Into::into),
+        record_patience: std::env::var("HOIST_TEST_RECORD_PATIENCE")
+            .ok()
+            .and_then(|span| parse_span("HOIST_TEST_RECORD_PATIENCE", &span).ok()),
     }
 }
 

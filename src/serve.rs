@@ -38,7 +38,7 @@ pub async fn serve(ctx: &Ctx, args: ServeArgs) -> Result<(), Error> {
         wait: true,
         timeout: settings.timeout,
     };
-    let context = ctx.reconcile_context(options);
+    let context = ctx.hoist.reconcile_context(options);
     let owner = &Principal::Owner;
     ctx.hoist.serve(owner, &settings, context, shutdown).await
 }

@@ -3,6 +3,7 @@
 //! principal (authorize → decide → append → fold); the queries answer from the read models or by
 //! replay; `views` are the JSON shapes of CLI.md; `reconcile` and `serve` drive the adapters.
 //!
+//! - `api`: every front end's commands as one `Request`, answered as JSON and human text;
 //! - `config`: the settings, as given and validated;
 //! - `error`: the one [`Error`], whose [`ErrorKind`] a front end maps to an exit code or status;
 //! - `store`: opening the log and the read models;
@@ -20,6 +21,7 @@
 //! `tests/architecture.rs`).
 
 pub mod admin;
+pub mod api;
 #[cfg(feature = "bench")]
 pub mod bench;
 pub mod config;
@@ -35,6 +37,7 @@ pub mod transfer;
 pub mod views;
 pub mod workload;
 
+pub use api::{Answer, Request};
 pub use config::{Backend, Config, NatsSettings};
 pub use error::{Error, ErrorKind, Result};
 /// The domain, as front ends name it: commands, names, events.
@@ -78,6 +81,17 @@ type WarnSink = Arc<dyn Fn(&str) + Send + Sync>;
 pub struct Hoist {
     settings: Arc<Settings>,
     warn: WarnSink,
+    hooks: ReconcileHooks,
+}
+
+/// The crash-safety tests' hooks into reconciling, which a front end reads from its environment
+/// (never the production path): see `reconcile::Context`.
+#[derive(Debug, Clone, Default)]
+pub struct ReconcileHooks {
+    /// Stop forever right after an apply, before recording, having written the version here.
+    pub pause_after_apply: Option<std::path::PathBuf>,
+    /// How long recording an outcome keeps trying on NATS, instead of 30 s.
+    pub record_patience: Option<std::time::Duration>,
 }
 
 impl Hoist {
@@ -86,7 +100,14 @@ impl Hoist {
         Ok(Hoist {
             settings: Arc::new(Settings::of(config)?),
             warn: Arc::new(|_| {}),
+            hooks: ReconcileHooks::default(),
         })
+    }
+
+    /// The crash-safety tests' hooks, when the front end's environment sets them.
+    pub fn with_reconcile_hooks(mut self, hooks: ReconcileHooks) -> Self {
+        self.hooks = hooks;
+        self
     }
 
     /// Where warnings go (what went wrong but did not fail the call: models folded again,

@@ -1,0 +1,368 @@
+//! Every front end's commands in one place: a [`Request`] (a command line, an HTTP route or a
+//! chat message, parsed into domain values) answered by [`Hoist::answer`] as an [`Answer`] —
+//! its CLI.md JSON and its human text. The CLI prints one of them; the server sends the JSON
+//! (or, asked for `text/plain`, the text: what the remote CLI prints); chat replies with the
+//! text. One implementation of each command, whoever asks.
+
+use crate::error::{Error, Result};
+use crate::human::{self, Width};
+use crate::reconcile::{Context, Options};
+use crate::views::{self, AppView, ReleaseView};
+use crate::{AuditQuery, Caller, Hoist};
+use chrono::{DateTime, Utc};
+use hoist_engine::{
+    AppName, Artifact, Command, ConfigKey, ConfigValue, EnvName, Event, ImageRef, ReleaseVersion,
+    Target,
+};
+use serde::Serialize;
+use std::collections::BTreeSet;
+
+/// A command, as any front end asks it.
+#[derive(Debug, Clone)]
+pub enum Request {
+    AppsCreate {
+        app: AppName,
+        envs: Vec<EnvName>,
+    },
+    AppsList,
+    AppsShow {
+        app: AppName,
+    },
+    BuildsRegister {
+        app: AppName,
+        image: ImageRef,
+        commit: Option<String>,
+        note: Option<String>,
+    },
+    Deploy {
+        app: AppName,
+        env: EnvName,
+        artifact: Artifact,
+    },
+    /// `config set` (`secret`: sealed before they reach the log).
+    ConfigSet {
+        app: AppName,
+        env: EnvName,
+        values: Vec<(ConfigKey, String)>,
+        secret: bool,
+    },
+    ConfigUnset {
+        app: AppName,
+        env: EnvName,
+        keys: BTreeSet<ConfigKey>,
+    },
+    ConfigGet {
+        app: AppName,
+        env: EnvName,
+        reveal: bool,
+    },
+    Promote {
+        app: AppName,
+        from: EnvName,
+        to: Option<EnvName>,
+    },
+    Rollback {
+        app: AppName,
+        env: EnvName,
+        to: Option<ReleaseVersion>,
+    },
+    Releases {
+        app: AppName,
+        env: EnvName,
+        at: Option<DateTime<Utc>>,
+        limit: Option<usize>,
+    },
+    Status {
+        app: AppName,
+        at: Option<DateTime<Utc>>,
+    },
+    Diff {
+        app: AppName,
+        env: EnvName,
+        from: ReleaseVersion,
+        to: ReleaseVersion,
+    },
+    Lock {
+        app: AppName,
+        env: EnvName,
+        reason: String,
+    },
+    Unlock {
+        app: AppName,
+        env: EnvName,
+    },
+    Audit {
+        query: AuditQuery,
+        limit: Option<usize>,
+    },
+    AuditVerify {
+        app: Option<AppName>,
+    },
+    EnvsTarget {
+        app: AppName,
+        env: EnvName,
+        target: Target,
+    },
+    EnvsPolicy {
+        app: AppName,
+        env: EnvName,
+        auto_rollback: bool,
+    },
+    Apply {
+        app: AppName,
+        env: EnvName,
+        options: Options,
+        dry_run: bool,
+    },
+}
+
+impl Request {
+    /// Whether the request only reads (it appends nothing and records no actor).
+    pub fn is_query(&self) -> bool {
+        matches!(
+            self,
+            Request::AppsList
+                | Request::AppsShow { .. }
+                | Request::ConfigGet { .. }
+                | Request::Releases { .. }
+                | Request::Status { .. }
+                | Request::Diff { .. }
+                | Request::Audit { .. }
+                | Request::AuditVerify { .. }
+                | Request::Apply { dry_run: true, .. }
+        )
+    }
+}
+
+/// What a request came to: its JSON (exactly what `--json` prints, one pretty document and a
+/// line end) and its human text. `failure`: an answer that is also a failure (`apply` whose
+/// rollout failed): shown, then the command fails with it.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub json: String,
+    pub human: String,
+    pub failure: Option<Error>,
+}
+
+impl Answer {
+    fn of(view: &impl Serialize, human: String) -> Self {
+        let mut json = serde_json::to_string_pretty(view).expect("views serialize");
+        json.push('\n');
+        Answer {
+            json,
+            human,
+            failure: None,
+        }
+    }
+}
+
+impl Hoist {
+    /// Answers `request` as `caller`: the one implementation of each command every front end
+    /// calls. `width`: the human text's table width (a terminal's), if any.
+    pub async fn answer(&self, caller: &Caller, request: Request, width: Width) -> Result<Answer> {
+        let who = &caller.principal;
+        Ok(match request {
+            Request::AppsCreate { app, envs } => {
+                let command = Command::CreateApp { pipeline: envs };
+                let state = self.execute(caller, &app, command).await?.state;
+                Answer::of(&AppView::new(&app, &state), human::created(&app, &state))
+            }
+            Request::AppsList => {
+                let apps = self.apps(who).await?;
+                let views: Vec<_> = apps.iter().map(|(a, s)| AppView::new(a, s)).collect();
+                Answer::of(&views, human::apps(&apps, width))
+            }
+            Request::AppsShow { app } => {
+                let state = self.app(who, &app, None).await?;
+                let view = AppView::new(&app, &state);
+                Answer::of(&view, human::app(&view, width))
+            }
+            Request::BuildsRegister {
+                app,
+                image,
+                commit,
+                note,
+            } => {
+                let id = image.build_id();
+                let command = Command::RegisterBuild {
+                    image,
+                    commit,
+                    note,
+                };
+                let executed = self.execute(caller, &app, command).await?;
+                let build = &executed.state.builds[&id];
+                let registered = !executed.events.is_empty();
+                Answer::of(
+                    &views::build_json(&app, build, registered),
+                    human::build(&app, build, registered),
+                )
+            }
+            Request::Deploy { app, env, artifact } => {
+                self.release(caller, &app, Command::Deploy { env, artifact })
+                    .await?
+            }
+            Request::ConfigSet {
+                app,
+                env,
+                values,
+                secret,
+            } => {
+                let values = if secret {
+                    self.seal(&app, values).await?
+                } else {
+                    let plain = |(key, value)| (key, ConfigValue::Plain(value));
+                    values.into_iter().map(plain).collect()
+                };
+                let values = values.into_iter().collect();
+                self.release(caller, &app, Command::SetConfig { env, values })
+                    .await?
+            }
+            Request::ConfigUnset { app, env, keys } => {
+                self.release(caller, &app, Command::UnsetConfig { env, keys })
+                    .await?
+            }
+            Request::ConfigGet { app, env, reveal } => {
+                let shown = self.config(who, &app, &env, reveal).await?;
+                Answer::of(&shown.json(), human::config(&shown))
+            }
+            Request::Promote { app, from, to } => {
+                self.release(caller, &app, Command::Promote { from, to })
+                    .await?
+            }
+            Request::Rollback { app, env, to } => {
+                self.release(caller, &app, Command::Rollback { env, to })
+                    .await?
+            }
+            Request::Releases {
+                app,
+                env,
+                at,
+                limit,
+            } => {
+                let limit = limit.unwrap_or(usize::MAX);
+                let records = self.releases(who, &app, &env, at, limit).await?;
+                let releases: Vec<ReleaseView> = records
+                    .iter()
+                    .map(|r| ReleaseView::new(&app, &env, r))
+                    .collect();
+                Answer::of(&releases, human::releases(&app, &env, &releases, width))
+            }
+            Request::Status { app, at } => {
+                let status = self.status(who, &app, at).await?;
+                Answer::of(&status.view(), status.human(width))
+            }
+            Request::Diff { app, env, from, to } => {
+                let diff = self.diff(who, &app, &env, from, to).await?;
+                Answer::of(&diff.json(), diff.human())
+            }
+            Request::Lock { app, env, reason } => {
+                let lock = Command::Lock {
+                    env: env.clone(),
+                    reason,
+                };
+                self.lock_answer(caller, &app, &env, lock).await?
+            }
+            Request::Unlock { app, env } => {
+                let unlock = Command::Unlock { env: env.clone() };
+                self.lock_answer(caller, &app, &env, unlock).await?
+            }
+            Request::Audit { query, limit } => {
+                let limit = limit.unwrap_or(usize::MAX);
+                let entries = self.audit(who, &query, limit).await?;
+                Answer::of(&entries, human::audit(&entries, width))
+            }
+            Request::AuditVerify { app } => {
+                let verified = self.verify(who, app.as_ref()).await?;
+                Answer::of(&verified.json(), verified.human())
+            }
+            Request::EnvsTarget { app, env, target } => {
+                let set = Command::SetTarget {
+                    env: env.clone(),
+                    target: target.clone(),
+                };
+                let changed = !self.execute(caller, &app, set).await?.events.is_empty();
+                Answer::of(
+                    &views::target_json(&app, &env, &target, changed),
+                    human::target(&app, &env, &target, changed),
+                )
+            }
+            Request::EnvsPolicy {
+                app,
+                env,
+                auto_rollback,
+            } => {
+                let set = Command::SetPolicy {
+                    env: env.clone(),
+                    auto_rollback,
+                };
+                let changed = !self.execute(caller, &app, set).await?.events.is_empty();
+                Answer::of(
+                    &views::policy_json(&app, &env, auto_rollback, changed),
+                    human::policy(&app, &env, auto_rollback),
+                )
+            }
+            Request::Apply {
+                app,
+                env,
+                options,
+                dry_run,
+            } => {
+                if dry_run {
+                    let planned = self.plan(who, &app, &env).await?;
+                    Answer::of(&planned.json(), planned.human())
+                } else {
+                    let context = self.reconcile_context(options);
+                    let reconciled = self.reconcile(who, &app, &env, &context).await?;
+                    let mut answer = Answer::of(&reconciled, reconciled.human());
+                    answer.failure = reconciled.failure();
+                    answer
+                }
+            }
+        })
+    }
+
+    /// Runs a command that creates a release, and answers with that release.
+    async fn release(&self, caller: &Caller, app: &AppName, command: Command) -> Result<Answer> {
+        let executed = self.execute(caller, app, command).await?;
+        let env = executed
+            .events
+            .iter()
+            .find_map(|r| match &r.envelope.event {
+                Some(Event::ReleaseCreated { env, .. }) => Some(env),
+                _ => None,
+            })
+            .expect("a release command that succeeded recorded a release");
+        let record = executed.state.envs[env]
+            .current()
+            .expect("the release just created");
+        let view = ReleaseView::new(app, env, record);
+        Ok(Answer::of(&view, human::released(&view)))
+    }
+
+    /// `lock` and `unlock`: the env's lock after the command.
+    async fn lock_answer(
+        &self,
+        caller: &Caller,
+        app: &AppName,
+        env: &EnvName,
+        command: Command,
+    ) -> Result<Answer> {
+        let state = self.execute(caller, app, command).await?.state;
+        let lock = state.envs[env].lock.as_ref();
+        Ok(Answer::of(
+            &views::lock_json(app, env, lock),
+            human::lock(app, env, lock),
+        ))
+    }
+
+    /// A reconcile context for `options`, with the hooks the front end set
+    /// ([`Hoist::with_reconcile_hooks`]).
+    pub fn reconcile_context(&self, options: Options) -> Context {
+        let mut context = Context::new(options);
+        context.pause_after_apply = self.hooks.pause_after_apply.clone();
+        if let Some(patience) = self.hooks.record_patience {
+            context.record_patience = patience;
+        }
+        context
+    }
+}
