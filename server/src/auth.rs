@@ -10,6 +10,7 @@ use axum::http::request::Parts;
 use axum::http::{header, HeaderMap};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use futures::future::BoxFuture;
 use hoist_control::{Caller, ErrorKind};
 
 /// What a front end names itself as to `authenticate`, and what audit entries carry as `via`.
@@ -29,6 +30,22 @@ const CREDENTIAL_PARAMS: &[&str] = &[
     "apikey",
 ];
 
+/// Who a bearer token names: what the routes ask of every request that needs a token.
+/// [`crate::router`] asks `Hoist::authenticate(token, "api")`; [`crate::router_with`] takes
+/// another (a test's fixed tokens; later, a web session's).
+pub trait Authenticator: Send + Sync + 'static {
+    fn authenticate<'a>(&'a self, token: &'a str) -> BoxFuture<'a, hoist_control::Result<Caller>>;
+}
+
+/// The tokens hoist knows: identities and tokens folded from the log.
+pub struct HoistTokens(pub hoist_control::Hoist);
+
+impl Authenticator for HoistTokens {
+    fn authenticate<'a>(&'a self, token: &'a str) -> BoxFuture<'a, hoist_control::Result<Caller>> {
+        Box::pin(self.0.authenticate(token, VIA))
+    }
+}
+
 /// The caller of a route that needs a token.
 pub struct Authenticated(pub Caller);
 
@@ -37,7 +54,7 @@ impl FromRequestParts<Api> for Authenticated {
 
     async fn from_request_parts(parts: &mut Parts, api: &Api) -> Result<Self, Self::Rejection> {
         let token = bearer(&parts.headers)?;
-        match api.hoist.authenticate(token, VIA).await {
+        match api.auth.authenticate(token).await {
             Ok(caller) => Ok(Authenticated(caller)),
             Err(e) if e.kind() == ErrorKind::Unauthenticated => {
                 Err(ApiError::unauthenticated(e.message()))

@@ -8,6 +8,7 @@ use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -49,17 +50,36 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequest<S> for Body<T> {
     }
 }
 
+/// A body over [`crate::BODY_LIMIT`]: 413.
+fn too_large() -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "bad_request",
+        format!(
+            "request body over {} KiB: send less",
+            crate::BODY_LIMIT / 1024
+        ),
+    )
+}
+
+/// Refuses a request whose `Content-Length` is over the limit before anything reads it (or
+/// authenticates it); a body without a length is cut at the limit as it is read.
+pub async fn refuse_large_bodies(request: Request, next: Next) -> Response {
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > crate::BODY_LIMIT as u64) {
+        return too_large().into_response();
+    }
+    next.run(request).await
+}
+
 fn body_rejection(rejection: &JsonRejection) -> ApiError {
     match rejection {
         JsonRejection::BytesRejection(_) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "bad_request",
-                format!(
-                    "request body over {} KiB: send less",
-                    crate::BODY_LIMIT / 1024
-                ),
-            )
+            too_large()
         }
         JsonRejection::MissingJsonContentType(_) => {
             ApiError::bad_request("the body must be JSON (Content-Type: application/json)")

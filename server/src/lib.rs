@@ -26,6 +26,7 @@ mod listen;
 mod metrics;
 mod names;
 
+pub use auth::{Authenticator, HoistTokens, VIA};
 pub use listen::serve;
 
 use axum::extract::Request;
@@ -53,6 +54,7 @@ pub const EVENTS_POLL: Duration = Duration::from_millis(200);
 #[derive(Clone)]
 pub struct Api {
     hoist: Hoist,
+    auth: Arc<dyn Authenticator>,
     stopping: Stopping,
     metrics: Arc<metrics::Metrics>,
     openapi: Arc<String>,
@@ -138,14 +140,22 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     routes().split_for_parts().1
 }
 
-/// The whole HTTP API over `hoist`: routes, guards, metrics. `stopping` ends event streams.
+/// The whole HTTP API over `hoist`: routes, guards, metrics; tokens are `hoist`'s. `stopping`
+/// ends event streams.
 pub fn router(hoist: Hoist, stopping: Stopping) -> Router {
+    let tokens = HoistTokens(hoist.clone());
+    router_with(hoist, Arc::new(tokens), stopping)
+}
+
+/// [`router`], with tokens traded for callers by `auth`.
+pub fn router_with(hoist: Hoist, auth: Arc<dyn Authenticator>, stopping: Stopping) -> Router {
     let (routes, doc) = routes().split_for_parts();
     let openapi = doc
         .to_pretty_json()
         .expect("the OpenAPI document serializes");
     let api = Api {
         hoist,
+        auth,
         stopping,
         metrics: Arc::new(metrics::Metrics::install()),
         openapi: Arc::new(openapi),
@@ -159,6 +169,7 @@ pub fn router(hoist: Hoist, stopping: Stopping) -> Router {
             BODY_TIMEOUT,
         ))
         .layer(middleware::from_fn(auth::refuse_tokens_in_url))
+        .layer(middleware::from_fn(json::refuse_large_bodies))
         .layer(middleware::from_fn(names::refuse_tricky_paths))
         .layer(middleware::from_fn_with_state(
             api.clone(),

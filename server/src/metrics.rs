@@ -2,7 +2,7 @@
 //! Prometheus text by `metrics-exporter-prometheus`:
 //!
 //! - `hoist_http_request_duration_seconds{route,method,status}` (histogram): every request, by its
-//!   route template (`/v1/apps/{app}`, never the names in it, so the label set stays bounded);
+//!   route template (`/v1/apps/:app`, never the names in it, so the label set stays bounded);
 //! - `hoist_commands_total{kind,outcome}`: the commands run through the API, by outcome (`ok` or
 //!   API.md's error code);
 //! - `hoist_rollouts_total{outcome}`: rollouts applied through the API (`apply`);
@@ -94,6 +94,12 @@ pub fn command(kind: &'static str, outcome: &'static str) {
     metrics::counter!(COMMANDS, "kind" => kind, "outcome" => outcome).increment(1);
 }
 
+/// A route template as a label: `/v1/apps/:app`, not `/v1/apps/{app}` (braces inside a label
+/// value are valid Prometheus text, but some parsers of it stumble on them).
+fn route_label(template: &str) -> String {
+    template.replace('{', ":").replace('}', "")
+}
+
 /// Counts one rollout that `apply` through the API recorded, by its outcome.
 pub fn rollout(outcome: &'static str) {
     metrics::counter!(ROLLOUTS, "outcome" => outcome).increment(1);
@@ -105,7 +111,7 @@ pub async fn track_request(State(_): State<Api>, request: Request, next: Next) -
     let route = request
         .extensions()
         .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+        .map_or_else(|| "unmatched".to_string(), |p| route_label(p.as_str()));
     // Only the standard methods by name: an invented one must not grow the label set.
     let method = match request.method().as_str() {
         m @ ("GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS") => m.to_string(),
