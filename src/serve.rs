@@ -22,11 +22,13 @@ pub async fn serve(ctx: &Ctx, args: ServeArgs) -> Result<(), Error> {
         tls_cert: args.tls_cert,
         tls_key: args.tls_key,
     })?;
-    if settings.tls.is_some() {
-        return Err(Error::rejected(
-            "TLS (--tls-cert, --tls-key) is not supported yet: serve plain HTTP on a local address behind a TLS-terminating proxy",
-        ));
-    }
+    // Read before anything runs: a bad certificate fails the command at once.
+    let tls = settings
+        .tls
+        .as_ref()
+        .map(|files| hoist_server::Tls::from_pem_files(&files.cert, &files.key))
+        .transpose()
+        .map_err(Error::rejected)?;
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(crate::output::colour(std::io::stderr().is_terminal()))
@@ -64,7 +66,7 @@ pub async fn serve(ctx: &Ctx, args: ServeArgs) -> Result<(), Error> {
             return Ok(());
         };
         let router = hoist_server::router(ctx.hoist.clone(), stopping.clone());
-        hoist_server::serve(listener, router, stopping.clone())
+        hoist_server::serve(listener, router, tls, stopping.clone())
             .await
             .map_err(|e| Error::unavailable(format!("the HTTP API stopped: {e}")))
     };

@@ -4,7 +4,7 @@
 //! - [`router`]: the routes, their guards (tokens only in the header, no dot segments or encoded
 //!   separators in paths, bodies bounded in size and time) and the metrics of every request;
 //! - `listen`: the accept loop (header read timeout, connection bound, optional TLS, graceful
-//!   shutdown) that [`serve`] runs the router on;
+//!   shutdown) that [`serve`] runs the router on; `tls`: the listener's rustls setup;
 //! - `auth`, `error`, `json`: who calls, API.md's error shape, JSON in and out;
 //! - `apps`, `envs`, `audit`, `events`, `health`: the routes;
 //! - `metrics`: `/metrics`, Prometheus text through the `metrics` facade;
@@ -25,9 +25,11 @@ mod json;
 mod listen;
 mod metrics;
 mod names;
+mod tls;
 
 pub use auth::{Authenticator, HoistTokens, VIA};
 pub use listen::serve;
+pub use tls::{Tls, TlsError};
 
 use axum::extract::Request;
 use axum::http::StatusCode;

@@ -4,6 +4,7 @@
 //! connection once stopping, in-flight requests finish (event streams end at once), then the
 //! connections close, waiting at most [`GRACE`].
 
+use crate::tls::Tls;
 use crate::Stopping;
 use axum::Router;
 use hyper::server::conn::http1;
@@ -23,16 +24,18 @@ pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a stop waits for in-flight requests.
 pub const GRACE: Duration = Duration::from_secs(30);
 
-/// Serves `router` on `listener` until `stopping` fires, then stops gracefully.
+/// Serves `router` on `listener` (over TLS when given) until `stopping` fires, then stops
+/// gracefully.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
+    tls: Option<Tls>,
     mut stopping: Stopping,
 ) -> std::io::Result<()> {
     let graceful = GracefulShutdown::new();
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     if let Ok(address) = listener.local_addr() {
-        tracing::info!(%address, "HTTP API listening");
+        tracing::info!(%address, tls = tls.is_some(), "HTTP API listening");
     }
     let mut builder = http1::Builder::new();
     builder
@@ -59,9 +62,36 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let service = TowerToHyperService::new(router.clone());
-        let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+        let (builder, watcher) = (builder.clone(), graceful.watcher());
+        let tls = tls.clone();
         tokio::spawn(async move {
-            if let Err(e) = connection.await {
+            let served = match tls {
+                None => {
+                    let connection = builder.serve_connection(TokioIo::new(stream), service);
+                    watcher.watch(connection).await
+                }
+                Some(Tls(acceptor)) => {
+                    // The handshake is bounded like the headers: a client that stalls in it
+                    // holds a slot no longer.
+                    let stream =
+                        match tokio::time::timeout(HEADER_READ_TIMEOUT, acceptor.accept(stream))
+                            .await
+                        {
+                            Ok(Ok(stream)) => stream,
+                            Ok(Err(e)) => {
+                                tracing::debug!(error = %e, "TLS handshake failed");
+                                return;
+                            }
+                            Err(_) => {
+                                tracing::debug!("TLS handshake timed out");
+                                return;
+                            }
+                        };
+                    let connection = builder.serve_connection(TokioIo::new(stream), service);
+                    watcher.watch(connection).await
+                }
+            };
+            if let Err(e) = served {
                 // A client that went away or timed out: routine, not the server's failure.
                 tracing::debug!(error = %e, "connection ended");
             }
