@@ -209,6 +209,16 @@ pub struct ServeArgs {
     /// deliveries waits before it is renewed [default: 100ms; on NATS 1s]
     #[arg(long, value_name = "SPAN")]
     pub poll: Option<String>,
+    /// Serve the HTTP API on this address (`127.0.0.1:8080`) beside the reconciler [default: no
+    /// listener]
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// TLS certificate chain (PEM) for --listen
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// TLS private key (PEM) for --listen
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

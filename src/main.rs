@@ -19,10 +19,15 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => return usage(e),
     };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a tokio runtime");
+    // `serve` runs the reconciler and the HTTP API side by side: every core works for it. A
+    // command is one call: one thread.
+    let runtime = match cli.command {
+        cli::Command::Serve(_) => tokio::runtime::Builder::new_multi_thread(),
+        _ => tokio::runtime::Builder::new_current_thread(),
+    }
+    .enable_all()
+    .build()
+    .expect("a tokio runtime");
     let result = runtime.block_on(commands::run(cli));
     output::flush_stdout();
     match (result, output::stdout_closed()) {
@@ -43,7 +48,7 @@ fn main() -> ExitCode {
 fn exit_code(kind: hoist_control::ErrorKind) -> u8 {
     use hoist_control::ErrorKind::*;
     match kind {
-        Rejected => 1,
+        Rejected | NotFound => 1,
         Conflict => 3,
         // A damaged store, like an unreachable one, is a backend that cannot serve the command.
         Unavailable | Corrupt => 4,

@@ -1,5 +1,7 @@
 //! `hoist serve`: this process's log (stderr, coloured only on a terminal without NO_COLOR),
-//! then `hoist_control`'s daemon until SIGTERM or Ctrl-C.
+//! then `hoist_control`'s daemon and, with `--listen`, the HTTP API (`hoist_server`) beside it,
+//! both until SIGTERM or Ctrl-C: the listener stops taking connections and lets the requests in
+//! flight finish, the reconciler lets its reconciles finish.
 
 use crate::cli::ServeArgs;
 use crate::commands::Ctx;
@@ -16,7 +18,17 @@ pub async fn serve(ctx: &Ctx, args: ServeArgs) -> Result<(), Error> {
         resync: args.resync,
         timeout: args.timeout,
         poll: args.poll,
+        listen: args.listen,
+        tls_cert: args.tls_cert,
+        tls_key: args.tls_key,
     })?;
+    // Read before anything runs: a bad certificate fails the command at once.
+    let tls = settings
+        .tls
+        .as_ref()
+        .map(|files| hoist_server::Tls::from_pem_files(&files.cert, &files.key))
+        .transpose()
+        .map_err(Error::rejected)?;
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(crate::output::colour(std::io::stderr().is_terminal()))
@@ -28,11 +40,35 @@ pub async fn serve(ctx: &Ctx, args: ServeArgs) -> Result<(), Error> {
         .init();
     let mut terminate = signal(SignalKind::terminate())
         .map_err(|e| Error::rejected(format!("cannot listen for SIGTERM: {e}")))?;
-    let shutdown = async move {
-        tokio::select! {
-            _ = terminate.recv() => {}
-            _ = tokio::signal::ctrl_c() => {}
+    let (stop, stopping) = hoist_server::Stop::new();
+    let stop = std::sync::Arc::new(stop);
+    // Bound before anything runs: an address in use fails the command at once.
+    let listener = match settings.listen {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| Error::unavailable(format!("cannot listen on {addr}: {e}")))?,
+        ),
+        None => None,
+    };
+    let signals = tokio::spawn({
+        let stop = stop.clone();
+        async move {
+            tokio::select! {
+                _ = terminate.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            stop.stop();
         }
+    });
+    let api = async {
+        let Some(listener) = listener else {
+            return Ok(());
+        };
+        let router = hoist_server::router(ctx.hoist.clone(), stopping.clone());
+        hoist_server::serve(listener, router, tls, stopping.clone())
+            .await
+            .map_err(|e| Error::unavailable(format!("the HTTP API stopped: {e}")))
     };
     let options = Options {
         wait: true,
@@ -40,5 +76,15 @@ pub async fn serve(ctx: &Ctx, args: ServeArgs) -> Result<(), Error> {
     };
     let context = ctx.hoist.reconcile_context(options);
     let owner = &Principal::Owner;
-    ctx.hoist.serve(owner, &settings, context, shutdown).await
+    let mut reconciler_stopping = stopping.clone();
+    let reconciler = async {
+        let shutdown = async move { reconciler_stopping.wait().await };
+        let served = ctx.hoist.serve(owner, &settings, context, shutdown).await;
+        // A reconciler that fails (the store cannot be opened) takes the API down with it.
+        stop.stop();
+        served
+    };
+    let (served, listened) = tokio::join!(reconciler, api);
+    signals.abort();
+    served.and(listened)
 }

@@ -59,7 +59,8 @@ const LAYERS: &[(&str, &[&str])] = &[
         ],
     ),
     // A front end calls the one boundary, nothing below it.
-    ("hoist", &["hoist-control"]),
+    ("hoist-server", &["hoist-control"]),
+    ("hoist", &["hoist-control", "hoist-server"]),
 ];
 
 /// What the one boundary must not know of: command lines, terminals, HTTP.
@@ -295,6 +296,19 @@ fn a_forbidden_dependency_is_reported() {
             "hoist-engine depends on hoist-control",
         ),
         ("hoist-control", "clap", "hoist-control depends on clap"),
+        ("hoist-control", "axum", "hoist-control depends on axum"),
+        ("hoist-control", "hyper", "hoist-control depends on hyper"),
+        (
+            "hoist-server",
+            "hoist-engine",
+            "hoist-server depends on hoist-engine",
+        ),
+        (
+            "hoist-server",
+            "hoist-stores",
+            "hoist-server depends on hoist-stores",
+        ),
+        ("hoist-server", "sled", "hoist-server depends on sled"),
         (
             "hoist-control",
             "console",

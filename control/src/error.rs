@@ -2,6 +2,7 @@
 //! its exit code and the server to an HTTP status. Rendered once, by the front end.
 
 use hoist_adapters::target::TargetError;
+use hoist_engine::decide::DomainError;
 use hoist_engine::service::ExecuteError;
 use hoist_engine::store::StoreError;
 use hoist_engine::ValidationError;
@@ -12,6 +13,8 @@ use hoist_projections::store::ProjectionError;
 pub enum ErrorKind {
     /// Invalid input, unknown thing, locked env, policy [1].
     Rejected,
+    /// The app named does not exist [1, like any rejection; HTTP 404].
+    NotFound,
     /// A conflict that survived retries [3].
     Conflict,
     /// The backend could not be reached or held [4].
@@ -84,6 +87,7 @@ impl From<ExecuteError> for Error {
             ExecuteError::Store(e) => e.into(),
             ExecuteError::Conflict { .. } => Error::new(ErrorKind::Conflict, e),
             ExecuteError::Denied(_) => Error::new(ErrorKind::Denied, e),
+            ExecuteError::Domain(DomainError::UnknownApp(_)) => Error::new(ErrorKind::NotFound, e),
             ExecuteError::Domain(_) | ExecuteError::Codec { .. } => Error::rejected(e),
         }
     }

@@ -8,8 +8,10 @@
 //! - `error`: the one [`Error`], whose [`ErrorKind`] a front end maps to an exit code or status;
 //! - `store`: opening the log and the read models;
 //! - `queries`: apps, status, releases, audit, diff, config, verify, time travel;
-//! - `transfer`: `events`, `events export`, `events import`;
+//! - `transfer`: `events` (whole, or in pages of what a principal may view), `events export`,
+//!   `events import`;
 //! - `admin`: `admin rebuild` and `admin check`;
+//! - `health`: the log's end and the read models' place in it, for probes and metrics;
 //! - `reconcile`: one env's current release applied to its target, the outcome recorded;
 //! - `serve`: the daemon's loops (log feed, resync, NATS claims);
 //! - `workload` (and `bench` with the `bench` feature): the realistic history `hoist bench` and
@@ -26,6 +28,7 @@ pub mod api;
 pub mod bench;
 pub mod config;
 pub mod error;
+pub mod health;
 pub mod human;
 pub mod queries;
 pub mod reconcile;

@@ -308,7 +308,10 @@ fn not_in_pipeline(app: &AppName, pipeline: &[EnvName], env: &EnvName) -> Error 
 }
 
 fn unknown_app(app: &AppName) -> Error {
-    Error::rejected(format!("app {app} does not exist (see `hoist apps list`)"))
+    Error::new(
+        crate::ErrorKind::NotFound,
+        format!("app {app} does not exist (see `hoist apps list`)"),
+    )
 }
 
 /// What changed between two releases. Secrets compare by their sealed bytes: setting the same

@@ -36,6 +36,7 @@ use hoist_stores::AnyStore;
 use serde::Deserialize;
 use std::collections::BTreeSet;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -58,6 +59,11 @@ pub struct SettingsFlags {
     pub resync: Option<String>,
     pub timeout: Option<String>,
     pub poll: Option<String>,
+    /// Where the HTTP API listens (`127.0.0.1:8080`); none: no listener.
+    pub listen: Option<String>,
+    /// TLS for the listener: a PEM certificate chain and its private key, both or neither.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
 }
 
 /// `--config FILE`: the same settings as the flags, as spans (`resync = "5m"`). TOML, because
@@ -69,6 +75,10 @@ struct SettingsFile {
     resync: Option<String>,
     timeout: Option<String>,
     poll: Option<String>,
+    listen: Option<String>,
+    /// Relative to the settings file.
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
 }
 
 /// `serve`'s settings, validated.
@@ -78,6 +88,17 @@ pub struct Settings {
     pub timeout: Duration,
     /// `None`: the backend's default.
     pub poll: Option<Duration>,
+    /// Where the HTTP API listens; `None`: no listener, the reconciler alone.
+    pub listen: Option<SocketAddr>,
+    /// TLS for the listener.
+    pub tls: Option<TlsFiles>,
+}
+
+/// The PEM files of the listener's TLS: the certificate chain and its private key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 impl Settings {
@@ -98,12 +119,55 @@ impl Settings {
                 (None, Some(text)) => parse_span(&format!("{name} in {shown}"), text).map(Some),
                 (None, None) => Ok(None),
             };
+        let listen = match (&args.listen, &file.listen) {
+            (Some(text), _) => Some(parse_listen("--listen", text)?),
+            (None, Some(text)) => Some(parse_listen(&format!("listen in {shown}"), text)?),
+            (None, None) => None,
+        };
+        // A path in the file is relative to the file; a flag's, to the working directory.
+        let beside_file = |path: &PathBuf| match args.config.as_deref().and_then(Path::parent) {
+            Some(dir) => dir.join(path),
+            None => path.clone(),
+        };
+        let cert = args
+            .tls_cert
+            .clone()
+            .or(file.tls_cert.as_ref().map(beside_file));
+        let key = args
+            .tls_key
+            .clone()
+            .or(file.tls_key.as_ref().map(beside_file));
+        let tls = match (cert, key) {
+            (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
+            (None, None) => None,
+            _ => {
+                return Err(Error::rejected(
+                    "TLS needs both --tls-cert and --tls-key (or tls_cert and tls_key in the settings file)",
+                ))
+            }
+        };
+        if tls.is_some() && listen.is_none() {
+            return Err(Error::rejected(
+                "TLS is for the HTTP listener: give --listen (or listen in the settings file) too",
+            ));
+        }
         Ok(Settings {
             resync: pick("resync", &args.resync, &file.resync)?.unwrap_or(DEFAULT_RESYNC),
             timeout: pick("timeout", &args.timeout, &file.timeout)?.unwrap_or(DEFAULT_TIMEOUT),
             poll: pick("poll", &args.poll, &file.poll)?,
+            listen,
+            tls,
         })
     }
+}
+
+/// A listen address: an IP address and a port (no name to resolve: what is bound is what was said).
+fn parse_listen(what: &str, text: &str) -> Result<SocketAddr> {
+    text.trim().parse().map_err(|_| {
+        Error::rejected(format!(
+            "invalid {what} {text:?}: must be an IP address and a port, like 127.0.0.1:8080 or [::1]:8080"
+        ))
+    })
 }
 
 fn read_settings(path: &Path) -> Result<SettingsFile> {
@@ -594,6 +658,7 @@ mod tests {
             resync: resync.map(str::to_string),
             timeout: None,
             poll: None,
+            ..SettingsFlags::default()
         }
     }
 
@@ -638,5 +703,43 @@ mod tests {
         std::fs::write(&file, "poll = \"soon\"\n").unwrap();
         let e = Settings::resolve(&args(Some(&file), None)).unwrap_err();
         assert!(e.message().contains("invalid poll in"), "{}", e.message());
+    }
+
+    #[test]
+    fn listen_and_tls_come_from_flags_or_the_file_with_paths_beside_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("serve.toml");
+        std::fs::write(
+            &file,
+            "listen = \"127.0.0.1:8080\"\ntls_cert = \"cert.pem\"\ntls_key = \"key.pem\"\n",
+        )
+        .unwrap();
+        let from_file = Settings::resolve(&args(Some(&file), None)).unwrap();
+        assert_eq!(from_file.listen, Some("127.0.0.1:8080".parse().unwrap()));
+        assert_eq!(
+            from_file.tls,
+            Some(TlsFiles {
+                cert: dir.path().join("cert.pem"),
+                key: dir.path().join("key.pem"),
+            })
+        );
+        let mut flags = args(Some(&file), None);
+        flags.listen = Some("[::1]:9000".into());
+        let flagged = Settings::resolve(&flags).unwrap();
+        assert_eq!(flagged.listen, Some("[::1]:9000".parse().unwrap()));
+        assert_eq!(Settings::resolve(&args(None, None)).unwrap().listen, None);
+        let mut bad = args(None, None);
+        bad.listen = Some("localhost:8080".into());
+        let e = Settings::resolve(&bad).unwrap_err();
+        assert!(e.message().contains("invalid --listen"), "{}", e.message());
+        let mut half = args(None, None);
+        half.listen = Some("127.0.0.1:0".into());
+        half.tls_cert = Some("cert.pem".into());
+        let e = Settings::resolve(&half).unwrap_err();
+        assert!(
+            e.message().contains("both --tls-cert and --tls-key"),
+            "{}",
+            e.message()
+        );
     }
 }

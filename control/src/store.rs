@@ -51,7 +51,17 @@ impl Hoist {
                 )));
             }
         }
-        Ok(AnyStore::open(self.settings.store_config()).await?)
+        let config = self.settings.store_config();
+        Ok(match config {
+            // Taking the store's lock may wait (another process, or another task of this one,
+            // holds it): a wait that must not hold up the runtime's other tasks.
+            hoist_stores::StoreConfig::Embedded { dir, wait } => {
+                AnyStore::Embedded(Box::new(waiting(|| {
+                    hoist_stores::file::FileStore::open(&dir, wait)
+                })?))
+            }
+            hoist_stores::StoreConfig::Nats(_) => AnyStore::open(config).await?,
+        })
     }
 
     /// Says once that reads skipped messages that are not hoist commits: what `status` and
@@ -70,7 +80,8 @@ impl Hoist {
     /// Opens the read models of the configured backend (the caller holds `log`). Models found
     /// unreadable are thrown away and folded again from the log; a warning says so.
     pub(crate) fn open_models(&self, log: &AnyStore) -> Result<ProjectionStore> {
-        let models = open_at(&self.models_location(log)?)?;
+        let location = self.models_location(log)?;
+        let models = waiting(|| open_at(&location))?;
         if let Some(why) = models.recovered() {
             self.warn(&format!(
                 "the read models were unreadable ({why}); folding them again from the log"
@@ -149,6 +160,19 @@ impl Hoist {
                 e.message()
             ));
         }
+    }
+}
+
+/// Runs `wait`, which may block on a lock (the embedded store's, the NATS cache's), so that the
+/// runtime's other tasks go on meanwhile: on a multi-threaded runtime (`hoist serve`, where the
+/// reconciler and the HTTP API share the process) the worker hands its tasks to another thread
+/// first; the holder of the lock may be one of them. On a single-threaded runtime (one CLI
+/// command) there is no other task to starve.
+fn waiting<T>(wait: impl FnOnce() -> T) -> T {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(RuntimeFlavor::MultiThread) => tokio::task::block_in_place(wait),
+        _ => wait(),
     }
 }
 

@@ -11,9 +11,17 @@ use hoist_engine::service;
 use hoist_engine::store::EventStore;
 use hoist_engine::Principal;
 use hoist_engine::{Action, AppName, Scope};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ops::ControlFlow;
 use std::time::Duration;
+
+/// A page of [`Hoist::visible_events`].
+#[derive(Debug, Clone)]
+pub struct EventsPage {
+    pub events: Vec<EventLine>,
+    /// The log sequence the next page starts from.
+    pub next: u64,
+}
 
 /// How often `events --follow` looks for new commits.
 const FOLLOW_POLL: Duration = Duration::from_millis(200);
@@ -51,6 +59,34 @@ impl Hoist {
             }
             tokio::time::sleep(FOLLOW_POLL).await;
         }
+    }
+
+    /// One page of the events `principal` may view (the others skipped, not refused), from log
+    /// sequence `from` on: at most `max_commits` commits read, each whole. `next` is where the
+    /// following page starts, past every commit read (shown or not), so a follower moves on.
+    pub async fn visible_events(
+        &self,
+        principal: &Principal,
+        from: u64,
+        max_commits: usize,
+    ) -> Result<EventsPage> {
+        let from = from.max(1);
+        let log = self.open_log(OpenMode::Existing).await?;
+        let page = log.read_from(from, max_commits.max(1)).await?;
+        let next = page.last().map_or(from, |last| last.seq + 1);
+        let mut viewable = BTreeMap::new();
+        let mut events = Vec::new();
+        for recorded in service::decode_commits(&page)? {
+            let app = &recorded.envelope.app;
+            let allowed = *viewable.entry(app.clone()).or_insert_with(|| {
+                self.allowed(principal, Action::View, &Scope::app(app))
+                    .is_ok()
+            });
+            if allowed {
+                events.push(EventLine::of(&recorded));
+            }
+        }
+        Ok(EventsPage { events, next })
     }
 
     /// Hands every event of the log to `sink`, for a backup. On an embedded log damaged in the

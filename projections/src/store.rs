@@ -181,7 +181,7 @@ impl ProjectionStore {
     pub async fn rebuild<S: EventStore>(
         self,
         log: &S,
-        progress: &mut dyn FnMut(u64, u64),
+        progress: &mut (dyn FnMut(u64, u64) + Send),
     ) -> Result<(ProjectionStore, CatchUp), ProjectionError> {
         let ProjectionStore {
             state,
@@ -276,7 +276,7 @@ impl ProjectionStore {
     pub async fn catch_up<S: EventStore>(
         &mut self,
         log: &S,
-        progress: &mut dyn FnMut(u64, u64),
+        progress: &mut (dyn FnMut(u64, u64) + Send),
     ) -> Result<CatchUp, ProjectionError> {
         let target = log.last_seq().await?;
         let (mut state_cp, (mut history_cp, mut partition)) =

@@ -2,6 +2,7 @@
 //! Each scenario is a function of a `Hoist` so every backend runs the same suite.
 
 mod adapters;
+mod api;
 mod concurrency;
 mod disk_full;
 mod errors;
@@ -231,6 +232,16 @@ mod sled {
     #[test]
     fn free_text_is_data_not_terminal_control() {
         output::free_text_is_data_not_terminal_control(&Hoist::sled());
+    }
+
+    #[test]
+    fn serve_answers_http_and_stops_on_sigterm() {
+        api::serve_answers_http_and_stops_on_sigterm(&Hoist::sled());
+    }
+
+    #[test]
+    fn a_slow_loris_client_is_cut_off() {
+        api::a_slow_loris_client_is_cut_off(&Hoist::sled());
     }
 }
 
@@ -462,6 +473,12 @@ mod nats {
     fn free_text_is_data_not_terminal_control() {
         let (_server, h) = nats();
         output::free_text_is_data_not_terminal_control(&h);
+    }
+
+    #[test]
+    fn serve_answers_http_and_stops_on_sigterm() {
+        let (_server, h) = nats();
+        api::serve_answers_http_and_stops_on_sigterm(&h);
     }
 }
 

@@ -1,0 +1,186 @@
+//! Apps: list, create, show, status (now or as of a time), builds, promotion.
+
+use crate::auth::Authenticated;
+use crate::command::{self, bad_query};
+use crate::error::{ApiError, ErrorBody};
+use crate::json::{Body, Pretty, Query};
+use crate::names::AppPath;
+use crate::{ok, Answer, Api};
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use hoist_control::engine::{AppName, Command, EnvName, ImageRef};
+use hoist_control::time::parse_instant;
+use hoist_control::views::{self, AppView};
+use serde::Deserialize;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+pub fn routes() -> OpenApiRouter<Api> {
+    OpenApiRouter::new()
+        .routes(routes!(list_apps, create_app))
+        .routes(routes!(show_app))
+        .routes(routes!(status))
+        .routes(routes!(register_build))
+        .routes(routes!(promote))
+}
+
+/// `hoist apps list`.
+#[utoipa::path(get, path = "/v1/apps", tag = "apps",
+    responses((status = 200, description = "every app, as `apps list --json`"),
+        (status = "default", description = "an error", body = ErrorBody)))]
+async fn list_apps(State(api): State<Api>, Authenticated(caller): Authenticated) -> Answer {
+    let apps = api.hoist.apps(&caller.principal).await?;
+    let views: Vec<_> = apps.iter().map(|(a, s)| AppView::new(a, s)).collect();
+    ok(views)
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateApp {
+    /// The app's name, a DNS label.
+    app: String,
+    /// Environments in promotion order [default: staging, production].
+    #[serde(default)]
+    envs: Option<Vec<String>>,
+}
+
+/// `hoist apps create`.
+#[utoipa::path(post, path = "/v1/apps", tag = "apps", request_body = CreateApp,
+    responses((status = 201, description = "the new app, as `apps create --json`"),
+        (status = "default", description = "an error", body = ErrorBody)))]
+async fn create_app(
+    State(api): State<Api>,
+    Authenticated(caller): Authenticated,
+    Body(body): Body<CreateApp>,
+) -> Answer {
+    let app: AppName = body.app.parse()?;
+    let envs = body
+        .envs
+        .unwrap_or_else(|| vec!["staging".into(), "production".into()]);
+    let pipeline = envs
+        .iter()
+        .map(|e| e.parse::<EnvName>())
+        .collect::<Result<_, _>>()?;
+    let executed = command::execute(
+        &api,
+        &caller,
+        "apps_create",
+        &app,
+        Command::CreateApp { pipeline },
+    )
+    .await?;
+    let view = AppView::new(&app, &executed.state);
+    Ok((StatusCode::CREATED, Pretty(view)).into_response())
+}
+
+/// `hoist apps show`.
+#[utoipa::path(get, path = "/v1/apps/{app}", tag = "apps",
+    params(("app" = String, Path, description = "the app")),
+    responses((status = 200, description = "the app, as `apps show --json`"),
+        (status = "default", description = "an error", body = ErrorBody)))]
+async fn show_app(
+    State(api): State<Api>,
+    Authenticated(caller): Authenticated,
+    AppPath(app): AppPath,
+) -> Answer {
+    let state = api.hoist.app(&caller.principal, &app, None).await?;
+    ok(AppView::new(&app, &state))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct AtQuery {
+    /// The answer as of this time: RFC 3339 or a span back from now (`7d`, `12h`).
+    at: Option<String>,
+}
+
+/// `hoist status [--at T]`.
+#[utoipa::path(get, path = "/v1/apps/{app}/status", tag = "apps",
+    params(("app" = String, Path, description = "the app"), AtQuery),
+    responses((status = 200, description = "`status --json`"),
+        (status = "default", description = "an error", body = ErrorBody)))]
+async fn status(
+    State(api): State<Api>,
+    Authenticated(caller): Authenticated,
+    AppPath(app): AppPath,
+    Query(query): Query<AtQuery>,
+) -> Answer {
+    let at = query
+        .at
+        .map(|t| parse_instant("at", &t))
+        .transpose()
+        .map_err(bad_query)?;
+    let status = api.hoist.status(&caller.principal, &app, at).await?;
+    ok(status.view())
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterBuild {
+    /// A digest-pinned image reference (`repo@sha256:…`).
+    image: String,
+    commit: Option<String>,
+    note: Option<String>,
+}
+
+/// `hoist builds register`.
+#[utoipa::path(post, path = "/v1/apps/{app}/builds", tag = "apps", request_body = RegisterBuild,
+    params(("app" = String, Path, description = "the app")),
+    responses((status = 200, description = "`builds register --json`"),
+        (status = "default", description = "an error", body = ErrorBody)))]
+async fn register_build(
+    State(api): State<Api>,
+    Authenticated(caller): Authenticated,
+    AppPath(app): AppPath,
+    Body(body): Body<RegisterBuild>,
+) -> Answer {
+    let image: ImageRef = body.image.parse()?;
+    let id = image.build_id();
+    let command = Command::RegisterBuild {
+        image,
+        commit: body.commit,
+        note: body.note,
+    };
+    let executed = command::execute(&api, &caller, "builds_register", &app, command).await?;
+    let registered = !executed.events.is_empty();
+    let build = executed.state.builds.get(&id).ok_or_else(|| {
+        ApiError::of(&hoist_control::Error::rejected(format!(
+            "build {id} was not recorded"
+        )))
+    })?;
+    ok(views::build_json(&app, build, registered))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Promote {
+    /// The env whose current build is promoted.
+    from: String,
+    /// The target env [default: the next env in the pipeline].
+    to: Option<String>,
+}
+
+/// `hoist promote`.
+#[utoipa::path(post, path = "/v1/apps/{app}/promote", tag = "apps", request_body = Promote,
+    params(("app" = String, Path, description = "the app")),
+    responses((status = 200, description = "the release created, as `promote --json`"),
+        (status = "default", description = "an error", body = ErrorBody)))]
+async fn promote(
+    State(api): State<Api>,
+    Authenticated(caller): Authenticated,
+    AppPath(app): AppPath,
+    Body(body): Body<Promote>,
+) -> Answer {
+    let from: EnvName = body.from.parse()?;
+    let to = body.to.map(|t| t.parse::<EnvName>()).transpose()?;
+    command::release(
+        &api,
+        &caller,
+        "promote",
+        &app,
+        Command::Promote { from, to },
+    )
+    .await
+}
