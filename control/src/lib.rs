@@ -4,6 +4,8 @@
 //! replay; `views` are the JSON shapes of CLI.md; `reconcile` and `serve` drive the adapters.
 //!
 //! - `config`: the settings, as given and validated;
+//! - `access`: authenticating a bearer token (or a linked chat user) into a [`Caller`], and the
+//!   access commands and questions (tokens, grants, chat links, `access check`);
 //! - `error`: the one [`Error`], whose [`ErrorKind`] a front end maps to an exit code or status;
 //! - `store`: opening the log and the read models;
 //! - `queries`: apps, status, releases, audit, diff, config, verify, time travel;
@@ -19,6 +21,7 @@
 //! **Architecture invariant**: nothing here knows of clap, terminals or HTTP (checked by
 //! `tests/architecture.rs`).
 
+pub mod access;
 pub mod admin;
 #[cfg(feature = "bench")]
 pub mod bench;
@@ -78,6 +81,8 @@ type WarnSink = Arc<dyn Fn(&str) + Send + Sync>;
 pub struct Hoist {
     settings: Arc<Settings>,
     warn: WarnSink,
+    /// The access chain as last folded, shared by clones: `authenticate` reads only what is new.
+    access: access::SharedAccess,
 }
 
 impl Hoist {
@@ -86,6 +91,7 @@ impl Hoist {
         Ok(Hoist {
             settings: Arc::new(Settings::of(config)?),
             warn: Arc::new(|_| {}),
+            access: Default::default(),
         })
     }
 
@@ -113,18 +119,6 @@ impl Hoist {
         }
     }
 
-    /// The identity a bearer token stands for, with its grants, acting through `via`; an
-    /// unknown, malformed, revoked or expired token is `Unauthenticated`.
-    pub async fn authenticate(&self, token: &str, via: &str) -> Result<Caller> {
-        // Identities, tokens and grants are events (issue 10): until they are folded, no token
-        // is known.
-        let _ = (token, via);
-        Err(Error::new(
-            ErrorKind::Unauthenticated,
-            "token not recognized",
-        ))
-    }
-
     /// Runs `command` on `app` as `caller`: authorized, decided, appended (with optimistic
     /// retries), then folded into the read models. Returns the app after it and the events
     /// appended (none for a no-op).
@@ -136,6 +130,7 @@ impl Hoist {
     ) -> Result<Executed> {
         let mut context = CommandContext::new(caller.actor.clone());
         context.principal = caller.principal.clone();
+        context.via = caller.via.clone();
         self.execute_in(app, &command, &context).await
     }
 

@@ -57,7 +57,8 @@ impl Hoist {
         self.allowed(principal, Action::View, &Scope::everything())?;
         let log = self.open_log(OpenMode::Existing).await?;
         let mut apps = Vec::new();
-        for app in log.apps().await? {
+        // The access chain is no app: `access list` shows it.
+        for app in log.apps().await?.into_iter().filter(|a| !a.is_access()) {
             if let Some(state) = app_with_history(&log, &app).await? {
                 apps.push((app, state));
             }

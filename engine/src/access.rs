@@ -357,7 +357,10 @@ pub fn decide(
         },
         AccessCommand::RevokeToken { id } => Event::TokenRevoked { id: id.clone() },
         AccessCommand::Grant { identity, grant } => {
-            if state.grants.contains_key(&(identity.clone(), grant.clone())) {
+            if state
+                .grants
+                .contains_key(&(identity.clone(), grant.clone()))
+            {
                 check_scope(apps, grant)?;
                 return Ok(vec![]);
             }
@@ -424,7 +427,10 @@ pub fn check_event(
         },
         Event::RoleGranted { identity, grant } => {
             check_scope(apps, grant)?;
-            if state.grants.contains_key(&(identity.clone(), grant.clone())) {
+            if state
+                .grants
+                .contains_key(&(identity.clone(), grant.clone()))
+            {
                 return Err(DomainError::AlreadyGranted {
                     identity: identity.clone(),
                     grant: grant.clone(),
@@ -432,7 +438,10 @@ pub fn check_event(
             }
         }
         Event::RoleRevoked { identity, grant } => {
-            if !state.grants.contains_key(&(identity.clone(), grant.clone())) {
+            if !state
+                .grants
+                .contains_key(&(identity.clone(), grant.clone()))
+            {
                 let held: Vec<String> = state
                     .grants_of(identity)
                     .map(|r| r.grant.to_string())

@@ -135,8 +135,16 @@ fn grant_to_proto(identity: &crate::Actor, grant: &Grant) -> (String, i32, Strin
     (
         identity.to_string(),
         role as i32,
-        grant.app.as_ref().map(AppName::to_string).unwrap_or_default(),
-        grant.env.as_ref().map(|e| e.to_string()).unwrap_or_default(),
+        grant
+            .app
+            .as_ref()
+            .map(AppName::to_string)
+            .unwrap_or_default(),
+        grant
+            .env
+            .as_ref()
+            .map(|e| e.to_string())
+            .unwrap_or_default(),
     )
 }
 
@@ -597,9 +605,12 @@ pub(crate) mod tests {
                     expires_at: expires.map(|m| DateTime::<Utc>::from_timestamp_micros(m).unwrap()),
                 }),
             token_id().prop_map(|id| Event::TokenRevoked { id }),
-            (identity(), grant()).prop_map(|(identity, grant)| Event::RoleGranted { identity, grant }),
-            (identity(), grant()).prop_map(|(identity, grant)| Event::RoleRevoked { identity, grant }),
-            (chat_id(), identity()).prop_map(|(chat_id, identity)| Event::ChatLinked { chat_id, identity }),
+            (identity(), grant())
+                .prop_map(|(identity, grant)| Event::RoleGranted { identity, grant }),
+            (identity(), grant())
+                .prop_map(|(identity, grant)| Event::RoleRevoked { identity, grant }),
+            (chat_id(), identity())
+                .prop_map(|(chat_id, identity)| Event::ChatLinked { chat_id, identity }),
             chat_id().prop_map(|chat_id| Event::ChatUnlinked { chat_id }),
         ]
     }

@@ -2,10 +2,10 @@
 //! state and the command, nothing else, and either returns the events to append or says which
 //! rule the command broke.
 
+use crate::authorize::Grant;
 use crate::event::{
     Build, Config, ConfigValue, Event, Outcome, PromotionSource, Release, ReleaseKind, Target,
 };
-use crate::authorize::Grant;
 use crate::names::{
     limits, Actor, AppName, BuildId, ChatId, ConfigKey, EnvName, ImageRef, ReleaseVersion, TokenId,
 };
@@ -204,7 +204,9 @@ pub enum DomainError {
         grant: Grant,
         held: String,
     },
-    #[error("chat id {chat_id} is already linked to {identity}: `hoist access unlink {chat_id}` first")]
+    #[error(
+        "chat id {chat_id} is already linked to {identity}: `hoist access unlink {chat_id}` first"
+    )]
     ChatAlreadyLinked { chat_id: ChatId, identity: Actor },
     #[error("chat id {0} is not linked to any identity")]
     ChatNotLinked(ChatId),

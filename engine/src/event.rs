@@ -4,8 +4,7 @@
 use crate::access::TokenHash;
 use crate::authorize::Grant;
 use crate::names::{
-    Actor, AppName, BuildId, ChatId, ConfigKey, EnvName, ImageRef, ReleaseVersion, TokenId,
-    VarName,
+    Actor, AppName, BuildId, ChatId, ConfigKey, EnvName, ImageRef, ReleaseVersion, TokenId, VarName,
 };
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};

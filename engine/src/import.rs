@@ -153,4 +153,3 @@ impl Checked {
         store.append_batch(batch).await.map(drop)
     }
 }
-

@@ -251,7 +251,9 @@ fn is_chat_id(s: &str) -> bool {
                 .is_some_and(|(user, server)| {
                     plain(user)
                         && !server.is_empty()
-                        && server.bytes().all(|b| b.is_ascii_graphic() && b != b'/' && b != b'@')
+                        && server
+                            .bytes()
+                            .all(|b| b.is_ascii_graphic() && b != b'/' && b != b'@')
                 }),
             _ => false,
         }

@@ -331,10 +331,7 @@ async fn append_stamped<S: EventStore>(
         envelopes.push((hash, envelope));
     }
     let payload = hoist_proto::join_commit(&encoded);
-    match store
-        .append(chain, last_seq, ctx.command_id, payload)
-        .await
-    {
+    match store.append(chain, last_seq, ctx.command_id, payload).await {
         Ok(appended) if appended.duplicate => Ok(Appended::Duplicate(appended.seq)),
         Ok(appended) => Ok(Appended::Stored(
             envelopes
