@@ -5,12 +5,13 @@ use crate::cli::*;
 use crate::output::{out, print_json, print_json_line, stdout_closed, warn, width};
 use hoist_control::engine::service::Executed;
 use hoist_control::engine::{
-    Actor, AppName, Artifact, BuildId, Command as DomainCommand, ConfigKey, ConfigValue, EnvName,
-    Event, ImageRef, Principal, ReleaseVersion, Target,
+    Action, Actor, AppName, Artifact, BuildId, ChatId, Command as DomainCommand, ConfigKey,
+    ConfigValue, EnvName, Event, Grant, ImageRef, Principal, ReleaseVersion, Role, Scope, Target,
+    TokenId, ValidationError,
 };
 use hoist_control::human;
 use hoist_control::reconcile::{Context, Options};
-use hoist_control::time::{parse_instant, parse_span};
+use hoist_control::time::{parse_from_now, parse_instant, parse_span};
 use hoist_control::views::{self, AppView, ReleaseView};
 use hoist_control::{AuditQuery, Backend, Caller, Config, Error, Hoist, NatsSettings};
 use std::io::BufRead;
@@ -297,6 +298,7 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
             }
         }
         Command::Serve(args) => crate::serve::serve(&ctx, args).await?,
+        Command::Access(command) => ctx.access(command).await?,
         Command::Admin(AdminCommand::Rebuild) => {
             let mut bar = crate::output::Progress::new("rebuild", "log entries");
             let done = hoist
@@ -445,6 +447,125 @@ impl Ctx {
         }
         Ok(())
     }
+}
+
+impl Ctx {
+    /// One answer: its JSON shape under --json, else its human text.
+    fn show(&self, json: &dyn erased::Json, human: &dyn Fn() -> String) {
+        if self.global.json {
+            json.print();
+        } else {
+            out!("{}", human());
+        }
+    }
+
+    /// `hoist access …`, run as the store's owner (as every command on a store is).
+    async fn access(&self, command: AccessCommand) -> Result<(), Error> {
+        let (hoist, owner, w) = (&self.hoist, &Principal::Owner, width());
+        match command {
+            AccessCommand::Token(TokenCommand::Create {
+                identity,
+                name,
+                expires,
+            }) => {
+                let identity = parse_identity(&identity)?;
+                let expires_at = expires
+                    .map(|span| parse_from_now("--expires", &span))
+                    .transpose()?;
+                let new = hoist
+                    .access_token_create(&self.caller()?, &identity, name, expires_at)
+                    .await?;
+                self.show(&views::new_token_json(&new), &|| human::new_token(&new));
+            }
+            AccessCommand::Token(TokenCommand::List { identity }) => {
+                let identity = identity.as_deref().map(parse_identity).transpose()?;
+                let tokens = hoist.access_token_list(owner, identity.as_ref()).await?;
+                let json: Vec<_> = tokens.iter().map(views::token_json).collect();
+                self.show(&json, &|| human::tokens(&tokens, w));
+            }
+            AccessCommand::Token(TokenCommand::Revoke { id }) => {
+                let id: TokenId = id.parse()?;
+                let token = hoist.access_token_revoke(&self.caller()?, &id).await?;
+                self.show(&views::token_json(&token), &|| human::token_revoked(&token));
+            }
+            AccessCommand::Grant(args) => {
+                let (identity, grant) = args.parse()?;
+                let granted = hoist
+                    .access_grant(&self.caller()?, &identity, grant)
+                    .await?;
+                self.show(&views::granted_json(&granted), &|| human::granted(&granted));
+            }
+            AccessCommand::Revoke(args) => {
+                let (identity, grant) = args.parse()?;
+                let revoked = hoist
+                    .access_revoke(&self.caller()?, &identity, grant)
+                    .await?;
+                self.show(&views::revoked_grant_json(&revoked), &|| {
+                    human::revoked_grant(&revoked)
+                });
+            }
+            AccessCommand::List { identity, app } => {
+                let identity = identity.as_deref().map(parse_identity).transpose()?;
+                let app = app.map(|a| a.parse::<AppName>()).transpose()?;
+                let grants = hoist
+                    .access_list(owner, identity.as_ref(), app.as_ref())
+                    .await?;
+                let json: Vec<_> = grants.iter().map(views::grant_json).collect();
+                self.show(&json, &|| human::grants(&grants, w));
+            }
+            AccessCommand::Link { chat_id, identity } => {
+                let chat_id: ChatId = chat_id.parse()?;
+                let identity = parse_identity(&identity)?;
+                let linked = hoist
+                    .access_link(&self.caller()?, &chat_id, &identity)
+                    .await?;
+                self.show(&views::linked_json(&linked), &|| human::linked(&linked));
+            }
+            AccessCommand::Unlink { chat_id } => {
+                let chat_id: ChatId = chat_id.parse()?;
+                let linked = hoist.access_unlink(&self.caller()?, &chat_id).await?;
+                self.show(&views::linked_json(&linked), &|| human::linked(&linked));
+            }
+            AccessCommand::Check {
+                identity,
+                action,
+                app,
+                env,
+            } => {
+                let identity = parse_identity(&identity)?;
+                let action: Action = action.parse()?;
+                let scope = Scope {
+                    app: Some(app.parse()?),
+                    env: env.map(|e| e.parse()).transpose()?,
+                };
+                let verdict = hoist.access_check(owner, &identity, action, &scope).await?;
+                self.show(&verdict, &|| human::verdict(&verdict));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl GrantArgs {
+    /// The identity and the grant, each checked.
+    fn parse(&self) -> Result<(Actor, Grant), Error> {
+        let grant = Grant {
+            role: self.role.parse::<Role>()?,
+            app: self.app.as_deref().map(str::parse).transpose()?,
+            env: self.env.as_deref().map(str::parse).transpose()?,
+        };
+        Ok((parse_identity(&self.identity)?, grant))
+    }
+}
+
+/// An identity: a name as an actor's (an e-mail or user name, one line), named as an identity.
+fn parse_identity(text: &str) -> Result<Actor, Error> {
+    text.parse::<Actor>().map_err(|e| {
+        Error::rejected(ValidationError {
+            field: "identity",
+            ..e
+        })
+    })
 }
 
 /// One event line of `events` and `events export`; stops the stream once nobody reads.
