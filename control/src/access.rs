@@ -571,6 +571,42 @@ mod tests {
     }
 
     #[test]
+    fn an_exported_and_imported_store_keeps_its_tokens_working() {
+        let (from_dir, to_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let (from, to) = (hoist(from_dir.path()), hoist(to_dir.path()));
+        rt().block_on(async {
+            let live = from
+                .access_token_create(&owner(), &ana(), None, None)
+                .await
+                .unwrap();
+            let revoked = from
+                .access_token_create(&owner(), &ana(), None, None)
+                .await
+                .unwrap();
+            from.access_token_revoke(&owner(), &revoked.id)
+                .await
+                .unwrap();
+            let mut lines = Vec::new();
+            from.export(&Principal::Owner, &mut |line| {
+                lines.push(serde_json::to_string(line).unwrap());
+                std::ops::ControlFlow::Continue(())
+            })
+            .await
+            .unwrap();
+            assert!(lines.iter().all(|l| !l.contains(&live.token)));
+            let numbered = lines.into_iter().enumerate().map(|(i, l)| (i + 1, Ok(l)));
+            let imported = to.import(&Principal::Owner, numbered).await.unwrap();
+            assert_eq!((imported.apps, imported.events), (0, 3));
+            assert_eq!(
+                to.authenticate(&live.token, "api").await.unwrap().actor,
+                ana()
+            );
+            let e = to.authenticate(&revoked.token, "api").await.unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::Unauthenticated);
+        });
+    }
+
+    #[test]
     fn the_stored_hash_is_compared_in_constant_time() {
         // `authenticate` compares with `subtle`'s `ct_eq`: equal hashes are equal, a hash one
         // bit away is not (the comparison is the one `authenticate` makes).

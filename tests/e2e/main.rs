@@ -1,6 +1,7 @@
 //! End-to-end tests: the real `hoist` binary, real stores in temp dirs, real processes.
 //! Each scenario is a function of a `Hoist` so every backend runs the same suite.
 
+mod access;
 mod adapters;
 mod concurrency;
 mod disk_full;
@@ -111,6 +112,16 @@ mod sled {
     #[test]
     fn team_release_life() {
         scenario::team_release_life(&Hoist::sled());
+    }
+
+    #[test]
+    fn identities_tokens_and_roles() {
+        access::identities_tokens_and_roles(&Hoist::sled(), &Hoist::sled());
+    }
+
+    #[test]
+    fn forged_access_imports_are_refused() {
+        access::forged_access_imports_are_refused(&Hoist::sled(), &Hoist::sled());
     }
 
     #[test]
@@ -289,6 +300,18 @@ mod nats {
     fn team_release_life() {
         let (_server, h) = nats();
         scenario::team_release_life(&h);
+    }
+
+    #[test]
+    fn identities_tokens_and_roles() {
+        let ((_server, h), (_other, fresh)) = (nats(), nats());
+        access::identities_tokens_and_roles(&h, &fresh);
+    }
+
+    #[test]
+    fn forged_access_imports_are_refused() {
+        let ((_server, from), (_other, to)) = (nats(), nats());
+        access::forged_access_imports_are_refused(&from, &to);
     }
 
     #[test]
