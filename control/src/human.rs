@@ -267,7 +267,10 @@ pub fn audit(entries: &[AuditEntry], width: Width) -> String {
             [
                 e.seq.to_string(),
                 timestamp(e.at),
-                e.actor.to_string(),
+                match &e.via {
+                    Some(via) => format!("{} via {via}", e.actor),
+                    None => e.actor.to_string(),
+                },
                 e.app.to_string(),
                 e.env.as_ref().map_or("-".to_string(), EnvName::to_string),
                 e.kind.to_string(),

@@ -82,7 +82,7 @@ fn record(seq: u64, by: &Actor, state: &AccessState, event: Option<Event>) -> Re
         app: AppName::access(),
         at: at(seq),
         actor: by.clone(),
-        via: (seq % 2 == 0).then(|| "api".to_string()),
+        via: seq.is_multiple_of(2).then(|| "api".to_string()),
         correlation_id: Uuid::from_u128(u128::from(seq) << 64),
         causation_id: None,
         prev_hash: state.last_hash,
