@@ -119,7 +119,7 @@ fn access_command(what: u8, n: u8) -> AccessCommand {
     let identity = format!("id{}@example.com", n % 3).parse().unwrap();
     let grant = Grant {
         role: Role::ALL[usize::from(n) % 4],
-        app: (n % 3 != 0).then(|| APPS[usize::from(n) % APPS.len()].parse().unwrap()),
+        app: (!n.is_multiple_of(3)).then(|| APPS[usize::from(n) % APPS.len()].parse().unwrap()),
         env: n.is_multiple_of(2).then(|| env(usize::from(n / 2))),
     };
     let chat_id = format!("slack:T1/U{}", n % 2).parse().unwrap();
