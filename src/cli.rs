@@ -96,6 +96,9 @@ pub enum Command {
     Apply(ApplyArgs),
     /// The daemon: reconcile every env whose current release has not reached its target yet
     Serve(ServeArgs),
+    /// Identities: their bearer tokens, roles on apps × envs, and chat links
+    #[command(subcommand)]
+    Access(AccessCommand),
     /// Maintenance of the read models
     #[command(subcommand)]
     Admin(AdminCommand),
@@ -126,6 +129,83 @@ pub struct BenchArgs {
     /// Write into the configured store instead of a scratch directory, to explore afterwards
     #[arg(long)]
     pub keep: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AccessCommand {
+    /// Bearer tokens, for `--server` and the API (needs admin on every app)
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Give IDENTITY a role on an app (or every app) and an env (or every env)
+    Grant(GrantArgs),
+    /// Take back exactly one grant (same role, app and env)
+    Revoke(GrantArgs),
+    /// The grants in force
+    List {
+        /// Only this identity's
+        #[arg(long)]
+        identity: Option<String>,
+        /// Only those that apply to this app (on it, or on every app)
+        #[arg(long)]
+        app: Option<String>,
+    },
+    /// A chat user (slack:TEAM/USER, matrix:@user:server) acts as IDENTITY, with its roles
+    Link {
+        #[arg(value_name = "CHAT_ID")]
+        chat_id: String,
+        identity: String,
+    },
+    /// The chat user acts as nobody
+    Unlink {
+        #[arg(value_name = "CHAT_ID")]
+        chat_id: String,
+    },
+    /// Whether IDENTITY may take ACTION (view, deploy, config, promote, rollback, lock, apply,
+    /// reveal, admin) on the app or one env of it, and why; exit 0 either way
+    Check {
+        identity: String,
+        action: String,
+        #[arg(long)]
+        app: String,
+        #[arg(long)]
+        env: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// A new token for IDENTITY, printed once (only its hash is kept)
+    Create {
+        identity: String,
+        /// A label for the token: "CI", "ana's laptop"
+        #[arg(long, value_name = "N")]
+        name: Option<String>,
+        /// It stops working after this span: 90d, 12h [default: never]
+        #[arg(long, value_name = "SPAN")]
+        expires: Option<String>,
+    },
+    /// Every token (revoked ones too), never the token itself
+    List {
+        /// Only this identity's
+        #[arg(long)]
+        identity: Option<String>,
+    },
+    /// The token opens nothing from now on
+    Revoke { id: String },
+}
+
+#[derive(Debug, Args)]
+pub struct GrantArgs {
+    pub identity: String,
+    /// viewer, deployer, operator or admin
+    #[arg(long)]
+    pub role: String,
+    /// The app [default: every app]
+    #[arg(long)]
+    pub app: Option<String>,
+    /// The env [default: every env]
+    #[arg(long)]
+    pub env: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -370,7 +450,8 @@ pub struct AuditArgs {
     /// Only events by this actor
     #[arg(long)]
     pub actor: Option<String>,
-    /// create, build, deploy, config, promote, rollback, lock, unlock
+    /// create, build, deploy, config, promote, rollback, lock, unlock, target, policy, rollout,
+    /// access
     #[arg(long)]
     pub kind: Option<String>,
     /// RFC 3339, or a span ago like 7d, 12h, 30m

@@ -5,10 +5,11 @@ use crate::cli::*;
 use crate::output::{out, print_json, print_json_line, stdout_closed, warn, width, write_stdout};
 use hoist_control::api::Request;
 use hoist_control::engine::{
-    Actor, AppName, Artifact, BuildId, ConfigKey, EnvName, Principal, ReleaseVersion, Target,
+    Actor, AppName, Artifact, BuildId, ConfigKey, EnvName, Grant, Principal, ReleaseVersion, Role,
+    Scope, Target, ValidationError,
 };
 use hoist_control::reconcile::Options;
-use hoist_control::time::{parse_instant, parse_span};
+use hoist_control::time::{parse_from_now, parse_instant, parse_span};
 use hoist_control::views;
 use hoist_control::{
     AuditQuery, Backend, Caller, Config, Error, Hoist, NatsSettings, ReconcileHooks,
@@ -191,6 +192,7 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
                 auto_rollback,
             }
         }
+        Command::Access(command) => access_request(command)?,
         Command::Apply(args) => {
             let (app, env) = args.target.parse()?;
             let options = Options {
@@ -352,6 +354,83 @@ fn reconcile_hooks() -> ReconcileHooks {
             .ok()
             .and_then(|span| parse_span("HOIST_TEST_RECORD_PATIENCE", &span).ok()),
     }
+}
+
+/// `hoist access …` as a request (run, like every command on a store, as the store's owner).
+fn access_request(command: AccessCommand) -> Result<Request, Error> {
+    Ok(match command {
+        AccessCommand::Token(TokenCommand::Create {
+            identity,
+            name,
+            expires,
+        }) => Request::TokenCreate {
+            identity: parse_identity(&identity)?,
+            name,
+            expires_at: expires
+                .map(|span| parse_from_now("--expires", &span))
+                .transpose()?,
+        },
+        AccessCommand::Token(TokenCommand::List { identity }) => Request::TokenList {
+            identity: identity.as_deref().map(parse_identity).transpose()?,
+        },
+        AccessCommand::Token(TokenCommand::Revoke { id }) => {
+            Request::TokenRevoke { id: id.parse()? }
+        }
+        AccessCommand::Grant(args) => {
+            let (identity, grant) = args.parse()?;
+            Request::Grant { identity, grant }
+        }
+        AccessCommand::Revoke(args) => {
+            let (identity, grant) = args.parse()?;
+            Request::Revoke { identity, grant }
+        }
+        AccessCommand::List { identity, app } => Request::AccessList {
+            identity: identity.as_deref().map(parse_identity).transpose()?,
+            app: app.map(|a| a.parse::<AppName>()).transpose()?,
+        },
+        AccessCommand::Link { chat_id, identity } => Request::Link {
+            chat_id: chat_id.parse()?,
+            identity: parse_identity(&identity)?,
+        },
+        AccessCommand::Unlink { chat_id } => Request::Unlink {
+            chat_id: chat_id.parse()?,
+        },
+        AccessCommand::Check {
+            identity,
+            action,
+            app,
+            env,
+        } => Request::AccessCheck {
+            identity: parse_identity(&identity)?,
+            action: action.parse()?,
+            scope: Scope {
+                app: Some(app.parse()?),
+                env: env.map(|e| e.parse()).transpose()?,
+            },
+        },
+    })
+}
+
+impl GrantArgs {
+    /// The identity and the grant, each checked.
+    fn parse(&self) -> Result<(Actor, Grant), Error> {
+        let grant = Grant {
+            role: self.role.parse::<Role>()?,
+            app: self.app.as_deref().map(str::parse).transpose()?,
+            env: self.env.as_deref().map(str::parse).transpose()?,
+        };
+        Ok((parse_identity(&self.identity)?, grant))
+    }
+}
+
+/// An identity: a name as an actor's (an e-mail or user name, one line), named as an identity.
+fn parse_identity(text: &str) -> Result<Actor, Error> {
+    text.parse::<Actor>().map_err(|e| {
+        Error::rejected(ValidationError {
+            field: "identity",
+            ..e
+        })
+    })
 }
 
 /// One event line of `events` and `events export`; stops the stream once nobody reads.

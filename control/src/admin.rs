@@ -166,7 +166,9 @@ async fn check_log(log: &AnyStore, findings: &mut Findings) -> Result<()> {
         from = last.seq + 1;
         findings.commits += page.len() as u64;
         for commit in &page {
-            apps.insert(commit.app.clone());
+            if !commit.app.is_access() {
+                apps.insert(commit.app.clone());
+            }
             match service::decode_commits([commit]) {
                 Err(e) => findings.problems.push(Problem::new("undecodable", e)),
                 Ok(events) => {

@@ -11,8 +11,8 @@ use crate::views::{self, AppView, ReleaseView};
 use crate::{AuditQuery, Caller, Hoist};
 use chrono::{DateTime, Utc};
 use hoist_engine::{
-    AppName, Artifact, Command, ConfigKey, ConfigValue, EnvName, Event, ImageRef, ReleaseVersion,
-    Target,
+    Action, Actor, AppName, Artifact, ChatId, Command, ConfigKey, ConfigValue, EnvName, Event,
+    Grant, ImageRef, ReleaseVersion, Scope, Target, TokenId,
 };
 use serde::Serialize;
 use std::collections::BTreeSet;
@@ -114,6 +114,41 @@ pub enum Request {
         options: Options,
         dry_run: bool,
     },
+    TokenCreate {
+        identity: Actor,
+        name: Option<String>,
+        expires_at: Option<DateTime<Utc>>,
+    },
+    TokenList {
+        identity: Option<Actor>,
+    },
+    TokenRevoke {
+        id: TokenId,
+    },
+    Grant {
+        identity: Actor,
+        grant: Grant,
+    },
+    Revoke {
+        identity: Actor,
+        grant: Grant,
+    },
+    AccessList {
+        identity: Option<Actor>,
+        app: Option<AppName>,
+    },
+    Link {
+        chat_id: ChatId,
+        identity: Actor,
+    },
+    Unlink {
+        chat_id: ChatId,
+    },
+    AccessCheck {
+        identity: Actor,
+        action: Action,
+        scope: Scope,
+    },
 }
 
 impl Request {
@@ -130,6 +165,9 @@ impl Request {
                 | Request::Audit { .. }
                 | Request::AuditVerify { .. }
                 | Request::Apply { dry_run: true, .. }
+                | Request::TokenList { .. }
+                | Request::AccessList { .. }
+                | Request::AccessCheck { .. }
         )
     }
 }
@@ -317,6 +355,59 @@ impl Hoist {
                     answer.failure = reconciled.failure();
                     answer
                 }
+            }
+            Request::TokenCreate {
+                identity,
+                name,
+                expires_at,
+            } => {
+                let new = self
+                    .access_token_create(caller, &identity, name, expires_at)
+                    .await?;
+                Answer::of(&views::new_token_json(&new), human::new_token(&new))
+            }
+            Request::TokenList { identity } => {
+                let tokens = self.access_token_list(who, identity.as_ref()).await?;
+                let json: Vec<_> = tokens.iter().map(views::token_json).collect();
+                Answer::of(&json, human::tokens(&tokens, width))
+            }
+            Request::TokenRevoke { id } => {
+                let token = self.access_token_revoke(caller, &id).await?;
+                Answer::of(&views::token_json(&token), human::token_revoked(&token))
+            }
+            Request::Grant { identity, grant } => {
+                let granted = self.access_grant(caller, &identity, grant).await?;
+                Answer::of(&views::granted_json(&granted), human::granted(&granted))
+            }
+            Request::Revoke { identity, grant } => {
+                let revoked = self.access_revoke(caller, &identity, grant).await?;
+                Answer::of(
+                    &views::revoked_grant_json(&revoked),
+                    human::revoked_grant(&revoked),
+                )
+            }
+            Request::AccessList { identity, app } => {
+                let grants = self
+                    .access_list(who, identity.as_ref(), app.as_ref())
+                    .await?;
+                let json: Vec<_> = grants.iter().map(views::grant_json).collect();
+                Answer::of(&json, human::grants(&grants, width))
+            }
+            Request::Link { chat_id, identity } => {
+                let linked = self.access_link(caller, &chat_id, &identity).await?;
+                Answer::of(&views::linked_json(&linked), human::linked(&linked))
+            }
+            Request::Unlink { chat_id } => {
+                let linked = self.access_unlink(caller, &chat_id).await?;
+                Answer::of(&views::linked_json(&linked), human::linked(&linked))
+            }
+            Request::AccessCheck {
+                identity,
+                action,
+                scope,
+            } => {
+                let verdict = self.access_check(who, &identity, action, &scope).await?;
+                Answer::of(&verdict, human::verdict(&verdict))
             }
         })
     }

@@ -11,6 +11,7 @@ use crate::views::{
     timestamp, AppView, ConfigShown, Imported, Rebuilt, ReleaseView, StatusView, Verified,
 };
 use crate::AuditEntry;
+use hoist_engine::access::{GrantRecord, Token, Verdict};
 use hoist_engine::{AppName, AppState, Build, EnvName, ImageRef, Lock, Target};
 use std::fmt::Write as _;
 
@@ -266,7 +267,10 @@ pub fn audit(entries: &[AuditEntry], width: Width) -> String {
             [
                 e.seq.to_string(),
                 timestamp(e.at),
-                e.actor.to_string(),
+                match &e.via {
+                    Some(via) => format!("{} via {via}", e.actor),
+                    None => e.actor.to_string(),
+                },
                 e.app.to_string(),
                 e.env.as_ref().map_or("-".to_string(), EnvName::to_string),
                 e.kind.to_string(),
@@ -376,6 +380,142 @@ impl Planned {
             }
         }
     }
+}
+
+// ---- identities, tokens, grants and chat links (`hoist access`) --------------------------------
+
+/// `access token create`: the token on a line of its own, and that it is shown only now.
+pub fn new_token(new: &crate::access::NewToken) -> String {
+    let expires = new.expires_at.map_or("never expires".to_string(), |at| {
+        format!("expires {}", timestamp(at))
+    });
+    let name = new
+        .name
+        .as_ref()
+        .map(|n| format!(" ({})", escape(n)))
+        .unwrap_or_default();
+    format!(
+        "Created token {}{name} for {} ({expires}).\nIt is shown this once (only its hash is kept): store it now.\n\n{}\n",
+        new.id,
+        escape(new.identity.as_str()),
+        new.token
+    )
+}
+
+/// `access token list`.
+pub fn tokens(tokens: &[Token], width: Width) -> String {
+    if tokens.is_empty() {
+        return "No tokens: `hoist access token create IDENTITY`\n".into();
+    }
+    table(
+        [
+            "ID", "IDENTITY", "NAME", "CREATED", "BY", "EXPIRES", "REVOKED",
+        ],
+        tokens.iter().map(|t| {
+            [
+                t.id.to_string(),
+                t.identity.to_string(),
+                t.name.clone().unwrap_or_else(|| "-".into()),
+                timestamp(t.created_at),
+                t.created_by.to_string(),
+                t.expires_at.map_or("never".into(), timestamp),
+                t.revoked
+                    .as_ref()
+                    .map_or("no".into(), |r| format!("{} by {}", timestamp(r.at), r.by)),
+            ]
+        }),
+        width,
+    )
+}
+
+/// `access token revoke`.
+pub fn token_revoked(token: &Token) -> String {
+    format!(
+        "Revoked token {} of {}: it opens nothing from now on\n",
+        token.id,
+        escape(token.identity.as_str())
+    )
+}
+
+/// `access grant`.
+pub fn granted(granted: &crate::access::Granted) -> String {
+    let record = &granted.record;
+    if granted.changed {
+        format!(
+            "Granted {} to {}\n",
+            record.grant,
+            escape(record.identity.as_str())
+        )
+    } else {
+        format!(
+            "{} already holds {} (granted by {} at {})\n",
+            escape(record.identity.as_str()),
+            record.grant,
+            escape(record.granted_by.as_str()),
+            timestamp(record.at)
+        )
+    }
+}
+
+/// `access revoke`.
+pub fn revoked_grant(revoked: &crate::access::RevokedGrant) -> String {
+    format!(
+        "Revoked {} from {}\n",
+        revoked.grant,
+        escape(revoked.identity.as_str())
+    )
+}
+
+/// `access list`.
+pub fn grants(grants: &[GrantRecord], width: Width) -> String {
+    if grants.is_empty() {
+        return "No grants: `hoist access grant IDENTITY --role ROLE`\n".into();
+    }
+    let every = |name: Option<String>| name.unwrap_or_else(|| "*".into());
+    table(
+        ["IDENTITY", "ROLE", "APP", "ENV", "GRANTED BY", "AT"],
+        grants.iter().map(|r| {
+            [
+                r.identity.to_string(),
+                r.grant.role.to_string(),
+                every(r.grant.app.as_ref().map(AppName::to_string)),
+                every(r.grant.env.as_ref().map(EnvName::to_string)),
+                r.granted_by.to_string(),
+                timestamp(r.at),
+            ]
+        }),
+        width,
+    )
+}
+
+/// `access link` and `access unlink`.
+pub fn linked(linked: &crate::access::Linked) -> String {
+    match (&linked.link, &linked.was) {
+        (Some(link), _) if linked.changed => {
+            let identity = escape(link.identity.as_str());
+            format!(
+                "Linked {} to {identity}: in chat, they act as {identity} with its roles\n",
+                linked.chat_id
+            )
+        }
+        (Some(link), _) => format!(
+            "{} was already linked to {}\n",
+            linked.chat_id,
+            escape(link.identity.as_str())
+        ),
+        (None, Some(was)) => format!(
+            "Unlinked {} (it acted as {})\n",
+            linked.chat_id,
+            escape(was.as_str())
+        ),
+        (None, None) => format!("Unlinked {}\n", linked.chat_id),
+    }
+}
+
+/// `access check`.
+pub fn verdict(verdict: &Verdict) -> String {
+    let word = if verdict.allowed { "allowed" } else { "denied" };
+    format!("{word}: {}\n", escape(&verdict.because))
 }
 
 #[cfg(test)]

@@ -5,6 +5,8 @@
 //!
 //! - `api`: every front end's commands as one `Request`, answered as JSON and human text;
 //! - `config`: the settings, as given and validated;
+//! - `access`: authenticating a bearer token (or a linked chat user) into a [`Caller`], and the
+//!   access commands and questions (tokens, grants, chat links, `access check`);
 //! - `error`: the one [`Error`], whose [`ErrorKind`] a front end maps to an exit code or status;
 //! - `store`: opening the log and the read models;
 //! - `queries`: apps, status, releases, audit, diff, config, verify, time travel;
@@ -22,6 +24,7 @@
 //! **Architecture invariant**: nothing here knows of clap, terminals or HTTP (checked by
 //! `tests/architecture.rs`).
 
+pub mod access;
 pub mod admin;
 pub mod api;
 #[cfg(feature = "bench")]
@@ -85,6 +88,8 @@ pub struct Hoist {
     settings: Arc<Settings>,
     warn: WarnSink,
     hooks: ReconcileHooks,
+    /// The access chain as last folded, shared by clones: `authenticate` reads only what is new.
+    access: access::SharedAccess,
 }
 
 /// The crash-safety tests' hooks into reconciling, which a front end reads from its environment
@@ -104,6 +109,7 @@ impl Hoist {
             settings: Arc::new(Settings::of(config)?),
             warn: Arc::new(|_| {}),
             hooks: ReconcileHooks::default(),
+            access: Default::default(),
         })
     }
 
@@ -137,18 +143,6 @@ impl Hoist {
         }
     }
 
-    /// The identity a bearer token stands for, with its grants, acting through `via`; an
-    /// unknown, malformed, revoked or expired token is `Unauthenticated`.
-    pub async fn authenticate(&self, token: &str, via: &str) -> Result<Caller> {
-        // Identities, tokens and grants are events (issue 10): until they are folded, no token
-        // is known.
-        let _ = (token, via);
-        Err(Error::new(
-            ErrorKind::Unauthenticated,
-            "token not recognized",
-        ))
-    }
-
     /// Runs `command` on `app` as `caller`: authorized, decided, appended (with optimistic
     /// retries), then folded into the read models. Returns the app after it and the events
     /// appended (none for a no-op).
@@ -160,6 +154,7 @@ impl Hoist {
     ) -> Result<Executed> {
         let mut context = CommandContext::new(caller.actor.clone());
         context.principal = caller.principal.clone();
+        context.via = caller.via.clone();
         self.execute_in(app, &command, &context).await
     }
 

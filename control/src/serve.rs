@@ -493,7 +493,8 @@ async fn envs_to_reconcile(
 ) -> Result<Vec<(AppName, EnvName)>> {
     let store = hoist.open_log(OpenMode::Create).await?;
     let mut work = Vec::new();
-    for app in apps {
+    // The access chain has no envs to apply.
+    for app in apps.into_iter().filter(|app| !app.is_access()) {
         let state = service::load_app(&store, &app).await?;
         work.extend(
             state

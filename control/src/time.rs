@@ -47,6 +47,15 @@ pub fn parse_instant(what: &str, text: &str) -> Result<DateTime<Utc>> {
     Utc::now().checked_sub_signed(span).ok_or_else(invalid)
 }
 
+/// The instant a span from now ends (`--expires 90d`): `what` names the flag in the error.
+pub fn parse_from_now(what: &str, text: &str) -> Result<DateTime<Utc>> {
+    let span = parse_span(what, text)?;
+    chrono::Duration::from_std(span)
+        .ok()
+        .and_then(|span| Utc::now().checked_add_signed(span))
+        .ok_or_else(|| Error::rejected(format!("invalid {what} {text:?}: too far in the future")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::parse_span_text as parse;

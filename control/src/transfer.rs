@@ -153,13 +153,17 @@ impl Hoist {
         let log = self.open_log(OpenMode::Create).await?;
         let listed: BTreeSet<AppName> = log.apps().await?.into_iter().collect();
         for app in checked.apps.intersection(&listed) {
-            if app_with_history(&log, app).await?.is_some() {
+            if app.is_access() {
+                if service::load_access(&log).await?.event_count > 0 {
+                    return Err(Error::rejected("this store already holds identities, tokens or grants: import access events into a store without any"));
+                }
+            } else if app_with_history(&log, app).await?.is_some() {
                 return Err(Error::rejected(format!("app {app} already exists in this store: import needs a store without the imported apps")));
             }
         }
         checked.append(&log).await?;
         Ok(Imported {
-            apps: checked.apps.len(),
+            apps: checked.apps.iter().filter(|app| !app.is_access()).count(),
             commits: checked.commits.len(),
             events: checked.events,
         })

@@ -330,3 +330,63 @@ impl crate::reconcile::Planned {
         }
     }
 }
+
+// ---- identities, tokens, grants and chat links (`hoist access`) --------------------------------
+
+/// An app or env of a grant's scope as `access list` shows it: `*` for every one.
+fn every_or<T: std::fmt::Display>(name: Option<&T>) -> String {
+    name.map_or_else(|| "*".to_string(), T::to_string)
+}
+
+/// `access token create`: the token, shown this once.
+pub fn new_token_json(new: &crate::access::NewToken) -> Value {
+    json!({
+        "id": new.id, "identity": new.identity, "token": new.token,
+        "expires_at": new.expires_at.map(timestamp), "name": new.name,
+    })
+}
+
+/// One token of `access token list` (and `access token revoke`): never its hash, never itself.
+pub fn token_json(token: &hoist_engine::access::Token) -> Value {
+    json!({
+        "id": token.id, "identity": token.identity, "name": token.name,
+        "created_by": token.created_by, "created_at": timestamp(token.created_at),
+        "expires_at": token.expires_at.map(timestamp),
+        "revoked_by": token.revoked.as_ref().map(|r| &r.by),
+        "revoked_at": token.revoked.as_ref().map(|r| timestamp(r.at)),
+    })
+}
+
+/// One grant of `access list` (and `access grant`).
+pub fn grant_json(record: &hoist_engine::access::GrantRecord) -> Value {
+    json!({
+        "identity": record.identity, "role": record.grant.role.to_string(),
+        "app": every_or(record.grant.app.as_ref()), "env": every_or(record.grant.env.as_ref()),
+        "granted_by": record.granted_by, "at": timestamp(record.at),
+    })
+}
+
+/// `access grant`: the grant, and whether it is new.
+pub fn granted_json(granted: &crate::access::Granted) -> Value {
+    let mut json = grant_json(&granted.record);
+    json["changed"] = json!(granted.changed);
+    json
+}
+
+/// `access revoke`.
+pub fn revoked_grant_json(revoked: &crate::access::RevokedGrant) -> Value {
+    json!({
+        "identity": revoked.identity, "role": revoked.grant.role.to_string(),
+        "app": every_or(revoked.grant.app.as_ref()), "env": every_or(revoked.grant.env.as_ref()),
+        "revoked_by": revoked.by, "at": timestamp(revoked.at),
+    })
+}
+
+/// `access link` and `access unlink`.
+pub fn linked_json(linked: &crate::access::Linked) -> Value {
+    json!({
+        "chat_id": linked.chat_id,
+        "identity": linked.link.as_ref().map(|l| &l.identity).or(linked.was.as_ref()),
+        "linked": linked.link.is_some(), "changed": linked.changed,
+    })
+}

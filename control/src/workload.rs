@@ -118,6 +118,7 @@ mod tests {
                             app: app.clone(),
                             at: chrono::Utc::now(),
                             actor: actor.clone(),
+                            via: None,
                             correlation_id: uuid::Uuid::now_v7(),
                             causation_id: None,
                             prev_hash: None,

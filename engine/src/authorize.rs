@@ -11,13 +11,18 @@
 //! A grant names one role on an app (or every app) and an env (or every env); it covers a scope
 //! that is no wider on either axis. So an action on a whole app (`builds register`) needs a grant
 //! on every env of it, and `apps create` needs `admin` on every app. `promote` needs `deployer` on
-//! the target env only. Today every command runs as the store's [`Principal::Owner`], which may
-//! do anything (whoever opens the store can); identities and their grants come with the server.
+//! the target env only. A command run directly on a store runs as its [`Principal::Owner`], which
+//! may do anything (whoever opens the store can); one that comes through the server runs as the
+//! token's [`Principal::Identity`], with the grants the access chain holds for it (`access`).
+//! Deny by default: an identity without a grant that allows the action is refused.
 
 use crate::decide::Command;
 use crate::names::{Actor, AppName, EnvName};
 use crate::state::AppState;
+use crate::ValidationError;
+use serde::{Deserialize, Serialize};
 use std::fmt;
+use std::str::FromStr;
 
 /// Who acts.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -30,14 +35,15 @@ pub enum Principal {
 }
 
 /// A role, on a scope. `None` is every app, every env.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Grant {
     pub role: Role,
     pub app: Option<AppName>,
     pub env: Option<EnvName>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Role {
     Viewer,
     Deployer,
@@ -78,6 +84,8 @@ pub struct Denied {
 }
 
 impl Role {
+    pub const ALL: [Role; 4] = [Role::Viewer, Role::Deployer, Role::Operator, Role::Admin];
+
     /// Whether this role allows `action` (on the grant's scope).
     pub fn allows(self, action: Action) -> bool {
         use Action::*;
@@ -91,7 +99,7 @@ impl Role {
 
     /// The least role that allows `action`.
     fn least_for(action: Action) -> Role {
-        [Role::Viewer, Role::Deployer, Role::Operator, Role::Admin]
+        Role::ALL
             .into_iter()
             .find(|role| role.allows(action))
             .unwrap_or(Role::Admin)
@@ -102,6 +110,20 @@ impl Grant {
     /// Whether this grant's scope holds `scope` whole: it is at least as wide on each axis.
     pub fn covers(&self, scope: &Scope) -> bool {
         holds(&self.app, &scope.app) && holds(&self.env, &scope.env)
+    }
+
+    /// The apps × envs this grant is on.
+    pub fn scope(&self) -> Scope {
+        Scope {
+            app: self.app.clone(),
+            env: self.env.clone(),
+        }
+    }
+}
+
+impl fmt::Display for Grant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} on {}", self.role, self.scope())
     }
 }
 
@@ -215,14 +237,60 @@ impl fmt::Display for Role {
 
 impl fmt::Display for Scope {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.app {
-            Some(app) => write!(f, "{app}")?,
-            None => f.write_str("every app")?,
+        match (&self.app, &self.env) {
+            (Some(app), Some(env)) => write!(f, "{app}/{env}"),
+            (Some(app), None) => write!(f, "{app} (every env)"),
+            (None, Some(env)) => write!(f, "{env} of every app"),
+            (None, None) => f.write_str("every app (every env)"),
         }
-        match &self.env {
-            Some(env) => write!(f, "/{env}"),
-            None => f.write_str(" (every env)"),
-        }
+    }
+}
+
+impl Action {
+    pub const ALL: [Action; 9] = [
+        Action::View,
+        Action::Deploy,
+        Action::Config,
+        Action::Promote,
+        Action::Rollback,
+        Action::Lock,
+        Action::Apply,
+        Action::Reveal,
+        Action::Admin,
+    ];
+}
+
+/// `--role`: `viewer`, `deployer`, `operator` or `admin`.
+impl FromStr for Role {
+    type Err = ValidationError;
+    fn from_str(s: &str) -> Result<Self, ValidationError> {
+        Role::ALL
+            .into_iter()
+            .find(|role| role.to_string() == s)
+            .ok_or_else(|| {
+                ValidationError::new(
+                    "role",
+                    s,
+                    "must be one of viewer, deployer, operator, admin",
+                )
+            })
+    }
+}
+
+/// ACTION of `hoist access check`.
+impl FromStr for Action {
+    type Err = ValidationError;
+    fn from_str(s: &str) -> Result<Self, ValidationError> {
+        Action::ALL
+            .into_iter()
+            .find(|action| action.to_string() == s)
+            .ok_or_else(|| {
+                ValidationError::new(
+                    "action",
+                    s,
+                    "must be one of view, deploy, config, promote, rollback, lock, apply, reveal, admin",
+                )
+            })
     }
 }
 
@@ -264,6 +332,23 @@ mod tests {
         Action::Reveal,
         Action::Admin,
     ];
+
+    #[test]
+    fn roles_and_actions_read_as_they_are_written() {
+        for role in Role::ALL {
+            assert_eq!(role.to_string().parse::<Role>(), Ok(role));
+        }
+        for action in Action::ALL {
+            assert_eq!(action.to_string().parse::<Action>(), Ok(action));
+        }
+        assert_eq!("owner".parse::<Role>().unwrap_err().field, "role");
+        assert_eq!("Deploy".parse::<Action>().unwrap_err().field, "action");
+        let everywhere_staging = Scope {
+            app: None,
+            env: Some(env("staging")),
+        };
+        assert_eq!(everywhere_staging.to_string(), "staging of every app");
+    }
 
     #[test]
     fn the_owner_may_do_anything_anywhere() {

@@ -2,10 +2,13 @@
 //! state and the command, nothing else, and either returns the events to append or says which
 //! rule the command broke.
 
+use crate::authorize::Grant;
 use crate::event::{
     Build, Config, ConfigValue, Event, Outcome, PromotionSource, Release, ReleaseKind, Target,
 };
-use crate::names::{limits, AppName, BuildId, ConfigKey, EnvName, ImageRef, ReleaseVersion};
+use crate::names::{
+    limits, Actor, AppName, BuildId, ChatId, ConfigKey, EnvName, ImageRef, ReleaseVersion, TokenId,
+};
 use crate::state::{AppState, EnvState, Lock};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -172,6 +175,41 @@ pub enum DomainError {
         count: usize,
         limit: usize,
     },
+    // The access chain's rules (`access`).
+    #[error("app name {0} is reserved: hoist keeps identities, tokens and grants under it")]
+    ReservedApp(AppName),
+    #[error("{kind} events belong on {belongs}, not on {chain}")]
+    WrongChain {
+        chain: AppName,
+        kind: &'static str,
+        belongs: &'static str,
+    },
+    #[error("token {0} does not exist (see `hoist access token list`)")]
+    UnknownToken(TokenId),
+    #[error("token {0} is already revoked")]
+    TokenAlreadyRevoked(TokenId),
+    #[error("token {0} already exists")]
+    TokenExists(TokenId),
+    #[error("token {id} has the hash of token {earlier}: every token is new")]
+    TokenHashReused { id: TokenId, earlier: TokenId },
+    #[error("invalid token name {name:?}: {rule}")]
+    InvalidTokenName { name: String, rule: &'static str },
+    #[error("env {0} is in the pipeline of no app (see `hoist apps list`)")]
+    EnvOfNoApp(EnvName),
+    #[error("{identity} already holds {grant}")]
+    AlreadyGranted { identity: Actor, grant: Grant },
+    #[error("{identity} holds no {grant} to revoke (its grants: {held}; see `hoist access list`)")]
+    NoSuchGrant {
+        identity: Actor,
+        grant: Grant,
+        held: String,
+    },
+    #[error(
+        "chat id {chat_id} is already linked to {identity}: `hoist access unlink {chat_id}` first"
+    )]
+    ChatAlreadyLinked { chat_id: ChatId, identity: Actor },
+    #[error("chat id {0} is not linked to any identity")]
+    ChatNotLinked(ChatId),
 }
 
 /// `Err(TooLarge)` when `size` is over `limit`.
@@ -624,6 +662,9 @@ pub(crate) fn create_app(
     state: &AppState,
     pipeline: &[EnvName],
 ) -> Result<Vec<Event>, DomainError> {
+    if app.is_access() {
+        return Err(DomainError::ReservedApp(app.clone()));
+    }
     if state.exists() {
         return Err(DomainError::AppExists(app.clone()));
     }

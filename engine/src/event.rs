@@ -1,8 +1,10 @@
 //! Domain events: what happened to an app, in the engine's own types. The wire form lives in
 //! `hoist-proto`; `codec` converts between the two, so the schema can evolve without rippling here.
 
+use crate::access::TokenHash;
+use crate::authorize::Grant;
 use crate::names::{
-    Actor, AppName, BuildId, ConfigKey, EnvName, ImageRef, ReleaseVersion, VarName,
+    Actor, AppName, BuildId, ChatId, ConfigKey, EnvName, ImageRef, ReleaseVersion, TokenId, VarName,
 };
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -231,6 +233,8 @@ impl Outcome {
 }
 
 /// What happened. Env-level events carry their env; the envelope's env is derived from it.
+/// The access events (tokens, grants, chat links) are recorded on the access chain
+/// ([`AppName::access`]), every other on its app's.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Event {
@@ -267,12 +271,62 @@ pub enum Event {
         outcome: Outcome,
         detail: String,
     },
+    /// A bearer token for `identity`: only its hash is recorded, never the token.
+    TokenCreated {
+        id: TokenId,
+        identity: Actor,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+        hash: TokenHash,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        expires_at: Option<DateTime<Utc>>,
+    },
+    TokenRevoked {
+        id: TokenId,
+    },
+    RoleGranted {
+        identity: Actor,
+        grant: Grant,
+    },
+    /// Takes back the one earlier grant equal to `grant`.
+    RoleRevoked {
+        identity: Actor,
+        grant: Grant,
+    },
+    /// The chat user `chat_id` acts as `identity`.
+    ChatLinked {
+        chat_id: ChatId,
+        identity: Actor,
+    },
+    ChatUnlinked {
+        chat_id: ChatId,
+    },
 }
 
 impl Event {
+    /// Whether this event belongs on the access chain (else on an app's).
+    pub fn is_access(&self) -> bool {
+        matches!(
+            self,
+            Event::TokenCreated { .. }
+                | Event::TokenRevoked { .. }
+                | Event::RoleGranted { .. }
+                | Event::RoleRevoked { .. }
+                | Event::ChatLinked { .. }
+                | Event::ChatUnlinked { .. }
+        )
+    }
+
     pub fn env(&self) -> Option<&EnvName> {
         match self {
             Event::AppCreated { .. } | Event::BuildRegistered { .. } => None,
+            // A grant's env is part of its scope, not where the event happened.
+            Event::TokenCreated { .. }
+            | Event::TokenRevoked { .. }
+            | Event::RoleGranted { .. }
+            | Event::RoleRevoked { .. }
+            | Event::ChatLinked { .. }
+            | Event::ChatUnlinked { .. } => None,
             Event::ReleaseCreated { env, .. }
             | Event::EnvLocked { env, .. }
             | Event::EnvUnlocked { env }
@@ -293,6 +347,12 @@ impl Event {
             Event::TargetSet { .. } => "target",
             Event::PolicySet { .. } => "policy",
             Event::RolloutRecorded { .. } => "rollout",
+            Event::TokenCreated { .. }
+            | Event::TokenRevoked { .. }
+            | Event::RoleGranted { .. }
+            | Event::RoleRevoked { .. }
+            | Event::ChatLinked { .. }
+            | Event::ChatUnlinked { .. } => "access",
         }
     }
 
@@ -337,6 +397,34 @@ impl Event {
                 // The detail can be a multi-line output tail: its first line is the summary's.
                 first_line: detail.lines().next().unwrap_or_default().to_string(),
             },
+            // Rare events: rendered at once. A token's summary names its id, never its hash.
+            Event::TokenCreated {
+                id,
+                identity,
+                name,
+                expires_at,
+                ..
+            } => {
+                let name = name.as_ref().map(|n| format!(" ({n})")).unwrap_or_default();
+                let expires = expires_at.map_or(String::new(), |at| {
+                    format!(
+                        ", expires {}",
+                        at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                    )
+                });
+                Summary::Text(format!("Created token {id}{name} for {identity}{expires}"))
+            }
+            Event::TokenRevoked { id } => Summary::Text(format!("Revoked token {id}")),
+            Event::RoleGranted { identity, grant } => {
+                Summary::Text(format!("Granted {grant} to {identity}"))
+            }
+            Event::RoleRevoked { identity, grant } => {
+                Summary::Text(format!("Revoked {grant} from {identity}"))
+            }
+            Event::ChatLinked { chat_id, identity } => {
+                Summary::Text(format!("Linked {chat_id} to {identity}"))
+            }
+            Event::ChatUnlinked { chat_id } => Summary::Text(format!("Unlinked {chat_id}")),
         }
     }
 }
@@ -450,6 +538,10 @@ pub struct Envelope {
     pub app: AppName,
     pub at: DateTime<Utc>,
     pub actor: Actor,
+    /// The front end the command came through (`api`, `web`, `slack:TEAM/USER`,
+    /// `matrix:@user:server`); `None` for direct access to the store.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via: Option<String>,
     pub correlation_id: Uuid,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub causation_id: Option<Uuid>,

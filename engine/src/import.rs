@@ -1,12 +1,14 @@
 //! Importing an exported history: every event checked before anything is appended (its hash, its
-//! id unique in the whole import, its app's hash chain, the domain rules of `validate`), then the
-//! whole history appended as one [`EventStore::append_batch`], so an import is all or nothing.
+//! id unique in the whole import, its app's hash chain, the domain rules of `validate`, or of
+//! `access` for the access chain), then the whole history appended as one
+//! [`EventStore::append_batch`], so an import is all or nothing.
 //! Errors name the event by its place in the input (`line`), counted by the caller.
 
+use crate::access::{self, AccessState, Pipelines};
 use crate::chain::ChainVerifier;
 use crate::codec::{encode_commit, encode_envelope};
-use crate::event::{Envelope, EventHash, Recorded};
-use crate::names::AppName;
+use crate::event::{Envelope, Event, EventHash, Recorded};
+use crate::names::{check_via, AppName};
 use crate::state::AppState;
 use crate::store::{EventStore, NewCommit, StoreError};
 use crate::validate::check_event;
@@ -27,6 +29,8 @@ pub struct ImportError {
 pub struct Importer {
     chain: ChainVerifier,
     states: HashMap<AppName, AppState>,
+    /// The access chain so far: its events are checked on it, with the apps created before them.
+    access: AccessState,
     lines: HashMap<Uuid, usize>,
     commits: Vec<Vec<Envelope>>,
     last_seq: Option<u64>,
@@ -37,6 +41,7 @@ pub struct Importer {
 #[derive(Debug)]
 pub struct Checked {
     pub commits: Vec<Vec<Envelope>>,
+    /// Every chain the import holds: apps, and the access chain when it has access events.
     pub apps: BTreeSet<AppName>,
     pub events: usize,
 }
@@ -67,9 +72,26 @@ impl Importer {
                 envelope.id
             )));
         };
-        let state = self.states.entry(envelope.app.clone()).or_default();
-        check_event(&envelope.app, state, event)
-            .map_err(|e| fail(format!("{} event: {e}", event.kind())))?;
+        if let Some(via) = &envelope.via {
+            check_via(via).map_err(|e| fail(format!("event {}: {e}", envelope.id)))?;
+        }
+        let checked = if envelope.app.is_access() {
+            let apps = match event {
+                // The apps created before the grant, with their pipelines: what its scope may name.
+                Event::RoleGranted { .. } => self
+                    .states
+                    .iter()
+                    .filter(|(_, state)| state.exists())
+                    .map(|(app, state)| (app.clone(), state.pipeline.clone()))
+                    .collect(),
+                _ => Pipelines::new(),
+            };
+            access::check_event(&self.access, &apps, event)
+        } else {
+            let state = self.states.entry(envelope.app.clone()).or_default();
+            check_event(&envelope.app, state, event)
+        };
+        checked.map_err(|e| fail(format!("{} event: {e}", event.kind())))?;
         let same_commit = self.last_seq == Some(recorded.seq)
             && self
                 .commits
@@ -84,7 +106,12 @@ impl Importer {
         }
         self.last_seq = Some(recorded.seq);
         self.events += 1;
-        state.apply_mut(&recorded);
+        if envelope.app.is_access() {
+            self.access.apply_mut(&recorded);
+        } else {
+            let state = self.states.entry(envelope.app.clone()).or_default();
+            state.apply_mut(&recorded);
+        }
         if same_commit {
             self.commits
                 .last_mut()
@@ -97,8 +124,12 @@ impl Importer {
     }
 
     pub fn finish(self) -> Checked {
+        let mut apps: BTreeSet<AppName> = self.states.into_keys().collect();
+        if self.access.event_count > 0 {
+            apps.insert(AppName::access());
+        }
         Checked {
-            apps: self.states.into_keys().collect(),
+            apps,
             commits: self.commits,
             events: self.events,
         }

@@ -5,6 +5,8 @@
 //! - `codec`: domain ↔ protobuf, the only module that sees `hoist-proto`'s types;
 //! - `state` + `decide`: the pure core, `apply(state, event)` and `decide(state, command)`;
 //! - `authorize`: whether a principal may take an action on apps × envs (pure, before `decide`);
+//! - `access`: identities' tokens, grants and chat links on the access chain: their fold,
+//!   `decide` and `check_event`;
 //! - `secrets`: sealing secret config values before they reach the log;
 //! - `store`: the `EventStore` trait and its conformance suite (the backends: `hoist-stores`);
 //! - `models`: the `ModelStore` trait the read models are kept through, and its conformance
@@ -17,6 +19,7 @@
 //! **Architecture invariant**: nothing here knows about the CLI, Kubernetes or HTTP, and nothing
 //! here does I/O: no sled, NATS client or async runtime (checked by `tests/architecture.rs`).
 
+pub mod access;
 pub mod authorize;
 pub mod chain;
 pub mod codec;
@@ -31,13 +34,15 @@ pub mod state;
 pub mod store;
 pub mod validate;
 
-pub use authorize::{authorize, Action, Denied, Principal, Scope};
+pub use access::{AccessCommand, AccessState, TokenHash};
+pub use authorize::{authorize, Action, Denied, Grant, Principal, Role, Scope};
 pub use decide::{decide, Artifact, Command, DomainError};
 pub use event::{
     Build, Config, ConfigValue, Envelope, Event, EventHash, Outcome, PromotionSource, Recorded,
     Release, ReleaseKind, Summary, Target,
 };
 pub use names::{
-    Actor, AppName, BuildId, ConfigKey, EnvName, ImageRef, ReleaseVersion, ValidationError, VarName,
+    Actor, AppName, BuildId, ChatId, ConfigKey, EnvName, ImageRef, ReleaseVersion, TokenId,
+    ValidationError, VarName,
 };
 pub use state::{AppState, EnvState, Lock, ReleaseRecord, Rollout};

@@ -53,6 +53,10 @@ pub mod limits {
     pub const CONTEXT_BYTES: usize = 253;
     /// Variables one exec target forwards (`--exec-env`).
     pub const PASS_ENV_NAMES: usize = 64;
+    /// A token's name (`--name`): a label, like "CI" or "ana's laptop".
+    pub const TOKEN_NAME_BYTES: usize = 128;
+    /// The front end an event came through (`via`): `api`, `web`, a chat user's id.
+    pub const VIA_BYTES: usize = 256;
     /// A release's description, which hoist writes (`Set A, B, …`): longer key lists are cut
     /// and counted (`… and 12 more`).
     pub const DESCRIPTION_BYTES: usize = 1024;
@@ -74,6 +78,11 @@ fn is_dns_label(s: &str) -> bool {
 
 macro_rules! string_newtype {
     ($(#[$doc:meta])* $name:ident, $field:literal, $check:expr, $rule:expr) => {
+        string_newtype!($(#[$doc])* $name, $field, $check, $rule, stored: $check);
+    };
+    // `stored`: what the log may hold (read back through serde: export lines, read models),
+    // which for an app name is one more than people may type.
+    ($(#[$doc:meta])* $name:ident, $field:literal, $check:expr, $rule:expr, stored: $stored:expr) => {
         $(#[$doc])*
         #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
         #[serde(try_from = "String", into = "String")]
@@ -89,7 +98,12 @@ macro_rules! string_newtype {
         impl TryFrom<String> for $name {
             type Error = ValidationError;
             fn try_from(value: String) -> Result<Self, ValidationError> {
-                value.parse()
+                let stored: fn(&str) -> bool = $stored;
+                if stored(&value) {
+                    Ok($name(value.into()))
+                } else {
+                    Err(ValidationError { field: $field, value, rule: $rule })
+                }
             }
         }
 
@@ -120,9 +134,35 @@ macro_rules! string_newtype {
 }
 
 string_newtype!(
-    /// An application's name: a DNS label.
-    AppName, "app name", is_dns_label, DNS_LABEL_RULE
+    /// An application's name: a DNS label. The log also names one chain that is no app's,
+    /// [`AppName::access`], which what people type (`FromStr`) can never name; what the log
+    /// holds (serde, [`AppName::from_log`]) can.
+    AppName, "app name", is_dns_label, DNS_LABEL_RULE,
+    stored: |s| is_dns_label(s) || s == AppName::ACCESS
 );
+
+impl AppName {
+    /// The key of the access chain: identities' tokens, grants and chat links, hash-chained,
+    /// exported and imported like an app's events. A DNS label never starts with `_`, so no app
+    /// can take it.
+    pub const ACCESS: &'static str = "_access";
+
+    /// The access chain's key.
+    pub fn access() -> Self {
+        AppName(Self::ACCESS.into())
+    }
+
+    /// Whether this is the access chain, not an app.
+    pub fn is_access(&self) -> bool {
+        &*self.0 == Self::ACCESS
+    }
+
+    /// A chain's name as the log holds it: an app's, or the access chain's. What people type
+    /// goes through `FromStr`, which takes app names only.
+    pub fn from_log(name: &str) -> Result<Self, ValidationError> {
+        Self::try_from(name.to_owned())
+    }
+}
 string_newtype!(
     /// An environment's name within an app's pipeline: a DNS label.
     EnvName, "env name", is_dns_label, DNS_LABEL_RULE
@@ -164,6 +204,61 @@ string_newtype!(
     |s| s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)),
     "must be 12 lowercase hex digits (see `hoist builds register`)"
 );
+string_newtype!(
+    /// A token's id: 12 lowercase hex digits, chosen at random when it is created. How people
+    /// name a token (`hoist access token revoke ID`); it says nothing of the token itself.
+    TokenId,
+    "token id",
+    |s| s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)),
+    "must be 12 lowercase hex digits (see `hoist access token list`)"
+);
+string_newtype!(
+    /// A chat user who may act as an identity: `slack:TEAM/USER` or `matrix:@user:server`.
+    ChatId,
+    "chat id",
+    is_chat_id,
+    "must be slack:TEAM/USER or matrix:@user:server (no spaces, at most 255 characters)"
+);
+
+/// What a `via` may be (the front end an event came through, recorded in its envelope): the name
+/// of a front end or a chat user, on one line, within [`limits::VIA_BYTES`].
+pub fn check_via(via: &str) -> Result<(), ValidationError> {
+    let invalid = |rule| Err(ValidationError::new("via", via, rule));
+    if via.trim().is_empty() {
+        return invalid("must not be empty (an event made directly on a store has none)");
+    }
+    if via.chars().any(char::is_control) || via.len() > limits::VIA_BYTES {
+        return invalid("must be one line of at most 256 bytes");
+    }
+    Ok(())
+}
+
+fn is_chat_id(s: &str) -> bool {
+    let plain = |part: &str| {
+        !part.is_empty()
+            && part
+                .bytes()
+                .all(|b| b.is_ascii_graphic() && !b"/:@".contains(&b))
+    };
+    s.len() <= 255
+        && match s.split_once(':') {
+            Some(("slack", rest)) => rest
+                .split_once('/')
+                .is_some_and(|(team, user)| plain(team) && plain(user)),
+            Some(("matrix", rest)) => rest
+                .strip_prefix('@')
+                .and_then(|rest| rest.split_once(':'))
+                .is_some_and(|(user, server)| {
+                    plain(user)
+                        && !server.is_empty()
+                        && server
+                            .bytes()
+                            .all(|b| b.is_ascii_graphic() && b != b'/' && b != b'@')
+                }),
+            _ => false,
+        }
+}
+
 string_newtype!(
     /// A container image pinned by digest: `repo[:tag]@sha256:<64 hex>`. A tag alone can move,
     /// and a rollback to a moved tag would not be exact.
@@ -280,6 +375,48 @@ mod tests {
         for bad in ["", "-a", "a-", "Api", "a_b", "a.b", &"a".repeat(64)] {
             let err = bad.parse::<EnvName>().unwrap_err();
             assert_eq!(err.field, "env name");
+        }
+    }
+
+    #[test]
+    fn no_app_name_people_type_is_the_access_chain() {
+        assert!(AppName::ACCESS.parse::<AppName>().is_err());
+        let access = AppName::from_log(AppName::ACCESS).unwrap();
+        assert!(access.is_access());
+        assert_eq!(access, AppName::access());
+        assert_eq!(
+            serde_json::from_str::<AppName>("\"_access\"").unwrap(),
+            access,
+            "what the log holds reads back"
+        );
+        assert!(!"api".parse::<AppName>().unwrap().is_access());
+        for bad in ["_other", "_", "Api", ""] {
+            assert!(AppName::from_log(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn chat_ids() {
+        for ok in [
+            "slack:T024BE7LD/U012AB3CD",
+            "matrix:@ana:example.org",
+            "matrix:@ana:example.org:8448",
+        ] {
+            assert!(ok.parse::<ChatId>().is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "slack:T1",
+            "slack:/U1",
+            "slack:T1/",
+            "slack:T 1/U1",
+            "matrix:ana:example.org",
+            "matrix:@ana",
+            "matrix:@:example.org",
+            "irc:ana",
+            "slack:T1/U1/x",
+        ] {
+            assert!(bad.parse::<ChatId>().is_err(), "{bad}");
         }
     }
 

@@ -1,7 +1,9 @@
 //! Command handling at the edge of the pure core: read the app, fold, `authorize`, `decide`, stamp envelopes
-//! (ids, time, actor, hash chain), append with the app's expected sequence; on a conflict re-read,
-//! re-decide and retry a bounded number of times.
+//! (ids, time, actor, via, hash chain), append with the app's expected sequence; on a conflict re-read,
+//! re-decide and retry a bounded number of times. The access commands go the same way on the
+//! access chain (`execute_access`).
 
+use crate::access::{self, AccessCommand, AccessState, Pipelines};
 use crate::authorize::{self, authorize, Denied, Principal};
 use crate::codec::{decode_commit, encode_envelope, CodecError};
 use crate::decide::{decide, Command, DomainError};
@@ -50,6 +52,9 @@ pub struct CommandContext {
     /// Who is allowed what: authorized before every decision. The store's owner by default,
     /// as every command run directly on a store is (CLI.md).
     pub principal: Principal,
+    /// The front end the command came through, recorded in every envelope it makes; `None`
+    /// for direct access to the store.
+    pub via: Option<String>,
 }
 
 impl CommandContext {
@@ -60,6 +65,7 @@ impl CommandContext {
             at: Utc::now(),
             causation_id: None,
             principal: Principal::Owner,
+            via: None,
         }
     }
 }
@@ -244,76 +250,209 @@ pub async fn execute_cached<S: EventStore>(
             Ok(_) => return Ok(vec![]),
             Err(e) => return Err(e.into()),
         };
-        // Each envelope is encoded once: its bytes are hashed into the chain and stored as is.
-        let mut prev_hash = state.last_hash;
-        let mut encoded = Vec::with_capacity(events.len());
-        let mut envelopes = Vec::with_capacity(events.len());
-        // An auto-rollback is decided in the commit of the failed rollout it answers: that
-        // rollout event is its cause.
-        let mut rollout_id = None;
-        for event in events {
-            let id = Uuid::now_v7();
-            let causation_id = match &event {
-                Event::ReleaseCreated { release, .. } if release.kind == ReleaseKind::Rollback => {
-                    rollout_id.or(ctx.causation_id)
-                }
-                _ => ctx.causation_id,
-            };
-            if matches!(event, Event::RolloutRecorded { .. }) {
-                rollout_id = Some(id);
-            }
-            let envelope = Envelope {
-                id,
-                app: app.clone(),
-                // The log keeps microseconds: the envelope reported must be the one stored.
-                at: ctx.at.trunc_subsecs(6),
-                actor: ctx.actor.clone(),
-                correlation_id: ctx.command_id,
-                causation_id,
-                prev_hash,
-                event: Some(event),
-            };
-            let bytes = encode_envelope(&envelope);
-            let hash = EventHash::of(&bytes);
-            prev_hash = Some(hash);
-            encoded.push(bytes);
-            envelopes.push((hash, envelope));
-        }
-        let payload = hoist_proto::join_commit(&encoded);
-        match store
-            .append(app, state.last_seq, ctx.command_id, payload)
-            .await
-        {
-            Ok(appended) if appended.duplicate => {
-                // An earlier try of this very command was stored: report that commit, and the
-                // app as the log has it (refreshing applies each commit once, so its releases
-                // are not counted twice).
-                refresh(store, app, state).await?;
-                let stored = store
-                    .read_app_after(app, appended.seq.saturating_sub(1))
-                    .await?;
-                return decode_commits(stored.iter().filter(|c| c.seq == appended.seq));
-            }
-            Ok(appended) => {
-                let recorded: Vec<Recorded> = envelopes
-                    .into_iter()
-                    .map(|(hash, envelope)| Recorded {
-                        seq: appended.seq,
-                        hash,
-                        envelope,
-                    })
-                    .collect();
+        match append_stamped(store, app, state.last_seq, state.last_hash, events, ctx).await? {
+            Appended::Stored(recorded) => {
                 for event in &recorded {
                     state.apply_mut(event);
                 }
                 return Ok(recorded);
             }
-            Err(StoreError::Conflict { .. }) => continue,
-            Err(e) => return Err(e.into()),
+            Appended::Duplicate(seq) => {
+                // An earlier try of this very command was stored: report that commit, and the
+                // app as the log has it (refreshing applies each commit once, so its releases
+                // are not counted twice).
+                refresh(store, app, state).await?;
+                return stored_commit(store, app, seq).await;
+            }
+            Appended::Conflict => continue,
         }
     }
     Err(ExecuteError::Conflict {
         app: app.clone(),
         attempts: MAX_ATTEMPTS,
     })
+}
+
+/// What became of one try at appending a command's events.
+enum Appended {
+    /// Stored as these events.
+    Stored(Vec<Recorded>),
+    /// An earlier try of the same command was stored, at this sequence.
+    Duplicate(u64),
+    /// The chain moved on since it was read: decide again.
+    Conflict,
+}
+
+/// Stamps `events` into envelopes of `chain` (ids, time, actor, via, causation, each linked to
+/// the previous event's hash from `last_hash`) and appends them as one commit, expecting the
+/// chain's last sequence to be `last_seq`.
+async fn append_stamped<S: EventStore>(
+    store: &S,
+    chain: &AppName,
+    last_seq: u64,
+    last_hash: Option<EventHash>,
+    events: Vec<Event>,
+    ctx: &CommandContext,
+) -> Result<Appended, ExecuteError> {
+    // Each envelope is encoded once: its bytes are hashed into the chain and stored as is.
+    let mut prev_hash = last_hash;
+    let mut encoded = Vec::with_capacity(events.len());
+    let mut envelopes = Vec::with_capacity(events.len());
+    // An auto-rollback is decided in the commit of the failed rollout it answers: that
+    // rollout event is its cause.
+    let mut rollout_id = None;
+    for event in events {
+        let id = Uuid::now_v7();
+        let causation_id = match &event {
+            Event::ReleaseCreated { release, .. } if release.kind == ReleaseKind::Rollback => {
+                rollout_id.or(ctx.causation_id)
+            }
+            _ => ctx.causation_id,
+        };
+        if matches!(event, Event::RolloutRecorded { .. }) {
+            rollout_id = Some(id);
+        }
+        let envelope = Envelope {
+            id,
+            app: chain.clone(),
+            // The log keeps microseconds: the envelope reported must be the one stored.
+            at: ctx.at.trunc_subsecs(6),
+            actor: ctx.actor.clone(),
+            via: ctx.via.clone(),
+            correlation_id: ctx.command_id,
+            causation_id,
+            prev_hash,
+            event: Some(event),
+        };
+        let bytes = encode_envelope(&envelope);
+        let hash = EventHash::of(&bytes);
+        prev_hash = Some(hash);
+        encoded.push(bytes);
+        envelopes.push((hash, envelope));
+    }
+    let payload = hoist_proto::join_commit(&encoded);
+    match store.append(chain, last_seq, ctx.command_id, payload).await {
+        Ok(appended) if appended.duplicate => Ok(Appended::Duplicate(appended.seq)),
+        Ok(appended) => Ok(Appended::Stored(
+            envelopes
+                .into_iter()
+                .map(|(hash, envelope)| Recorded {
+                    seq: appended.seq,
+                    hash,
+                    envelope,
+                })
+                .collect(),
+        )),
+        Err(StoreError::Conflict { .. }) => Ok(Appended::Conflict),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The events of `chain`'s commit at log sequence `seq`.
+async fn stored_commit<S: EventStore>(
+    store: &S,
+    chain: &AppName,
+    seq: u64,
+) -> Result<Vec<Recorded>, ExecuteError> {
+    let stored = store.read_app_after(chain, seq.saturating_sub(1)).await?;
+    decode_commits(stored.iter().filter(|c| c.seq == seq))
+}
+
+/// What an access command did: the access chain after it, and the events appended (empty for
+/// a no-op).
+#[derive(Debug)]
+pub struct ExecutedAccess {
+    pub state: AccessState,
+    pub events: Vec<Recorded>,
+}
+
+/// The access chain, folded.
+pub async fn load_access<S: EventStore>(store: &S) -> Result<AccessState, ExecuteError> {
+    let mut state = AccessState::default();
+    refresh_access(store, &mut state).await?;
+    Ok(state)
+}
+
+/// Brings `state`, a fold of the access chain up to `state.last_seq`, up to date with the log.
+pub async fn refresh_access<S: EventStore>(
+    store: &S,
+    state: &mut AccessState,
+) -> Result<(), ExecuteError> {
+    let commits = store
+        .read_app_after(&AppName::access(), state.last_seq)
+        .await?;
+    for recorded in decode_commits(&commits)? {
+        state.apply_owned(recorded);
+    }
+    Ok(())
+}
+
+/// Runs an access command: authorized for the context's principal, decided on the access chain
+/// and the apps its scope names, appended to the access chain with its expected sequence,
+/// re-decided on a conflict.
+pub async fn execute_access<S: EventStore>(
+    store: &S,
+    command: &AccessCommand,
+    ctx: &CommandContext,
+) -> Result<ExecutedAccess, ExecuteError> {
+    access::authorize_command(&ctx.principal, command)?;
+    // Read once: apps are never removed and their pipelines never change.
+    let apps = named_apps(store, command).await?;
+    let chain = AppName::access();
+    let mut state = AccessState::default();
+    for _ in 0..MAX_ATTEMPTS {
+        refresh_access(store, &mut state).await?;
+        let events = access::decide(&state, &apps, command)?;
+        if events.is_empty() {
+            return Ok(ExecutedAccess {
+                state,
+                events: vec![],
+            });
+        }
+        match append_stamped(store, &chain, state.last_seq, state.last_hash, events, ctx).await? {
+            Appended::Stored(recorded) => {
+                for event in &recorded {
+                    state.apply_mut(event);
+                }
+                return Ok(ExecutedAccess {
+                    state,
+                    events: recorded,
+                });
+            }
+            Appended::Duplicate(seq) => {
+                refresh_access(store, &mut state).await?;
+                let events = stored_commit(store, &chain, seq).await?;
+                return Ok(ExecutedAccess { state, events });
+            }
+            Appended::Conflict => continue,
+        }
+    }
+    Err(ExecuteError::Conflict {
+        app: chain,
+        attempts: MAX_ATTEMPTS,
+    })
+}
+
+/// The apps a grant's scope may name, with their pipelines: the one it names, or, for an env of
+/// every app, every app. Nothing for the other commands.
+async fn named_apps<S: EventStore>(
+    store: &S,
+    command: &AccessCommand,
+) -> Result<Pipelines, ExecuteError> {
+    let AccessCommand::Grant { grant, .. } = command else {
+        return Ok(Pipelines::new());
+    };
+    let apps = match (&grant.app, &grant.env) {
+        (Some(app), _) => vec![app.clone()],
+        (None, Some(_)) => store.apps().await?,
+        (None, None) => vec![],
+    };
+    let mut pipelines = Pipelines::new();
+    for app in apps.into_iter().filter(|app| !app.is_access()) {
+        let state = load_app(store, &app).await?;
+        if state.exists() {
+            pipelines.insert(app, state.pipeline);
+        }
+    }
+    Ok(pipelines)
 }

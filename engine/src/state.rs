@@ -179,6 +179,13 @@ impl AppState {
                     at,
                 });
             }
+            // The access chain's events (`access::AccessState` folds them): nothing of an app.
+            Event::TokenCreated { .. }
+            | Event::TokenRevoked { .. }
+            | Event::RoleGranted { .. }
+            | Event::RoleRevoked { .. }
+            | Event::ChatLinked { .. }
+            | Event::ChatUnlinked { .. } => {}
         }
     }
 

@@ -4,7 +4,7 @@
 //! `app_created`, first; envs in the pipeline; versions per env contiguous from v1; rollback
 //! targets and promotion sources that exist; locks taken and released in turn; and the size
 //! limits `decide` keeps on what a command enters (`check_limits`), on every field of every
-//! event.
+//! event. The access chain's events are `access::check_event`'s, and never on an app's chain.
 //!
 //! **Invariant**: every event `decide` returns passes `check_event` on the state it was decided
 //! on (engine/tests/import.rs checks it over random command sequences).
@@ -19,6 +19,13 @@ use crate::state::{AppState, EnvState};
 
 /// `Ok` if `event` could follow the history folded into `state`, else the rule it breaks.
 pub fn check_event(app: &AppName, state: &AppState, event: &Event) -> Result<(), DomainError> {
+    if event.is_access() {
+        return Err(DomainError::WrongChain {
+            chain: app.clone(),
+            kind: event.kind(),
+            belongs: "the access chain",
+        });
+    }
     check_limits(app, state, event)?;
     if let Event::AppCreated { envs } = event {
         return create_app(app, state, envs).map(drop);
@@ -155,6 +162,12 @@ pub fn check_event(app: &AppName, state: &AppState, event: &Event) -> Result<(),
                 return Err(unknown_version(app, env, *version, current));
             }
         }
+        Event::TokenCreated { .. }
+        | Event::TokenRevoked { .. }
+        | Event::RoleGranted { .. }
+        | Event::RoleRevoked { .. }
+        | Event::ChatLinked { .. }
+        | Event::ChatUnlinked { .. } => unreachable!("refused above"),
     }
     Ok(())
 }

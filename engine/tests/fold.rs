@@ -35,6 +35,7 @@ fn record(seq: u64, actor: &Actor, state: &AppState, event: Option<Event>) -> Re
         app: app(),
         at: at(seq),
         actor: actor.clone(),
+        via: None,
         correlation_id: Uuid::from_u128(u128::from(seq) << 64),
         causation_id: None,
         prev_hash: state.last_hash,

@@ -40,6 +40,7 @@ fn recorded(n: u64, event: Event) -> Recorded {
             app: app(),
             at: at(n as i64),
             actor: "ana@example.com".parse().unwrap(),
+            via: None,
             correlation_id: Uuid::from_u128(1000 + u128::from(n)),
             causation_id: None,
             prev_hash: None,

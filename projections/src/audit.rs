@@ -11,6 +11,11 @@ pub struct AuditEntry {
     pub seq: u64,
     pub at: DateTime<Utc>,
     pub actor: Actor,
+    /// The front end the event came through (`api`, `web`, a chat user); `None` for direct
+    /// access to the store.
+    #[serde(default)]
+    pub via: Option<String>,
+    /// The app, or the access chain (`_access`) for grants, tokens and chat links.
     pub app: AppName,
     pub env: Option<EnvName>,
     /// One of [`KINDS`] or "unknown" (borrowed while folding, owned once read back).
@@ -37,6 +42,7 @@ impl AuditEntry {
             seq,
             at: envelope.at,
             actor: envelope.actor.clone(),
+            via: envelope.via.clone(),
             app: envelope.app.clone(),
             env: envelope.env().cloned(),
             kind: Cow::Borrowed(kind),
@@ -59,7 +65,7 @@ pub struct AuditQuery {
 /// The kinds `--kind` accepts.
 pub const KINDS: &[&str] = &[
     "create", "build", "deploy", "config", "promote", "rollback", "lock", "unlock", "target",
-    "policy", "rollout",
+    "policy", "rollout", "access",
 ];
 
 impl AuditQuery {

@@ -127,6 +127,13 @@ impl AppStatus {
                     at,
                 });
             }
+            // The access chain's: kept among its newest events (for `audit`), no app's status.
+            Event::TokenCreated { .. }
+            | Event::TokenRevoked { .. }
+            | Event::RoleGranted { .. }
+            | Event::RoleRevoked { .. }
+            | Event::ChatLinked { .. }
+            | Event::ChatUnlinked { .. } => {}
         }
     }
 }

@@ -41,9 +41,9 @@ const PARTITION_SIZE_KEY: &[u8] = b"p";
 const STATUS_PREFIX: u8 = b's';
 const PARTITION_CHECKPOINT: &[u8] = b"K";
 const FORMAT_KEY: &[u8] = b"v";
-/// The layout of the rows; models written in another are rebuilt. 2: one protobuf row per log
-/// entry (1: three JSON rows per event).
-const FORMAT: u64 = 2;
+/// The layout of the rows; models written in another are rebuilt. 3: audit entries carry `via`
+/// (2: one protobuf row per log entry; 1: three JSON rows per event).
+const FORMAT: u64 = 3;
 /// The database of the state model.
 const STATE: &str = "state";
 /// The group of the history partitions' databases.

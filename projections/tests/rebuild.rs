@@ -5,15 +5,17 @@
 //!
 //! `AppStatus` (the models) and `AppState` (the engine) fold the same events twice: the
 //! histories here draw every command kind, and every field `status` shows (current release,
-//! lock, last rollout) is compared, so a fold that drifts from the other fails here.
+//! lock, last rollout) is compared, so a fold that drifts from the other fails here. Access
+//! commands (grants, tokens, links, on the access chain) and a `via` on some commands are drawn
+//! too: `audit` shows both.
 
 use chrono::{TimeZone, Utc};
 use hoist_engine::models::{ModelDb, ModelError, ModelStore};
-use hoist_engine::service::{execute, load_events, CommandContext};
+use hoist_engine::service::{execute, execute_access, load_events, CommandContext};
 use hoist_engine::store::EventStore;
 use hoist_engine::{
-    AppName, AppState, Artifact, Command, ConfigKey, ConfigValue, EnvName, ImageRef, Outcome,
-    ReleaseVersion, Target,
+    AccessCommand, AppName, AppState, Artifact, Command, ConfigKey, ConfigValue, EnvName, Grant,
+    ImageRef, Outcome, ReleaseVersion, Role, Target, TokenHash,
 };
 use hoist_projections::audit::{AuditEntry, AuditQuery};
 use hoist_projections::store::{ProjectionError, ProjectionStore};
@@ -112,15 +114,46 @@ fn command(what: u8, n: u8) -> Command {
     }
 }
 
+/// A step on the access chain: a grant, a revocation, a token, a chat link.
+fn access_command(what: u8, n: u8) -> AccessCommand {
+    let identity = format!("id{}@example.com", n % 3).parse().unwrap();
+    let grant = Grant {
+        role: Role::ALL[usize::from(n) % 4],
+        app: (!n.is_multiple_of(3)).then(|| APPS[usize::from(n) % APPS.len()].parse().unwrap()),
+        env: n.is_multiple_of(2).then(|| env(usize::from(n / 2))),
+    };
+    let chat_id = format!("slack:T1/U{}", n % 2).parse().unwrap();
+    match what % 6 {
+        0 | 1 => AccessCommand::Grant { identity, grant },
+        2 => AccessCommand::Revoke { identity, grant },
+        3 => AccessCommand::CreateToken {
+            id: format!("{:012x}", u32::from(what) << 8 | u32::from(n))
+                .parse()
+                .unwrap(),
+            identity,
+            name: None,
+            hash: TokenHash::of(&format!("hoist_{what}_{n}")),
+            expires_at: None,
+        },
+        4 => AccessCommand::Link { chat_id, identity },
+        _ => AccessCommand::Unlink { chat_id },
+    }
+}
+
 async fn write(log: &MemoryStore, steps: &[(usize, u8, u8)], first: usize) {
     for (i, &(app, what, n)) in steps.iter().enumerate() {
-        let app: AppName = APPS[app % APPS.len()].parse().unwrap();
         let mut ctx = CommandContext::new(format!("dev{}@example.com", n % 2).parse().unwrap());
         ctx.at = Utc
             .timestamp_opt(1_790_000_000 + (first + i) as i64, 0)
             .unwrap();
+        ctx.via = n.is_multiple_of(3).then(|| "api".to_string());
         // Rejected commands (rollback with nothing to roll back to, deploy to a locked env…)
         // append nothing; that is part of a realistic history too.
+        if app == APPS.len() {
+            let _ = execute_access(log, &access_command(what, n), &ctx).await;
+            continue;
+        }
+        let app: AppName = APPS[app % APPS.len()].parse().unwrap();
         let _ = execute(log, &app, &command(what, n), &ctx).await;
     }
 }
@@ -231,7 +264,8 @@ proptest! {
 
     #[test]
     fn rebuilt_models_equal_incrementally_maintained_ones_at_any_cuts(
-        steps in proptest::collection::vec((0..3usize, 1..KINDS, any::<u8>()), 1..200),
+        // App index 3 is the access chain.
+        steps in proptest::collection::vec((0..4usize, 1..KINDS, any::<u8>()), 1..200),
         cuts in proptest::collection::btree_set(0..200usize, 0..6),
         partition_size in 1..8u64,
     ) {

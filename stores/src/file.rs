@@ -434,7 +434,7 @@ impl<'a> Body<'a> {
         let commit_id = Uuid::from_bytes(body[9..25].try_into().ok()?);
         let app_len = usize::from(body[25]);
         let app = body.get(BODY_FIXED..BODY_FIXED + app_len)?;
-        let app = std::str::from_utf8(app).ok()?.parse().ok()?;
+        let app = AppName::from_log(std::str::from_utf8(app).ok()?).ok()?;
         Some(Body {
             commit_id,
             app,

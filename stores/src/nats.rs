@@ -1432,7 +1432,7 @@ fn classify(
 }
 
 fn app_of(prefix: &str, subject: &str) -> Option<AppName> {
-    subject.strip_prefix(prefix)?.parse().ok()
+    AppName::from_log(subject.strip_prefix(prefix)?).ok()
 }
 
 /// Whether the stream's configuration keeps hoist's guarantees; anything else is reported, never

@@ -117,7 +117,7 @@ impl Deliveries {
             .subject
             .as_str()
             .strip_prefix(self.prefix.as_str())
-            .and_then(|a| a.parse::<AppName>().ok());
+            .and_then(|a| AppName::from_log(a).ok());
         match app {
             Some(app) => Ok(Some(Delivery { app, seq, message })),
             None => {

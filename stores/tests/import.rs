@@ -195,6 +195,7 @@ fn history() -> Vec<Recorded> {
                 app: app.clone(),
                 at: Utc.timestamp_opt(1_790_000_000 + seq as i64, 0).unwrap(),
                 actor: actor.clone(),
+                via: None,
                 correlation_id: Uuid::from_u128(u128::from(seq) << 64),
                 causation_id: None,
                 prev_hash: state.last_hash,

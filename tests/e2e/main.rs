@@ -1,8 +1,10 @@
 //! End-to-end tests: the real `hoist` binary, real stores in temp dirs, real processes.
 //! Each scenario is a function of a `Hoist` so every backend runs the same suite.
 
+mod access;
 mod adapters;
 mod api;
+mod api_auth;
 mod concurrency;
 mod disk_full;
 mod errors;
@@ -113,6 +115,16 @@ mod sled {
     #[test]
     fn team_release_life() {
         scenario::team_release_life(&Hoist::sled());
+    }
+
+    #[test]
+    fn identities_tokens_and_roles() {
+        access::identities_tokens_and_roles(&Hoist::sled(), &Hoist::sled());
+    }
+
+    #[test]
+    fn forged_access_imports_are_refused() {
+        access::forged_access_imports_are_refused(&Hoist::sled(), &Hoist::sled());
     }
 
     #[test]
@@ -243,6 +255,26 @@ mod sled {
     fn a_slow_loris_client_is_cut_off() {
         api::a_slow_loris_client_is_cut_off(&Hoist::sled());
     }
+
+    #[test]
+    fn an_admin_token_drives_the_api() {
+        api_auth::an_admin_token_drives_the_api(&Hoist::sled());
+    }
+
+    #[test]
+    fn a_viewer_reads_and_is_refused_changes() {
+        api_auth::a_viewer_reads_and_is_refused_changes(&Hoist::sled());
+    }
+
+    #[test]
+    fn the_event_stream_follows_and_resumes() {
+        api_auth::the_event_stream_follows_and_resumes(&Hoist::sled());
+    }
+
+    #[test]
+    fn sigterm_lets_a_request_in_flight_finish() {
+        api_auth::sigterm_lets_a_request_in_flight_finish(&Hoist::sled());
+    }
 }
 
 #[test]
@@ -306,6 +338,18 @@ mod nats {
     fn team_release_life() {
         let (_server, h) = nats();
         scenario::team_release_life(&h);
+    }
+
+    #[test]
+    fn identities_tokens_and_roles() {
+        let ((_server, h), (_other, fresh)) = (nats(), nats());
+        access::identities_tokens_and_roles(&h, &fresh);
+    }
+
+    #[test]
+    fn forged_access_imports_are_refused() {
+        let ((_server, from), (_other, to)) = (nats(), nats());
+        access::forged_access_imports_are_refused(&from, &to);
     }
 
     #[test]
@@ -479,6 +523,24 @@ mod nats {
     fn serve_answers_http_and_stops_on_sigterm() {
         let (_server, h) = nats();
         api::serve_answers_http_and_stops_on_sigterm(&h);
+    }
+
+    #[test]
+    fn an_admin_token_drives_the_api() {
+        let (_server, h) = nats();
+        api_auth::an_admin_token_drives_the_api(&h);
+    }
+
+    #[test]
+    fn a_viewer_reads_and_is_refused_changes() {
+        let (_server, h) = nats();
+        api_auth::a_viewer_reads_and_is_refused_changes(&h);
+    }
+
+    #[test]
+    fn the_event_stream_follows_and_resumes() {
+        let (_server, h) = nats();
+        api_auth::the_event_stream_follows_and_resumes(&h);
     }
 }
 

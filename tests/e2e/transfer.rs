@@ -143,14 +143,14 @@ pub fn tampered_imports_are_refused(from: &Hoist, to: &Hoist) {
 }
 
 /// The export's lines as JSON values, for editing.
-fn lines_of(exported: &[u8]) -> Vec<serde_json::Value> {
+pub fn lines_of(exported: &[u8]) -> Vec<serde_json::Value> {
     String::from_utf8_lossy(exported)
         .lines()
         .map(|l| serde_json::from_str(l).expect("an exported line is JSON"))
         .collect()
 }
 
-fn joined(lines: &[serde_json::Value]) -> Vec<u8> {
+pub fn joined(lines: &[serde_json::Value]) -> Vec<u8> {
     let mut out = Vec::new();
     for line in lines {
         serde_json::to_writer(&mut out, line).expect("JSON");
@@ -161,7 +161,7 @@ fn joined(lines: &[serde_json::Value]) -> Vec<u8> {
 
 /// Recomputes every hash and link as a forger would, so that only the domain rules can tell an
 /// impossible history from a real one.
-fn rechain(lines: &mut [serde_json::Value]) {
+pub fn rechain(lines: &mut [serde_json::Value]) {
     use hoist_engine::{codec::encode_envelope, Envelope, EventHash};
     let mut heads = std::collections::HashMap::new();
     for line in lines {
