@@ -56,6 +56,19 @@ pub struct GlobalArgs {
     /// Print one JSON document on stdout, nothing else
     #[arg(long, global = true)]
     pub json: bool,
+    /// Run the command through a `hoist serve --listen` HTTP API instead of opening a store
+    /// [default: the server `hoist login` saved, unless --store or --nats is given]
+    #[arg(long, env = "HOIST_SERVER", global = true, value_name = "URL")]
+    pub server: Option<String>,
+    /// Bearer token for --server [default: the one `hoist login` saved]
+    #[arg(
+        long,
+        env = "HOIST_TOKEN",
+        global = true,
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    pub token: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -99,6 +112,8 @@ pub enum Command {
     /// Identities: their bearer tokens, roles on apps × envs, and chat links
     #[command(subcommand)]
     Access(AccessCommand),
+    /// Check a token against a server and save both (file mode 0600) for later commands
+    Login,
     /// Maintenance of the read models
     #[command(subcommand)]
     Admin(AdminCommand),

@@ -207,7 +207,22 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
                 dry_run,
             }
         }
-        // Streams and the store's upkeep: they run where the store is.
+        Command::Login => return crate::remote::login(&ctx).await,
+        Command::Events(EventsArgs {
+            transfer: None,
+            from,
+            follow,
+        }) if ctx.remote.is_some() => {
+            return crate::remote::events(ctx.remote(), from, follow).await;
+        }
+        // The store's own: backups, upkeep, the daemon, the bench run where the store is.
+        Command::Events(_) | Command::Serve(_) | Command::Admin(_) | Command::Bench(_)
+            if ctx.remote.is_some() =>
+        {
+            return Err(Error::rejected(
+                "this command works on a store, not through a server: run it with --store or --nats where the store is",
+            ));
+        }
         Command::Events(EventsArgs {
             transfer: Some(EventsCommand::Export),
             ..
@@ -245,6 +260,9 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
         }
         Command::Completions { .. } | Command::Man { .. } => unreachable!("answered above"),
     };
+    if let Some(client) = &ctx.remote {
+        return crate::remote::answer(client, &request, ctx.global.json).await;
+    }
     let answer = hoist
         .answer(&ctx.caller(&request)?, request, width())
         .await?;
@@ -257,10 +275,12 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
     answer.failure.map_or(Ok(()), Err)
 }
 
-/// hoist opened from the global options, and the options themselves.
+/// hoist opened from the global options, and the options themselves; `remote`: the server every
+/// command goes through instead (`--server`, or what `hoist login` saved).
 pub struct Ctx {
     pub global: GlobalArgs,
     pub hoist: Hoist,
+    pub remote: Option<hoist_server::client::Client>,
 }
 
 impl EnvArgs {
@@ -291,7 +311,16 @@ impl Ctx {
         let hoist = Hoist::open(config)?
             .on_warning(warn)
             .with_reconcile_hooks(reconcile_hooks());
-        Ok(Ctx { global, hoist })
+        let remote = crate::remote::client(&global)?;
+        Ok(Ctx {
+            global,
+            hoist,
+            remote,
+        })
+    }
+
+    fn remote(&self) -> &hoist_server::client::Client {
+        self.remote.as_ref().expect("a remote command has a server")
     }
 
     /// Who runs a command: a command run directly on a store acts as the store's owner, who may

@@ -8,6 +8,7 @@ mod cli;
 mod commands;
 mod manual;
 mod output;
+mod remote;
 mod serve;
 
 use clap::Parser;

@@ -190,6 +190,7 @@ fn sled_models(location: &Location) -> Result<SledModels, ProjectionError> {
 
 /// The read models in `dir`, which the caller holds (under the embedded store's lock, or a
 /// scratch directory of its own).
+#[cfg(feature = "bench")]
 pub(crate) fn open_in(dir: &std::path::Path) -> Result<ProjectionStore, ProjectionError> {
     ProjectionStore::new(Box::new(SledModels::open(dir)?), PARTITION_SIZE)
 }

@@ -16,6 +16,7 @@
 mod apps;
 mod audit;
 mod auth;
+pub mod client;
 mod command;
 mod envs;
 pub mod error;

@@ -59,6 +59,18 @@ impl Hoist {
         }
     }
 
+    /// Commands through the `hoist serve --listen` API at `url`, as the holder of `token` (the
+    /// remote CLI), with a HOME of its own (no saved login).
+    pub fn through_server(&self, url: &str, token: &str) -> Self {
+        Hoist {
+            dir: tempfile::tempdir().expect("temp dir"),
+            backend_args: ["--server", url, "--token", token]
+                .map(String::from)
+                .to_vec(),
+            data_dir: self.data_dir.clone(),
+        }
+    }
+
     /// The same backend with extra global flags (`--replicas 3`).
     pub fn with_args(mut self, args: &[&str]) -> Self {
         self.backend_args.extend(args.iter().map(|a| a.to_string()));
@@ -180,9 +192,11 @@ impl Hoist {
         stderr
     }
 
-    /// Events in the log; 0 for an embedded store not created yet (reading it is exit 4).
+    /// Events in the log; 0 for an embedded store not created yet (reading it is exit 4): no
+    /// directory, or one a process killed while creating it left without its lock file (the
+    /// first thing a store holds; the log comes after it).
     pub fn event_count(&self) -> usize {
-        if self.is_embedded() && !self.data_dir.exists() {
+        if self.is_embedded() && !self.data_dir.join("hoist.lock").exists() {
             return 0;
         }
         self.ok(&["events"]).lines().count()

@@ -24,6 +24,7 @@ mod nats_limits;
 mod nats_server;
 mod output;
 mod poison;
+mod remote;
 mod scenario;
 mod secrets;
 mod serve;
@@ -259,6 +260,11 @@ mod sled {
     #[test]
     fn an_admin_token_drives_the_api() {
         api_auth::an_admin_token_drives_the_api(&Hoist::sled());
+    }
+
+    #[test]
+    fn a_team_works_through_the_server() {
+        remote::a_team_works_through_the_server(&Hoist::sled());
     }
 
     #[test]
@@ -529,6 +535,12 @@ mod nats {
     fn an_admin_token_drives_the_api() {
         let (_server, h) = nats();
         api_auth::an_admin_token_drives_the_api(&h);
+    }
+
+    #[test]
+    fn a_team_works_through_the_server() {
+        let (_server, h) = nats();
+        remote::a_team_works_through_the_server(&h);
     }
 
     #[test]
