@@ -392,7 +392,6 @@ async fn a_caller_without_grants_is_403_and_appends_nothing() {
     let fixture = Fixture::with_app().await;
     let before = fixture.last_seq().await;
     for (method, uri, body) in [
-        (Method::GET, "/v1/apps", None),
         (Method::GET, "/v1/apps/web/status", None),
         (
             Method::POST,
@@ -413,11 +412,11 @@ async fn a_caller_without_grants_is_403_and_appends_nothing() {
         assert!(message.contains("nobody@example.com may not"), "{message}");
     }
     assert_eq!(fixture.last_seq().await, before);
-    // Its event stream is empty, not refused: it may view no app.
-    let (status, _, body) = fixture
-        .send(Method::GET, "/v1/events", Some(NOBODY), None)
-        .await;
-    assert_eq!((status, body.as_str()), (StatusCode::OK, "[]\n"));
+    // Its list of apps and its event stream are empty, not refused: it may view no app.
+    for uri in ["/v1/apps", "/v1/events"] {
+        let (status, _, body) = fixture.send(Method::GET, uri, Some(NOBODY), None).await;
+        assert_eq!((status, body.as_str()), (StatusCode::OK, "[]\n"), "{uri}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
