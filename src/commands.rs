@@ -6,7 +6,7 @@ use crate::output::{out, print_json, print_json_line, stdout_closed, warn, width
 use hoist_control::api::Request;
 use hoist_control::engine::{
     Actor, AppName, Artifact, BuildId, ConfigKey, EnvName, Grant, Principal, ReleaseVersion, Role,
-    Scope, Target, ValidationError,
+    Scope, Target,
 };
 use hoist_control::reconcile::Options;
 use hoist_control::time::{parse_from_now, parse_instant, parse_span};
@@ -452,14 +452,10 @@ impl GrantArgs {
     }
 }
 
-/// An identity: a name as an actor's (an e-mail or user name, one line), named as an identity.
+/// An identity: a name as an actor's (an e-mail or user name, one line), named as an identity
+/// (the server's access routes parse it the same way).
 fn parse_identity(text: &str) -> Result<Actor, Error> {
-    text.parse::<Actor>().map_err(|e| {
-        Error::rejected(ValidationError {
-            field: "identity",
-            ..e
-        })
-    })
+    hoist_control::api::parse_identity(text)
 }
 
 /// One event line of `events` and `events export`; stops the stream once nobody reads.

@@ -12,7 +12,7 @@ use crate::{AuditQuery, Caller, Hoist};
 use chrono::{DateTime, Utc};
 use hoist_engine::{
     Action, Actor, AppName, Artifact, ChatId, Command, ConfigKey, ConfigValue, EnvName, Event,
-    Grant, ImageRef, ReleaseVersion, Scope, Target, TokenId,
+    Grant, ImageRef, ReleaseVersion, Scope, Target, TokenId, ValidationError,
 };
 use serde::Serialize;
 use std::collections::BTreeSet;
@@ -170,6 +170,53 @@ impl Request {
                 | Request::AccessCheck { .. }
         )
     }
+
+    /// The command's name in metrics (`hoist_commands_total{kind}`): one per variant, in
+    /// snake case, never any value the request carries (so the label set stays bounded).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Request::AppsCreate { .. } => "apps_create",
+            Request::AppsList => "apps_list",
+            Request::AppsShow { .. } => "apps_show",
+            Request::BuildsRegister { .. } => "builds_register",
+            Request::Deploy { .. } => "deploy",
+            Request::ConfigSet { .. } => "config_set",
+            Request::ConfigUnset { .. } => "config_unset",
+            Request::ConfigGet { .. } => "config_get",
+            Request::Promote { .. } => "promote",
+            Request::Rollback { .. } => "rollback",
+            Request::Releases { .. } => "releases",
+            Request::Status { .. } => "status",
+            Request::Diff { .. } => "diff",
+            Request::Lock { .. } => "lock",
+            Request::Unlock { .. } => "unlock",
+            Request::Audit { .. } => "audit",
+            Request::AuditVerify { .. } => "audit_verify",
+            Request::EnvsTarget { .. } => "envs_target",
+            Request::EnvsPolicy { .. } => "envs_policy",
+            Request::Apply { .. } => "apply",
+            Request::TokenCreate { .. } => "token_create",
+            Request::TokenList { .. } => "token_list",
+            Request::TokenRevoke { .. } => "token_revoke",
+            Request::Grant { .. } => "grant",
+            Request::Revoke { .. } => "revoke",
+            Request::AccessList { .. } => "access_list",
+            Request::Link { .. } => "link",
+            Request::Unlink { .. } => "unlink",
+            Request::AccessCheck { .. } => "access_check",
+        }
+    }
+}
+
+/// An identity (`access token create IDENTITY`, a grant's, a chat link's): an actor's name,
+/// refused as the field `identity` so the message names what the caller typed.
+pub fn parse_identity(text: &str) -> Result<Actor> {
+    text.parse::<Actor>().map_err(|e| {
+        Error::rejected(ValidationError {
+            field: "identity",
+            ..e
+        })
+    })
 }
 
 /// What a request came to: its JSON (exactly what `--json` prints, one pretty document and a
@@ -246,6 +293,9 @@ impl Hoist {
                 secret,
             } => {
                 let values = if secret {
+                    // Asked before sealing: a caller who may not change config seals nothing
+                    // (and so creates no key on a store without secrets).
+                    self.allowed(who, Action::Config, &Scope::env(&app, &env))?;
                     self.seal(&app, values).await?
                 } else {
                     let plain = |(key, value)| (key, ConfigValue::Plain(value));

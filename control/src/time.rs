@@ -47,6 +47,18 @@ pub fn parse_instant(what: &str, text: &str) -> Result<DateTime<Utc>> {
     Utc::now().checked_sub_signed(span).ok_or_else(invalid)
 }
 
+/// An instant given as RFC 3339 only (an API body's `expires_at`: a machine writes it, so no
+/// span is guessed at); `what` names the field in the error.
+pub fn parse_rfc3339(what: &str, text: &str) -> Result<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|at| at.with_timezone(&Utc))
+        .map_err(|_| {
+            Error::rejected(format!(
+                "invalid {what} {text:?}: must be RFC 3339 (2026-11-23T20:00:00Z)"
+            ))
+        })
+}
+
 /// The instant a span from now ends (`--expires 90d`): `what` names the flag in the error.
 pub fn parse_from_now(what: &str, text: &str) -> Result<DateTime<Utc>> {
     let span = parse_span(what, text)?;

@@ -1,17 +1,16 @@
 //! Apps: list, create, show, status (now or as of a time), builds, promotion.
 
 use crate::auth::Authenticated;
-use crate::command::{self, bad_query};
-use crate::error::{ApiError, ErrorBody};
-use crate::json::{Body, Pretty, Query};
+use crate::command::{bad_query, respond, Shown};
+use crate::error::ErrorBody;
+use crate::json::{Body, Query};
 use crate::names::AppPath;
-use crate::{ok, Answer, Api};
+use crate::{Answer, Api};
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::IntoResponse;
-use hoist_control::engine::{AppName, Command, EnvName, ImageRef};
+use hoist_control::engine::{AppName, EnvName};
 use hoist_control::time::parse_instant;
-use hoist_control::views::{self, AppView};
+use hoist_control::Request;
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -26,14 +25,16 @@ pub fn routes() -> OpenApiRouter<Api> {
         .routes(routes!(promote))
 }
 
-/// `hoist apps list`.
+/// `hoist apps list`: the apps the caller may view.
 #[utoipa::path(get, path = "/v1/apps", tag = "apps",
-    responses((status = 200, description = "every app, as `apps list --json`"),
+    responses((status = 200, description = "every app the caller may view, as `apps list --json`"),
         (status = "default", description = "an error", body = ErrorBody)))]
-async fn list_apps(State(api): State<Api>, Authenticated(caller): Authenticated) -> Answer {
-    let apps = api.hoist.apps(&caller.principal).await?;
-    let views: Vec<_> = apps.iter().map(|(a, s)| AppView::new(a, s)).collect();
-    ok(views)
+async fn list_apps(
+    State(api): State<Api>,
+    Authenticated(caller): Authenticated,
+    shown: Shown,
+) -> Answer {
+    respond(&api, &caller, shown, StatusCode::OK, Request::AppsList).await
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -53,26 +54,19 @@ pub struct CreateApp {
 async fn create_app(
     State(api): State<Api>,
     Authenticated(caller): Authenticated,
+    shown: Shown,
     Body(body): Body<CreateApp>,
 ) -> Answer {
     let app: AppName = body.app.parse()?;
     let envs = body
         .envs
         .unwrap_or_else(|| vec!["staging".into(), "production".into()]);
-    let pipeline = envs
+    let envs = envs
         .iter()
         .map(|e| e.parse::<EnvName>())
         .collect::<Result<_, _>>()?;
-    let executed = command::execute(
-        &api,
-        &caller,
-        "apps_create",
-        &app,
-        Command::CreateApp { pipeline },
-    )
-    .await?;
-    let view = AppView::new(&app, &executed.state);
-    Ok((StatusCode::CREATED, Pretty(view)).into_response())
+    let request = Request::AppsCreate { app, envs };
+    respond(&api, &caller, shown, StatusCode::CREATED, request).await
 }
 
 /// `hoist apps show`.
@@ -84,9 +78,16 @@ async fn show_app(
     State(api): State<Api>,
     Authenticated(caller): Authenticated,
     AppPath(app): AppPath,
+    shown: Shown,
 ) -> Answer {
-    let state = api.hoist.app(&caller.principal, &app, None).await?;
-    ok(AppView::new(&app, &state))
+    respond(
+        &api,
+        &caller,
+        shown,
+        StatusCode::OK,
+        Request::AppsShow { app },
+    )
+    .await
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -106,14 +107,21 @@ async fn status(
     Authenticated(caller): Authenticated,
     AppPath(app): AppPath,
     Query(query): Query<AtQuery>,
+    shown: Shown,
 ) -> Answer {
     let at = query
         .at
         .map(|t| parse_instant("at", &t))
         .transpose()
         .map_err(bad_query)?;
-    let status = api.hoist.status(&caller.principal, &app, at).await?;
-    ok(status.view())
+    respond(
+        &api,
+        &caller,
+        shown,
+        StatusCode::OK,
+        Request::Status { app, at },
+    )
+    .await
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -134,23 +142,16 @@ async fn register_build(
     State(api): State<Api>,
     Authenticated(caller): Authenticated,
     AppPath(app): AppPath,
+    shown: Shown,
     Body(body): Body<RegisterBuild>,
 ) -> Answer {
-    let image: ImageRef = body.image.parse()?;
-    let id = image.build_id();
-    let command = Command::RegisterBuild {
-        image,
+    let request = Request::BuildsRegister {
+        app,
+        image: body.image.parse()?,
         commit: body.commit,
         note: body.note,
     };
-    let executed = command::execute(&api, &caller, "builds_register", &app, command).await?;
-    let registered = !executed.events.is_empty();
-    let build = executed.state.builds.get(&id).ok_or_else(|| {
-        ApiError::of(&hoist_control::Error::rejected(format!(
-            "build {id} was not recorded"
-        )))
-    })?;
-    ok(views::build_json(&app, build, registered))
+    respond(&api, &caller, shown, StatusCode::OK, request).await
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -171,16 +172,11 @@ async fn promote(
     State(api): State<Api>,
     Authenticated(caller): Authenticated,
     AppPath(app): AppPath,
+    shown: Shown,
     Body(body): Body<Promote>,
 ) -> Answer {
     let from: EnvName = body.from.parse()?;
     let to = body.to.map(|t| t.parse::<EnvName>()).transpose()?;
-    command::release(
-        &api,
-        &caller,
-        "promote",
-        &app,
-        Command::Promote { from, to },
-    )
-    .await
+    let request = Request::Promote { app, from, to };
+    respond(&api, &caller, shown, StatusCode::OK, request).await
 }

@@ -1,14 +1,15 @@
 //! The audit trail and its hash chains.
 
 use crate::auth::Authenticated;
-use crate::command::bad_query;
+use crate::command::{bad_query, respond, Shown};
 use crate::error::{ApiError, ErrorBody};
 use crate::json::Query;
-use crate::{ok, Answer, Api};
+use crate::{Answer, Api};
 use axum::extract::State;
+use axum::http::StatusCode;
 use hoist_control::engine::{AppName, EnvName};
 use hoist_control::time::parse_instant;
-use hoist_control::AuditQuery;
+use hoist_control::{AuditQuery, Request};
 use serde::Deserialize;
 use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
@@ -52,6 +53,7 @@ async fn audit(
     State(api): State<Api>,
     Authenticated(caller): Authenticated,
     Query(params): Query<AuditParams>,
+    shown: Shown,
 ) -> Answer {
     let instant = |what, t: Option<String>| {
         t.map(|t| parse_instant(what, &t))
@@ -66,9 +68,11 @@ async fn audit(
         since: instant("since", params.since)?,
         until: instant("until", params.until)?,
     };
-    let limit = params.limit.unwrap_or(usize::MAX);
-    let entries = api.hoist.audit(&caller.principal, &query, limit).await?;
-    ok(entries)
+    let request = Request::Audit {
+        query,
+        limit: params.limit,
+    };
+    respond(&api, &caller, shown, StatusCode::OK, request).await
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -86,8 +90,15 @@ async fn verify(
     State(api): State<Api>,
     Authenticated(caller): Authenticated,
     Query(params): Query<VerifyParams>,
+    shown: Shown,
 ) -> Answer {
     let app = query_name::<AppName>(params.app)?;
-    let verified = api.hoist.verify(&caller.principal, app.as_ref()).await?;
-    ok(verified.json())
+    respond(
+        &api,
+        &caller,
+        shown,
+        StatusCode::OK,
+        Request::AuditVerify { app },
+    )
+    .await
 }

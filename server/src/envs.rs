@@ -1,19 +1,19 @@
 //! One env of an app: releases, deploy, config, rollback, lock, diff, target, policy, apply.
 
 use crate::auth::Authenticated;
-use crate::command::{self, bad_query};
+use crate::command::{bad_query, respond, Shown};
 use crate::error::{ApiError, ErrorBody};
 use crate::json::{Body, Query};
 use crate::names::EnvPath;
-use crate::{metrics, ok, Answer, Api};
+use crate::{Answer, Api};
 use axum::extract::State;
+use axum::http::StatusCode;
 use hoist_control::engine::{
-    authorize, Action, Artifact, BuildId, Command, ConfigKey, ConfigValue, ImageRef,
-    ReleaseVersion, Scope, Target, VarName,
+    Artifact, BuildId, ConfigKey, ImageRef, ReleaseVersion, Target, VarName,
 };
-use hoist_control::reconcile::{Context, Options};
+use hoist_control::reconcile::Options;
 use hoist_control::time::{parse_instant, parse_span};
-use hoist_control::views::{self, ReleaseView};
+use hoist_control::Request;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use utoipa::{IntoParams, ToSchema};
@@ -52,22 +52,20 @@ async fn releases(
     Authenticated(caller): Authenticated,
     EnvPath(app, env): EnvPath,
     Query(query): Query<ReleasesQuery>,
+    shown: Shown,
 ) -> Answer {
     let at = query
         .at
         .map(|t| parse_instant("at", &t))
         .transpose()
         .map_err(bad_query)?;
-    let limit = query.limit.unwrap_or(usize::MAX);
-    let records = api
-        .hoist
-        .releases(&caller.principal, &app, &env, at, limit)
-        .await?;
-    let views: Vec<ReleaseView> = records
-        .iter()
-        .map(|r| ReleaseView::new(&app, &env, r))
-        .collect();
-    ok(views)
+    let request = Request::Releases {
+        app,
+        env,
+        at,
+        limit: query.limit,
+    };
+    respond(&api, &caller, shown, StatusCode::OK, request).await
 }
 
 /// What to deploy: an image (registered as a build on the way) or a registered build.
@@ -89,6 +87,7 @@ async fn deploy(
     State(api): State<Api>,
     Authenticated(caller): Authenticated,
     EnvPath(app, env): EnvPath,
+    shown: Shown,
     Body(body): Body<Deploy>,
 ) -> Answer {
     let artifact = match (body.image, body.build) {
@@ -100,14 +99,8 @@ async fn deploy(
             )))
         }
     };
-    command::release(
-        &api,
-        &caller,
-        "deploy",
-        &app,
-        Command::Deploy { env, artifact },
-    )
-    .await
+    let request = Request::Deploy { app, env, artifact };
+    respond(&api, &caller, shown, StatusCode::OK, request).await
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -128,12 +121,14 @@ async fn config_get(
     Authenticated(caller): Authenticated,
     EnvPath(app, env): EnvPath,
     Query(query): Query<ConfigQuery>,
+    shown: Shown,
 ) -> Answer {
-    let shown = api
-        .hoist
-        .config(&caller.principal, &app, &env, query.reveal)
-        .await?;
-    ok(shown.json())
+    let request = Request::ConfigGet {
+        app,
+        env,
+        reveal: query.reveal,
+    };
+    respond(&api, &caller, shown, StatusCode::OK, request).await
 }
 
 /// A config change: keys set, or keys unset (one release each, as the CLI's `config set` and
@@ -161,28 +156,22 @@ async fn config_change(
     State(api): State<Api>,
     Authenticated(caller): Authenticated,
     EnvPath(app, env): EnvPath,
+    shown: Shown,
     Body(body): Body<ConfigChange>,
 ) -> Answer {
     let rejected = |m: &str| ApiError::of(&hoist_control::Error::rejected(m));
-    match (body.set.is_empty(), body.unset.is_empty()) {
+    let request = match (body.set.is_empty(), body.unset.is_empty()) {
         (false, true) => {
-            let mut parsed = Vec::with_capacity(body.set.len());
+            let mut values = Vec::with_capacity(body.set.len());
             for (key, value) in body.set {
-                parsed.push((key.parse::<ConfigKey>()?, value));
+                values.push((key.parse::<ConfigKey>()?, value));
             }
-            let values = if body.secret {
-                // Asked before sealing: a caller who may not change config seals nothing (and
-                // so creates no key on a store without secrets).
-                authorize(&caller.principal, &Action::Config, &Scope::env(&app, &env))
-                    .map_err(|d| ApiError::of(&d.into()))?;
-                api.hoist.seal(&app, parsed).await?
-            } else {
-                let plain = |(key, value)| (key, ConfigValue::Plain(value));
-                parsed.into_iter().map(plain).collect()
-            };
-            let values = values.into_iter().collect();
-            let command = Command::SetConfig { env, values };
-            command::release(&api, &caller, "config_set", &app, command).await
+            Request::ConfigSet {
+                app,
+                env,
+                values,
+                secret: body.secret,
+            }
         }
         (true, false) if !body.secret => {
             let keys = body
@@ -190,15 +179,17 @@ async fn config_change(
                 .iter()
                 .map(|k| k.parse::<ConfigKey>())
                 .collect::<Result<_, _>>()?;
-            let command = Command::UnsetConfig { env, keys };
-            command::release(&api, &caller, "config_unset", &app, command).await
+            Request::ConfigUnset { app, env, keys }
         }
-        (true, false) => Err(rejected("secret applies to set, not to unset")),
-        (true, true) => Err(rejected("a config change needs set or unset")),
-        (false, false) => Err(rejected(
-            "set and unset are two releases: send them as two requests",
-        )),
-    }
+        (true, false) => return Err(rejected("secret applies to set, not to unset")),
+        (true, true) => return Err(rejected("a config change needs set or unset")),
+        (false, false) => {
+            return Err(rejected(
+                "set and unset are two releases: send them as two requests",
+            ))
+        }
+    };
+    respond(&api, &caller, shown, StatusCode::OK, request).await
 }
 
 /// A release version, written `12` or `"v12"`.
@@ -235,17 +226,12 @@ async fn rollback(
     State(api): State<Api>,
     Authenticated(caller): Authenticated,
     EnvPath(app, env): EnvPath,
+    shown: Shown,
     Body(body): Body<Rollback>,
 ) -> Answer {
     let to = body.to.as_ref().map(Version::parse).transpose()?;
-    command::release(
-        &api,
-        &caller,
-        "rollback",
-        &app,
-        Command::Rollback { env, to },
-    )
-    .await
+    let request = Request::Rollback { app, env, to };
+    respond(&api, &caller, shown, StatusCode::OK, request).await
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -264,16 +250,15 @@ async fn lock(
     State(api): State<Api>,
     Authenticated(caller): Authenticated,
     EnvPath(app, env): EnvPath,
+    shown: Shown,
     Body(body): Body<Lock>,
 ) -> Answer {
-    let command = Command::Lock {
-        env: env.clone(),
+    let request = Request::Lock {
+        app,
+        env,
         reason: body.reason,
     };
-    let state = command::execute(&api, &caller, "lock", &app, command)
-        .await?
-        .state;
-    ok(views::lock_json(&app, &env, state.envs[&env].lock.as_ref()))
+    respond(&api, &caller, shown, StatusCode::OK, request).await
 }
 
 /// `hoist unlock`.
@@ -285,12 +270,16 @@ async fn unlock(
     State(api): State<Api>,
     Authenticated(caller): Authenticated,
     EnvPath(app, env): EnvPath,
+    shown: Shown,
 ) -> Answer {
-    let command = Command::Unlock { env: env.clone() };
-    let state = command::execute(&api, &caller, "unlock", &app, command)
-        .await?
-        .state;
-    ok(views::lock_json(&app, &env, state.envs[&env].lock.as_ref()))
+    respond(
+        &api,
+        &caller,
+        shown,
+        StatusCode::OK,
+        Request::Unlock { app, env },
+    )
+    .await
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -312,17 +301,15 @@ async fn diff(
     Authenticated(caller): Authenticated,
     EnvPath(app, env): EnvPath,
     Query(query): Query<DiffQuery>,
+    shown: Shown,
 ) -> Answer {
     let version = |text: &str| {
         text.parse::<ReleaseVersion>()
             .map_err(|e| ApiError::bad_request(format!("bad query: {e}")))
     };
     let (from, to) = (version(&query.from)?, version(&query.to)?);
-    let diff = api
-        .hoist
-        .diff(&caller.principal, &app, &env, from, to)
-        .await?;
-    ok(diff.json())
+    let request = Request::Diff { app, env, from, to };
+    respond(&api, &caller, shown, StatusCode::OK, request).await
 }
 
 /// Where an env's releases are applied: `envs target`'s choices.
@@ -356,6 +343,7 @@ async fn target(
     State(api): State<Api>,
     Authenticated(caller): Authenticated,
     EnvPath(app, env): EnvPath,
+    shown: Shown,
     Body(body): Body<TargetBody>,
 ) -> Answer {
     let target = match body {
@@ -382,15 +370,8 @@ async fn target(
         },
         TargetBody::None => Target::None,
     };
-    let set = Command::SetTarget {
-        env: env.clone(),
-        target: target.clone(),
-    };
-    let changed = !command::execute(&api, &caller, "envs_target", &app, set)
-        .await?
-        .events
-        .is_empty();
-    ok(views::target_json(&app, &env, &target, changed))
+    let request = Request::EnvsTarget { app, env, target };
+    respond(&api, &caller, shown, StatusCode::OK, request).await
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -409,18 +390,15 @@ async fn policy(
     State(api): State<Api>,
     Authenticated(caller): Authenticated,
     EnvPath(app, env): EnvPath,
+    shown: Shown,
     Body(body): Body<Policy>,
 ) -> Answer {
-    let on = body.auto_rollback;
-    let set = Command::SetPolicy {
-        env: env.clone(),
-        auto_rollback: on,
+    let request = Request::EnvsPolicy {
+        app,
+        env,
+        auto_rollback: body.auto_rollback,
     };
-    let changed = !command::execute(&api, &caller, "envs_policy", &app, set)
-        .await?
-        .events
-        .is_empty();
-    ok(views::policy_json(&app, &env, on, changed))
+    respond(&api, &caller, shown, StatusCode::OK, request).await
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -437,7 +415,8 @@ pub struct Apply {
 }
 
 /// `hoist apply`: a rollout that fails is still a 200 whose `outcome` is `failed` (it was
-/// applied and recorded); the CLI exits 1 on it.
+/// applied and recorded), with the headers `Hoist-Failure` and `Hoist-Failure-Message`; the
+/// CLI exits 1 on it.
 #[utoipa::path(post, path = "/v1/apps/{app}/envs/{env}/apply", tag = "envs", request_body = Apply,
     params(("app" = String, Path), ("env" = String, Path)),
     responses((status = 200, description = "`apply --json` (or `apply --dry-run --json`)"),
@@ -446,24 +425,19 @@ async fn apply(
     State(api): State<Api>,
     Authenticated(caller): Authenticated,
     EnvPath(app, env): EnvPath,
+    shown: Shown,
     Body(body): Body<Apply>,
 ) -> Answer {
     let timeout = parse_span("timeout", body.timeout.as_deref().unwrap_or("5m"))
         .map_err(|e| ApiError::of(&e))?;
-    if body.dry_run {
-        let planned = api.hoist.plan(&caller.principal, &app, &env).await?;
-        return ok(planned.json());
-    }
-    let context = Context::new(Options {
-        wait: body.wait,
-        timeout,
-    });
-    let result = api
-        .hoist
-        .reconcile(&caller.principal, &app, &env, &context)
-        .await;
-    metrics::command("apply", command::outcome(&result));
-    let reconciled = result?;
-    metrics::rollout(reconciled.outcome);
-    ok(reconciled)
+    let request = Request::Apply {
+        app,
+        env,
+        options: Options {
+            wait: body.wait,
+            timeout,
+        },
+        dry_run: body.dry_run,
+    };
+    respond(&api, &caller, shown, StatusCode::OK, request).await
 }

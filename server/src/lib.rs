@@ -1,18 +1,23 @@
-//! hoist's HTTP API (API.md): every route a thin call into `hoist_control` — the same method the
-//! CLI calls, answering with the same JSON view — as the caller its bearer token names.
+//! hoist's HTTP API (API.md): every command route turns its path, query and body into the
+//! `hoist_control::Request` the CLI builds from its arguments, and answers with
+//! `Hoist::answer` as the caller its bearer token names — the CLI's `--json` bytes, or its human
+//! text for `Accept: text/plain` — so the remote CLI prints what the local one would.
 //!
 //! - [`router`]: the routes, their guards (tokens only in the header, no dot segments or encoded
 //!   separators in paths, bodies bounded in size and time) and the metrics of every request;
 //! - `listen`: the accept loop (header read timeout, connection bound, optional TLS, graceful
 //!   shutdown) that [`serve`] runs the router on; `tls`: the listener's rustls setup;
 //! - `auth`, `error`, `json`: who calls, API.md's error shape, JSON in and out;
-//! - `apps`, `envs`, `audit`, `events`, `health`: the routes;
+//! - `command`: the one way a command route answers (JSON or text, `Hoist-Width`, the
+//!   `Hoist-Failure` headers, `hoist_commands_total`);
+//! - `apps`, `envs`, `audit`, `access`, `events`, `health`: the routes;
 //! - `metrics`: `/metrics`, Prometheus text through the `metrics` facade;
 //! - [`openapi`]: the OpenAPI 3.1 document, collected from the handlers as the router is built.
 //!
 //! **Architecture invariant**: this crate depends on `hoist-control` alone among hoist's crates
 //! (`tests/architecture.rs`); the domain comes in through its re-exports.
 
+mod access;
 mod apps;
 mod audit;
 mod auth;
@@ -132,6 +137,7 @@ impl utoipa::Modify for BearerAuth {
 fn routes() -> OpenApiRouter<Api> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(apps::routes())
+        .merge(access::routes())
         .merge(envs::routes())
         .merge(audit::routes())
         .merge(events::routes())

@@ -3,8 +3,8 @@
 //!
 //! - `hoist_http_request_duration_seconds{route,method,status}` (histogram): every request, by its
 //!   route template (`/v1/apps/:app`, never the names in it, so the label set stays bounded);
-//! - `hoist_commands_total{kind,outcome}`: the commands run through the API, by outcome (`ok` or
-//!   API.md's error code);
+//! - `hoist_commands_total{kind,outcome}`: the commands run through the API (every request
+//!   but the queries), by `Request::kind` and outcome (`ok` or API.md's error code);
 //! - `hoist_rollouts_total{outcome}`: rollouts applied through the API (`apply`);
 //! - `hoist_log_last_seq`, `hoist_projection_lag_events` (gauges): read from the store at each
 //!   scrape.

@@ -13,6 +13,7 @@ use axum::Router;
 use futures::future::BoxFuture;
 use hoist_control::engine::{Actor, AppName, EnvName, Principal};
 use hoist_control::views::{AppView, ReleaseView};
+use hoist_control::Request as Command;
 use hoist_control::{Backend, Caller, Config, Error, ErrorKind, Hoist};
 use hoist_server::{Authenticator, Stopping};
 use http_body_util::BodyExt;
@@ -105,6 +106,15 @@ impl Fixture {
 
     async fn last_seq(&self) -> u64 {
         self.hoist.last_seq().await.expect("the log's end")
+    }
+
+    async fn as_owner(
+        &self,
+        method: Method,
+        uri: &str,
+        body: Option<&str>,
+    ) -> (StatusCode, HeaderMap, String) {
+        self.send(method, uri, Some(OWNER), body).await
     }
 
     async fn send(
@@ -392,7 +402,6 @@ async fn a_caller_without_grants_is_403_and_appends_nothing() {
     let fixture = Fixture::with_app().await;
     let before = fixture.last_seq().await;
     for (method, uri, body) in [
-        (Method::GET, "/v1/apps", None),
         (Method::GET, "/v1/apps/web/status", None),
         (
             Method::POST,
@@ -413,11 +422,11 @@ async fn a_caller_without_grants_is_403_and_appends_nothing() {
         assert!(message.contains("nobody@example.com may not"), "{message}");
     }
     assert_eq!(fixture.last_seq().await, before);
-    // Its event stream is empty, not refused: it may view no app.
-    let (status, _, body) = fixture
-        .send(Method::GET, "/v1/events", Some(NOBODY), None)
-        .await;
-    assert_eq!((status, body.as_str()), (StatusCode::OK, "[]\n"));
+    // Its list of apps and its event stream are empty, not refused: it may view no app.
+    for uri in ["/v1/apps", "/v1/events"] {
+        let (status, _, body) = fixture.send(Method::GET, uri, Some(NOBODY), None).await;
+        assert_eq!((status, body.as_str()), (StatusCode::OK, "[]\n"), "{uri}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -933,6 +942,13 @@ async fn the_openapi_document_lists_every_route() {
         ("/v1/apps/{app}/envs/{env}/apply", &["post"]),
         ("/v1/audit", &["get"]),
         ("/v1/audit/verify", &["get"]),
+        ("/v1/access/tokens", &["get", "post"]),
+        ("/v1/access/tokens/{id}", &["delete"]),
+        ("/v1/access/grants", &["get", "post"]),
+        ("/v1/access/grants/revoke", &["post"]),
+        ("/v1/access/links", &["post"]),
+        ("/v1/access/links/unlink", &["post"]),
+        ("/v1/access/check", &["get"]),
         ("/v1/events", &["get"]),
         ("/healthz", &["get"]),
         ("/readyz", &["get"]),
@@ -956,4 +972,526 @@ async fn the_openapi_document_lists_every_route() {
     // The document the router serves is the one `openapi()` builds.
     let built: Value = serde_json::from_str(&hoist_server::openapi().to_json().unwrap()).unwrap();
     assert_eq!(doc, built);
+}
+
+/// `request` with the extra `headers`.
+fn with_headers(mut request: Request<Body>, headers: &[(&str, &str)]) -> Request<Body> {
+    for (name, value) in headers {
+        request.headers_mut().append(
+            axum::http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+            value.parse().unwrap(),
+        );
+    }
+    request
+}
+
+/// The store's owner, as `FixedTokens` names it: whom `Hoist::answer` is asked as beside the API.
+fn owner_caller() -> Caller {
+    Caller {
+        principal: Principal::Owner,
+        actor: "ana@example.com".parse().unwrap(),
+        via: Some("api".into()),
+    }
+}
+
+/// What `Hoist-Failure-Message` encodes, decoded.
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            out.push(u8::from_str_radix(&text[i + 1..i + 3], 16).expect("two hex digits"));
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).expect("UTF-8")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn accept_text_plain_answers_with_the_human_text_at_the_width_asked() {
+    let fixture = Fixture::with_app().await;
+    let deploy = format!(r#"{{"image": "{IMAGE}"}}"#);
+    let (status, _, body) = fixture
+        .send(
+            Method::POST,
+            "/v1/apps/web/envs/staging/deploy",
+            Some(OWNER),
+            Some(&deploy),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let releases = || Command::Releases {
+        app: "web".parse().unwrap(),
+        env: "staging".parse().unwrap(),
+        at: None,
+        limit: None,
+    };
+    let uri = "/v1/apps/web/envs/staging/releases";
+    let get = |headers: &[(&str, &str)]| {
+        with_headers(request(Method::GET, uri, Some(OWNER), None), headers)
+    };
+
+    // Text: the human text, as `Hoist::answer` makes it (no width: rows are never wrapped).
+    let answer = fixture
+        .hoist
+        .answer(&owner_caller(), releases(), None)
+        .await
+        .unwrap();
+    let (status, headers, body) = call(&fixture.api, get(&[("accept", "text/plain")])).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(headers[header::CONTENT_TYPE], "text/plain; charset=utf-8");
+    assert_eq!(body, answer.human);
+    assert!(body.contains("VERSION") && body.contains("v1"), "{body}");
+
+    // The width of Hoist-Width: the table wraps to it.
+    let narrow = fixture
+        .hoist
+        .answer(&owner_caller(), releases(), Some(40))
+        .await
+        .unwrap();
+    assert_ne!(narrow.human, answer.human, "40 columns wrap this table");
+    let (_, _, body) = call(
+        &fixture.api,
+        get(&[("accept", "text/plain"), ("hoist-width", "40")]),
+    )
+    .await;
+    assert_eq!(body, narrow.human);
+
+    // JSON otherwise: no Accept, JSON named (even beside text), anything else.
+    for accept in [
+        None,
+        Some("application/json"),
+        Some("text/plain, application/json"),
+        Some("*/*"),
+    ] {
+        let headers: Vec<(&str, &str)> = accept.map(|a| ("accept", a)).into_iter().collect();
+        let (status, response_headers, body) = call(&fixture.api, get(&headers)).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(
+            response_headers[header::CONTENT_TYPE],
+            "application/json",
+            "{accept:?}"
+        );
+        assert_eq!(body, answer.json, "{accept:?}");
+    }
+
+    // A created app: 201 in either form.
+    let create = with_headers(
+        request(
+            Method::POST,
+            "/v1/apps",
+            Some(OWNER),
+            Some(r#"{"app": "api"}"#),
+        ),
+        &[("accept", "text/plain")],
+    );
+    let (status, _, body) = call(&fixture.api, create).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert!(body.starts_with("Created app api"), "{body}");
+
+    // A bad width is a 400; an error is JSON whatever Accept says.
+    for width in ["wide", "-3", "70000"] {
+        let (status, _, body) = call(
+            &fixture.api,
+            get(&[("accept", "text/plain"), ("hoist-width", width)]),
+        )
+        .await;
+        let message = assert_error(status, &body, StatusCode::BAD_REQUEST, "bad_request");
+        assert!(message.contains("Hoist-Width"), "{message}");
+    }
+    let missing = with_headers(
+        request(Method::GET, "/v1/apps/nope/status", Some(OWNER), None),
+        &[("accept", "text/plain")],
+    );
+    let (status, headers, body) = call(&fixture.api, missing).await;
+    assert_error(status, &body, StatusCode::NOT_FOUND, "not_found");
+    assert_eq!(headers[header::CONTENT_TYPE], "application/json");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_rollout_is_its_answer_with_the_failure_in_headers() {
+    let fixture = Fixture::with_app().await;
+    for (uri, body) in [
+        (
+            "/v1/apps/web/envs/staging/deploy",
+            format!(r#"{{"image": "{IMAGE}"}}"#),
+        ),
+        (
+            "/v1/apps/web/envs/staging/target",
+            r#"{"kind": "exec", "command": "exit 1"}"#.to_string(),
+        ),
+    ] {
+        let (status, _, text) = fixture
+            .send(Method::POST, uri, Some(OWNER), Some(&body))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{text}");
+    }
+    let apply = "/v1/apps/web/envs/staging/apply";
+    let (status, headers, body) = fixture
+        .send(
+            Method::POST,
+            apply,
+            Some(OWNER),
+            Some(r#"{"timeout": "30s"}"#),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let applied: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(applied["outcome"], "failed", "{body}");
+    assert_eq!(headers["hoist-failure"], "rejected");
+    let message = percent_decode(headers["hoist-failure-message"].to_str().unwrap());
+    assert_eq!(message, "web/staging v1: the rollout failed");
+    assert!(
+        headers["hoist-failure-message"]
+            .to_str()
+            .unwrap()
+            .starts_with("web%2Fstaging%20v1%3A%20"),
+        "{headers:?}"
+    );
+
+    // In text too; and an apply that works carries no failure.
+    let text = with_headers(
+        request(
+            Method::POST,
+            apply,
+            Some(OWNER),
+            Some(r#"{"timeout": "30s"}"#),
+        ),
+        &[("accept", "text/plain")],
+    );
+    let (status, headers, body) = call(&fixture.api, text).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(headers["hoist-failure"], "rejected");
+    assert!(body.contains("failed"), "{body}");
+    fixture
+        .send(
+            Method::POST,
+            "/v1/apps/web/envs/staging/target",
+            Some(OWNER),
+            Some(r#"{"kind": "exec", "command": "true"}"#),
+        )
+        .await;
+    let (status, headers, body) = fixture
+        .send(
+            Method::POST,
+            apply,
+            Some(OWNER),
+            Some(r#"{"timeout": "30s"}"#),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(headers.get("hoist-failure").is_none(), "{headers:?}");
+    assert!(headers.get("hoist-failure-message").is_none());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn access_routes_make_grant_check_and_revoke_tokens() {
+    let fixture = Fixture::with_app().await;
+    // A token for ana, created by the owner: 201, shown once, never cached.
+    let (status, headers, body) = fixture.as_owner(
+        Method::POST,
+        "/v1/access/tokens",
+        Some(r#"{"identity": "ana@example.com", "name": "laptop", "expires_at": "2999-01-01T00:00:00Z"}"#),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(headers[header::CACHE_CONTROL], "no-store");
+    let created: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(created["identity"], "ana@example.com");
+    assert_eq!(created["expires_at"], "2999-01-01T00:00:00Z");
+    let token = created["token"].as_str().expect("the token").to_string();
+    let id = created["id"].as_str().expect("its id").to_string();
+
+    // Without a grant it names ana, who may view nothing yet.
+    let (status, _, body) = call(
+        &fixture.real,
+        request(Method::GET, "/v1/apps/web/status", Some(&token), None),
+    )
+    .await;
+    assert_error(status, &body, StatusCode::FORBIDDEN, "forbidden");
+    let (status, _, body) = fixture
+        .as_owner(
+            Method::POST,
+            "/v1/access/grants",
+            Some(r#"{"identity": "ana@example.com", "role": "admin"}"#),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["role"],
+        "admin"
+    );
+
+    // The token works on the production router, which asks `Hoist::authenticate`.
+    let (status, _, body) = call(
+        &fixture.real,
+        request(Method::GET, "/v1/apps/web/status", Some(&token), None),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // … and acts as ana on the access routes themselves: a grant for bo.
+    let (status, _, body) = call(
+        &fixture.real,
+        request(
+            Method::POST,
+            "/v1/access/grants",
+            Some(&token),
+            Some(r#"{"identity": "bo@example.com", "role": "operator", "app": "web", "env": "production"}"#),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let granted: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(granted["granted_by"], "ana@example.com", "{body}");
+
+    // Every answer is the CLI's, asked through `Hoist::answer` as the same caller.
+    let ana = fixture.hoist.authenticate(&token, "api").await.unwrap();
+    let answer = |request: Command| {
+        let (hoist, ana) = (fixture.hoist.clone(), ana.clone());
+        async move { hoist.answer(&ana, request, None).await.unwrap().json }
+    };
+    let identity = |name: &str| name.parse::<Actor>().unwrap();
+    for (uri, expected) in [
+        (
+            "/v1/access/tokens?identity=ana@example.com",
+            Command::TokenList {
+                identity: Some(identity("ana@example.com")),
+            },
+        ),
+        (
+            "/v1/access/grants?app=web",
+            Command::AccessList {
+                identity: None,
+                app: Some("web".parse().unwrap()),
+            },
+        ),
+        (
+            "/v1/access/check?identity=bo@example.com&action=rollback&app=web&env=production",
+            Command::AccessCheck {
+                identity: identity("bo@example.com"),
+                action: "rollback".parse().unwrap(),
+                scope: hoist_control::engine::Scope {
+                    app: Some("web".parse().unwrap()),
+                    env: Some("production".parse().unwrap()),
+                },
+            },
+        ),
+    ] {
+        let (status, _, body) =
+            call(&fixture.real, request(Method::GET, uri, Some(&token), None)).await;
+        assert_eq!(status, StatusCode::OK, "{uri}: {body}");
+        assert_eq!(body, answer(expected).await, "{uri}");
+    }
+    let (_, _, body) = call(
+        &fixture.real,
+        request(
+            Method::GET,
+            "/v1/access/check?identity=bo@example.com&action=deploy&app=web&env=staging",
+            Some(&token),
+            None,
+        ),
+    )
+    .await;
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["allowed"],
+        false
+    );
+
+    // Revoke bo's grant, link and unlink a chat user.
+    for (uri, body) in [
+        (
+            "/v1/access/grants/revoke",
+            r#"{"identity": "bo@example.com", "role": "operator", "app": "web", "env": "production"}"#,
+        ),
+        (
+            "/v1/access/links",
+            r#"{"chat_id": "slack:T1/U1", "identity": "bo@example.com"}"#,
+        ),
+        ("/v1/access/links/unlink", r#"{"chat_id": "slack:T1/U1"}"#),
+    ] {
+        let (status, _, text) = call(
+            &fixture.real,
+            request(Method::POST, uri, Some(&token), Some(body)),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{uri}: {text}");
+    }
+    let grants = fixture
+        .hoist
+        .access_list(&Principal::Owner, Some(&identity("bo@example.com")), None)
+        .await
+        .unwrap();
+    assert!(grants.is_empty(), "bo's grant was revoked");
+    assert!(fixture
+        .hoist
+        .authenticate_chat(&"slack:T1/U1".parse().unwrap())
+        .await
+        .is_err());
+
+    // Refusals: a bad value names its field (422), a malformed or unknown-field body is a 400,
+    // a check without app a 400; none appends.
+    let before = fixture.last_seq().await;
+    for (method, uri, body, expected, field) in [
+        (
+            Method::POST,
+            "/v1/access/tokens",
+            Some(r#"{"identity": " "}"#),
+            422,
+            "identity",
+        ),
+        (
+            Method::POST,
+            "/v1/access/tokens",
+            Some(r#"{"identity": "a@b", "expires_at": "90d"}"#),
+            422,
+            "expires_at",
+        ),
+        (
+            Method::POST,
+            "/v1/access/grants",
+            Some(r#"{"identity": "a@b", "role": "king"}"#),
+            422,
+            "role",
+        ),
+        (
+            Method::POST,
+            "/v1/access/links",
+            Some(r#"{"chat_id": "irc:x", "identity": "a@b"}"#),
+            422,
+            "chat id",
+        ),
+        (
+            Method::DELETE,
+            "/v1/access/tokens/not-an-id",
+            None,
+            422,
+            "token id",
+        ),
+        (
+            Method::GET,
+            "/v1/access/tokens?identity=%20",
+            None,
+            422,
+            "identity",
+        ),
+        (
+            Method::GET,
+            "/v1/access/check?identity=a@b&action=fly&app=web",
+            None,
+            422,
+            "action",
+        ),
+        (Method::POST, "/v1/access/grants", Some("{"), 400, ""),
+        (
+            Method::POST,
+            "/v1/access/grants",
+            Some(r#"{"identity": "a@b", "role": "admin", "scope": "all"}"#),
+            400,
+            "",
+        ),
+        (
+            Method::GET,
+            "/v1/access/check?identity=a@b&action=view",
+            None,
+            400,
+            "",
+        ),
+    ] {
+        let (status, _, text) = fixture.as_owner(method, uri, body).await;
+        let message = if expected == 422 {
+            assert_error(status, &text, StatusCode::UNPROCESSABLE_ENTITY, "rejected")
+        } else {
+            assert_error(status, &text, StatusCode::BAD_REQUEST, "bad_request")
+        };
+        assert!(message.contains(field), "{uri}: {message}");
+    }
+    assert_eq!(fixture.last_seq().await, before);
+
+    // Revoked (as the owner), the token stops working at once.
+    let (status, _, body) = fixture
+        .as_owner(Method::DELETE, &format!("/v1/access/tokens/{id}"), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(
+        serde_json::from_str::<Value>(&body).unwrap()["revoked_at"].is_string(),
+        "{body}"
+    );
+    let (status, _, body) = call(
+        &fixture.real,
+        request(Method::GET, "/v1/apps/web/status", Some(&token), None),
+    )
+    .await;
+    assert_error(status, &body, StatusCode::UNAUTHORIZED, "unauthenticated");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_viewer_of_one_app_lists_that_app() {
+    let fixture = Fixture::with_app().await;
+    let (status, _, body) = fixture
+        .send(
+            Method::POST,
+            "/v1/apps",
+            Some(OWNER),
+            Some(r#"{"app": "api"}"#),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let mut tokens = Vec::new();
+    for body in [
+        r#"{"identity": "val@example.com"}"#,
+        r#"{"identity": "val@example.com"}"#,
+    ] {
+        let (_, _, text) = fixture
+            .send(Method::POST, "/v1/access/tokens", Some(OWNER), Some(body))
+            .await;
+        let created: Value = serde_json::from_str(&text).unwrap();
+        tokens.push(created["token"].as_str().unwrap().to_string());
+    }
+    let (status, _, body) = fixture
+        .send(
+            Method::POST,
+            "/v1/access/grants",
+            Some(OWNER),
+            Some(r#"{"identity": "val@example.com", "role": "viewer", "app": "web"}"#),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, _, body) = call(
+        &fixture.real,
+        request(Method::GET, "/v1/apps", Some(&tokens[0]), None),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let listed: Value = serde_json::from_str(&body).unwrap();
+    let names: Vec<&Value> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| &a["app"])
+        .collect();
+    assert_eq!(names, [&json!("web")], "{body}");
+    let val = fixture.hoist.authenticate(&tokens[0], "api").await.unwrap();
+    let answer = fixture
+        .hoist
+        .answer(&val, Command::AppsList, None)
+        .await
+        .unwrap();
+    assert_eq!(body, answer.json);
+    // The owner still lists every app.
+    let (_, _, body) = fixture
+        .send(Method::GET, "/v1/apps", Some(OWNER), None)
+        .await;
+    let listed: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(listed.as_array().map(Vec::len), Some(2), "{body}");
+    // Viewing is not showing the other app.
+    let (status, _, body) = call(
+        &fixture.real,
+        request(Method::GET, "/v1/apps/api", Some(&tokens[1]), None),
+    )
+    .await;
+    assert_error(status, &body, StatusCode::FORBIDDEN, "forbidden");
 }
