@@ -268,6 +268,11 @@ mod sled {
     }
 
     #[test]
+    fn two_servers_answer_the_same_to_200_clients() {
+        remote::two_servers_answer_the_same_to_200_clients(&Hoist::sled());
+    }
+
+    #[test]
     fn a_viewer_reads_and_is_refused_changes() {
         api_auth::a_viewer_reads_and_is_refused_changes(&Hoist::sled());
     }
@@ -541,6 +546,12 @@ mod nats {
     fn a_team_works_through_the_server() {
         let (_server, h) = nats();
         remote::a_team_works_through_the_server(&h);
+    }
+
+    #[test]
+    fn two_servers_answer_the_same_to_200_clients() {
+        let (_server, h) = nats();
+        remote::two_servers_answer_the_same_to_200_clients(&h);
     }
 
     #[test]

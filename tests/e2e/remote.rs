@@ -3,7 +3,7 @@
 //! byte (JSON and human text), the exit codes too; a refused command exits 5 and appends
 //! nothing; the audit trail names the identities, `via` the API; a revoked token stops at once.
 
-use crate::api::start_api;
+use crate::api::{http, start_api};
 use crate::harness::{image, Hoist};
 use crate::serve::sigterm;
 
@@ -98,6 +98,7 @@ pub fn a_team_works_through_the_server(h: &Hoist) {
         &dee,
         &["access", "grant", "dee@example.com", "--role", "admin"],
     );
+    h.ok(&["promote", "api", "--from", "staging"]);
 
     // The operator rolls production back and locks it, but cannot deploy.
     opa.ok(&[
@@ -190,7 +191,7 @@ pub fn a_team_works_through_the_server(h: &Hoist) {
             ("opa@example.com", "api"),
             ("opa@example.com", "api"),
             ("opa@example.com", "api"),
-            ("dee@example.com", "api"),
+            ("ana@example.com", "-"),
         ],
         "{audit}"
     );
@@ -211,4 +212,53 @@ pub fn a_team_works_through_the_server(h: &Hoist) {
     refused(h, &dee, &["status", "api"]);
 
     sigterm(&mut serve);
+}
+
+/// Two `serve` instances on one log answer the same; 200 clients at once are all answered; a
+/// token revoked through one is refused by both at once.
+pub fn two_servers_answer_the_same_to_200_clients(h: &Hoist) {
+    h.ok(&["apps", "create", "api"]);
+    h.ok(&[
+        "deploy",
+        "api",
+        "--env",
+        "staging",
+        "--image",
+        &image("api", 'a'),
+    ]);
+    let (token, id) = token_for(h, "ana@example.com", "viewer", "api", None);
+    let (mut first, a) = start_api(h, "serve-a.log");
+    let (mut second, b) = start_api(h, "serve-b.log");
+    let bearer = format!("Bearer {token}");
+    let status = |port: u16| {
+        http(
+            port,
+            "GET",
+            "/v1/apps/api/status",
+            &[("Authorization", bearer.as_str())],
+            None,
+        )
+    };
+    let expected = h.ok(&["--json", "status", "api"]);
+    assert_eq!(status(a).body, expected);
+    assert_eq!(status(b).body, expected);
+
+    let answers: Vec<_> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..200)
+            .map(|i| scope.spawn(move || status(if i % 2 == 0 { a } else { b })))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for reply in &answers {
+        assert_eq!(
+            (reply.status, reply.body.as_str()),
+            (200, expected.as_str())
+        );
+    }
+
+    h.ok(&["access", "token", "revoke", &id]);
+    status(a).error(401, "unauthenticated");
+    status(b).error(401, "unauthenticated");
+    sigterm(&mut first);
+    sigterm(&mut second);
 }
