@@ -167,6 +167,13 @@ impl Hoist {
     /// Runs `answer` on the access chain brought up to the log's end. Reads nothing when the
     /// log has not moved since the last call; else only the chain's commits after the fold.
     async fn with_access<T>(&self, answer: impl FnOnce(&AccessState) -> T) -> Result<T> {
+        // The log has not moved since the fold (and nobody holds it): nothing to read.
+        if let Some(head) = self.settled_head() {
+            let cache = locked(&self.access);
+            if cache.log_seq == head && head > 0 {
+                return Ok(answer(&cache.state));
+            }
+        }
         let log = self.open_log(OpenMode::Existing).await?;
         let log_seq = log.last_seq().await?;
         let (known, folded_to) = {

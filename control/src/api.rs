@@ -219,6 +219,34 @@ pub fn parse_identity(text: &str) -> Result<Actor> {
     })
 }
 
+/// Answers to queries, each with the log sequence it was made at: served again only while the
+/// log is still there. Bounded: full, it starts afresh.
+#[derive(Clone, Default)]
+pub(crate) struct AnswerCache(
+    std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, (u64, Answer)>>>,
+);
+
+/// Questions remembered at most (a few per app and principal on a busy server).
+const CACHED_ANSWERS: usize = 4096;
+
+impl AnswerCache {
+    fn get(&self, head: u64, key: &str) -> Option<Answer> {
+        let answers = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        answers
+            .get(key)
+            .filter(|(at, _)| *at == head)
+            .map(|(_, answer)| answer.clone())
+    }
+
+    fn put(&self, head: u64, key: String, answer: &Answer) {
+        let mut answers = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if answers.len() >= CACHED_ANSWERS {
+            answers.clear();
+        }
+        answers.insert(key, (head, answer.clone()));
+    }
+}
+
 /// What a request came to: its JSON (exactly what `--json` prints, one pretty document and a
 /// line end) and its human text. `failure`: an answer that is also a failure (`apply` whose
 /// rollout failed): shown, then the command fails with it.
@@ -245,6 +273,30 @@ impl Hoist {
     /// Answers `request` as `caller`: the one implementation of each command every front end
     /// calls. `width`: the human text's table width (a terminal's), if any.
     pub async fn answer(&self, caller: &Caller, request: Request, width: Width) -> Result<Answer> {
+        // A query's answer is a function of the log, the request and who asks: while the log has
+        // not moved, the same question gets the answer already made, without opening the store.
+        // (`apply --dry-run` is not one: it compares with what the target holds now.)
+        let cacheable = request.is_query() && !matches!(request, Request::Apply { .. });
+        let cached = match (cacheable, self.settled_head()) {
+            (true, Some(head)) => Some((
+                head,
+                format!("{:?}|{request:?}|{width:?}", caller.principal),
+            )),
+            _ => None,
+        };
+        if let Some((head, key)) = &cached {
+            if let Some(answer) = self.answers.get(*head, key) {
+                return Ok(answer);
+            }
+        }
+        let answer = self.answer_now(caller, request, width).await?;
+        if let Some((head, key)) = cached {
+            self.answers.put(head, key, &answer);
+        }
+        Ok(answer)
+    }
+
+    async fn answer_now(&self, caller: &Caller, request: Request, width: Width) -> Result<Answer> {
         let who = &caller.principal;
         Ok(match request {
             Request::AppsCreate { app, envs } => {

@@ -90,6 +90,8 @@ pub struct Hoist {
     hooks: ReconcileHooks,
     /// The access chain as last folded, shared by clones: `authenticate` reads only what is new.
     access: access::SharedAccess,
+    /// Answers to queries at the log's current sequence, shared by clones.
+    answers: api::AnswerCache,
 }
 
 /// The crash-safety tests' hooks into reconciling, which a front end reads from its environment
@@ -110,6 +112,7 @@ impl Hoist {
             warn: Arc::new(|_| {}),
             hooks: ReconcileHooks::default(),
             access: Default::default(),
+            answers: Default::default(),
         })
     }
 

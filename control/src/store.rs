@@ -64,6 +64,15 @@ impl Hoist {
         })
     }
 
+    /// The log's last sequence when it can be known without opening the store: the embedded
+    /// store's `head` while no process holds it. `None`: open the store to know.
+    pub(crate) fn settled_head(&self) -> Option<u64> {
+        match &self.settings.log {
+            Log::Embedded { dir } => hoist_stores::file::settled_head(dir),
+            Log::Nats(_) => None,
+        }
+    }
+
     /// Says once that reads skipped messages that are not hoist commits: what `status` and
     /// `audit` warn of instead of failing on them.
     pub(crate) fn warn_quarantined(&self, log: &AnyStore) {

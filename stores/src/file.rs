@@ -216,8 +216,7 @@ impl FileStore {
 
     /// The `head` hint, when present and well-formed.
     fn read_head(&self) -> Option<u64> {
-        let bytes = std::fs::read(self.dir.join(HEAD_FILE)).ok()?;
-        Some(u64::from_be_bytes(bytes.as_slice().try_into().ok()?))
+        settled_head(&self.dir)
     }
 
     /// Writes `head` (a temp file renamed over it: a reader never sees half of it).
@@ -496,6 +495,15 @@ struct Frame {
 }
 
 /// The record at `at`, if it is whole, passes its checksum and carries a sequence in `seqs`.
+/// The last sequence of the log in `dir` while no process has it open (its `head` file: written
+/// by renaming, removed before any append), read without the store's lock; `None` while a
+/// process holds the log (it may be appending), or when there is no such file. A long-running
+/// reader (the server) answers from what it computed at this sequence without opening the store.
+pub fn settled_head(dir: &Path) -> Option<u64> {
+    let bytes = std::fs::read(dir.join(HEAD_FILE)).ok()?;
+    Some(u64::from_be_bytes(bytes.as_slice().try_into().ok()?))
+}
+
 /// The sequence is looked at before the checksum: the look-ahead past damage tries every offset.
 fn frame_at(bytes: &[u8], at: usize, seqs: std::ops::RangeInclusive<u64>) -> Option<Frame> {
     let header = bytes.get(at..at + RECORD_HEADER)?;
