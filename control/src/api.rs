@@ -220,30 +220,45 @@ pub fn parse_identity(text: &str) -> Result<Actor> {
 }
 
 /// Answers to queries, each with the log sequence it was made at: served again only while the
-/// log is still there. Bounded: full, it starts afresh.
+/// log is still there. Bounded in bytes: full, it starts afresh; a very large answer (a whole
+/// history without `--limit`) is not kept.
 #[derive(Clone, Default)]
-pub(crate) struct AnswerCache(
-    std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, (u64, Answer)>>>,
-);
+pub(crate) struct AnswerCache(std::sync::Arc<std::sync::Mutex<CachedAnswers>>);
 
-/// Questions remembered at most (a few per app and principal on a busy server).
-const CACHED_ANSWERS: usize = 4096;
+#[derive(Default)]
+pub(crate) struct CachedAnswers {
+    answers: std::collections::HashMap<String, (u64, Answer)>,
+    bytes: usize,
+}
+
+/// The bytes of answers kept at most, and the largest one kept.
+const CACHED_BYTES: usize = 32 << 20;
+const LARGEST_CACHED: usize = 256 << 10;
 
 impl AnswerCache {
     fn get(&self, head: u64, key: &str) -> Option<Answer> {
-        let answers = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        answers
+        let cached = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        cached
+            .answers
             .get(key)
             .filter(|(at, _)| *at == head)
             .map(|(_, answer)| answer.clone())
     }
 
     fn put(&self, head: u64, key: String, answer: &Answer) {
-        let mut answers = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        if answers.len() >= CACHED_ANSWERS {
-            answers.clear();
+        let size = key.len() + answer.json.len() + answer.human.len();
+        if size > LARGEST_CACHED {
+            return;
         }
-        answers.insert(key, (head, answer.clone()));
+        let mut cached = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if cached.bytes + size > CACHED_BYTES {
+            cached.answers.clear();
+            cached.bytes = 0;
+        }
+        if let Some((_, old)) = cached.answers.insert(key.clone(), (head, answer.clone())) {
+            cached.bytes -= key.len() + old.json.len() + old.human.len();
+        }
+        cached.bytes += size;
     }
 }
 
@@ -557,5 +572,41 @@ impl Hoist {
             context.record_patience = patience;
         }
         context
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(bytes: usize) -> Answer {
+        Answer {
+            json: "x".repeat(bytes),
+            human: String::new(),
+            failure: None,
+        }
+    }
+
+    /// An answer is given again only at the log sequence it was made at; the cache never holds
+    /// more than its bound, and a very large answer is not kept.
+    #[test]
+    fn answers_are_kept_per_sequence_and_within_their_bound() {
+        let cache = AnswerCache::default();
+        cache.put(7, "status api".into(), &answer(10));
+        assert!(cache.get(7, "status api").is_some());
+        assert!(cache.get(8, "status api").is_none(), "the log moved");
+        assert!(cache.get(7, "status web").is_none());
+        cache.put(7, "huge".into(), &answer(LARGEST_CACHED + 1));
+        assert!(cache.get(7, "huge").is_none());
+        for n in 0..(CACHED_BYTES / (LARGEST_CACHED / 2)) * 3 {
+            cache.put(7, format!("q{n}"), &answer(LARGEST_CACHED / 2));
+            let bytes = cache.0.lock().unwrap().bytes;
+            assert!(bytes <= CACHED_BYTES, "{bytes}");
+        }
+        // Replacing an answer counts its bytes once.
+        let cache = AnswerCache::default();
+        cache.put(1, "k".into(), &answer(100));
+        cache.put(2, "k".into(), &answer(100));
+        assert_eq!(cache.0.lock().unwrap().bytes, 101);
     }
 }
