@@ -12,10 +12,15 @@
 
 use hoist_control::engine::{Artifact, Command, Grant, Principal, Role};
 use hoist_control::{Backend, Caller, Config, Hoist, Request};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Write};
 use std::net::TcpStream;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
+
+#[path = "../tests/support/http.rs"]
+mod http;
+
+use http::read_response;
 
 const BIN: &str = env!("CARGO_BIN_EXE_hoist");
 /// How long each concurrency level is measured.
@@ -215,29 +220,6 @@ fn measure_in_process(rt: &tokio::runtime::Runtime, hoist: &Hoist, clients: usiz
         total
     });
     answered as f64 / started.elapsed().as_secs_f64()
-}
-
-/// Reads one HTTP/1.1 response (with a Content-Length) and returns its status.
-fn read_response(reader: &mut BufReader<TcpStream>) -> u16 {
-    let mut line = String::new();
-    reader.read_line(&mut line).unwrap();
-    let status = line.split(' ').nth(1).unwrap().parse().unwrap();
-    let mut length = 0;
-    loop {
-        line.clear();
-        reader.read_line(&mut line).unwrap();
-        if line == "\r\n" {
-            break;
-        }
-        if let Some((name, value)) = line.split_once(':') {
-            if name.eq_ignore_ascii_case("content-length") {
-                length = value.trim().parse().unwrap();
-            }
-        }
-    }
-    let mut body = vec![0; length];
-    reader.read_exact(&mut body).unwrap();
-    status
 }
 
 fn whole_process(backend: &[&str], args: &[&str]) -> f64 {

@@ -7,7 +7,8 @@
 
 use crate::api::{http, start_api, Reply};
 use crate::harness::{image, wait_for, Hoist};
-use crate::serve::sigterm;
+use crate::http_support::read_response;
+use crate::serve::{serve_log, sigterm};
 use serde_json::Value;
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -236,22 +237,32 @@ pub fn sigterm_lets_a_request_in_flight_finish(h: &Hoist) {
     stream
         .set_read_timeout(Some(Duration::from_secs(20)))
         .unwrap();
+    // A first request answered on this connection: the server has taken it (not only the
+    // kernel), so the next one on it is the server's to finish.
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
+    assert_eq!(read_response(&mut reader), 200);
     let head = format!(
         "POST /v1/apps/web/envs/staging/config HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
         body.len()
     );
-    // Half the body now, the rest after the signal: the request is in flight meanwhile.
+    // Half the body now, the rest once the server has taken the signal: the request is in
+    // flight meanwhile.
     stream.write_all(head.as_bytes()).unwrap();
     stream.write_all(&body.as_bytes()[..10]).unwrap();
-    std::thread::sleep(Duration::from_millis(300));
     std::process::Command::new("kill")
         .args(["-TERM", &serve.id().to_string()])
         .status()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    // The reconciler says it stopped once serve has the signal; the API waits for this request.
+    wait_for("serve to take SIGTERM", Duration::from_secs(10), || {
+        serve_log(h, "api.log").contains("stopped").then_some(())
+    });
     stream.write_all(&body.as_bytes()[10..]).unwrap();
     let mut answer = String::new();
-    stream.read_to_string(&mut answer).unwrap();
+    reader.read_to_string(&mut answer).unwrap();
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     let status = wait_for("serve to stop", Duration::from_secs(10), || {
         serve.try_wait().unwrap()

@@ -13,6 +13,8 @@ mod faults;
 mod follow;
 mod harness;
 mod hooks;
+#[path = "../support/http.rs"]
+mod http_support;
 mod kube;
 mod kube_apiserver;
 mod limits;
