@@ -12,7 +12,7 @@ use crate::error::{ApiError, ErrorBody};
 use crate::json::{Body, Query};
 use crate::{Answer, Api};
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderValue};
 use hoist_control::api::parse_identity;
 use hoist_control::engine::{Actor, AppName, EnvName, Grant, Scope};
 use hoist_control::time::parse_rfc3339;
@@ -74,7 +74,7 @@ async fn token_create(
             .map(|at| parse_rfc3339("expires_at", &at))
             .transpose()?,
     };
-    let mut response = respond(&api, &caller, shown, StatusCode::CREATED, request).await?;
+    let mut response = respond(&api, &caller, shown, request).await?;
     // The one answer that holds a credential: no cache may keep it.
     response
         .headers_mut()
@@ -101,7 +101,7 @@ async fn token_list(
 ) -> Answer {
     let identity = query.identity.as_deref().map(identity).transpose()?;
     let request = Request::TokenList { identity };
-    respond(&api, &caller, shown, StatusCode::OK, request).await
+    respond(&api, &caller, shown, request).await
 }
 
 /// `hoist access token revoke`: the token opens nothing from the next request on.
@@ -118,7 +118,7 @@ async fn token_revoke(
     let Path(id) =
         path.map_err(|e| ApiError::bad_request(format!("bad path: {}", e.body_text())))?;
     let request = Request::TokenRevoke { id: value(&id)? };
-    respond(&api, &caller, shown, StatusCode::OK, request).await
+    respond(&api, &caller, shown, request).await
 }
 
 /// A role on a scope, for an identity: what `access grant` gives and `access revoke` takes.
@@ -157,7 +157,7 @@ async fn grant(
 ) -> Answer {
     let (identity, grant) = body.parse()?;
     let request = Request::Grant { identity, grant };
-    respond(&api, &caller, shown, StatusCode::OK, request).await
+    respond(&api, &caller, shown, request).await
 }
 
 /// `hoist access revoke`: needs admin on the scope it names.
@@ -172,7 +172,7 @@ async fn revoke(
 ) -> Answer {
     let (identity, grant) = body.parse()?;
     let request = Request::Revoke { identity, grant };
-    respond(&api, &caller, shown, StatusCode::OK, request).await
+    respond(&api, &caller, shown, request).await
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -198,7 +198,7 @@ async fn access_list(
         identity: query.identity.as_deref().map(identity).transpose()?,
         app: query.app.as_deref().map(value::<AppName>).transpose()?,
     };
-    respond(&api, &caller, shown, StatusCode::OK, request).await
+    respond(&api, &caller, shown, request).await
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -224,7 +224,7 @@ async fn link(
         chat_id: value(&body.chat_id)?,
         identity: identity(&body.identity)?,
     };
-    respond(&api, &caller, shown, StatusCode::OK, request).await
+    respond(&api, &caller, shown, request).await
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -247,7 +247,7 @@ async fn unlink(
     let request = Request::Unlink {
         chat_id: value(&body.chat_id)?,
     };
-    respond(&api, &caller, shown, StatusCode::OK, request).await
+    respond(&api, &caller, shown, request).await
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -279,5 +279,5 @@ async fn check(
             env: query.env.as_deref().map(value::<EnvName>).transpose()?,
         },
     };
-    respond(&api, &caller, shown, StatusCode::OK, request).await
+    respond(&api, &caller, shown, request).await
 }

@@ -7,7 +7,6 @@ use crate::json::{Body, Query};
 use crate::names::AppPath;
 use crate::{Answer, Api};
 use axum::extract::State;
-use axum::http::StatusCode;
 use hoist_control::engine::{AppName, EnvName};
 use hoist_control::time::parse_instant;
 use hoist_control::Request;
@@ -34,7 +33,7 @@ async fn list_apps(
     Authenticated(caller): Authenticated,
     shown: Shown,
 ) -> Answer {
-    respond(&api, &caller, shown, StatusCode::OK, Request::AppsList).await
+    respond(&api, &caller, shown, Request::AppsList).await
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -66,7 +65,7 @@ async fn create_app(
         .map(|e| e.parse::<EnvName>())
         .collect::<Result<_, _>>()?;
     let request = Request::AppsCreate { app, envs };
-    respond(&api, &caller, shown, StatusCode::CREATED, request).await
+    respond(&api, &caller, shown, request).await
 }
 
 /// `hoist apps show`.
@@ -80,14 +79,7 @@ async fn show_app(
     AppPath(app): AppPath,
     shown: Shown,
 ) -> Answer {
-    respond(
-        &api,
-        &caller,
-        shown,
-        StatusCode::OK,
-        Request::AppsShow { app },
-    )
-    .await
+    respond(&api, &caller, shown, Request::AppsShow { app }).await
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -114,14 +106,7 @@ async fn status(
         .map(|t| parse_instant("at", &t))
         .transpose()
         .map_err(bad_query)?;
-    respond(
-        &api,
-        &caller,
-        shown,
-        StatusCode::OK,
-        Request::Status { app, at },
-    )
-    .await
+    respond(&api, &caller, shown, Request::Status { app, at }).await
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -151,7 +136,7 @@ async fn register_build(
         commit: body.commit,
         note: body.note,
     };
-    respond(&api, &caller, shown, StatusCode::OK, request).await
+    respond(&api, &caller, shown, request).await
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -178,5 +163,5 @@ async fn promote(
     let from: EnvName = body.from.parse()?;
     let to = body.to.map(|t| t.parse::<EnvName>()).transpose()?;
     let request = Request::Promote { app, from, to };
-    respond(&api, &caller, shown, StatusCode::OK, request).await
+    respond(&api, &caller, shown, request).await
 }

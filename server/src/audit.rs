@@ -6,7 +6,6 @@ use crate::error::{ApiError, ErrorBody};
 use crate::json::Query;
 use crate::{Answer, Api};
 use axum::extract::State;
-use axum::http::StatusCode;
 use hoist_control::engine::{AppName, EnvName};
 use hoist_control::time::parse_instant;
 use hoist_control::{AuditQuery, Request};
@@ -72,7 +71,7 @@ async fn audit(
         query,
         limit: params.limit,
     };
-    respond(&api, &caller, shown, StatusCode::OK, request).await
+    respond(&api, &caller, shown, request).await
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -93,12 +92,5 @@ async fn verify(
     shown: Shown,
 ) -> Answer {
     let app = query_name::<AppName>(params.app)?;
-    respond(
-        &api,
-        &caller,
-        shown,
-        StatusCode::OK,
-        Request::AuditVerify { app },
-    )
-    .await
+    respond(&api, &caller, shown, Request::AuditVerify { app }).await
 }

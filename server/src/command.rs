@@ -97,15 +97,13 @@ fn width(headers: &HeaderMap) -> Result<Option<u16>, ApiError> {
     text.trim().parse::<u16>().map(Some).map_err(|_| invalid())
 }
 
-/// Answers `request` as `caller` (`status` on success: 200, or 201 for what creates a
-/// resource), in the form `shown` asks for; counts it unless it is a query.
-pub async fn respond(
-    api: &Api,
-    caller: &Caller,
-    shown: Shown,
-    status: StatusCode,
-    request: Request,
-) -> Answer {
+/// Answers `request` as `caller` (on success 200, or 201 for what creates a resource: an app, a
+/// token), in the form `shown` asks for; counts it unless it is a query.
+pub async fn respond(api: &Api, caller: &Caller, shown: Shown, request: Request) -> Answer {
+    let status = match request {
+        Request::AppsCreate { .. } | Request::TokenCreate { .. } => StatusCode::CREATED,
+        _ => StatusCode::OK,
+    };
     let kind = request.kind();
     let counted = !request.is_query();
     let rolls_out = matches!(request, Request::Apply { dry_run: false, .. });

@@ -7,7 +7,6 @@ use crate::json::{Body, Query};
 use crate::names::EnvPath;
 use crate::{Answer, Api};
 use axum::extract::State;
-use axum::http::StatusCode;
 use hoist_control::engine::{
     Artifact, BuildId, ConfigKey, ImageRef, ReleaseVersion, Target, VarName,
 };
@@ -65,7 +64,7 @@ async fn releases(
         at,
         limit: query.limit,
     };
-    respond(&api, &caller, shown, StatusCode::OK, request).await
+    respond(&api, &caller, shown, request).await
 }
 
 /// What to deploy: an image (registered as a build on the way) or a registered build.
@@ -100,7 +99,7 @@ async fn deploy(
         }
     };
     let request = Request::Deploy { app, env, artifact };
-    respond(&api, &caller, shown, StatusCode::OK, request).await
+    respond(&api, &caller, shown, request).await
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -128,7 +127,7 @@ async fn config_get(
         env,
         reveal: query.reveal,
     };
-    respond(&api, &caller, shown, StatusCode::OK, request).await
+    respond(&api, &caller, shown, request).await
 }
 
 /// A config change: keys set, or keys unset (one release each, as the CLI's `config set` and
@@ -189,7 +188,7 @@ async fn config_change(
             ))
         }
     };
-    respond(&api, &caller, shown, StatusCode::OK, request).await
+    respond(&api, &caller, shown, request).await
 }
 
 /// A release version, written `12` or `"v12"`.
@@ -231,7 +230,7 @@ async fn rollback(
 ) -> Answer {
     let to = body.to.as_ref().map(Version::parse).transpose()?;
     let request = Request::Rollback { app, env, to };
-    respond(&api, &caller, shown, StatusCode::OK, request).await
+    respond(&api, &caller, shown, request).await
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -258,7 +257,7 @@ async fn lock(
         env,
         reason: body.reason,
     };
-    respond(&api, &caller, shown, StatusCode::OK, request).await
+    respond(&api, &caller, shown, request).await
 }
 
 /// `hoist unlock`.
@@ -272,14 +271,7 @@ async fn unlock(
     EnvPath(app, env): EnvPath,
     shown: Shown,
 ) -> Answer {
-    respond(
-        &api,
-        &caller,
-        shown,
-        StatusCode::OK,
-        Request::Unlock { app, env },
-    )
-    .await
+    respond(&api, &caller, shown, Request::Unlock { app, env }).await
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -309,7 +301,7 @@ async fn diff(
     };
     let (from, to) = (version(&query.from)?, version(&query.to)?);
     let request = Request::Diff { app, env, from, to };
-    respond(&api, &caller, shown, StatusCode::OK, request).await
+    respond(&api, &caller, shown, request).await
 }
 
 /// Where an env's releases are applied: `envs target`'s choices.
@@ -371,7 +363,7 @@ async fn target(
         TargetBody::None => Target::None,
     };
     let request = Request::EnvsTarget { app, env, target };
-    respond(&api, &caller, shown, StatusCode::OK, request).await
+    respond(&api, &caller, shown, request).await
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -398,7 +390,7 @@ async fn policy(
         env,
         auto_rollback: body.auto_rollback,
     };
-    respond(&api, &caller, shown, StatusCode::OK, request).await
+    respond(&api, &caller, shown, request).await
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -439,5 +431,5 @@ async fn apply(
         },
         dry_run: body.dry_run,
     };
-    respond(&api, &caller, shown, StatusCode::OK, request).await
+    respond(&api, &caller, shown, request).await
 }
