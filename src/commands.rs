@@ -3,7 +3,7 @@
 
 use crate::cli::*;
 use crate::output::{out, print_json, print_json_line, stdout_closed, warn, width, write_stdout};
-use hoist_control::api::Request;
+use hoist_control::api::{parse_identity, Request};
 use hoist_control::engine::{
     Actor, AppName, Artifact, BuildId, ConfigKey, EnvName, Grant, Principal, ReleaseVersion, Role,
     Scope, Target,
@@ -450,12 +450,6 @@ impl GrantArgs {
         };
         Ok((parse_identity(&self.identity)?, grant))
     }
-}
-
-/// An identity: a name as an actor's (an e-mail or user name, one line), named as an identity
-/// (the server's access routes parse it the same way).
-fn parse_identity(text: &str) -> Result<Actor, Error> {
-    hoist_control::api::parse_identity(text)
 }
 
 /// One event line of `events` and `events export`; stops the stream once nobody reads.

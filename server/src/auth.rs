@@ -111,29 +111,11 @@ pub async fn refuse_tokens_in_url(request: Request, next: Next) -> Response {
     next.run(request).await
 }
 
-/// A query parameter's name as a server would read it (`%74oken` is `token`).
+/// A query parameter's name as a server would read it (`%74oken` and `+` decoded, any case).
 fn percent_decoded_lowercase(name: &str) -> String {
-    let bytes = name.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |b: u8| (b as char).to_digit(16);
-        match (bytes[i], bytes.get(i + 1), bytes.get(i + 2)) {
-            (b'%', Some(&h), Some(&l)) if hex(h).is_some() && hex(l).is_some() => {
-                out.push((hex(h).unwrap_or(0) * 16 + hex(l).unwrap_or(0)) as u8);
-                i += 3;
-            }
-            (b'+', _, _) => {
-                out.push(b' ');
-                i += 1;
-            }
-            (b, _, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).trim().to_ascii_lowercase()
+    crate::percent::decode(&name.replace('+', " "))
+        .trim()
+        .to_ascii_lowercase()
 }
 
 #[cfg(test)]

@@ -11,7 +11,6 @@ use hyper::body::Bytes;
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, StatusCode};
 use serde_json::{json, Value};
-use std::fmt::Write as _;
 use std::time::Duration;
 use tokio::net::TcpStream;
 
@@ -101,7 +100,7 @@ impl Client {
             let message = headers
                 .get("hoist-failure-message")
                 .and_then(|m| m.to_str().ok())
-                .map(percent_decode)
+                .map(crate::percent::decode)
                 .unwrap_or_else(|| "the command failed".into());
             Error::new(kind_of_code(code.to_str().unwrap_or("")), message)
         });
@@ -295,7 +294,7 @@ impl Route {
             text.push(if i == 0 { '?' } else { '&' });
             text.push_str(name);
             text.push('=');
-            text.push_str(&percent_encode(value));
+            text.push_str(&crate::percent::encode(value));
         }
         text
     }
@@ -479,56 +478,9 @@ fn kind_of_code(code: &str) -> ErrorKind {
     }
 }
 
-/// Every byte outside RFC 3986's unreserved set as `%XX`.
-pub fn percent_encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
-            out.push(byte as char);
-        } else {
-            let _ = write!(out, "%{byte:02X}");
-        }
-    }
-    out
-}
-
-/// [`percent_encode`] undone (a malformed escape is kept as it is).
-pub fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = bytes
-            .get(i + 1..i + 3)
-            .and_then(|h| std::str::from_utf8(h).ok())
-            .and_then(|h| u8::from_str_radix(h, 16).ok());
-        match (bytes[i], hex) {
-            (b'%', Some(byte)) => {
-                out.push(byte);
-                i += 3;
-            }
-            (byte, _) => {
-                out.push(byte);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use proptest::prelude::*;
-
-    proptest! {
-        #[test]
-        fn percent_encoding_round_trips(text in any::<String>()) {
-            let encoded = percent_encode(&text);
-            prop_assert!(encoded.bytes().all(|b| b.is_ascii_graphic()));
-            prop_assert_eq!(percent_decode(&encoded), text);
-        }
-    }
 
     #[test]
     fn a_url_with_credentials_or_an_unknown_scheme_is_refused() {

@@ -25,7 +25,7 @@ use hoist_control::{Caller, Request};
 pub const WIDTH: HeaderName = HeaderName::from_static("hoist-width");
 /// Response header: the API.md code of the failure an answer also is.
 pub const FAILURE: HeaderName = HeaderName::from_static("hoist-failure");
-/// Response header: that failure's message, percent-encoded ([`percent_encode`]).
+/// Response header: that failure's message, percent-encoded ([`crate::percent::encode`]).
 pub const FAILURE_MESSAGE: HeaderName = HeaderName::from_static("hoist-failure-message");
 
 const JSON: HeaderValue = HeaderValue::from_static("application/json");
@@ -127,7 +127,7 @@ pub async fn respond(api: &Api, caller: &Caller, shown: Shown, request: Request)
     if let Some(failure) = &answer.failure {
         let code = status_of(failure.kind()).1;
         headers.insert(FAILURE, HeaderValue::from_static(code));
-        let message = percent_encode(failure.message());
+        let message = crate::percent::encode(failure.message());
         // Only unreserved characters and `%XX` remain: always a valid header value.
         if let Ok(value) = HeaderValue::from_str(&message) {
             headers.insert(FAILURE_MESSAGE, value);
@@ -153,21 +153,6 @@ fn rollout_outcome(json: &str) -> &'static str {
         .into_iter()
         .find(|known| Some(*known) == named)
         .unwrap_or("other")
-}
-
-/// `text` with every byte outside RFC 3986's unreserved characters (ALPHA, DIGIT, `-`, `.`,
-/// `_`, `~`) written `%XX` (upper-case hex): a message of any bytes, line breaks and UTF-8
-/// included, as a header value, decoded back exactly.
-pub fn percent_encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
-            out.push(char::from(byte));
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
 }
 
 /// A query value that does not parse (a time, a number): 400, the message saying which.
@@ -225,12 +210,12 @@ mod tests {
 
     #[test]
     fn percent_encoding_keeps_only_unreserved_characters() {
-        assert_eq!(percent_encode("AZaz09-._~"), "AZaz09-._~");
+        assert_eq!(crate::percent::encode("AZaz09-._~"), "AZaz09-._~");
         assert_eq!(
-            percent_encode("web/staging v2: failed\n100%"),
+            crate::percent::encode("web/staging v2: failed\n100%"),
             "web%2Fstaging%20v2%3A%20failed%0A100%25"
         );
-        assert_eq!(percent_encode("é"), "%C3%A9");
+        assert_eq!(crate::percent::encode("é"), "%C3%A9");
     }
 
     #[test]

@@ -31,6 +31,7 @@ mod json;
 mod listen;
 mod metrics;
 mod names;
+pub mod percent;
 mod tls;
 
 pub use auth::{Authenticator, HoistTokens, VIA};

@@ -994,23 +994,6 @@ fn owner_caller() -> Caller {
     }
 }
 
-/// What `Hoist-Failure-Message` encodes, decoded.
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            out.push(u8::from_str_radix(&text[i + 1..i + 3], 16).expect("two hex digits"));
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).expect("UTF-8")
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn accept_text_plain_answers_with_the_human_text_at_the_width_asked() {
     let fixture = Fixture::with_app().await;
@@ -1143,7 +1126,7 @@ async fn a_failed_rollout_is_its_answer_with_the_failure_in_headers() {
     let applied: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(applied["outcome"], "failed", "{body}");
     assert_eq!(headers["hoist-failure"], "rejected");
-    let message = percent_decode(headers["hoist-failure-message"].to_str().unwrap());
+    let message = hoist_server::percent::decode(headers["hoist-failure-message"].to_str().unwrap());
     assert_eq!(message, "web/staging v1: the rollout failed");
     assert!(
         headers["hoist-failure-message"]
