@@ -15,7 +15,9 @@
 use crate::authorize::{self, Action, Denied, Grant, Principal, Scope};
 use crate::decide::DomainError;
 use crate::event::{Envelope, Event, EventHash, Recorded};
-use crate::names::{limits, Actor, AppName, ChatId, EnvName, TokenId};
+use crate::hooks::{Hook, HookSpec};
+use crate::names::{limits, Actor, AppName, ChatId, EnvName, HookName, TokenId};
+use uuid::Uuid;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
@@ -103,6 +105,8 @@ pub struct AccessState {
     /// The grants in force, by holder and grant.
     pub grants: BTreeMap<(Actor, Grant), GrantRecord>,
     pub links: BTreeMap<ChatId, ChatLink>,
+    /// issue 11: the hooks in force, by name.
+    pub hooks: BTreeMap<HookName, Hook>,
     /// Global sequence of the chain's last commit: the expected sequence of its next append.
     pub last_seq: u64,
     /// Hash of the chain's last event: the `prev_hash` of its next one.
@@ -128,8 +132,13 @@ impl AccessState {
         self.last_seq = recorded.seq;
         self.last_hash = Some(recorded.hash);
         self.event_count += 1;
+        let seq = recorded.seq;
         let Envelope {
-            at, actor, event, ..
+            id,
+            at,
+            actor,
+            event,
+            ..
         } = recorded.envelope;
         let Some(event) = event else {
             self.skipped_unknown += 1;
@@ -183,6 +192,32 @@ impl AccessState {
             }
             Event::ChatUnlinked { chat_id } => {
                 self.links.remove(&chat_id);
+            }
+            // issue 11
+            Event::HookAdded { hook } => {
+                let hook = Hook {
+                    id,
+                    added_seq: seq,
+                    added_by: actor,
+                    added_at: at,
+                    disabled: None,
+                    redeliveries: Vec::new(),
+                    spec: hook,
+                };
+                self.hooks.insert(hook.spec.name.clone(), hook);
+            }
+            Event::HookRemoved { name } => {
+                self.hooks.remove(&name);
+            }
+            Event::HookDisabled { name, reason } => {
+                if let Some(hook) = self.hooks.get_mut(&name) {
+                    hook.disabled = Some(reason);
+                }
+            }
+            Event::HookRedeliveryRequested { name, delivery } => {
+                if let Some(hook) = self.hooks.get_mut(&name) {
+                    hook.redeliveries.push((delivery, seq));
+                }
             }
             Event::AppCreated { .. }
             | Event::BuildRegistered { .. }
@@ -299,6 +334,24 @@ pub enum AccessCommand {
     Unlink {
         chat_id: ChatId,
     },
+    // issue 11: hooks. Those on a hook in force name its scope (app, env), which `decide`
+    // checks against the recorded hook, so that authorization needs no state.
+    AddHook {
+        hook: HookSpec,
+    },
+    RemoveHook {
+        name: HookName,
+        scope: Scope,
+    },
+    DisableHook {
+        name: HookName,
+        reason: String,
+    },
+    Redeliver {
+        name: HookName,
+        scope: Scope,
+        delivery: Uuid,
+    },
 }
 
 /// The apps a grant's scope may name: those that exist, each with its pipeline. (Apps are never
@@ -315,7 +368,19 @@ pub fn required(command: &AccessCommand) -> (Action, Scope) {
         AccessCommand::CreateToken { .. }
         | AccessCommand::RevokeToken { .. }
         | AccessCommand::Link { .. }
-        | AccessCommand::Unlink { .. } => (Action::Admin, Scope::everything()),
+        | AccessCommand::Unlink { .. }
+        | AccessCommand::DisableHook { .. } => (Action::Admin, Scope::everything()),
+        // A hook tells what happens on its scope: admin there adds, removes and redelivers it.
+        AccessCommand::AddHook { hook } => (
+            Action::Admin,
+            Scope {
+                app: hook.app.clone(),
+                env: hook.env.clone(),
+            },
+        ),
+        AccessCommand::RemoveHook { scope, .. } | AccessCommand::Redeliver { scope, .. } => {
+            (Action::Admin, scope.clone())
+        }
     }
 }
 
@@ -389,6 +454,31 @@ pub fn decide(
         AccessCommand::Unlink { chat_id } => Event::ChatUnlinked {
             chat_id: chat_id.clone(),
         },
+        AccessCommand::AddHook { hook } => Event::HookAdded { hook: hook.clone() },
+        AccessCommand::RemoveHook { name, scope } => {
+            hook_in_scope(state, name, scope)?;
+            Event::HookRemoved { name: name.clone() }
+        }
+        AccessCommand::DisableHook { name, reason } => {
+            if state.hooks.get(name).is_some_and(|h| h.disabled.is_some()) {
+                return Ok(vec![]);
+            }
+            Event::HookDisabled {
+                name: name.clone(),
+                reason: reason.clone(),
+            }
+        }
+        AccessCommand::Redeliver {
+            name,
+            scope,
+            delivery,
+        } => {
+            hook_in_scope(state, name, scope)?;
+            Event::HookRedeliveryRequested {
+                name: name.clone(),
+                delivery: *delivery,
+            }
+        }
     };
     check_event(state, apps, &event)?;
     Ok(vec![event])
@@ -470,6 +560,25 @@ pub fn check_event(
                 return Err(DomainError::ChatNotLinked(chat_id.clone()));
             }
         }
+        // issue 11
+        Event::HookAdded { hook } => {
+            if state.hooks.contains_key(&hook.name) {
+                return Err(DomainError::HookExists(hook.name.clone()));
+            }
+            let scope = Grant {
+                role: crate::Role::Viewer,
+                app: hook.app.clone(),
+                env: hook.env.clone(),
+            };
+            check_scope(apps, &scope)?;
+        }
+        Event::HookRemoved { name }
+        | Event::HookDisabled { name, .. }
+        | Event::HookRedeliveryRequested { name, .. } => {
+            if !state.hooks.contains_key(name) {
+                return Err(DomainError::UnknownHook(name.clone()));
+            }
+        }
         Event::AppCreated { .. }
         | Event::BuildRegistered { .. }
         | Event::ReleaseCreated { .. }
@@ -484,6 +593,18 @@ pub fn check_event(
                 belongs: "an app's chain",
             })
         }
+    }
+    Ok(())
+}
+
+/// `name` is a hook in force whose scope is `scope` (what the command was authorized for).
+fn hook_in_scope(state: &AccessState, name: &HookName, scope: &Scope) -> Result<(), DomainError> {
+    let hook = state
+        .hooks
+        .get(name)
+        .ok_or_else(|| DomainError::UnknownHook(name.clone()))?;
+    if hook.spec.app != scope.app || hook.spec.env != scope.env {
+        return Err(DomainError::UnknownHook(name.clone()));
     }
     Ok(())
 }

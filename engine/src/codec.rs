@@ -4,6 +4,7 @@
 
 use crate::access::TokenHash;
 use crate::authorize::{Grant, Role};
+use crate::hooks::{HookFormat, HookKind, HookSpec};
 use crate::event::{
     Build, ConfigValue, Envelope, Event, EventHash, Outcome, PromotionSource, Recorded, Release,
     ReleaseKind, Target,
@@ -105,6 +106,35 @@ pub fn encode_envelope(envelope: &Envelope) -> Vec<u8> {
         Event::ChatUnlinked { chat_id } => Body::ChatUnlinked(v1::ChatUnlinked {
             chat_id: chat_id.to_string(),
         }),
+        // issue 11
+        Event::HookAdded { hook } => Body::HookAdded(v1::HookAdded {
+            name: hook.name.to_string(),
+            format: match hook.format {
+                HookFormat::StandardWebhooks => v1::HookFormat::StandardWebhooks,
+                HookFormat::CloudEvents => v1::HookFormat::Cloudevents,
+                HookFormat::Slack => v1::HookFormat::Slack,
+                HookFormat::Matrix => v1::HookFormat::Matrix,
+            } as i32,
+            url: hook.url.clone(),
+            app: hook.app.as_ref().map(|a| a.to_string()).unwrap_or_default(),
+            env: hook.env.as_ref().map(|e| e.to_string()).unwrap_or_default(),
+            kinds: hook.kinds.iter().map(|k| k.as_str().to_string()).collect(),
+            sealed_secret: hook.sealed_secret.clone(),
+            room: hook.room.clone().unwrap_or_default(),
+        }),
+        Event::HookRemoved { name } => Body::HookRemoved(v1::HookRemoved {
+            name: name.to_string(),
+        }),
+        Event::HookDisabled { name, reason } => Body::HookDisabled(v1::HookDisabled {
+            name: name.to_string(),
+            reason: reason.clone(),
+        }),
+        Event::HookRedeliveryRequested { name, delivery } => {
+            Body::HookRedeliveryRequested(v1::HookRedeliveryRequested {
+                name: name.to_string(),
+                delivery: delivery.as_bytes().to_vec(),
+            })
+        }
     });
     v1::Envelope {
         id: envelope.id.as_bytes().to_vec(),
@@ -322,6 +352,47 @@ pub fn decode_envelope(bytes: &[u8]) -> Result<Envelope, CodecError> {
         }),
         Some(Body::ChatUnlinked(b)) => Some(Event::ChatUnlinked {
             chat_id: b.chat_id.parse()?,
+        }),
+        // issue 11
+        Some(Body::HookAdded(b)) => Some(Event::HookAdded {
+            hook: HookSpec {
+                name: b.name.parse()?,
+                format: match v1::HookFormat::try_from(b.format) {
+                    Ok(v1::HookFormat::StandardWebhooks) => HookFormat::StandardWebhooks,
+                    Ok(v1::HookFormat::Cloudevents) => HookFormat::CloudEvents,
+                    Ok(v1::HookFormat::Slack) => HookFormat::Slack,
+                    Ok(v1::HookFormat::Matrix) => HookFormat::Matrix,
+                    Ok(v1::HookFormat::Unspecified) | Err(_) => {
+                        return Err(field("hook.format", "unknown format"))
+                    }
+                },
+                url: b.url,
+                app: optional(b.app).map(|a| AppName::from_log(&a)).transpose()?,
+                env: optional(b.env).map(|e| e.parse()).transpose()?,
+                kinds: b
+                    .kinds
+                    .iter()
+                    .map(|k| {
+                        HookKind::NAMED
+                            .into_iter()
+                            .find(|n| n.as_str() == k)
+                            .ok_or(field("hook.kinds", "unknown kind"))
+                    })
+                    .collect::<Result<_, _>>()?,
+                sealed_secret: b.sealed_secret,
+                room: optional(b.room),
+            },
+        }),
+        Some(Body::HookRemoved(b)) => Some(Event::HookRemoved {
+            name: b.name.parse()?,
+        }),
+        Some(Body::HookDisabled(b)) => Some(Event::HookDisabled {
+            name: b.name.parse()?,
+            reason: b.reason,
+        }),
+        Some(Body::HookRedeliveryRequested(b)) => Some(Event::HookRedeliveryRequested {
+            name: b.name.parse()?,
+            delivery: uuid(&b.delivery).ok_or(field("hook.delivery", "must be 16 bytes"))?,
         }),
     };
     Ok(Envelope {
@@ -567,6 +638,45 @@ pub(crate) mod tests {
         ]
     }
 
+    /// issue 11: the hook events.
+    fn hook_event() -> impl Strategy<Value = Event> {
+        use crate::hooks::{HookFormat, HookKind, HookSpec};
+        let hook_name = || name().prop_map(|n| n.parse::<crate::HookName>().unwrap());
+        prop_oneof![
+            (
+                hook_name(),
+                0..4usize,
+                "https://[a-z]{1,8}[.]example/[a-z]{0,8}",
+                proptest::option::of(name()),
+                proptest::option::of(name()),
+                proptest::collection::btree_set(0..6usize, 1..4),
+                proptest::collection::vec(any::<u8>(), 0..40),
+                proptest::option::of("![a-zA-Z]{4,10}:example[.]org"),
+            )
+                .prop_map(|(name, format, url, app, env, kinds, sealed_secret, room)| {
+                    Event::HookAdded {
+                        hook: HookSpec {
+                            name,
+                            format: HookFormat::ALL[format],
+                            url,
+                            app: app.map(|a| a.parse().unwrap()),
+                            env: env.map(|e| e.parse().unwrap()),
+                            kinds: kinds.into_iter().map(|k| HookKind::NAMED[k]).collect(),
+                            sealed_secret,
+                            room,
+                        },
+                    }
+                }),
+            hook_name().prop_map(|name| Event::HookRemoved { name }),
+            (hook_name(), ".{0,30}")
+                .prop_map(|(name, reason)| Event::HookDisabled { name, reason }),
+            (hook_name(), any::<u128>()).prop_map(|(name, id)| Event::HookRedeliveryRequested {
+                name,
+                delivery: Uuid::from_u128(id),
+            }),
+        ]
+    }
+
     fn access_event() -> impl Strategy<Value = Event> {
         let identity = || "[a-z]{1,10}@example[.]com".prop_map(|a| a.parse::<Actor>().unwrap());
         let token_id = || "[0-9a-f]{12}".prop_map(|id| id.parse::<crate::TokenId>().unwrap());
@@ -612,6 +722,7 @@ pub(crate) mod tests {
             (chat_id(), identity())
                 .prop_map(|(chat_id, identity)| Event::ChatLinked { chat_id, identity }),
             chat_id().prop_map(|chat_id| Event::ChatUnlinked { chat_id }),
+            hook_event(),
         ]
     }
 

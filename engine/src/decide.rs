@@ -7,7 +7,7 @@ use crate::event::{
     Build, Config, ConfigValue, Event, Outcome, PromotionSource, Release, ReleaseKind, Target,
 };
 use crate::names::{
-    limits, Actor, AppName, BuildId, ChatId, ConfigKey, EnvName, ImageRef, ReleaseVersion, TokenId,
+    limits, Actor, AppName, BuildId, ChatId, ConfigKey, EnvName, ImageRef, ReleaseVersion, TokenId, HookName,
 };
 use crate::state::{AppState, EnvState, Lock};
 use std::collections::{BTreeMap, BTreeSet};
@@ -210,6 +210,11 @@ pub enum DomainError {
     ChatAlreadyLinked { chat_id: ChatId, identity: Actor },
     #[error("chat id {0} is not linked to any identity")]
     ChatNotLinked(ChatId),
+    // issue 11
+    #[error("hook {0} already exists: `hoist hooks remove {0}` first")]
+    HookExists(HookName),
+    #[error("hook {0} does not exist (see `hoist hooks list`)")]
+    UnknownHook(HookName),
 }
 
 /// `Err(TooLarge)` when `size` is over `limit`.

@@ -3,8 +3,9 @@
 
 use crate::access::TokenHash;
 use crate::authorize::Grant;
+use crate::hooks::HookSpec;
 use crate::names::{
-    Actor, AppName, BuildId, ChatId, ConfigKey, EnvName, ImageRef, ReleaseVersion, TokenId, VarName,
+    Actor, AppName, BuildId, ChatId, ConfigKey, EnvName, ImageRef, ReleaseVersion, TokenId, VarName, HookName,
 };
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -99,7 +100,7 @@ impl ConfigValue {
     }
 }
 
-mod base64_bytes {
+pub(crate) mod base64_bytes {
     use base64::engine::general_purpose::STANDARD;
     use base64::Engine;
     use serde::{Deserialize, Deserializer, Serializer};
@@ -301,6 +302,23 @@ pub enum Event {
     ChatUnlinked {
         chat_id: ChatId,
     },
+    // issue 11: subscribers, on the access chain.
+    HookAdded {
+        hook: HookSpec,
+    },
+    HookRemoved {
+        name: HookName,
+    },
+    /// The endpoint answered 410 Gone.
+    HookDisabled {
+        name: HookName,
+        reason: String,
+    },
+    /// `hooks redeliver`: the delivery of event `delivery` is sent again.
+    HookRedeliveryRequested {
+        name: HookName,
+        delivery: Uuid,
+    },
 }
 
 impl Event {
@@ -314,6 +332,10 @@ impl Event {
                 | Event::RoleRevoked { .. }
                 | Event::ChatLinked { .. }
                 | Event::ChatUnlinked { .. }
+                | Event::HookAdded { .. }
+                | Event::HookRemoved { .. }
+                | Event::HookDisabled { .. }
+                | Event::HookRedeliveryRequested { .. }
         )
     }
 
@@ -326,7 +348,11 @@ impl Event {
             | Event::RoleGranted { .. }
             | Event::RoleRevoked { .. }
             | Event::ChatLinked { .. }
-            | Event::ChatUnlinked { .. } => None,
+            | Event::ChatUnlinked { .. }
+            | Event::HookAdded { .. }
+            | Event::HookRemoved { .. }
+            | Event::HookDisabled { .. }
+            | Event::HookRedeliveryRequested { .. } => None,
             Event::ReleaseCreated { env, .. }
             | Event::EnvLocked { env, .. }
             | Event::EnvUnlocked { env }
@@ -353,6 +379,10 @@ impl Event {
             | Event::RoleRevoked { .. }
             | Event::ChatLinked { .. }
             | Event::ChatUnlinked { .. } => "access",
+            Event::HookAdded { .. }
+            | Event::HookRemoved { .. }
+            | Event::HookDisabled { .. }
+            | Event::HookRedeliveryRequested { .. } => "hook",
         }
     }
 
@@ -425,6 +455,29 @@ impl Event {
                 Summary::Text(format!("Linked {chat_id} to {identity}"))
             }
             Event::ChatUnlinked { chat_id } => Summary::Text(format!("Unlinked {chat_id}")),
+            Event::HookAdded { hook } => {
+                let kinds: Vec<&str> = hook.kinds.iter().map(|k| k.as_str()).collect();
+                let scope = match (&hook.app, &hook.env) {
+                    (Some(app), Some(env)) => format!(" of {app}/{env}"),
+                    (Some(app), None) => format!(" of {app}"),
+                    (None, Some(env)) => format!(" of every app's {env}"),
+                    (None, None) => String::new(),
+                };
+                Summary::Text(format!(
+                    "Added hook {} ({}, {}{scope}) to {}",
+                    hook.name,
+                    hook.format,
+                    kinds.join(","),
+                    hook.url
+                ))
+            }
+            Event::HookRemoved { name } => Summary::Text(format!("Removed hook {name}")),
+            Event::HookDisabled { name, reason } => {
+                Summary::Text(format!("Disabled hook {name}: {reason}"))
+            }
+            Event::HookRedeliveryRequested { name, delivery } => {
+                Summary::Text(format!("Asked hook {name} to redeliver {delivery}"))
+            }
         }
     }
 }

@@ -25,6 +25,7 @@ pub mod chain;
 pub mod codec;
 pub mod decide;
 pub mod event;
+pub mod hooks;
 pub mod import;
 pub mod models;
 pub mod names;
@@ -42,7 +43,7 @@ pub use event::{
     Release, ReleaseKind, Summary, Target,
 };
 pub use names::{
-    Actor, AppName, BuildId, ChatId, ConfigKey, EnvName, ImageRef, ReleaseVersion, TokenId,
-    ValidationError, VarName,
+    Actor, AppName, BuildId, ChatId, ConfigKey, EnvName, HookName, ImageRef, ReleaseVersion,
+    TokenId, ValidationError, VarName,
 };
 pub use state::{AppState, EnvState, Lock, ReleaseRecord, Rollout};

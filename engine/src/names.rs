@@ -167,6 +167,10 @@ string_newtype!(
     /// An environment's name within an app's pipeline: a DNS label.
     EnvName, "env name", is_dns_label, DNS_LABEL_RULE
 );
+string_newtype!(
+    /// A subscriber's name (issue 11): a DNS label, so it can name a file and a subject.
+    HookName, "hook name", is_dns_label, DNS_LABEL_RULE
+);
 /// A name a shell accepts for a variable, and Kubernetes for a ConfigMap key.
 fn is_variable_name(s: &str) -> bool {
     let mut bytes = s.bytes();

@@ -185,7 +185,11 @@ impl AppState {
             | Event::RoleGranted { .. }
             | Event::RoleRevoked { .. }
             | Event::ChatLinked { .. }
-            | Event::ChatUnlinked { .. } => {}
+            | Event::ChatUnlinked { .. }
+            | Event::HookAdded { .. }
+            | Event::HookRemoved { .. }
+            | Event::HookDisabled { .. }
+            | Event::HookRedeliveryRequested { .. } => {}
         }
     }
 

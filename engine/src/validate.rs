@@ -167,7 +167,11 @@ pub fn check_event(app: &AppName, state: &AppState, event: &Event) -> Result<(),
         | Event::RoleGranted { .. }
         | Event::RoleRevoked { .. }
         | Event::ChatLinked { .. }
-        | Event::ChatUnlinked { .. } => unreachable!("refused above"),
+        | Event::ChatUnlinked { .. }
+        | Event::HookAdded { .. }
+        | Event::HookRemoved { .. }
+        | Event::HookDisabled { .. }
+        | Event::HookRedeliveryRequested { .. } => unreachable!("refused above"),
     }
     Ok(())
 }

@@ -133,7 +133,11 @@ impl AppStatus {
             | Event::RoleGranted { .. }
             | Event::RoleRevoked { .. }
             | Event::ChatLinked { .. }
-            | Event::ChatUnlinked { .. } => {}
+            | Event::ChatUnlinked { .. }
+            | Event::HookAdded { .. }
+            | Event::HookRemoved { .. }
+            | Event::HookDisabled { .. }
+            | Event::HookRedeliveryRequested { .. } => {}
         }
     }
 }
