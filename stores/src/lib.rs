@@ -17,6 +17,7 @@
 
 pub mod any;
 pub mod file;
+pub mod journal;
 pub mod memory;
 pub mod models;
 pub mod nats;

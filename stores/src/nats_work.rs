@@ -236,7 +236,13 @@ impl Claims {
     /// Claims `app`/`env` for this instance, unless another instance holds it. A claim this
     /// instance kept ([`Claims::keep`]) is renewed; one it still holds is taken up again.
     pub async fn claim(&self, app: &AppName, env: &EnvName) -> Result<Claimed, Failed> {
-        let subject = format!("{}{app}.{env}", self.subject_prefix);
+        self.claim_key(&format!("{app}.{env}")).await
+    }
+
+    /// Claims a piece of work named `key` (subject tokens: `[-_.a-z0-9]`), as [`Claims::claim`]
+    /// an env: a hook's deliveries are claimed as `_hook.<id>` (no app starts with `_`).
+    pub async fn claim_key(&self, key: &str) -> Result<Claimed, Failed> {
+        let subject = format!("{}{key}", self.subject_prefix);
         let kept = self.kept_claims().remove(&subject);
         if let Some(mut kept) = kept {
             // If it lapsed (or the claims stream was lost), it is claimed afresh below.
