@@ -13,6 +13,7 @@
 pub mod cluster;
 pub mod exec;
 pub mod manifests;
+pub mod notify;
 pub mod render;
 pub mod target;
 
