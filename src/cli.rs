@@ -114,6 +114,10 @@ pub enum Command {
     Access(AccessCommand),
     /// Check a token against a server and save both (file mode 0600) for later commands
     Login,
+    /// Subscribers: signed webhooks, CloudEvents, Slack and Matrix messages of new events,
+    /// delivered by `hoist serve` at least once, in order, with a delivery log
+    #[command(subcommand)]
+    Hooks(HooksCommand),
     /// Maintenance of the read models
     #[command(subcommand)]
     Admin(AdminCommand),
@@ -144,6 +148,61 @@ pub struct BenchArgs {
     /// Write into the configured store instead of a scratch directory, to explore afterwards
     #[arg(long)]
     pub keep: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HooksCommand {
+    /// A subscriber of the events appended after it; prints its signing secret once
+    Add(HooksAddArgs),
+    /// The hooks in force
+    List,
+    /// No more deliveries to the hook
+    Remove { name: String },
+    /// Send the hook a `ping` now, from here (not recorded)
+    Test { name: String },
+    /// The hook's deliveries, newest first
+    Deliveries {
+        name: String,
+        /// At most this many
+        #[arg(long)]
+        limit: Option<usize>,
+    },
+    /// Send one delivery again now (through `hoist serve`)
+    Redeliver {
+        name: String,
+        #[arg(value_name = "DELIVERY_ID")]
+        delivery: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct HooksAddArgs {
+    /// The hook's name: a DNS label
+    pub name: String,
+    /// Where to send: the endpoint, a Slack incoming-webhook URL, or a Matrix homeserver
+    #[arg(long)]
+    pub url: String,
+    /// standard-webhooks, cloudevents, slack or matrix
+    #[arg(long, default_value = "standard-webhooks")]
+    pub format: String,
+    /// Only this app's events [default: every app's]
+    #[arg(long)]
+    pub app: Option<String>,
+    /// Only this env's events [default: every env's]
+    #[arg(long)]
+    pub env: Option<String>,
+    /// Comma-separated: release, rollout, lock, access, hook, all
+    #[arg(long, default_value = "release,rollout,lock")]
+    pub events: String,
+    /// A file holding the whsec_ signing secret to use instead of a new one
+    #[arg(long, value_name = "FILE")]
+    pub secret_file: Option<std::path::PathBuf>,
+    /// Matrix: the room id (!abc:example.org) to post in
+    #[arg(long)]
+    pub room: Option<String>,
+    /// Matrix: a file holding the bot's access token
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -8,6 +8,9 @@ use hoist_control::engine::{
     Actor, AppName, Artifact, BuildId, ConfigKey, EnvName, Grant, Principal, ReleaseVersion, Role,
     Scope, Target,
 };
+use hoist_control::engine::hooks::{HookFormat, HookKind};
+use hoist_control::engine::HookName;
+use hoist_control::hooks::HookAdd;
 use hoist_control::reconcile::Options;
 use hoist_control::time::{parse_from_now, parse_instant, parse_span};
 use hoist_control::views;
@@ -193,6 +196,7 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
             }
         }
         Command::Access(command) => access_request(command)?,
+        Command::Hooks(command) => hooks_request(command)?,
         Command::Apply(args) => {
             let (app, env) = args.target.parse()?;
             let options = Options {
@@ -379,6 +383,7 @@ impl Ctx {
 fn reconcile_hooks() -> ReconcileHooks {
     ReconcileHooks {
         pause_after_apply: std::env::var_os("HOIST_TEST_PAUSE_AFTER_APPLY").map(Into::into),
+        pause_after_send: std::env::var_os("HOIST_TEST_PAUSE_AFTER_SEND").map(Into::into),
         record_patience: std::env::var("HOIST_TEST_RECORD_PATIENCE")
             .ok()
             .and_then(|span| parse_span("HOIST_TEST_RECORD_PATIENCE", &span).ok()),
@@ -436,6 +441,73 @@ fn access_request(command: AccessCommand) -> Result<Request, Error> {
                 app: Some(app.parse()?),
                 env: env.map(|e| e.parse()).transpose()?,
             },
+        },
+    })
+}
+
+/// `hoist hooks …` as a request. Files holding secrets are read here, trimmed of surrounding
+/// whitespace, so a remote server never reads the client's files.
+fn hooks_request(command: HooksCommand) -> Result<Request, Error> {
+    let name = |name: &str| name.parse::<HookName>().map_err(Error::from);
+    Ok(match command {
+        HooksCommand::Add(args) => {
+            let read = |flag: &str, path: &Option<std::path::PathBuf>| {
+                path.as_ref()
+                    .map(|path| {
+                        std::fs::read_to_string(path)
+                            .map(|text| text.trim().to_string())
+                            .map_err(|e| Error::rejected(format!("{flag} {}: {e}", path.display())))
+                    })
+                    .transpose()
+            };
+            let format = args.format.parse::<HookFormat>().map_err(Error::rejected)?;
+            let secret = match (format, &args.secret_file, &args.token_file) {
+                (_, Some(_), Some(_)) => {
+                    return Err(Error::rejected(
+                        "give --secret-file (signing formats) or --token-file (matrix), not both",
+                    ))
+                }
+                (HookFormat::Matrix, Some(_), None) => {
+                    return Err(Error::rejected(
+                        "--format matrix takes --token-file, not --secret-file",
+                    ))
+                }
+                (HookFormat::StandardWebhooks | HookFormat::CloudEvents, None, Some(_)) => {
+                    return Err(Error::rejected(
+                        "--token-file is for --format matrix; a signing secret is --secret-file",
+                    ))
+                }
+                (_, Some(_), None) => read("--secret-file", &args.secret_file)?,
+                (_, None, Some(_)) => read("--token-file", &args.token_file)?,
+                (_, None, None) => None,
+            };
+            Request::HooksAdd {
+                add: HookAdd {
+                    name: name(&args.name)?,
+                    url: args.url,
+                    format,
+                    app: args.app.map(|a| a.parse::<AppName>()).transpose()?,
+                    env: args.env.map(|e| e.parse::<EnvName>()).transpose()?,
+                    kinds: HookKind::parse_list(&args.events).map_err(Error::rejected)?,
+                    secret,
+                    room: args.room,
+                },
+            }
+        }
+        HooksCommand::List => Request::HooksList,
+        HooksCommand::Remove { name: n } => Request::HooksRemove { name: name(&n)? },
+        HooksCommand::Test { name: n } => Request::HooksTest { name: name(&n)? },
+        HooksCommand::Deliveries { name: n, limit } => Request::HooksDeliveries {
+            name: name(&n)?,
+            limit,
+        },
+        HooksCommand::Redeliver { name: n, delivery } => Request::HooksRedeliver {
+            name: name(&n)?,
+            delivery: delivery.parse().map_err(|_| {
+                Error::rejected(format!(
+                    "invalid DELIVERY_ID {delivery:?}: must be a delivery's id as `hoist hooks deliveries` shows it"
+                ))
+            })?,
         },
     })
 }

@@ -96,7 +96,7 @@ pub fn token_hash(token: &str) -> Option<TokenHash> {
 }
 
 /// `bytes` random bytes from the OS.
-fn random(bytes: usize) -> Result<Vec<u8>> {
+pub(crate) fn random(bytes: usize) -> Result<Vec<u8>> {
     let mut buf = vec![0u8; bytes];
     getrandom::fill(&mut buf)
         .map_err(|e| Error::unavailable(format!("the OS random number generator failed: {e}")))?;
@@ -166,7 +166,7 @@ impl Hoist {
 
     /// Runs `answer` on the access chain brought up to the log's end. Reads nothing when the
     /// log has not moved since the last call; else only the chain's commits after the fold.
-    async fn with_access<T>(&self, answer: impl FnOnce(&AccessState) -> T) -> Result<T> {
+    pub(crate) async fn with_access<T>(&self, answer: impl FnOnce(&AccessState) -> T) -> Result<T> {
         // The log has not moved since the fold (and nobody holds it): nothing to read.
         if let Some(head) = self.settled_head() {
             let cache = locked(&self.access);

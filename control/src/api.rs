@@ -12,7 +12,7 @@ use crate::{AuditQuery, Caller, Hoist};
 use chrono::{DateTime, Utc};
 use hoist_engine::{
     Action, Actor, AppName, Artifact, ChatId, Command, ConfigKey, ConfigValue, EnvName, Event,
-    Grant, ImageRef, ReleaseVersion, Scope, Target, TokenId, ValidationError,
+    Grant, HookName, ImageRef, ReleaseVersion, Scope, Target, TokenId, ValidationError,
 };
 use serde::Serialize;
 use std::collections::BTreeSet;
@@ -149,6 +149,25 @@ pub enum Request {
         action: Action,
         scope: Scope,
     },
+    // issue 11: subscribers.
+    HooksAdd {
+        add: crate::hooks::HookAdd,
+    },
+    HooksList,
+    HooksRemove {
+        name: HookName,
+    },
+    HooksTest {
+        name: HookName,
+    },
+    HooksDeliveries {
+        name: HookName,
+        limit: Option<usize>,
+    },
+    HooksRedeliver {
+        name: HookName,
+        delivery: uuid::Uuid,
+    },
 }
 
 impl Request {
@@ -168,6 +187,8 @@ impl Request {
                 | Request::TokenList { .. }
                 | Request::AccessList { .. }
                 | Request::AccessCheck { .. }
+                | Request::HooksList
+                | Request::HooksDeliveries { .. }
         )
     }
 
@@ -204,6 +225,12 @@ impl Request {
             Request::Link { .. } => "link",
             Request::Unlink { .. } => "unlink",
             Request::AccessCheck { .. } => "access_check",
+            Request::HooksAdd { .. } => "hooks_add",
+            Request::HooksList => "hooks_list",
+            Request::HooksRemove { .. } => "hooks_remove",
+            Request::HooksTest { .. } => "hooks_test",
+            Request::HooksDeliveries { .. } => "hooks_deliveries",
+            Request::HooksRedeliver { .. } => "hooks_redeliver",
         }
     }
 }
@@ -291,7 +318,12 @@ impl Hoist {
         // A query's answer is a function of the log, the request and who asks: while the log has
         // not moved, the same question gets the answer already made, without opening the store.
         // (`apply --dry-run` is not one: it compares with what the target holds now.)
-        let cacheable = request.is_query() && !matches!(request, Request::Apply { .. });
+        // Nor are a hook's deliveries: its journal moves without the log.
+        let cacheable = request.is_query()
+            && !matches!(
+                request,
+                Request::Apply { .. } | Request::HooksDeliveries { .. }
+            );
         let cached = match (cacheable, self.settled_head()) {
             (true, Some(head)) => Some((
                 head,
@@ -525,6 +557,47 @@ impl Hoist {
             } => {
                 let verdict = self.access_check(who, &identity, action, &scope).await?;
                 Answer::of(&verdict, human::verdict(&verdict))
+            }
+            Request::HooksAdd { add } => {
+                let added = self.hooks_add(caller, add).await?;
+                Answer::of(&added, human::hook_added(&added))
+            }
+            Request::HooksList => {
+                let hooks = self.hooks_list(who).await?;
+                let views: Vec<_> = hooks.iter().map(crate::hooks::HookView::new).collect();
+                Answer::of(&views, human::hooks(&views, width))
+            }
+            Request::HooksRemove { name } => {
+                let removed = self.hooks_remove(caller, &name).await?;
+                Answer::of(
+                    &crate::hooks::HookView::new(&removed),
+                    human::hook_removed(name.as_str()),
+                )
+            }
+            Request::HooksTest { name } => {
+                let pinged = self.hooks_test(caller, &name).await?;
+                let mut answer = Answer::of(&pinged, human::pinged(&pinged));
+                if !pinged.ok {
+                    answer.failure = Some(Error::rejected(format!(
+                        "hook {name}: the ping was not accepted ({})",
+                        crate::text::escape(&human::pinged(&pinged).trim_end().replace('\n', " "))
+                    )));
+                }
+                answer
+            }
+            Request::HooksDeliveries { name, limit } => {
+                let deliveries = self
+                    .hooks_deliveries(who, &name, limit.unwrap_or(usize::MAX))
+                    .await?;
+                let views: Vec<_> = deliveries
+                    .iter()
+                    .map(crate::hooks::DeliveryView::new)
+                    .collect();
+                Answer::of(&views, human::deliveries(&views, width))
+            }
+            Request::HooksRedeliver { name, delivery } => {
+                let redelivery = self.hooks_redeliver(caller, &name, delivery).await?;
+                Answer::of(&redelivery, human::redelivery(&redelivery))
             }
         })
     }

@@ -592,3 +592,115 @@ mod tests {
         );
     }
 }
+
+// ---- hooks (issue 11) --------------------------------------------------------------------------
+
+/// `hooks add`: the hook, and its signing secret on a line of its own when made now.
+pub fn hook_added(added: &crate::hooks::AddedHook) -> String {
+    let mut out = format!(
+        "Added hook {} ({}) sending to {}\n",
+        escape(&added.name),
+        added.format,
+        escape(&added.url)
+    );
+    if let Some(secret) = &added.secret {
+        out.push_str(
+            "Its signing secret is shown this once (receivers verify webhook-signature with it): store it now.\n\n",
+        );
+        out.push_str(secret);
+        out.push('\n');
+    }
+    out
+}
+
+/// `hooks list`.
+pub fn hooks(hooks: &[crate::hooks::HookView], width: Width) -> String {
+    if hooks.is_empty() {
+        return "No hooks: `hoist hooks add NAME --url URL`\n".into();
+    }
+    table(
+        ["NAME", "FORMAT", "URL", "SCOPE", "EVENTS", "STATE"],
+        hooks.iter().map(|h| {
+            let scope = match (&h.app, &h.env) {
+                (Some(app), Some(env)) => format!("{app}/{env}"),
+                (Some(app), None) => app.clone(),
+                (None, Some(env)) => format!("*/{env}"),
+                (None, None) => "*".into(),
+            };
+            let url = match &h.room {
+                Some(room) => format!("{} {room}", h.url),
+                None => h.url.clone(),
+            };
+            let state = match &h.disabled_reason {
+                Some(reason) => format!("disabled: {reason}"),
+                None => h.state.to_string(),
+            };
+            [
+                h.name.clone(),
+                h.format.clone(),
+                url,
+                scope,
+                h.events.join(","),
+                state,
+            ]
+        }),
+        width,
+    )
+}
+
+/// `hooks remove`.
+pub fn hook_removed(name: &str) -> String {
+    format!("Removed hook {}: nothing more is sent to it\n", escape(name))
+}
+
+/// `hooks test`.
+pub fn pinged(pinged: &crate::hooks::Pinged) -> String {
+    match (&pinged.status, &pinged.error) {
+        (Some(status), None) => format!(
+            "Sent a ping to hook {}: HTTP {status}\n",
+            escape(&pinged.hook)
+        ),
+        (status, error) => format!(
+            "The ping to hook {} failed{}: {}\n",
+            escape(&pinged.hook),
+            status.map(|s| format!(" (HTTP {s})")).unwrap_or_default(),
+            escape(error.as_deref().unwrap_or_default())
+        ),
+    }
+}
+
+/// `hooks deliveries`.
+pub fn deliveries(deliveries: &[crate::hooks::DeliveryView], width: Width) -> String {
+    if deliveries.is_empty() {
+        return "No deliveries yet\n".into();
+    }
+    table(
+        ["ID", "SEQ", "KIND", "STATE", "ATTEMPTS", "LAST", "NEXT ATTEMPT"],
+        deliveries.iter().map(|d| {
+            let last = match (&d.last_status, &d.last_error) {
+                (_, Some(error)) => error.clone(),
+                (Some(status), None) => status.to_string(),
+                (None, None) => "-".into(),
+            };
+            [
+                d.id.clone(),
+                d.seq.to_string(),
+                d.kind.clone(),
+                d.state.to_string(),
+                d.attempts.to_string(),
+                last,
+                d.next_attempt_at.clone().unwrap_or_else(|| "-".into()),
+            ]
+        }),
+        width,
+    )
+}
+
+/// `hooks redeliver`.
+pub fn redelivery(redelivery: &crate::hooks::Redelivery) -> String {
+    format!(
+        "Asked for delivery {} of hook {} again: `hoist serve` sends it now\n",
+        redelivery.delivery,
+        escape(&redelivery.hook)
+    )
+}

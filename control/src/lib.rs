@@ -30,8 +30,10 @@ pub mod api;
 #[cfg(feature = "bench")]
 pub mod bench;
 pub mod config;
+pub mod deliver;
 pub mod error;
 pub mod health;
+pub mod hooks;
 pub mod human;
 pub mod queries;
 pub mod reconcile;
@@ -102,6 +104,9 @@ pub struct ReconcileHooks {
     pub pause_after_apply: Option<std::path::PathBuf>,
     /// How long recording an outcome keeps trying on NATS, instead of 30 s.
     pub record_patience: Option<std::time::Duration>,
+    /// Stop forever right after a hook's send, before recording it, having written the
+    /// delivery's id here (issue 11's crash test).
+    pub pause_after_send: Option<std::path::PathBuf>,
 }
 
 impl Hoist {

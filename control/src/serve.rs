@@ -19,6 +19,7 @@
 //! an env whose outcome was never recorded is still pending, so it is applied again (a no-op on a
 //! declarative target) and recorded once (the engine records an outcome once per version).
 
+use crate::deliver::HookSettings;
 use crate::error::{Error, Result};
 use crate::reconcile::{Context, Reconciled};
 use crate::store::OpenMode;
@@ -79,6 +80,15 @@ struct SettingsFile {
     /// Relative to the settings file.
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
+    /// issue 11: hooks' delivery.
+    hooks: Option<HooksFile>,
+}
+
+/// `[hooks]`: the retry schedule (spans), scalable for tests.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HooksFile {
+    retry_schedule: Option<Vec<String>>,
 }
 
 /// `serve`'s settings, validated.
@@ -92,6 +102,8 @@ pub struct Settings {
     pub listen: Option<SocketAddr>,
     /// TLS for the listener.
     pub tls: Option<TlsFiles>,
+    /// Hooks' delivery (`[hooks]`).
+    pub hooks: HookSettings,
 }
 
 /// The PEM files of the listener's TLS: the certificate chain and its private key.
@@ -151,7 +163,20 @@ impl Settings {
                 "TLS is for the HTTP listener: give --listen (or listen in the settings file) too",
             ));
         }
+        let mut hooks = HookSettings::default();
+        if let Some(schedule) = file.hooks.as_ref().and_then(|h| h.retry_schedule.as_ref()) {
+            if schedule.is_empty() {
+                return Err(Error::rejected(format!(
+                    "hooks.retry_schedule in {shown}: must name at least one span (the first attempt's)"
+                )));
+            }
+            hooks.schedule = schedule
+                .iter()
+                .map(|span| parse_span(&format!("hooks.retry_schedule in {shown}"), span))
+                .collect::<Result<_>>()?;
+        }
         Ok(Settings {
+            hooks,
             resync: pick("resync", &args.resync, &file.resync)?.unwrap_or(DEFAULT_RESYNC),
             timeout: pick("timeout", &args.timeout, &file.timeout)?.unwrap_or(DEFAULT_TIMEOUT),
             poll: pick("poll", &args.poll, &file.poll)?,
@@ -289,6 +314,17 @@ async fn serve(
             consumer = hoist_stores::nats_work::CONSUMER, instance = shared.claims.holder(), "serving"
         ),
     }
+    // Hooks are delivered beside the reconciler, each in a task of its own.
+    let (stop_hooks, hooks_stopped) = tokio::sync::watch::channel(false);
+    let mut hook_settings = settings.hooks.clone();
+    hook_settings.poll = poll.min(Duration::from_millis(200));
+    hook_settings.pause_after_send = hoist.hooks.pause_after_send.clone();
+    let delivering = tokio::spawn(crate::deliver::supervise(
+        hoist.clone(),
+        principal.clone(),
+        hook_settings,
+        hooks_stopped,
+    ));
     let reconciler = Arc::new(Reconciler {
         hoist: hoist.clone(),
         principal: principal.clone(),
@@ -387,8 +423,10 @@ async fn serve(
             }
         }
     }
-    // Stopping lets the reconciles in flight finish (and record what they did).
+    // Stopping lets the reconciles and deliveries in flight finish (and record what they did).
+    let _ = stop_hooks.send(true);
     while passes.join_next().await.is_some() {}
+    let _ = delivering.await;
     tracing::info!("stopped");
     Ok(())
 }

@@ -322,6 +322,9 @@ pub struct Attempt {
     pub next_attempt_at: Option<DateTime<Utc>>,
     /// Every delivery of events up to this sequence is final: where a restart resumes reading.
     pub done_through: u64,
+    /// The sequence of the `hooks redeliver` request this attempt answers, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redelivery: Option<u64>,
 }
 
 /// One delivery, folded from its attempts.
@@ -494,8 +497,9 @@ mod tests {
             ],
             proptest::option::of(100u16..600),
             0u64..50,
+            proptest::option::of(1u64..50),
         )
-            .prop_map(|(id, seq, attempt, state, status, done)| Attempt {
+            .prop_map(|(id, seq, attempt, state, status, done, redelivery)| Attempt {
                 delivery: Uuid::from_u128(id as u128),
                 seq,
                 app: "api".parse().unwrap(),
@@ -508,6 +512,7 @@ mod tests {
                 state,
                 next_attempt_at: None,
                 done_through: done,
+                redelivery,
             })
     }
 

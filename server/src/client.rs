@@ -435,6 +435,22 @@ pub fn route(request: &Request) -> Route {
             .query("action", Some(action))
             .query("app", scope.app.as_ref())
             .query("env", scope.env.as_ref()),
+        Request::HooksAdd { add } => Route::new(M::POST, "/v1/hooks".into()).body(json!({
+            "name": add.name, "url": add.url, "format": add.format.as_str(),
+            "app": add.app, "env": add.env,
+            "events": add.kinds.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(","),
+            "secret": add.secret, "room": add.room,
+        })),
+        Request::HooksList => Route::new(M::GET, "/v1/hooks".into()),
+        Request::HooksRemove { name } => Route::new(M::DELETE, format!("/v1/hooks/{name}")),
+        Request::HooksTest { name } => Route::new(M::POST, format!("/v1/hooks/{name}/test")),
+        Request::HooksDeliveries { name, limit } => {
+            Route::new(M::GET, format!("/v1/hooks/{name}/deliveries")).query("limit", *limit)
+        }
+        Request::HooksRedeliver { name, delivery } => Route::new(
+            M::POST,
+            format!("/v1/hooks/{name}/deliveries/{delivery}/redeliver"),
+        ),
     }
 }
 

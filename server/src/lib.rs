@@ -27,6 +27,7 @@ mod envs;
 pub mod error;
 mod events;
 mod health;
+mod hooks;
 mod json;
 mod listen;
 mod metrics;
@@ -139,6 +140,7 @@ fn routes() -> OpenApiRouter<Api> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(apps::routes())
         .merge(access::routes())
+        .merge(hooks::routes())
         .merge(envs::routes())
         .merge(audit::routes())
         .merge(events::routes())

@@ -326,6 +326,7 @@ mod tests {
             state: DeliveryState::Retrying,
             next_attempt_at: None,
             done_through: 2,
+            redelivery: None,
         }
     }
 

@@ -16,6 +16,7 @@ use hoist_engine::hooks::HookFormat;
 use serde::Serialize;
 use uuid::Uuid;
 
+pub use hyper::Uri;
 pub use send::Sender;
 
 /// One event as hooks tell it.
