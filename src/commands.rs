@@ -4,12 +4,12 @@
 use crate::cli::*;
 use crate::output::{out, print_json, print_json_line, stdout_closed, warn, width, write_stdout};
 use hoist_control::api::{parse_identity, Request};
+use hoist_control::engine::hooks::{HookFormat, HookKind};
+use hoist_control::engine::HookName;
 use hoist_control::engine::{
     Actor, AppName, Artifact, BuildId, ConfigKey, EnvName, Grant, Principal, ReleaseVersion, Role,
     Scope, Target,
 };
-use hoist_control::engine::hooks::{HookFormat, HookKind};
-use hoist_control::engine::HookName;
 use hoist_control::hooks::HookAdd;
 use hoist_control::reconcile::Options;
 use hoist_control::time::{parse_from_now, parse_instant, parse_span};

@@ -97,7 +97,9 @@ pub(crate) async fn supervise(
                             running.insert(id, tokio::spawn(worker.run(hook, hold)));
                         }
                         Ok(None) => {}
-                        Err(e) => tracing::warn!(hook = %hook.spec.name, error = %e, "hooks: holding"),
+                        Err(e) => {
+                            tracing::warn!(hook = %hook.spec.name, error = %e, "hooks: holding")
+                        }
                     }
                 }
             }
@@ -199,11 +201,15 @@ impl Worker {
                 let current = self.hoist.hooks_in_force().await?;
                 match current.into_iter().find(|h| h.id == hook.id) {
                     Some(now) if now.disabled.is_none() => hook = now,
-                    _ => return Ok(()),
+                    _ => {
+                        tracing::info!(hook = %hook.spec.name, "removed or disabled: no more deliveries");
+                        return Ok(());
+                    }
                 }
             }
             self.read_new(&hook, &mut book, &mut log).await?;
-            self.redeliver(&hook, &endpoint, &mut book, &mut log).await?;
+            self.redeliver(&hook, &endpoint, &mut book, &mut log)
+                .await?;
             let mut next_due: Option<chrono::DateTime<Utc>> = None;
             let apps: Vec<AppName> = book.queues.keys().cloned().collect();
             for app in apps {
@@ -242,7 +248,11 @@ impl Worker {
             let wait = wait_until(next_due, Utc::now())
                 .min(self.settings.poll)
                 .max(Duration::from_millis(10));
-            let wait = if next_due.is_none() { self.settings.poll } else { wait };
+            let wait = if next_due.is_none() {
+                self.settings.poll
+            } else {
+                wait
+            };
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
                 _ = self.stop.changed() => return Ok(()),
@@ -471,7 +481,9 @@ impl Worker {
         };
         match self.hoist.access_execute(&caller, command).await {
             Ok(_) => tracing::warn!(hook = %hook.spec.name, "hooks: disabled (410 Gone)"),
-            Err(e) => tracing::warn!(hook = %hook.spec.name, error = e.message(), "hooks: disabling"),
+            Err(e) => {
+                tracing::warn!(hook = %hook.spec.name, error = e.message(), "hooks: disabling")
+            }
         }
     }
 }

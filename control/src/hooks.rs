@@ -206,9 +206,8 @@ impl Hoist {
                 }
                 match add.secret {
                     Some(secret) => {
-                        standard_webhooks::decode_secret(&secret).map_err(|e| {
-                            Error::rejected(format!("--secret-file: {e}"))
-                        })?;
+                        standard_webhooks::decode_secret(&secret)
+                            .map_err(|e| Error::rejected(format!("--secret-file: {e}")))?;
                         (add.url.clone(), secret, None)
                     }
                     None => {
@@ -231,7 +230,10 @@ impl Hoist {
             }
             HookFormat::Matrix => {
                 let room = add.room.as_deref().unwrap_or_default();
-                if !room.starts_with('!') || room.len() > 255 || room.chars().any(|c| c.is_control() || c == ' ') {
+                if !room.starts_with('!')
+                    || room.len() > 255
+                    || room.chars().any(|c| c.is_control() || c == ' ')
+                {
                     return Err(Error::rejected(
                         "--format matrix needs --room ROOM_ID: a room id starts with '!' (e.g. !abc:example.org)",
                     ));
@@ -240,7 +242,9 @@ impl Hoist {
                     Error::rejected("--format matrix needs --token-file FILE holding the bot's access token")
                 })?;
                 if token.chars().any(|c| c.is_control() || c == ' ') {
-                    return Err(Error::rejected("--token-file: a Matrix access token has no spaces or control characters"));
+                    return Err(Error::rejected(
+                        "--token-file: a Matrix access token has no spaces or control characters",
+                    ));
                 }
                 (add.url.trim_end_matches('/').to_string(), token, None)
             }
@@ -325,7 +329,12 @@ impl Hoist {
             kind: "ping".into(),
             id: Uuid::now_v7(),
             seq: 0,
-            app: hook.spec.app.as_ref().map(ToString::to_string).unwrap_or_default(),
+            app: hook
+                .spec
+                .app
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default(),
             env: hook.spec.env.as_ref().map(ToString::to_string),
             at: now,
             actor: caller.actor.to_string(),
@@ -482,7 +491,11 @@ pub(crate) fn notification(recorded: &Recorded) -> Option<Notification> {
                 "{app}/{env} v{} released by {actor}: {}",
                 release.version, release.description
             );
-            (serde_json::to_value(&view).expect("views serialize"), text, false)
+            (
+                serde_json::to_value(&view).expect("views serialize"),
+                text,
+                false,
+            )
         }
         Event::RolloutRecorded {
             env,
@@ -498,7 +511,10 @@ pub(crate) fn notification(recorded: &Recorded) -> Option<Notification> {
             let text = if first.is_empty() {
                 format!("{app}/{env} v{version} rollout {}", outcome.as_str())
             } else {
-                format!("{app}/{env} v{version} rollout {}: {first}", outcome.as_str())
+                format!(
+                    "{app}/{env} v{version} rollout {}: {first}",
+                    outcome.as_str()
+                )
             };
             let alert = *outcome == hoist_engine::Outcome::Failed;
             (data, text, alert)

@@ -650,7 +650,10 @@ pub fn hooks(hooks: &[crate::hooks::HookView], width: Width) -> String {
 
 /// `hooks remove`.
 pub fn hook_removed(name: &str) -> String {
-    format!("Removed hook {}: nothing more is sent to it\n", escape(name))
+    format!(
+        "Removed hook {}: nothing more is sent to it\n",
+        escape(name)
+    )
 }
 
 /// `hooks test`.
@@ -675,7 +678,15 @@ pub fn deliveries(deliveries: &[crate::hooks::DeliveryView], width: Width) -> St
         return "No deliveries yet\n".into();
     }
     table(
-        ["ID", "SEQ", "KIND", "STATE", "ATTEMPTS", "LAST", "NEXT ATTEMPT"],
+        [
+            "ID",
+            "SEQ",
+            "KIND",
+            "STATE",
+            "ATTEMPTS",
+            "LAST",
+            "NEXT ATTEMPT",
+        ],
         deliveries.iter().map(|d| {
             let last = match (&d.last_status, &d.last_error) {
                 (_, Some(error)) => error.clone(),

@@ -172,7 +172,11 @@ impl Settings {
             }
             hooks.schedule = schedule
                 .iter()
-                .map(|span| parse_span(&format!("hooks.retry_schedule in {shown}"), span))
+                .map(|span| match span.trim() {
+                    // The first attempt's wait is usually none.
+                    "0" | "0s" => Ok(Duration::ZERO),
+                    span => parse_span(&format!("hooks.retry_schedule in {shown}"), span),
+                })
                 .collect::<Result<_>>()?;
         }
         Ok(Settings {

@@ -17,10 +17,10 @@ use crate::decide::DomainError;
 use crate::event::{Envelope, Event, EventHash, Recorded};
 use crate::hooks::{Hook, HookSpec};
 use crate::names::{limits, Actor, AppName, ChatId, EnvName, HookName, TokenId};
-use uuid::Uuid;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
+use uuid::Uuid;
 
 /// The SHA-256 of a token's text: what the log keeps of a token.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]

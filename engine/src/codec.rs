@@ -4,11 +4,11 @@
 
 use crate::access::TokenHash;
 use crate::authorize::{Grant, Role};
-use crate::hooks::{HookFormat, HookKind, HookSpec};
 use crate::event::{
     Build, ConfigValue, Envelope, Event, EventHash, Outcome, PromotionSource, Recorded, Release,
     ReleaseKind, Target,
 };
+use crate::hooks::{HookFormat, HookKind, HookSpec};
 use crate::names::{AppName, ReleaseVersion, ValidationError};
 use chrono::{DateTime, Utc};
 use hoist_proto::v1::{self, envelope::Body};
@@ -653,20 +653,22 @@ pub(crate) mod tests {
                 proptest::collection::vec(any::<u8>(), 0..40),
                 proptest::option::of("![a-zA-Z]{4,10}:example[.]org"),
             )
-                .prop_map(|(name, format, url, app, env, kinds, sealed_secret, room)| {
-                    Event::HookAdded {
-                        hook: HookSpec {
-                            name,
-                            format: HookFormat::ALL[format],
-                            url,
-                            app: app.map(|a| a.parse().unwrap()),
-                            env: env.map(|e| e.parse().unwrap()),
-                            kinds: kinds.into_iter().map(|k| HookKind::NAMED[k]).collect(),
-                            sealed_secret,
-                            room,
-                        },
+                .prop_map(
+                    |(name, format, url, app, env, kinds, sealed_secret, room)| {
+                        Event::HookAdded {
+                            hook: HookSpec {
+                                name,
+                                format: HookFormat::ALL[format],
+                                url,
+                                app: app.map(|a| a.parse().unwrap()),
+                                env: env.map(|e| e.parse().unwrap()),
+                                kinds: kinds.into_iter().map(|k| HookKind::NAMED[k]).collect(),
+                                sealed_secret,
+                                room,
+                            },
+                        }
                     }
-                }),
+                ),
             hook_name().prop_map(|name| Event::HookRemoved { name }),
             (hook_name(), ".{0,30}")
                 .prop_map(|(name, reason)| Event::HookDisabled { name, reason }),

@@ -7,7 +7,8 @@ use crate::event::{
     Build, Config, ConfigValue, Event, Outcome, PromotionSource, Release, ReleaseKind, Target,
 };
 use crate::names::{
-    limits, Actor, AppName, BuildId, ChatId, ConfigKey, EnvName, ImageRef, ReleaseVersion, TokenId, HookName,
+    limits, Actor, AppName, BuildId, ChatId, ConfigKey, EnvName, HookName, ImageRef,
+    ReleaseVersion, TokenId,
 };
 use crate::state::{AppState, EnvState, Lock};
 use std::collections::{BTreeMap, BTreeSet};

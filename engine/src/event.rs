@@ -5,7 +5,8 @@ use crate::access::TokenHash;
 use crate::authorize::Grant;
 use crate::hooks::HookSpec;
 use crate::names::{
-    Actor, AppName, BuildId, ChatId, ConfigKey, EnvName, ImageRef, ReleaseVersion, TokenId, VarName, HookName,
+    Actor, AppName, BuildId, ChatId, ConfigKey, EnvName, HookName, ImageRef, ReleaseVersion,
+    TokenId, VarName,
 };
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};

@@ -287,7 +287,10 @@ pub fn next_step(
     };
     let delay = Duration::from_std(*delay).unwrap_or(Duration::MAX);
     let delay = retry_after.map_or(delay, |asked| asked.max(delay));
-    Step::RetryAt(at.checked_add_signed(delay).unwrap_or(DateTime::<Utc>::MAX_UTC))
+    Step::RetryAt(
+        at.checked_add_signed(delay)
+            .unwrap_or(DateTime::<Utc>::MAX_UTC),
+    )
 }
 
 /// The Standard Webhooks schedule: immediately, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 14 h, 20 h,
@@ -499,21 +502,23 @@ mod tests {
             0u64..50,
             proptest::option::of(1u64..50),
         )
-            .prop_map(|(id, seq, attempt, state, status, done, redelivery)| Attempt {
-                delivery: Uuid::from_u128(id as u128),
-                seq,
-                app: "api".parse().unwrap(),
-                env: None,
-                kind: "release.created".into(),
-                attempt,
-                at: at(),
-                status,
-                error: None,
-                state,
-                next_attempt_at: None,
-                done_through: done,
-                redelivery,
-            })
+            .prop_map(
+                |(id, seq, attempt, state, status, done, redelivery)| Attempt {
+                    delivery: Uuid::from_u128(id as u128),
+                    seq,
+                    app: "api".parse().unwrap(),
+                    env: None,
+                    kind: "release.created".into(),
+                    attempt,
+                    at: at(),
+                    status,
+                    error: None,
+                    state,
+                    next_attempt_at: None,
+                    done_through: done,
+                    redelivery,
+                },
+            )
     }
 
     proptest! {

@@ -433,16 +433,18 @@ pub async fn execute_access<S: EventStore>(
     })
 }
 
-/// The apps a grant's scope may name, with their pipelines: the one it names, or, for an env of
-/// every app, every app. Nothing for the other commands.
+/// The apps a grant's (or a new hook's) scope may name, with their pipelines: the one it names,
+/// or, for an env of every app, every app. Nothing for the other commands.
 async fn named_apps<S: EventStore>(
     store: &S,
     command: &AccessCommand,
 ) -> Result<Pipelines, ExecuteError> {
-    let AccessCommand::Grant { grant, .. } = command else {
-        return Ok(Pipelines::new());
+    let (app, env) = match command {
+        AccessCommand::Grant { grant, .. } => (&grant.app, &grant.env),
+        AccessCommand::AddHook { hook } => (&hook.app, &hook.env),
+        _ => return Ok(Pipelines::new()),
     };
-    let apps = match (&grant.app, &grant.env) {
+    let apps = match (app, env) {
         (Some(app), _) => vec![app.clone()],
         (None, Some(_)) => store.apps().await?,
         (None, None) => vec![],

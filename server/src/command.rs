@@ -101,7 +101,9 @@ fn width(headers: &HeaderMap) -> Result<Option<u16>, ApiError> {
 /// token), in the form `shown` asks for; counts it unless it is a query.
 pub async fn respond(api: &Api, caller: &Caller, shown: Shown, request: Request) -> Answer {
     let status = match request {
-        Request::AppsCreate { .. } | Request::TokenCreate { .. } | Request::HooksAdd { .. } => StatusCode::CREATED,
+        Request::AppsCreate { .. } | Request::TokenCreate { .. } | Request::HooksAdd { .. } => {
+            StatusCode::CREATED
+        }
         _ => StatusCode::OK,
     };
     let kind = request.kind();

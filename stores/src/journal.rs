@@ -131,11 +131,9 @@ impl Journals {
     /// Keeps a hold alive (a NATS claim lapses unless renewed); an error means it was lost.
     pub async fn renew(&self, hold: &mut Hold) -> Result<(), JournalError> {
         match (self, hold) {
-            (Journals::Nats(nats), Hold::Nats(claim)) => nats
-                .claims
-                .renew(claim)
-                .await
-                .map_err(JournalError::Nats),
+            (Journals::Nats(nats), Hold::Nats(claim)) => {
+                nats.claims.renew(claim).await.map_err(JournalError::Nats)
+            }
             _ => Ok(()),
         }
     }
@@ -337,7 +335,10 @@ mod tests {
         let hook = Uuid::from_u128(1);
         journals.append(hook, &attempt(1)).await.unwrap();
         // A crash in the middle of the second line.
-        let path = dir.path().join("hooks").join(format!("{}.jsonl", hook.simple()));
+        let path = dir
+            .path()
+            .join("hooks")
+            .join(format!("{}.jsonl", hook.simple()));
         let mut file = OpenOptions::new().append(true).open(&path).unwrap();
         file.write_all(b"{\"delivery\":\"0000").unwrap();
         drop(file);

@@ -30,6 +30,7 @@ mod remote;
 mod scenario;
 mod secrets;
 mod serve;
+mod subscribers;
 mod torture;
 mod transfer;
 
@@ -53,6 +54,38 @@ fn torture_iterations(default: usize) -> usize {
 
 mod sled {
     use super::*;
+
+    #[test]
+    fn hooks_deliveries_are_signed_retried_in_order_and_logged() {
+        subscribers::deliveries_are_signed_retried_in_order_and_logged(&Hoist::sled());
+    }
+
+    #[test]
+    fn hooks_serve_killed_between_send_and_record_sends_again_with_the_same_id() {
+        subscribers::a_serve_killed_between_send_and_record_sends_again_with_the_same_id(
+            &Hoist::sled(),
+        );
+    }
+
+    #[test]
+    fn hooks_receiver_down_then_up_gets_everything_in_order() {
+        subscribers::a_receiver_down_then_up_gets_everything_in_order(&Hoist::sled());
+    }
+
+    #[test]
+    fn hooks_removed_and_gone_stop_and_others_go_on() {
+        subscribers::removed_and_gone_hooks_stop_and_others_go_on(&Hoist::sled());
+    }
+
+    #[test]
+    fn hooks_bad_input_is_refused_and_nothing_appended() {
+        subscribers::bad_hooks_are_refused_and_nothing_appended(&Hoist::sled());
+    }
+
+    #[test]
+    fn hooks_two_serves_on_one_store_send_each_delivery_once() {
+        subscribers::two_serves_send_each_delivery_once(&Hoist::sled());
+    }
 
     #[test]
     fn crash_torture_writers_rebuilds_and_serve() {
@@ -297,6 +330,30 @@ fn kube_standin_rejects_what_a_real_api_server_rejects() {
 
 mod nats {
     use super::*;
+
+    #[test]
+    fn hooks_deliveries_are_signed_retried_in_order_and_logged() {
+        let (_server, h) = nats();
+        subscribers::deliveries_are_signed_retried_in_order_and_logged(&h);
+    }
+
+    #[test]
+    fn hooks_serve_killed_between_send_and_record_sends_again_with_the_same_id() {
+        let (_server, h) = nats();
+        subscribers::a_serve_killed_between_send_and_record_sends_again_with_the_same_id(&h);
+    }
+
+    #[test]
+    fn hooks_bad_input_is_refused_and_nothing_appended() {
+        let (_server, h) = nats();
+        subscribers::bad_hooks_are_refused_and_nothing_appended(&h);
+    }
+
+    #[test]
+    fn hooks_two_serves_on_one_stream_send_each_delivery_once() {
+        let (_server, h) = nats();
+        subscribers::two_serves_send_each_delivery_once(&h);
+    }
 
     #[test]
     fn only_hoist_serves_nats_user_may_append() {

@@ -58,7 +58,12 @@ mod tests {
         };
         let n = super::super::tests::notification();
         let out = request(&endpoint, &n, n.at).unwrap();
-        let header = |name: &str| out.headers.iter().find(|h| h.0 == name).map(|h| h.1.as_str());
+        let header = |name: &str| {
+            out.headers
+                .iter()
+                .find(|h| h.0 == name)
+                .map(|h| h.1.as_str())
+        };
         assert_eq!(header("ce-type"), Some("dev.hoist.release.created"));
         assert_eq!(header("ce-source"), Some("/apps/api"));
         assert_eq!(header("ce-subject"), Some("production"));

@@ -171,8 +171,12 @@ pub(crate) mod tests {
     #[test]
     fn the_payload_has_the_contract_fields() {
         let body: serde_json::Value = serde_json::from_slice(&body(&notification())).unwrap();
-        let keys: std::collections::BTreeSet<&str> =
-            body.as_object().unwrap().keys().map(|k| k.as_str()).collect();
+        let keys: std::collections::BTreeSet<&str> = body
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(|k| k.as_str())
+            .collect();
         assert_eq!(
             keys,
             ["type", "id", "seq", "app", "env", "at", "actor", "data"].into()

@@ -31,16 +31,15 @@ impl Sender {
             .unwrap_or_else(|_| {
                 // No usable root store on this machine: https endpoints will fail their
                 // handshake (and say so in the delivery log); http ones still work.
-                hyper_rustls::HttpsConnectorBuilder::new()
-                    .with_tls_config(
-                        rustls::ClientConfig::builder_with_provider(
-                            rustls::crypto::ring::default_provider().into(),
-                        )
-                        .with_safe_default_protocol_versions()
-                        .expect("ring supports the default versions")
-                        .with_root_certificates(rustls::RootCertStore::empty())
-                        .with_no_client_auth(),
+                hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(
+                    rustls::ClientConfig::builder_with_provider(
+                        rustls::crypto::ring::default_provider().into(),
                     )
+                    .with_safe_default_protocol_versions()
+                    .expect("ring supports the default versions")
+                    .with_root_certificates(rustls::RootCertStore::empty())
+                    .with_no_client_auth(),
+                )
             })
             .https_or_http()
             .enable_http1()

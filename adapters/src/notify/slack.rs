@@ -75,6 +75,9 @@ mod tests {
         n.alert = true;
         let alert = super::message(&n);
         assert_eq!(alert["blocks"][0]["type"], "header");
-        assert!(alert["text"].as_str().unwrap().starts_with(":rotating_light:"));
+        assert!(alert["text"]
+            .as_str()
+            .unwrap()
+            .starts_with(":rotating_light:"));
     }
 }

@@ -57,13 +57,18 @@ pub fn sign(secret: &str, id: &str, timestamp: &str, body: &[u8]) -> Result<Stri
     mac.update(timestamp.as_bytes());
     mac.update(b".");
     mac.update(body);
-    Ok(format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes())))
+    Ok(format!(
+        "v1,{}",
+        STANDARD.encode(mac.finalize().into_bytes())
+    ))
 }
 
 /// The key bytes of a `whsec_` secret: 24 to 64 bytes, as the spec asks.
 pub fn decode_secret(secret: &str) -> Result<Vec<u8>, NotifyError> {
     let encoded = secret.strip_prefix(SECRET_PREFIX).ok_or_else(|| {
-        NotifyError::Secret(format!("must start with {SECRET_PREFIX} followed by base64"))
+        NotifyError::Secret(format!(
+            "must start with {SECRET_PREFIX} followed by base64"
+        ))
     })?;
     let key = STANDARD
         .decode(encoded)
@@ -107,7 +112,12 @@ mod tests {
         let n = super::super::tests::notification();
         let now = DateTime::from_timestamp(1_800_000_100, 0).unwrap();
         let out = request(&endpoint, &n, now).unwrap();
-        let signature = &out.headers.iter().find(|h| h.0 == "webhook-signature").unwrap().1;
+        let signature = &out
+            .headers
+            .iter()
+            .find(|h| h.0 == "webhook-signature")
+            .unwrap()
+            .1;
         assert_eq!(signature.split(' ').count(), 2);
         assert!(signature.split(' ').all(|s| s.starts_with("v1,")));
         endpoint.secrets = vec!["whsec_short".into()];

@@ -1,0 +1,505 @@
+//! Subscribers (issue 11) as a receiver sees them: `hoist serve` delivers to a real HTTP
+//! receiver (`tests/support/hook_receiver.py`) whose checks are libraries hoist did not write —
+//! PyPI's `standardwebhooks` verifies every signature, PyPI's `cloudevents` parses every
+//! CloudEvent — and which deduplicates on `webhook-id` as the spec asks. Faults: answers 500,
+//! a receiver down then up, `serve` killed between a send and its record, a hook removed while
+//! its deliveries are pending, 410 Gone, two `serve` instances on one NATS stream.
+
+use crate::harness::{image, wait_for, Hoist};
+use crate::serve::{serve_log, sigterm};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+const RECEIVER: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/support/hook_receiver.py"
+);
+
+/// A receiver process and where it logs each request.
+pub struct Receiver {
+    child: Child,
+    pub port: u16,
+    log: PathBuf,
+}
+
+impl Receiver {
+    /// Starts a receiver in `dir` under `name`, answering `plan`'s statuses first, checking
+    /// signatures with `secret`; on `port` if given, else one the OS picks.
+    pub fn start(dir: &Path, name: &str, secret: &str, plan: &str, port: Option<u16>) -> Self {
+        let port_file = dir.join(format!("{name}.port"));
+        let _ = std::fs::remove_file(&port_file);
+        let log = dir.join(format!("{name}.jsonl"));
+        let mut command = Command::new("python3");
+        command
+            .arg(RECEIVER)
+            .arg(&port_file)
+            .arg(&log)
+            .args(["--secret", secret, "--plan", plan])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join(format!("{name}.stderr"))).unwrap());
+        if let Some(port) = port {
+            command.args(["--port", &port.to_string()]);
+        }
+        let child = command.spawn().expect(
+            "python3 runs the receiver (scripts/test.sh installs standardwebhooks and cloudevents)",
+        );
+        let port = wait_for(
+            &format!("receiver {name} to listen"),
+            Duration::from_secs(20),
+            || {
+                std::fs::read_to_string(&port_file)
+                    .ok()?
+                    .trim()
+                    .parse()
+                    .ok()
+            },
+        );
+        Receiver { child, port, log }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// Every request received so far.
+    pub fn requests(&self) -> Vec<Value> {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("a receiver line"))
+            .collect()
+    }
+
+    /// The requests it accepted (200, a `webhook-id` not seen before).
+    pub fn accepted(&self) -> Vec<Value> {
+        self.requests()
+            .into_iter()
+            .filter(|r| r["status"] == 200 && r["duplicate"] != true)
+            .collect()
+    }
+
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A `whsec_` secret of 32 bytes, as a test chooses it: 42 base64 digits and `A=` (whose
+/// low bits are zero, so every decoder takes it).
+fn secret(n: u8) -> String {
+    let digit = (b'A' + n) as char;
+    format!("whsec_{}A=", digit.to_string().repeat(42))
+}
+
+/// `serve` with a fast retry schedule (attempts 1 s apart), logging to `log`.
+fn start_serve(h: &Hoist, log: &str, env: &[(&str, &Path)]) -> Child {
+    let config = h.dir.path().join("serve.toml");
+    std::fs::write(
+        &config,
+        "[hooks]\nretry_schedule = [\"0s\", \"1s\", \"1s\", \"1s\", \"1s\", \"1s\", \"1s\", \"1s\", \"1s\", \"1s\", \"1s\", \"1s\"]\n",
+    )
+    .unwrap();
+    let mut command = h.command(&[
+        "serve",
+        "--resync",
+        "60s",
+        "--config",
+        config.to_str().unwrap(),
+    ]);
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    command
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(h.dir.path().join(log)).unwrap())
+        .spawn()
+        .expect("hoist serve starts")
+}
+
+fn add_hook(h: &Hoist, name: &str, url: &str, secret: &str, extra: &[&str]) {
+    let file = h.dir.path().join(format!("{name}.secret"));
+    std::fs::write(&file, format!("{secret}\n")).unwrap();
+    let mut args = vec![
+        "hooks",
+        "add",
+        name,
+        "--url",
+        url,
+        "--secret-file",
+        file.to_str().unwrap(),
+    ];
+    args.extend(extra);
+    h.ok(&args);
+}
+
+fn deliveries(h: &Hoist, hook: &str) -> Vec<Value> {
+    h.json(&["hooks", "deliveries", hook])
+        .as_array()
+        .expect("an array")
+        .clone()
+}
+
+/// Waits until every delivery of `hook` is final and there are `count` of them.
+fn wait_final(h: &Hoist, hook: &str, count: usize) -> Vec<Value> {
+    wait_for(
+        &format!("{count} final deliveries of {hook}"),
+        Duration::from_secs(30),
+        || {
+            let all = deliveries(h, hook);
+            (all.len() == count
+                && all
+                    .iter()
+                    .all(|d| d["state"] == "succeeded" || d["state"] == "failed"))
+            .then_some(all)
+        },
+    )
+}
+
+/// Signed, verified by `standardwebhooks`, parsed by `cloudevents`; a receiver answering 500
+/// twice gets the same `webhook-id` a third time and accepts it once; events before the hook
+/// are not sent; `hooks deliveries` tells it all; `redeliver` sends one again.
+pub fn deliveries_are_signed_retried_in_order_and_logged(h: &Hoist) {
+    let dir = h.dir.path();
+    let web = Receiver::start(dir, "web", &secret(1), "500,500", None);
+    let ce = Receiver::start(dir, "ce", &secret(2), "", None);
+    h.ok(&["apps", "create", "api"]);
+    h.deploy("api", "staging", &image("api", '0'));
+    add_hook(h, "ci", &web.url("/hook"), &secret(1), &[]);
+    add_hook(
+        h,
+        "events",
+        &ce.url("/ce"),
+        &secret(2),
+        &["--format", "cloudevents", "--app", "api", "--events", "all"],
+    );
+    let mut serve = start_serve(h, "serve.log", &[]);
+    h.deploy("api", "staging", &image("api", '1'));
+    h.ok(&[
+        "lock",
+        "api",
+        "--env",
+        "production",
+        "--reason",
+        "freeze <b>",
+    ]);
+    let ci = wait_final(h, "ci", 2);
+    assert_eq!(ci[0]["kind"], "env.locked");
+    assert_eq!(ci[1]["kind"], "release.created");
+    assert_eq!(ci[1]["attempts"], 3, "{ci:?}");
+    assert_eq!(ci[1]["state"], "succeeded");
+    assert_eq!(ci[1]["last_status"], 200);
+    let requests = web.requests();
+    assert_eq!(requests.len(), 4, "{requests:?}");
+    for request in &requests {
+        assert_eq!(request["verified"], true, "{request}");
+    }
+    // The release first (three tries, one id), then the lock: log order.
+    let ids: Vec<&str> = requests
+        .iter()
+        .map(|r| r["headers"]["webhook-id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids[0], ids[1]);
+    assert_eq!(ids[1], ids[2]);
+    assert_ne!(ids[2], ids[3]);
+    assert_eq!(ids[0], ci[1]["id"]);
+    let body: Value = serde_json::from_str(requests[2]["body"].as_str().unwrap()).unwrap();
+    assert_eq!(body["type"], "release.created");
+    assert_eq!(body["app"], "api");
+    assert_eq!(body["env"], "staging");
+    assert_eq!(body["actor"], "ana@example.com");
+    assert_eq!(body["data"]["version"], 2);
+    assert_eq!(web.accepted().len(), 2);
+    // CloudEvents: every event of api since the hook (the lock and the release), typed.
+    let events = wait_final(h, "events", 2);
+    assert!(events.iter().all(|d| d["state"] == "succeeded"));
+    let types: Vec<String> = ce
+        .requests()
+        .iter()
+        .map(|r| {
+            assert_eq!(r["verified"], true, "{r}");
+            assert_eq!(r["cloudevent"]["source"], "/apps/api", "{r}");
+            assert_eq!(r["cloudevent"]["specversion"], "1.0");
+            r["cloudevent"]["type"].as_str().unwrap().to_string()
+        })
+        .collect();
+    assert_eq!(
+        types,
+        ["dev.hoist.release.created", "dev.hoist.env.locked"],
+        "{:?}",
+        ce.requests()
+    );
+    // Redelivery: asked through the log, sent by serve, the same id again.
+    let id = ci[1]["id"].as_str().unwrap().to_string();
+    h.ok(&["hooks", "redeliver", "ci", &id]);
+    wait_for("the redelivery", Duration::from_secs(20), || {
+        (web.requests().len() == 5).then_some(())
+    });
+    let again = &web.requests()[4];
+    assert_eq!(again["headers"]["webhook-id"], id.as_str());
+    assert_eq!(
+        again["duplicate"], true,
+        "the receiver has seen it: {again}"
+    );
+    let audit = h.json(&["audit", "--kind", "hook"]);
+    assert_eq!(audit.as_array().unwrap().len(), 3, "{audit}");
+    // A ping from the CLI, verified like the rest.
+    let ping = h.json(&["hooks", "test", "ci"]);
+    assert_eq!(ping["ok"], true, "{ping}");
+    let pinged = web.requests().pop().unwrap();
+    assert_eq!(pinged["verified"], true);
+    assert_eq!(
+        serde_json::from_str::<Value>(pinged["body"].as_str().unwrap()).unwrap()["type"],
+        "ping"
+    );
+    sigterm(&mut serve);
+}
+
+/// `serve` killed after a send and before its record sends it again, under the same id; the
+/// deduplicating receiver accepts it once.
+pub fn a_serve_killed_between_send_and_record_sends_again_with_the_same_id(h: &Hoist) {
+    let dir = h.dir.path();
+    let web = Receiver::start(dir, "web", &secret(3), "", None);
+    h.ok(&["apps", "create", "api"]);
+    add_hook(h, "ci", &web.url("/hook"), &secret(3), &[]);
+    let marker = dir.join("sent");
+    let mut serve = start_serve(
+        h,
+        "serve-1.log",
+        &[("HOIST_TEST_PAUSE_AFTER_SEND", &marker)],
+    );
+    h.deploy("api", "staging", &image("api", '1'));
+    let id = wait_for("the send", Duration::from_secs(20), || {
+        std::fs::read_to_string(&marker).ok()
+    });
+    serve.kill().expect("kill -9 serve");
+    serve.wait().unwrap();
+    assert_eq!(
+        deliveries(h, "ci")[0]["state"],
+        "pending",
+        "nothing was recorded"
+    );
+    let mut serve = start_serve(h, "serve-2.log", &[]);
+    let done = wait_final(h, "ci", 1);
+    assert_eq!(done[0]["state"], "succeeded");
+    assert_eq!(done[0]["id"], id.as_str());
+    let requests = web.requests();
+    assert_eq!(requests.len(), 2, "{requests:?}");
+    assert_eq!(requests[0]["headers"]["webhook-id"], id.as_str());
+    assert_eq!(requests[1]["headers"]["webhook-id"], id.as_str());
+    assert_eq!(web.accepted().len(), 1);
+    sigterm(&mut serve);
+}
+
+/// A receiver that is down is tried again on schedule, with the error in the delivery log; once
+/// up, it gets every delivery, in order.
+pub fn a_receiver_down_then_up_gets_everything_in_order(h: &Hoist) {
+    let dir = h.dir.path();
+    // A port nobody listens on yet: taken from a receiver started and stopped.
+    let mut probe = Receiver::start(dir, "probe", &secret(4), "", None);
+    let port = probe.port;
+    probe.stop();
+    h.ok(&["apps", "create", "api"]);
+    add_hook(
+        h,
+        "ci",
+        &format!("http://127.0.0.1:{port}/hook"),
+        &secret(4),
+        &[],
+    );
+    let mut serve = start_serve(h, "serve.log", &[]);
+    for n in ['1', '2', '3'] {
+        h.deploy("api", "staging", &image("api", n));
+    }
+    let retrying = wait_for("a failed attempt", Duration::from_secs(20), || {
+        let all = deliveries(h, "ci");
+        all.iter()
+            .find(|d| d["state"] == "retrying" && d["attempts"].as_u64() >= Some(2))
+            .cloned()
+    });
+    assert!(
+        retrying["last_error"].as_str().unwrap().len() > 3,
+        "{retrying}"
+    );
+    assert!(retrying["next_attempt_at"].is_string());
+    let web = Receiver::start(dir, "web", &secret(4), "", Some(port));
+    let done = wait_final(h, "ci", 3);
+    assert!(done.iter().all(|d| d["state"] == "succeeded"), "{done:?}");
+    let versions: Vec<u64> = web
+        .accepted()
+        .iter()
+        .map(|r| {
+            let body: Value = serde_json::from_str(r["body"].as_str().unwrap()).unwrap();
+            body["data"]["version"].as_u64().unwrap()
+        })
+        .collect();
+    assert_eq!(versions, [1, 2, 3]);
+    sigterm(&mut serve);
+}
+
+/// A hook removed while its deliveries are pending sends nothing more; a 410 disables a hook (an
+/// event) and `hooks list` says so; the other hooks are not held up by either.
+pub fn removed_and_gone_hooks_stop_and_others_go_on(h: &Hoist) {
+    let dir = h.dir.path();
+    let failing = Receiver::start(dir, "failing", &secret(5), &"500,".repeat(50), None);
+    let gone = Receiver::start(dir, "gone", &secret(5), "410", None);
+    let fine = Receiver::start(dir, "fine", &secret(5), "", None);
+    h.ok(&["apps", "create", "api"]);
+    add_hook(h, "failing", &failing.url("/"), &secret(5), &[]);
+    add_hook(h, "gone", &gone.url("/"), &secret(5), &[]);
+    add_hook(h, "fine", &fine.url("/"), &secret(5), &[]);
+    let mut serve = start_serve(h, "serve.log", &[]);
+    h.deploy("api", "staging", &image("api", '1'));
+    wait_for("two failed attempts", Duration::from_secs(20), || {
+        (failing.requests().len() >= 2).then_some(())
+    });
+    assert_eq!(wait_final(h, "fine", 1)[0]["state"], "succeeded");
+    h.ok(&["hooks", "remove", "failing"]);
+    wait_for("the removal to stop it", Duration::from_secs(20), || {
+        serve_log(h, "serve.log")
+            .contains("hook=failing")
+            .then_some(())
+            .filter(|_| serve_log(h, "serve.log").contains("no more deliveries"))
+    });
+    let sent = failing.requests().len();
+    // 410: disabled, recorded as an event, listed so.
+    let list = wait_for("gone to be disabled", Duration::from_secs(20), || {
+        let list = h.json(&["hooks", "list"]);
+        list.as_array()
+            .unwrap()
+            .iter()
+            .any(|hook| hook["name"] == "gone" && hook["state"] == "disabled")
+            .then_some(list)
+    });
+    assert_eq!(list.as_array().unwrap().len(), 2, "{list}");
+    let audit = h.ok(&["audit", "--kind", "hook"]);
+    assert!(audit.contains("Disabled hook gone"), "{audit}");
+    // The fine hook goes on: a second release reaches it, and the removed one got nothing more.
+    h.deploy("api", "staging", &image("api", '2'));
+    assert_eq!(wait_final(h, "fine", 2)[0]["state"], "succeeded");
+    assert_eq!(gone.requests().len(), 1, "nothing after 410");
+    assert_eq!(failing.requests().len(), sent, "nothing after the removal");
+    sigterm(&mut serve);
+}
+
+/// Bad input: one line naming the rule, exit 1, nothing appended.
+pub fn bad_hooks_are_refused_and_nothing_appended(h: &Hoist) {
+    h.ok(&["apps", "create", "api"]);
+    let bad_secret = h.dir.path().join("bad.secret");
+    std::fs::write(&bad_secret, "whsec_c2hvcnQ=\n").unwrap();
+    let bad_secret = bad_secret.to_str().unwrap();
+    add_hook(h, "ci", "http://127.0.0.1:9/x", &secret(6), &[]);
+    let before = h.event_count();
+    let url = ["--url", "https://hooks.example/x"];
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec!["hooks", "add", "Bad_Name", url[0], url[1]],
+            "hook name",
+        ),
+        (
+            vec!["hooks", "add", "x", "--url", "ftp://x/"],
+            "http:// or https://",
+        ),
+        (
+            vec!["hooks", "add", "x", "--url", "https://u:p@x/"],
+            "credentials",
+        ),
+        (
+            vec!["hooks", "add", "x", url[0], url[1], "--format", "webhook"],
+            "--format",
+        ),
+        (
+            vec!["hooks", "add", "x", url[0], url[1], "--events", "deploys"],
+            "\"deploys\"",
+        ),
+        (
+            vec!["hooks", "add", "x", url[0], url[1], "--app", "nope"],
+            "app nope does not exist",
+        ),
+        (
+            vec![
+                "hooks", "add", "x", url[0], url[1], "--app", "api", "--env", "qa",
+            ],
+            "env qa",
+        ),
+        (
+            vec!["hooks", "add", "x", url[0], url[1], "--format", "matrix"],
+            "--room",
+        ),
+        (
+            vec![
+                "hooks",
+                "add",
+                "x",
+                url[0],
+                url[1],
+                "--secret-file",
+                bad_secret,
+            ],
+            "24 to 64 bytes",
+        ),
+        (
+            vec!["hooks", "add", "ci", url[0], url[1]],
+            "hook ci already exists",
+        ),
+        (vec!["hooks", "remove", "nope"], "hook nope does not exist"),
+        (
+            vec!["hooks", "deliveries", "nope"],
+            "hook nope does not exist",
+        ),
+        (vec!["hooks", "redeliver", "ci", "not-an-id"], "DELIVERY_ID"),
+        (
+            vec![
+                "hooks",
+                "redeliver",
+                "ci",
+                "01a22bc8-dc7c-716e-9c73-d38cb440b130",
+            ],
+            "no delivery",
+        ),
+    ];
+    for (args, needle) in cases {
+        let err = h.fails(&args, 1, &[needle]);
+        assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
+        assert!(!err.contains("whsec_"), "no secret in errors: {err}");
+    }
+    assert_eq!(h.event_count(), before, "nothing appended");
+    // The secret is never listed, and sealed in the log.
+    let list = h.ok(&["hooks", "list", "--json"]);
+    assert!(!list.contains("whsec_"), "{list}");
+    let events = h.ok(&["events"]);
+    assert!(
+        !events.contains(&secret(6)),
+        "the secret is sealed in the log"
+    );
+}
+
+/// Two `serve` instances on one stream: each delivery is sent by one of them, once.
+pub fn two_serves_send_each_delivery_once(h: &Hoist) {
+    let dir = h.dir.path();
+    let web = Receiver::start(dir, "web", &secret(7), "", None);
+    h.ok(&["apps", "create", "api"]);
+    h.ok(&["apps", "create", "web"]);
+    add_hook(h, "ci", &web.url("/hook"), &secret(7), &[]);
+    let mut one = start_serve(h, "serve-1.log", &[]);
+    let mut two = start_serve(h, "serve-2.log", &[]);
+    for n in ['1', '2', '3', '4'] {
+        h.deploy("api", "staging", &image("api", n));
+        h.deploy("web", "staging", &image("web", n));
+    }
+    let done = wait_final(h, "ci", 8);
+    assert!(done.iter().all(|d| d["state"] == "succeeded"));
+    let requests = web.requests();
+    assert_eq!(requests.len(), 8, "each sent once: {requests:?}");
+    assert_eq!(web.accepted().len(), 8);
+    sigterm(&mut one);
+    sigterm(&mut two);
+}
