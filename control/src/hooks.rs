@@ -488,7 +488,7 @@ pub(crate) fn notification(recorded: &Recorded) -> Option<Notification> {
             };
             let view = ReleaseView::new(app, env, &record);
             let text = format!(
-                "{app}/{env} v{} released by {actor}: {}",
+                "{app}/{env} {} released by {actor}: {}",
                 release.version, release.description
             );
             (
@@ -509,10 +509,10 @@ pub(crate) fn notification(recorded: &Recorded) -> Option<Notification> {
             });
             let first = detail.lines().next().unwrap_or_default();
             let text = if first.is_empty() {
-                format!("{app}/{env} v{version} rollout {}", outcome.as_str())
+                format!("{app}/{env} {version} rollout {}", outcome.as_str())
             } else {
                 format!(
-                    "{app}/{env} v{version} rollout {}: {first}",
+                    "{app}/{env} {version} rollout {}: {first}",
                     outcome.as_str()
                 )
             };

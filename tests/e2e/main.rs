@@ -83,6 +83,16 @@ mod sled {
     }
 
     #[test]
+    fn hooks_a_matrix_room_hears_of_releases_once() {
+        subscribers::a_matrix_room_hears_of_releases_once(&Hoist::sled());
+    }
+
+    #[test]
+    fn hooks_slack_gets_block_kit_and_its_url_stays_secret() {
+        subscribers::slack_gets_block_kit_and_its_url_stays_secret(&Hoist::sled());
+    }
+
+    #[test]
     fn hooks_two_serves_on_one_store_send_each_delivery_once() {
         subscribers::two_serves_send_each_delivery_once(&Hoist::sled());
     }

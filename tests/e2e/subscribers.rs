@@ -503,3 +503,195 @@ pub fn two_serves_send_each_delivery_once(h: &Hoist) {
     sigterm(&mut one);
     sigterm(&mut two);
 }
+
+/// A real Matrix homeserver (`tests/support/matrix_homeserver.py`: PyPI's `matrix-synapse`).
+struct Homeserver {
+    child: Child,
+    dir: PathBuf,
+    info: Value,
+}
+
+const HOMESERVER: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/support/matrix_homeserver.py"
+);
+
+impl Homeserver {
+    fn start(dir: &Path) -> Self {
+        let dir = dir.join("matrix");
+        std::fs::create_dir_all(&dir).unwrap();
+        let child = Command::new("python3")
+            .args([HOMESERVER, "start"])
+            .arg(&dir)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("helper.stderr")).unwrap())
+            .spawn()
+            .expect("python3 runs synapse (scripts/test.sh installs matrix-synapse)");
+        let info = wait_for("synapse to serve", Duration::from_secs(90), || {
+            let text = std::fs::read_to_string(dir.join("matrix.json")).ok()?;
+            serde_json::from_str::<Value>(&text).ok()
+        });
+        Homeserver { child, dir, info }
+    }
+
+    /// The room's messages, oldest first, as ana reads them.
+    fn messages(&self) -> Vec<Value> {
+        let out = Command::new("python3")
+            .args([HOMESERVER, "messages"])
+            .arg(&self.dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<Value>(&out.stdout)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .clone()
+    }
+}
+
+impl Drop for Homeserver {
+    fn drop(&mut self) {
+        // SIGTERM: the helper kills synapse, its child.
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+/// hoist posts a release into a room of a real homeserver (joining it first), as `m.notice`s
+/// with an HTML body; a failed rollout is an alert; a redelivery posts nothing new (the event id
+/// is the transaction id).
+pub fn a_matrix_room_hears_of_releases_once(h: &Hoist) {
+    let server = Homeserver::start(h.dir.path());
+    let token = h.dir.path().join("matrix-token");
+    std::fs::write(
+        &token,
+        format!("{}\n", server.info["bot_token"].as_str().unwrap()),
+    )
+    .unwrap();
+    h.ok(&["apps", "create", "api"]);
+    h.ok(&[
+        "hooks",
+        "add",
+        "room",
+        "--format",
+        "matrix",
+        "--url",
+        server.info["url"].as_str().unwrap(),
+        "--room",
+        server.info["room"].as_str().unwrap(),
+        "--token-file",
+        token.to_str().unwrap(),
+    ]);
+    h.ok(&[
+        "envs",
+        "target",
+        "api",
+        "--env",
+        "production",
+        "--exec",
+        "echo '<script>' >&2; exit 3",
+    ]);
+    let mut serve = start_serve(h, "serve.log", &[]);
+    h.deploy("api", "staging", &image("api", '1'));
+    h.deploy("api", "production", &image("api", '1'));
+    let done = wait_final(h, "room", 3);
+    assert!(done.iter().all(|d| d["state"] == "succeeded"), "{done:?}");
+    let notices: Vec<Value> = server
+        .messages()
+        .into_iter()
+        .filter(|m| m["sender"] == "@hoist:localhost")
+        .collect();
+    assert_eq!(notices.len(), 3, "{notices:?}");
+    for notice in &notices {
+        assert_eq!(notice["content"]["msgtype"], "m.notice");
+        assert_eq!(notice["content"]["format"], "org.matrix.custom.html");
+    }
+    let bodies: Vec<&str> = notices
+        .iter()
+        .map(|n| n["content"]["body"].as_str().unwrap())
+        .collect();
+    assert!(
+        bodies[0].starts_with("api/staging v1 released by ana@example.com"),
+        "{bodies:?}"
+    );
+    assert!(
+        bodies[1].starts_with("api/production v1 released by"),
+        "{bodies:?}"
+    );
+    assert!(
+        bodies[2].starts_with("api/production v1 rollout failed"),
+        "{bodies:?}"
+    );
+    let alert = notices[2]["content"]["formatted_body"].as_str().unwrap();
+    assert!(alert.contains("<strong>"), "{alert}");
+    assert!(!alert.contains("<script>"), "escaped: {alert}");
+    // Sent again: the homeserver answers the same transaction with the same event.
+    let id = done[2]["id"].as_str().unwrap().to_string();
+    h.ok(&["hooks", "redeliver", "room", &id]);
+    wait_for("the redelivery", Duration::from_secs(20), || {
+        let all = deliveries(h, "room");
+        all.iter()
+            .any(|d| d["id"] == id.as_str() && d["attempts"] == 2)
+            .then_some(())
+    });
+    let after: Vec<Value> = server
+        .messages()
+        .into_iter()
+        .filter(|m| m["sender"] == "@hoist:localhost")
+        .collect();
+    assert_eq!(after.len(), 3, "posted once: {after:?}");
+    sigterm(&mut serve);
+}
+
+/// A Slack incoming webhook gets Block Kit that Slack's own SDK validates, with a text
+/// fallback; a failed rollout is an alert; the URL (the secret) is never shown or logged.
+pub fn slack_gets_block_kit_and_its_url_stays_secret(h: &Hoist) {
+    let dir = h.dir.path();
+    let slack = Receiver::start(dir, "slack", &secret(8), "", None);
+    let url = slack.url("/slack/services/T0001/B0002/s3cr3tp4th");
+    h.ok(&["apps", "create", "api"]);
+    h.ok(&["hooks", "add", "chat", "--format", "slack", "--url", &url]);
+    h.ok(&[
+        "envs", "target", "api", "--env", "staging", "--exec", "exit 3",
+    ]);
+    let mut serve = start_serve(h, "serve.log", &[]);
+    h.deploy("api", "staging", &image("api", '1'));
+    let done = wait_final(h, "chat", 2);
+    assert!(done.iter().all(|d| d["state"] == "succeeded"), "{done:?}");
+    let requests = slack.requests();
+    assert_eq!(requests.len(), 2);
+    for request in &requests {
+        assert!(request.get("slack_error").is_none(), "{request}");
+    }
+    assert_eq!(
+        requests[0]["slack"]["blocks"],
+        serde_json::json!(["section", "context"])
+    );
+    assert!(requests[0]["slack"]["text"]
+        .as_str()
+        .unwrap()
+        .starts_with("api/staging v1 released by ana@example.com"));
+    assert_eq!(
+        requests[1]["slack"]["blocks"],
+        serde_json::json!(["header", "section", "context"]),
+        "a failed rollout is an alert"
+    );
+    assert!(requests[1]["slack"]["text"]
+        .as_str()
+        .unwrap()
+        .starts_with(":rotating_light: api/staging v1 rollout failed"));
+    let shown =
+        h.ok(&["hooks", "list", "--json"]) + &h.ok(&["events"]) + &serve_log(h, "serve.log");
+    assert!(
+        !shown.contains("s3cr3tp4th"),
+        "the Slack URL is a secret: {shown}"
+    );
+    sigterm(&mut serve);
+}

@@ -5,6 +5,8 @@ write, and recorded as one JSON line.
   `standardwebhooks`), when the request carries `webhook-signature`.
 - CloudEvents: `from_http_event(HTTPMessage(headers, body))` (PyPI `cloudevents` 2.x), when it
   carries `ce-` headers.
+- Slack: `slack_sdk.models.blocks.Block.parse_all` and `validate_json` (PyPI `slack_sdk`), for
+  requests to a path starting `/slack`.
 - It deduplicates on `webhook-id`, as the spec asks receivers to: a repeated id is recorded with
   `"duplicate": true` and answered 200 without being "accepted" again.
 
@@ -70,6 +72,18 @@ class Handler(BaseHTTPRequestHandler):
                 }
             except Exception as e:
                 record["cloudevent_error"] = str(e)
+        if self.path.startswith("/slack"):
+            # Slack's own SDK parses and validates the Block Kit message.
+            from slack_sdk.models.blocks import Block
+
+            try:
+                message = json.loads(body)
+                blocks = Block.parse_all(message["blocks"])
+                for block in blocks:
+                    block.validate_json()
+                record["slack"] = {"text": message["text"], "blocks": [b.type for b in blocks]}
+            except Exception as e:
+                record["slack_error"] = repr(e)
         with lock:
             status = plan.pop(0) if plan else 200
             webhook_id = headers.get("webhook-id")
