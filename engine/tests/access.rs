@@ -609,6 +609,24 @@ fn command() -> impl Strategy<Value = AccessCommand> {
         3 => (who(), any_grant()).prop_map(|(identity, grant)| AccessCommand::Revoke { identity, grant }),
         1 => (chat_id(), who()).prop_map(|(chat_id, identity)| AccessCommand::Link { chat_id, identity }),
         1 => chat_id().prop_map(|chat_id| AccessCommand::Unlink { chat_id }),
+        // issue 11: hooks, on the same chain.
+        2 => (select(vec!["ci", "chat"]), proptest::option::of(select(vec!["api", "web", "nope"])))
+            .prop_map(|(name, app_name)| AccessCommand::AddHook { hook: hook_spec(name, app_name) }),
+        1 => (select(vec!["ci", "chat"]), proptest::option::of(select(vec!["api", "web"])))
+            .prop_map(|(name, app_name)| AccessCommand::RemoveHook {
+                name: name.parse().unwrap(),
+                scope: Scope { app: app_name.map(app), env: None },
+            }),
+        1 => select(vec!["ci", "chat"]).prop_map(|name| AccessCommand::DisableHook {
+            name: name.parse().unwrap(),
+            reason: "410 Gone".into(),
+        }),
+        1 => (select(vec!["ci", "chat"]), proptest::option::of(select(vec!["api", "web"])), 0..4u128)
+            .prop_map(|(name, app_name, id)| AccessCommand::Redeliver {
+                name: name.parse().unwrap(),
+                scope: Scope { app: app_name.map(app), env: None },
+                delivery: Uuid::from_u128(id),
+            }),
     ]
 }
 
@@ -712,4 +730,208 @@ proptest! {
         prop_assert_eq!(incremental.event_count, history.len() as u64);
         prop_assert_eq!(incremental.last_seq, history.last().map_or(0, |r| r.seq));
     }
+}
+
+// ---- hooks (issue 11) --------------------------------------------------------------------------
+
+fn hook_spec(name: &str, app_name: Option<&str>) -> hoist_engine::hooks::HookSpec {
+    hoist_engine::hooks::HookSpec {
+        name: name.parse().unwrap(),
+        format: hoist_engine::hooks::HookFormat::StandardWebhooks,
+        url: "https://hooks.example/x".into(),
+        app: app_name.map(app),
+        env: None,
+        kinds: hoist_engine::hooks::HookKind::defaults(),
+        sealed_secret: vec![1, 2, 3],
+        room: None,
+    }
+}
+
+#[test]
+fn an_admin_of_an_app_adds_a_hook_on_it_but_not_on_every_app() {
+    let admin_of_api = identity("ana@example.com", vec![grant(Role::Admin, Some("api"), None)]);
+    given([])
+        .when(
+            &admin_of_api,
+            AccessCommand::AddHook {
+                hook: hook_spec("ci", Some("api")),
+            },
+        )
+        .then_expect(vec![Event::HookAdded {
+            hook: hook_spec("ci", Some("api")),
+        }]);
+    given([])
+        .when(
+            &admin_of_api,
+            AccessCommand::AddHook {
+                hook: hook_spec("ci", None),
+            },
+        )
+        .then_deny(Role::Admin, Scope::everything());
+    let deployer = identity("bo@example.com", vec![grant(Role::Deployer, Some("api"), None)]);
+    given([])
+        .when(
+            &deployer,
+            AccessCommand::AddHook {
+                hook: hook_spec("ci", Some("api")),
+            },
+        )
+        .then_deny(
+            Role::Admin,
+            Scope {
+                app: Some(app("api")),
+                env: None,
+            },
+        );
+}
+
+#[test]
+fn a_hook_name_is_taken_once_and_its_scope_names_existing_things() {
+    let added = Event::HookAdded {
+        hook: hook_spec("ci", None),
+    };
+    given([added.clone()])
+        .when(
+            &owner(),
+            AccessCommand::AddHook {
+                hook: hook_spec("ci", Some("api")),
+            },
+        )
+        .then_reject(&["hook ci already exists"]);
+    given([])
+        .when(
+            &owner(),
+            AccessCommand::AddHook {
+                hook: hook_spec("ci", Some("nope")),
+            },
+        )
+        .then_reject(&["app nope does not exist"]);
+    let mut on_qa = hook_spec("ci", Some("api"));
+    on_qa.env = Some(env("qa"));
+    given([])
+        .when(&owner(), AccessCommand::AddHook { hook: on_qa })
+        .then_reject(&["env qa"]);
+}
+
+#[test]
+fn removing_and_redelivering_need_the_hook_and_admin_on_its_scope() {
+    let added = Event::HookAdded {
+        hook: hook_spec("ci", Some("api")),
+    };
+    let api = Scope {
+        app: Some(app("api")),
+        env: None,
+    };
+    // The scope a command names must be the recorded hook's (what it was authorized for).
+    given([added.clone()])
+        .when(
+            &owner(),
+            AccessCommand::RemoveHook {
+                name: "ci".parse().unwrap(),
+                scope: Scope::everything(),
+            },
+        )
+        .then_reject(&["hook ci does not exist"]);
+    let web_admin = identity("ana@example.com", vec![grant(Role::Admin, Some("web"), None)]);
+    given([added.clone()])
+        .when(
+            &web_admin,
+            AccessCommand::RemoveHook {
+                name: "ci".parse().unwrap(),
+                scope: api.clone(),
+            },
+        )
+        .then_deny(Role::Admin, api.clone());
+    let delivery = Uuid::from_u128(9);
+    let state = given([added.clone()])
+        .when(
+            &owner(),
+            AccessCommand::Redeliver {
+                name: "ci".parse().unwrap(),
+                scope: api.clone(),
+                delivery,
+            },
+        )
+        .then_expect(vec![Event::HookRedeliveryRequested {
+            name: "ci".parse().unwrap(),
+            delivery,
+        }]);
+    let hook = &state.hooks[&"ci".parse().unwrap()];
+    assert_eq!(hook.redeliveries, vec![(delivery, 2)]);
+    let state = given([added])
+        .when(
+            &owner(),
+            AccessCommand::RemoveHook {
+                name: "ci".parse().unwrap(),
+                scope: api,
+            },
+        )
+        .then_expect(vec![Event::HookRemoved {
+            name: "ci".parse().unwrap(),
+        }]);
+    assert!(state.hooks.is_empty());
+}
+
+#[test]
+fn a_hook_is_disabled_once() {
+    let added = Event::HookAdded {
+        hook: hook_spec("ci", None),
+    };
+    let disable = || AccessCommand::DisableHook {
+        name: "ci".parse().unwrap(),
+        reason: "410 Gone".into(),
+    };
+    let state = given([added.clone()])
+        .when(&owner(), disable())
+        .then_expect(vec![Event::HookDisabled {
+            name: "ci".parse().unwrap(),
+            reason: "410 Gone".into(),
+        }]);
+    assert_eq!(
+        state.hooks[&"ci".parse().unwrap()].disabled.as_deref(),
+        Some("410 Gone")
+    );
+    let disabled = Event::HookDisabled {
+        name: "ci".parse().unwrap(),
+        reason: "410 Gone".into(),
+    };
+    given([added, disabled])
+        .when(&owner(), disable())
+        .then_expect(vec![]);
+    given([])
+        .when(&owner(), disable())
+        .then_reject(&["hook ci does not exist"]);
+}
+
+#[test]
+fn a_hook_takes_the_events_of_its_scope_and_kinds() {
+    use hoist_engine::hooks::{HookKind, HookSpec};
+    let mut spec: HookSpec = hook_spec("ci", Some("api"));
+    spec.env = Some(env("production"));
+    let lock = Event::EnvLocked {
+        env: env("production"),
+        reason: "freeze".into(),
+    };
+    let staging_lock = Event::EnvLocked {
+        env: env("staging"),
+        reason: "freeze".into(),
+    };
+    let created = Event::AppCreated { envs: vec![] };
+    assert!(spec.takes(&app("api"), &lock));
+    assert!(!spec.takes(&app("web"), &lock), "another app");
+    assert!(!spec.takes(&app("api"), &staging_lock), "another env");
+    assert!(!spec.takes(&app("api"), &created), "not a default kind");
+    spec.env = None;
+    spec.kinds = [HookKind::All].into();
+    assert!(spec.takes(&app("api"), &created));
+    spec.kinds = [HookKind::Hook].into();
+    let removed = Event::HookRemoved {
+        name: "x".parse().unwrap(),
+    };
+    assert!(
+        !spec.takes(&AppName::access(), &removed),
+        "scoped to api: the access chain is no app of it"
+    );
+    spec.app = None;
+    assert!(spec.takes(&AppName::access(), &removed));
 }
