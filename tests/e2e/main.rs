@@ -93,6 +93,11 @@ mod sled {
     }
 
     #[test]
+    fn hooks_through_the_server_follow_the_roles() {
+        subscribers::hooks_through_the_server_follow_the_roles(&Hoist::sled());
+    }
+
+    #[test]
     fn hooks_two_serves_on_one_store_send_each_delivery_once() {
         subscribers::two_serves_send_each_delivery_once(&Hoist::sled());
     }

@@ -695,3 +695,59 @@ pub fn slack_gets_block_kit_and_its_url_stays_secret(h: &Hoist) {
     );
     sigterm(&mut serve);
 }
+
+/// Through `hoist serve --listen` (the remote CLI): an admin of `api` adds a hook on api (the
+/// server delivers it), but not one on every app; a deployer may not even list them; the answer
+/// is the local CLI's.
+pub fn hooks_through_the_server_follow_the_roles(h: &Hoist) {
+    use crate::api::start_api;
+    let web = Receiver::start(h.dir.path(), "web", &secret(9), "", None);
+    h.ok(&["apps", "create", "api"]);
+    let token = |identity: &str, role: &str| {
+        let created = h.json(&["access", "token", "create", identity]);
+        h.ok(&["access", "grant", identity, "--role", role, "--app", "api"]);
+        created["token"].as_str().unwrap().to_string()
+    };
+    let admin = token("ada@example.com", "admin");
+    let deployer = token("dee@example.com", "deployer");
+    let (mut serve, port) = start_api(h, "serve-api.log");
+    let url = format!("http://127.0.0.1:{port}");
+    let ada = h.through_server(&url, &admin);
+    let dee = h.through_server(&url, &deployer);
+    let file = ada.dir.path().join("secret");
+    std::fs::write(&file, secret(9)).unwrap();
+    let file = file.to_str().unwrap();
+    let before = h.event_count();
+    let everything = ["hooks", "add", "all", "--url", &web.url("/"), "--secret-file", file];
+    let refused = ada.run(&everything);
+    assert_eq!(refused.status.code(), Some(5), "{refused:?}");
+    let listing = dee.run(&["hooks", "list"]);
+    assert_eq!(listing.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&listing.stdout).starts_with("No hooks"));
+    assert_eq!(
+        dee.run(&["hooks", "add", "x", "--url", &web.url("/"), "--app", "api"])
+            .status
+            .code(),
+        Some(5)
+    );
+    assert_eq!(h.event_count(), before, "nothing appended");
+    let added = ada.json(&[
+        "hooks", "add", "ci", "--url", &web.url("/"), "--app", "api", "--secret-file", file,
+    ]);
+    assert_eq!(added["secret"], Value::Null, "given, so not shown");
+    assert_eq!(ada.ok(&["hooks", "list"]), h.ok(&["hooks", "list"]));
+    h.deploy("api", "staging", &image("api", '1'));
+    let done = wait_for("the delivery", Duration::from_secs(20), || {
+        let all = ada.json(&["hooks", "deliveries", "ci"]);
+        (all[0]["state"] == "succeeded").then_some(all)
+    });
+    assert_eq!(web.accepted().len(), 1);
+    assert_eq!(web.requests()[0]["verified"], true);
+    let ping = ada.json(&["hooks", "test", "ci"]);
+    assert_eq!(ping["ok"], true);
+    ada.ok(&["hooks", "redeliver", "ci", done[0]["id"].as_str().unwrap()]);
+    let audit = h.ok(&["audit", "--kind", "hook"]);
+    assert!(audit.contains("ada@example.com via api"), "{audit}");
+    ada.ok(&["hooks", "remove", "ci"]);
+    sigterm(&mut serve);
+}
