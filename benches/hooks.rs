@@ -124,9 +124,7 @@ fn measure(name: &str, config: Config, args: &[String], dir: &std::path::Path) {
             env: "staging".parse().unwrap(),
             artifact: Artifact::Image(image),
         };
-        let executed = rt
-            .block_on(hoist.execute(&owner, &app, deploy))
-            .unwrap();
+        let executed = rt.block_on(hoist.execute(&owner, &app, deploy)).unwrap();
         let appended = Instant::now();
         let seq = executed.events.last().unwrap().seq;
         let arrived = loop {

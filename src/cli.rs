@@ -173,6 +173,16 @@ pub enum HooksCommand {
         #[arg(value_name = "DELIVERY_ID")]
         delivery: String,
     },
+    /// A new signing secret; the previous one keeps signing beside it for --keep
+    Rotate {
+        name: String,
+        /// A file holding the new whsec_ secret [default: a new one, shown once]
+        #[arg(long, value_name = "FILE")]
+        secret_file: Option<std::path::PathBuf>,
+        /// How long the previous secret keeps signing too
+        #[arg(long, default_value = "24h")]
+        keep: String,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -501,6 +501,23 @@ fn hooks_request(command: HooksCommand) -> Result<Request, Error> {
             name: name(&n)?,
             limit,
         },
+        HooksCommand::Rotate {
+            name: n,
+            secret_file,
+            keep,
+        } => Request::HooksRotate {
+            name: name(&n)?,
+            secret: secret_file
+                .map(|path| {
+                    std::fs::read_to_string(&path)
+                        .map(|text| text.trim().to_string())
+                        .map_err(|e| {
+                            Error::rejected(format!("--secret-file {}: {e}", path.display()))
+                        })
+                })
+                .transpose()?,
+            keep: parse_span("--keep", &keep)?,
+        },
         HooksCommand::Redeliver { name: n, delivery } => Request::HooksRedeliver {
             name: name(&n)?,
             delivery: delivery.parse().map_err(|_| {

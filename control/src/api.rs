@@ -168,6 +168,11 @@ pub enum Request {
         name: HookName,
         delivery: uuid::Uuid,
     },
+    HooksRotate {
+        name: HookName,
+        secret: Option<String>,
+        keep: std::time::Duration,
+    },
 }
 
 impl Request {
@@ -231,6 +236,7 @@ impl Request {
             Request::HooksTest { .. } => "hooks_test",
             Request::HooksDeliveries { .. } => "hooks_deliveries",
             Request::HooksRedeliver { .. } => "hooks_redeliver",
+            Request::HooksRotate { .. } => "hooks_rotate",
         }
     }
 }
@@ -598,6 +604,10 @@ impl Hoist {
             Request::HooksRedeliver { name, delivery } => {
                 let redelivery = self.hooks_redeliver(caller, &name, delivery).await?;
                 Answer::of(&redelivery, human::redelivery(&redelivery))
+            }
+            Request::HooksRotate { name, secret, keep } => {
+                let rotated = self.hooks_rotate(caller, &name, secret, keep).await?;
+                Answer::of(&rotated, human::rotated(&rotated))
             }
         })
     }

@@ -165,7 +165,7 @@ impl Worker {
     }
 
     async fn deliver(&mut self, mut hook: Hook, hold: &mut Hold) -> Result<()> {
-        let endpoint = self.hoist.endpoint(&hook.spec)?;
+        let mut endpoint = self.hoist.endpoint_at(&hook, Utc::now())?;
         let attempts = self
             .journals
             .read(hook.id)
@@ -200,7 +200,11 @@ impl Worker {
                 refreshed = tokio::time::Instant::now();
                 let current = self.hoist.hooks_in_force().await?;
                 match current.into_iter().find(|h| h.id == hook.id) {
-                    Some(now) if now.disabled.is_none() => hook = now,
+                    Some(now) if now.disabled.is_none() => {
+                        hook = now;
+                        // A rotation, or the end of the previous secret's time.
+                        endpoint = self.hoist.endpoint_at(&hook, Utc::now())?;
+                    }
                     _ => {
                         tracing::info!(hook = %hook.spec.name, "removed or disabled: no more deliveries");
                         return Ok(());

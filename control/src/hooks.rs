@@ -141,6 +141,14 @@ pub struct Pinged {
     pub error: Option<String>,
 }
 
+/// `hooks rotate`'s answer: the new secret shown once (none when it was given).
+#[derive(Debug, Serialize)]
+pub struct Rotated {
+    pub name: String,
+    pub secret: Option<String>,
+    pub previous_valid_until: String,
+}
+
 /// `hooks redeliver`'s answer.
 #[derive(Debug, Serialize)]
 pub struct Redelivery {
@@ -296,6 +304,67 @@ impl Hoist {
         })
     }
 
+    /// The endpoint of `hook` at `now`: during a rotation, the previous secret signs too.
+    pub(crate) fn endpoint_at(&self, hook: &Hook, now: DateTime<Utc>) -> Result<Endpoint> {
+        let mut endpoint = self.endpoint(&hook.spec)?;
+        if let Some((sealed, until)) = &hook.previous_secret {
+            if now < *until {
+                let previous = HookSpec {
+                    sealed_secret: sealed.clone(),
+                    ..hook.spec.clone()
+                };
+                endpoint.secrets.extend(self.endpoint(&previous)?.secrets);
+            }
+        }
+        Ok(endpoint)
+    }
+
+    /// `hooks rotate`: a new signing secret (made, or given); the previous one keeps signing
+    /// beside it for `keep`, so receivers switch without losing a delivery.
+    pub async fn hooks_rotate(
+        &self,
+        caller: &Caller,
+        name: &HookName,
+        secret: Option<String>,
+        keep: Duration,
+    ) -> Result<Rotated> {
+        let hook = self.hook(&caller.principal, name).await?;
+        if !hook.spec.format.signs() {
+            return Err(Error::rejected(format!(
+                "hook {name} is {}: only signing formats (standard-webhooks, cloudevents) rotate a secret; remove it and add it again with the new URL or token",
+                hook.spec.format
+            )));
+        }
+        let (secret, shown) = match secret {
+            Some(secret) => {
+                standard_webhooks::decode_secret(&secret)
+                    .map_err(|e| Error::rejected(format!("--secret-file: {e}")))?;
+                (secret, None)
+            }
+            None => {
+                let key: [u8; 32] = crate::access::random(32)?
+                    .try_into()
+                    .expect("32 bytes asked");
+                let secret = standard_webhooks::encode_secret(&key);
+                (secret.clone(), Some(secret))
+            }
+        };
+        let previous_until = Utc::now()
+            + chrono::Duration::from_std(keep).map_err(|_| Error::rejected("--keep: too long"))?;
+        let command = AccessCommand::RotateHookSecret {
+            name: name.clone(),
+            scope: scope_of(&hook.spec),
+            sealed_secret: self.seal_hook_secret(name, &secret).await?,
+            previous_until,
+        };
+        self.access_execute(caller, command).await?;
+        Ok(Rotated {
+            name: name.to_string(),
+            secret: shown,
+            previous_valid_until: timestamp(previous_until),
+        })
+    }
+
     /// `hooks list`: the hooks `principal` administers.
     pub async fn hooks_list(&self, principal: &Principal) -> Result<Vec<Hook>> {
         Ok(self
@@ -323,8 +392,8 @@ impl Hoist {
     /// `hooks test`: a `ping` sent now, from here; no event, not recorded.
     pub async fn hooks_test(&self, caller: &Caller, name: &HookName) -> Result<Pinged> {
         let hook = self.hook(&caller.principal, name).await?;
-        let endpoint = self.endpoint(&hook.spec)?;
         let now = Utc::now();
+        let endpoint = self.endpoint_at(&hook, now)?;
         let ping = Notification {
             kind: "ping".into(),
             id: Uuid::now_v7(),

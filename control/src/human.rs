@@ -715,3 +715,18 @@ pub fn redelivery(redelivery: &crate::hooks::Redelivery) -> String {
         escape(&redelivery.hook)
     )
 }
+
+/// `hooks rotate`.
+pub fn rotated(rotated: &crate::hooks::Rotated) -> String {
+    let mut out = format!(
+        "Rotated the signing secret of hook {}: deliveries carry both signatures until {}\n",
+        escape(&rotated.name),
+        rotated.previous_valid_until
+    );
+    if let Some(secret) = &rotated.secret {
+        out.push_str("The new secret is shown this once: store it now.\n\n");
+        out.push_str(secret);
+        out.push('\n');
+    }
+    out
+}

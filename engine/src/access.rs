@@ -202,6 +202,7 @@ impl AccessState {
                     added_at: at,
                     disabled: None,
                     redeliveries: Vec::new(),
+                    previous_secret: None,
                     spec: hook,
                 };
                 self.hooks.insert(hook.spec.name.clone(), hook);
@@ -217,6 +218,16 @@ impl AccessState {
             Event::HookRedeliveryRequested { name, delivery } => {
                 if let Some(hook) = self.hooks.get_mut(&name) {
                     hook.redeliveries.push((delivery, seq));
+                }
+            }
+            Event::HookSecretRotated {
+                name,
+                sealed_secret,
+                previous_until,
+            } => {
+                if let Some(hook) = self.hooks.get_mut(&name) {
+                    let previous = std::mem::replace(&mut hook.spec.sealed_secret, sealed_secret);
+                    hook.previous_secret = Some((previous, previous_until));
                 }
             }
             Event::AppCreated { .. }
@@ -352,6 +363,12 @@ pub enum AccessCommand {
         scope: Scope,
         delivery: Uuid,
     },
+    RotateHookSecret {
+        name: HookName,
+        scope: Scope,
+        sealed_secret: Vec<u8>,
+        previous_until: DateTime<Utc>,
+    },
 }
 
 /// The apps a grant's scope may name: those that exist, each with its pipeline. (Apps are never
@@ -378,9 +395,9 @@ pub fn required(command: &AccessCommand) -> (Action, Scope) {
                 env: hook.env.clone(),
             },
         ),
-        AccessCommand::RemoveHook { scope, .. } | AccessCommand::Redeliver { scope, .. } => {
-            (Action::Admin, scope.clone())
-        }
+        AccessCommand::RemoveHook { scope, .. }
+        | AccessCommand::Redeliver { scope, .. }
+        | AccessCommand::RotateHookSecret { scope, .. } => (Action::Admin, scope.clone()),
     }
 }
 
@@ -479,6 +496,19 @@ pub fn decide(
                 delivery: *delivery,
             }
         }
+        AccessCommand::RotateHookSecret {
+            name,
+            scope,
+            sealed_secret,
+            previous_until,
+        } => {
+            hook_in_scope(state, name, scope)?;
+            Event::HookSecretRotated {
+                name: name.clone(),
+                sealed_secret: sealed_secret.clone(),
+                previous_until: *previous_until,
+            }
+        }
     };
     check_event(state, apps, &event)?;
     Ok(vec![event])
@@ -574,7 +604,8 @@ pub fn check_event(
         }
         Event::HookRemoved { name }
         | Event::HookDisabled { name, .. }
-        | Event::HookRedeliveryRequested { name, .. } => {
+        | Event::HookRedeliveryRequested { name, .. }
+        | Event::HookSecretRotated { name, .. } => {
             if !state.hooks.contains_key(name) {
                 return Err(DomainError::UnknownHook(name.clone()));
             }

@@ -135,6 +135,15 @@ pub fn encode_envelope(envelope: &Envelope) -> Vec<u8> {
                 delivery: delivery.as_bytes().to_vec(),
             })
         }
+        Event::HookSecretRotated {
+            name,
+            sealed_secret,
+            previous_until,
+        } => Body::HookSecretRotated(v1::HookSecretRotated {
+            name: name.to_string(),
+            sealed_secret: sealed_secret.clone(),
+            previous_until_unix_micros: previous_until.timestamp_micros(),
+        }),
     });
     v1::Envelope {
         id: envelope.id.as_bytes().to_vec(),
@@ -393,6 +402,12 @@ pub fn decode_envelope(bytes: &[u8]) -> Result<Envelope, CodecError> {
         Some(Body::HookRedeliveryRequested(b)) => Some(Event::HookRedeliveryRequested {
             name: b.name.parse()?,
             delivery: uuid(&b.delivery).ok_or(field("hook.delivery", "must be 16 bytes"))?,
+        }),
+        Some(Body::HookSecretRotated(b)) => Some(Event::HookSecretRotated {
+            name: b.name.parse()?,
+            sealed_secret: b.sealed_secret,
+            previous_until: DateTime::<Utc>::from_timestamp_micros(b.previous_until_unix_micros)
+                .ok_or(field("hook.previous_until", "out of range"))?,
         }),
     };
     Ok(Envelope {
@@ -676,6 +691,16 @@ pub(crate) mod tests {
                 name,
                 delivery: Uuid::from_u128(id),
             }),
+            (
+                hook_name(),
+                proptest::collection::vec(any::<u8>(), 0..40),
+                0..4_000_000_000_000_000i64
+            )
+                .prop_map(|(name, sealed_secret, micros)| Event::HookSecretRotated {
+                    name,
+                    sealed_secret,
+                    previous_until: DateTime::<Utc>::from_timestamp_micros(micros).unwrap(),
+                }),
         ]
     }
 

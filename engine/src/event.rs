@@ -320,6 +320,13 @@ pub enum Event {
         name: HookName,
         delivery: Uuid,
     },
+    /// `hooks rotate`: a new sealed secret; the previous one also signs until `previous_until`.
+    HookSecretRotated {
+        name: HookName,
+        #[serde(with = "base64_bytes")]
+        sealed_secret: Vec<u8>,
+        previous_until: DateTime<Utc>,
+    },
 }
 
 impl Event {
@@ -337,6 +344,7 @@ impl Event {
                 | Event::HookRemoved { .. }
                 | Event::HookDisabled { .. }
                 | Event::HookRedeliveryRequested { .. }
+                | Event::HookSecretRotated { .. }
         )
     }
 
@@ -353,7 +361,8 @@ impl Event {
             | Event::HookAdded { .. }
             | Event::HookRemoved { .. }
             | Event::HookDisabled { .. }
-            | Event::HookRedeliveryRequested { .. } => None,
+            | Event::HookRedeliveryRequested { .. }
+            | Event::HookSecretRotated { .. } => None,
             Event::ReleaseCreated { env, .. }
             | Event::EnvLocked { env, .. }
             | Event::EnvUnlocked { env }
@@ -383,7 +392,8 @@ impl Event {
             Event::HookAdded { .. }
             | Event::HookRemoved { .. }
             | Event::HookDisabled { .. }
-            | Event::HookRedeliveryRequested { .. } => "hook",
+            | Event::HookRedeliveryRequested { .. }
+            | Event::HookSecretRotated { .. } => "hook",
         }
     }
 
@@ -479,6 +489,14 @@ impl Event {
             Event::HookRedeliveryRequested { name, delivery } => {
                 Summary::Text(format!("Asked hook {name} to redeliver {delivery}"))
             }
+            Event::HookSecretRotated {
+                name,
+                previous_until,
+                ..
+            } => Summary::Text(format!(
+                "Rotated the secret of hook {name} (the previous one signs until {})",
+                previous_until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            )),
         }
     }
 }

@@ -124,7 +124,8 @@ impl HookKind {
             Event::HookAdded { .. }
             | Event::HookRemoved { .. }
             | Event::HookDisabled { .. }
-            | Event::HookRedeliveryRequested { .. } => Some(HookKind::Hook),
+            | Event::HookRedeliveryRequested { .. }
+            | Event::HookSecretRotated { .. } => Some(HookKind::Hook),
             event if event.is_access() => Some(HookKind::Access),
             _ => None,
         }
@@ -207,6 +208,8 @@ pub struct Hook {
     pub disabled: Option<String>,
     /// Redeliveries asked for, by delivery, with the sequence of the request.
     pub redeliveries: Vec<(Uuid, u64)>,
+    /// After `hooks rotate`: the previous sealed secret, which also signs until then.
+    pub previous_secret: Option<(Vec<u8>, DateTime<Utc>)>,
 }
 
 /// Where a delivery stands (`hooks deliveries`' `state`).

@@ -189,7 +189,8 @@ impl AppState {
             | Event::HookAdded { .. }
             | Event::HookRemoved { .. }
             | Event::HookDisabled { .. }
-            | Event::HookRedeliveryRequested { .. } => {}
+            | Event::HookRedeliveryRequested { .. }
+            | Event::HookSecretRotated { .. } => {}
         }
     }
 

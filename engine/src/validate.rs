@@ -171,7 +171,8 @@ pub fn check_event(app: &AppName, state: &AppState, event: &Event) -> Result<(),
         | Event::HookAdded { .. }
         | Event::HookRemoved { .. }
         | Event::HookDisabled { .. }
-        | Event::HookRedeliveryRequested { .. } => unreachable!("refused above"),
+        | Event::HookRedeliveryRequested { .. }
+        | Event::HookSecretRotated { .. } => unreachable!("refused above"),
     }
     Ok(())
 }

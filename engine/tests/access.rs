@@ -749,7 +749,10 @@ fn hook_spec(name: &str, app_name: Option<&str>) -> hoist_engine::hooks::HookSpe
 
 #[test]
 fn an_admin_of_an_app_adds_a_hook_on_it_but_not_on_every_app() {
-    let admin_of_api = identity("ana@example.com", vec![grant(Role::Admin, Some("api"), None)]);
+    let admin_of_api = identity(
+        "ana@example.com",
+        vec![grant(Role::Admin, Some("api"), None)],
+    );
     given([])
         .when(
             &admin_of_api,
@@ -768,7 +771,10 @@ fn an_admin_of_an_app_adds_a_hook_on_it_but_not_on_every_app() {
             },
         )
         .then_deny(Role::Admin, Scope::everything());
-    let deployer = identity("bo@example.com", vec![grant(Role::Deployer, Some("api"), None)]);
+    let deployer = identity(
+        "bo@example.com",
+        vec![grant(Role::Deployer, Some("api"), None)],
+    );
     given([])
         .when(
             &deployer,
@@ -832,7 +838,10 @@ fn removing_and_redelivering_need_the_hook_and_admin_on_its_scope() {
             },
         )
         .then_reject(&["hook ci does not exist"]);
-    let web_admin = identity("ana@example.com", vec![grant(Role::Admin, Some("web"), None)]);
+    let web_admin = identity(
+        "ana@example.com",
+        vec![grant(Role::Admin, Some("web"), None)],
+    );
     given([added.clone()])
         .when(
             &web_admin,

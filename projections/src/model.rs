@@ -137,7 +137,8 @@ impl AppStatus {
             | Event::HookAdded { .. }
             | Event::HookRemoved { .. }
             | Event::HookDisabled { .. }
-            | Event::HookRedeliveryRequested { .. } => {}
+            | Event::HookRedeliveryRequested { .. }
+            | Event::HookSecretRotated { .. } => {}
         }
     }
 }

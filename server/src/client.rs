@@ -447,6 +447,10 @@ pub fn route(request: &Request) -> Route {
         Request::HooksDeliveries { name, limit } => {
             Route::new(M::GET, format!("/v1/hooks/{name}/deliveries")).query("limit", *limit)
         }
+        Request::HooksRotate { name, secret, keep } => {
+            Route::new(M::POST, format!("/v1/hooks/{name}/rotate"))
+                .body(json!({"secret": secret, "keep_seconds": keep.as_secs()}))
+        }
         Request::HooksRedeliver { name, delivery } => Route::new(
             M::POST,
             format!("/v1/hooks/{name}/deliveries/{delivery}/redeliver"),

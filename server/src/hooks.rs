@@ -1,7 +1,7 @@
 //! `hoist hooks …` over HTTP (issue 11): each route a `Request` answered by `Hoist::answer` as
 //! the caller (admin on the hook's scope). Routes: `GET`/`POST /v1/hooks`,
 //! `DELETE /v1/hooks/{name}`, `POST /v1/hooks/{name}/test`, `GET /v1/hooks/{name}/deliveries`,
-//! `POST /v1/hooks/{name}/deliveries/{id}/redeliver`. Secrets travel in the body (`secret`: a
+//! `POST /v1/hooks/{name}/deliveries/{id}/redeliver`, `POST /v1/hooks/{name}/rotate`. Secrets travel in the body (`secret`: a
 //! `whsec_` secret or a Matrix token; a Slack hook's is its `url`), never in a query.
 
 use crate::auth::Authenticated;
@@ -27,6 +27,7 @@ pub fn routes() -> OpenApiRouter<Api> {
         .routes(routes!(hooks_test))
         .routes(routes!(hooks_deliveries))
         .routes(routes!(hooks_redeliver))
+        .routes(routes!(hooks_rotate))
 }
 
 fn name(text: &str) -> Result<HookName, ApiError> {
@@ -185,4 +186,37 @@ async fn hooks_redeliver(
         delivery,
     };
     respond(&api, &caller, shown, request).await
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RotateBody {
+    /// The new `whsec_` secret [default: a new one, in the answer once].
+    secret: Option<String>,
+    /// How long the previous secret keeps signing too [default: 86400].
+    keep_seconds: Option<u64>,
+}
+
+/// `hoist hooks rotate`: the answer may hold the new secret, once.
+#[utoipa::path(post, path = "/v1/hooks/{name}/rotate", tag = "hooks", request_body = RotateBody,
+    params(("name" = String, Path, description = "the hook's name")),
+    responses((status = 200, description = "`hooks rotate --json`: `{\"name\", \"secret\", \"previous_valid_until\"}`"),
+        (status = "default", description = "an error", body = ErrorBody)))]
+async fn hooks_rotate(
+    State(api): State<Api>,
+    Authenticated(caller): Authenticated,
+    hook: Result<Path<String>, axum::extract::rejection::PathRejection>,
+    shown: Shown,
+    Body(body): Body<RotateBody>,
+) -> Answer {
+    let request = Request::HooksRotate {
+        name: name(&path(hook)?)?,
+        secret: body.secret.map(|s| s.trim().to_string()),
+        keep: std::time::Duration::from_secs(body.keep_seconds.unwrap_or(86_400)),
+    };
+    let mut response = respond(&api, &caller, shown, request).await?;
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
 }

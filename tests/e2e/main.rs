@@ -98,6 +98,11 @@ mod sled {
     }
 
     #[test]
+    fn hooks_a_rotated_secret_signs_beside_the_previous_one() {
+        subscribers::a_rotated_secret_signs_beside_the_previous_one(&Hoist::sled());
+    }
+
+    #[test]
     fn hooks_two_serves_on_one_store_send_each_delivery_once() {
         subscribers::two_serves_send_each_delivery_once(&Hoist::sled());
     }

@@ -718,7 +718,15 @@ pub fn hooks_through_the_server_follow_the_roles(h: &Hoist) {
     std::fs::write(&file, secret(9)).unwrap();
     let file = file.to_str().unwrap();
     let before = h.event_count();
-    let everything = ["hooks", "add", "all", "--url", &web.url("/"), "--secret-file", file];
+    let everything = [
+        "hooks",
+        "add",
+        "all",
+        "--url",
+        &web.url("/"),
+        "--secret-file",
+        file,
+    ];
     let refused = ada.run(&everything);
     assert_eq!(refused.status.code(), Some(5), "{refused:?}");
     let listing = dee.run(&["hooks", "list"]);
@@ -732,7 +740,15 @@ pub fn hooks_through_the_server_follow_the_roles(h: &Hoist) {
     );
     assert_eq!(h.event_count(), before, "nothing appended");
     let added = ada.json(&[
-        "hooks", "add", "ci", "--url", &web.url("/"), "--app", "api", "--secret-file", file,
+        "hooks",
+        "add",
+        "ci",
+        "--url",
+        &web.url("/"),
+        "--app",
+        "api",
+        "--secret-file",
+        file,
     ]);
     assert_eq!(added["secret"], Value::Null, "given, so not shown");
     assert_eq!(ada.ok(&["hooks", "list"]), h.ok(&["hooks", "list"]));
@@ -749,5 +765,75 @@ pub fn hooks_through_the_server_follow_the_roles(h: &Hoist) {
     let audit = h.ok(&["audit", "--kind", "hook"]);
     assert!(audit.contains("ada@example.com via api"), "{audit}");
     ada.ok(&["hooks", "remove", "ci"]);
+    sigterm(&mut serve);
+}
+
+/// `hooks rotate`: deliveries carry a signature by the new secret and one by the previous,
+/// each verified by `standardwebhooks` on its own, until the previous one's time ends.
+pub fn a_rotated_secret_signs_beside_the_previous_one(h: &Hoist) {
+    let dir = h.dir.path();
+    let mut web = Receiver::start(dir, "web", &secret(10), "", None);
+    web.stop();
+    // The same port, now checking each of the two secrets on its own.
+    let port = web.port;
+    let both = {
+        let port_file = dir.join("both.port");
+        let log = dir.join("both.jsonl");
+        let child = Command::new("python3")
+            .arg(RECEIVER)
+            .arg(&port_file)
+            .arg(&log)
+            .args(["--secret", &secret(10), "--secret", &secret(11)])
+            .args(["--port", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        wait_for("receiver to listen", Duration::from_secs(20), || {
+            std::fs::read_to_string(&port_file).ok()
+        });
+        Receiver { child, port, log }
+    };
+    h.ok(&["apps", "create", "api"]);
+    add_hook(h, "ci", &both.url("/"), &secret(10), &[]);
+    let new = dir.join("new.secret");
+    std::fs::write(&new, secret(11)).unwrap();
+    let rotated = h.json(&[
+        "hooks",
+        "rotate",
+        "ci",
+        "--secret-file",
+        new.to_str().unwrap(),
+        "--keep",
+        "1h",
+    ]);
+    assert_eq!(rotated["secret"], Value::Null);
+    assert!(rotated["previous_valid_until"].is_string());
+    let mut serve = start_serve(h, "serve.log", &[]);
+    h.deploy("api", "staging", &image("api", '1'));
+    wait_final(h, "ci", 1);
+    let request = &both.requests()[0];
+    assert_eq!(
+        request["verified_by"],
+        serde_json::json!([0, 1]),
+        "{request}"
+    );
+    let signature = request["headers"]["webhook-signature"].as_str().unwrap();
+    assert_eq!(signature.split(' ').count(), 2, "{signature}");
+    // A made secret is shown once; a Slack hook has no secret to rotate.
+    let made = h.json(&["hooks", "rotate", "ci", "--keep", "1s"]);
+    assert!(made["secret"].as_str().unwrap().starts_with("whsec_"));
+    h.ok(&[
+        "hooks",
+        "add",
+        "chat",
+        "--format",
+        "slack",
+        "--url",
+        "https://hooks.example/x",
+    ]);
+    let before = h.event_count();
+    h.fails(&["hooks", "rotate", "chat"], 1, &["only signing formats"]);
+    assert_eq!(h.event_count(), before);
     sigterm(&mut serve);
 }

@@ -10,7 +10,7 @@ write, and recorded as one JSON line.
 - It deduplicates on `webhook-id`, as the spec asks receivers to: a repeated id is recorded with
   `"duplicate": true` and answered 200 without being "accepted" again.
 
-Usage: hook_receiver.py PORT_FILE LOG_FILE [--secret whsec_...] [--plan 500,500,200] [--retry-after N]
+Usage: hook_receiver.py PORT_FILE LOG_FILE [--secret whsec_...]... [--plan 500,500,200] [--retry-after N]
        [--port N]
 The plan is the statuses answered to the first requests, in order; 200 after it. The port it
 listens on (127.0.0.1, chosen by the OS) is written to PORT_FILE once it is listening.
@@ -24,7 +24,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 parser = argparse.ArgumentParser()
 parser.add_argument("port_file")
 parser.add_argument("log_file")
-parser.add_argument("--secret")
+parser.add_argument("--secret", action="append", default=[])
 parser.add_argument("--plan", default="")
 parser.add_argument("--retry-after")
 parser.add_argument("--port", type=int, default=0)
@@ -52,12 +52,15 @@ class Handler(BaseHTTPRequestHandler):
         if "webhook-signature" in headers and args.secret:
             from standardwebhooks import Webhook
 
-            try:
-                Webhook(args.secret).verify(body, headers)
-                record["verified"] = True
-            except Exception as e:  # the library's verdict, recorded
-                record["verified"] = False
-                record["verify_error"] = str(e)
+            # Each secret given is tried on its own: during a rotation both must verify.
+            record["verified_by"] = []
+            for i, secret in enumerate(args.secret):
+                try:
+                    Webhook(secret).verify(body, headers)
+                    record["verified_by"].append(i)
+                except Exception as e:  # the library's verdict, recorded
+                    record["verify_error"] = str(e)
+            record["verified"] = bool(record["verified_by"])
         if any(k.startswith("ce-") for k in headers):
             from cloudevents.core.bindings.http import HTTPMessage, from_http_event
 
