@@ -105,8 +105,9 @@ pub(crate) async fn supervise(
             }
             Err(e) => tracing::warn!(error = e.message(), "hooks: reading the access chain"),
         }
+        // New hooks are looked for every second (on NATS, each look is a connection).
         tokio::select! {
-            _ = tokio::time::sleep(settings.poll) => {}
+            _ = tokio::time::sleep(REFRESH) => {}
             _ = stop.changed() => break,
         }
     }
