@@ -103,6 +103,14 @@ mod sled {
     }
 
     #[test]
+    fn hooks_crash_torture_serve_killed_while_delivering() {
+        subscribers::deliveries_survive_serve_killed_at_random(
+            &Hoist::sled(),
+            torture_iterations(30),
+        );
+    }
+
+    #[test]
     fn hooks_two_serves_on_one_store_send_each_delivery_once() {
         subscribers::two_serves_send_each_delivery_once(&Hoist::sled());
     }
@@ -367,6 +375,12 @@ mod nats {
     fn hooks_bad_input_is_refused_and_nothing_appended() {
         let (_server, h) = nats();
         subscribers::bad_hooks_are_refused_and_nothing_appended(&h);
+    }
+
+    #[test]
+    fn hooks_crash_torture_serve_killed_while_delivering() {
+        let (_server, h) = nats();
+        subscribers::deliveries_survive_serve_killed_at_random(&h, torture_iterations(15));
     }
 
     #[test]

@@ -837,3 +837,62 @@ pub fn a_rotated_secret_signs_beside_the_previous_one(h: &Hoist) {
     assert_eq!(h.event_count(), before);
     sigterm(&mut serve);
 }
+
+/// Crash torture for the delivery journal: `serve` killed with SIGKILL at random instants while
+/// it delivers (and releases keep coming); after every kill the journal reads; in the end every
+/// event was accepted by the receiver, none lost, and every delivery is `succeeded`.
+pub fn deliveries_survive_serve_killed_at_random(h: &Hoist, iterations: usize) {
+    use crate::torture::{kill_at_random, Rng, Tally};
+    let dir = h.dir.path();
+    // Every fifth answer a 500: retries are cut by kills too.
+    let plan = ["500", "200", "200", "200", "200"].repeat(40).join(",");
+    let web = Receiver::start(dir, "web", &secret(12), &plan, None);
+    h.ok(&["apps", "create", "api"]);
+    h.ok(&["apps", "create", "web"]);
+    add_hook(h, "ci", &web.url("/hook"), &secret(12), &[]);
+    const HEX: &[u8] = b"0123456789abcdef";
+    for n in 0..10 {
+        let app = if n % 2 == 0 { "api" } else { "web" };
+        h.deploy(app, "staging", &image(app, char::from(HEX[n])));
+    }
+    let mut rng = Rng::seeded();
+    let mut tally = Tally::default();
+    for i in 0..iterations {
+        let serve = start_serve(h, "serve-torture.log", &[]);
+        if i % 3 == 0 {
+            // A new build each time (the image differs from the env's current one).
+            h.deploy(
+                "api",
+                "staging",
+                &image("api", char::from(HEX[(i / 3 + 1) % 16])),
+            );
+        }
+        kill_at_random(&mut rng, Duration::from_millis(1500), serve, &mut tally);
+        // The journal reads after any kill, and tells of no delivery twice.
+        let all = deliveries(h, "ci");
+        let ids: std::collections::BTreeSet<&str> =
+            all.iter().map(|d| d["id"].as_str().unwrap()).collect();
+        assert_eq!(ids.len(), all.len(), "{all:?}");
+    }
+    let releases = h
+        .json(&["audit", "--kind", "deploy"])
+        .as_array()
+        .unwrap()
+        .len();
+    eprintln!("hooks torture: {tally:?}");
+    let mut serve = start_serve(h, "serve-final.log", &[]);
+    let done = wait_final(h, "ci", releases);
+    assert!(done.iter().all(|d| d["state"] == "succeeded"), "{done:?}");
+    let accepted: std::collections::BTreeSet<String> = web
+        .accepted()
+        .iter()
+        .map(|r| r["headers"]["webhook-id"].as_str().unwrap().to_string())
+        .collect();
+    let wanted: std::collections::BTreeSet<String> = done
+        .iter()
+        .map(|d| d["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(accepted, wanted, "every event accepted, none lost");
+    assert!(web.requests().iter().all(|r| r["verified"] == true));
+    sigterm(&mut serve);
+}

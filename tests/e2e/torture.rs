@@ -15,10 +15,10 @@ use std::process::{Child, Stdio};
 use std::time::Duration;
 
 /// A small, seedable generator: the schedule must be replayable from the printed seed.
-struct Rng(u64);
+pub(crate) struct Rng(u64);
 
 impl Rng {
-    fn seeded() -> Self {
+    pub(crate) fn seeded() -> Self {
         let seed = std::env::var("HOIST_TORTURE_SEED")
             .ok()
             .and_then(|s| s.parse().ok())
@@ -32,7 +32,7 @@ impl Rng {
         Rng(seed | 1)
     }
 
-    fn below(&mut self, n: u64) -> u64 {
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
         // xorshift64*
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
@@ -50,7 +50,7 @@ pub struct Tally {
 }
 
 /// How a process under torture ended.
-struct Ran {
+pub(crate) struct Ran {
     /// It exited 0 (on its own, possibly just before the kill).
     ok: bool,
     killed: bool,
@@ -58,7 +58,12 @@ struct Ran {
 
 /// Starts `child`, waits a random span up to `window`, kills it with SIGKILL (unless it
 /// finished), and says how it ended.
-fn kill_at_random(rng: &mut Rng, window: Duration, mut child: Child, tally: &mut Tally) -> Ran {
+pub(crate) fn kill_at_random(
+    rng: &mut Rng,
+    window: Duration,
+    mut child: Child,
+    tally: &mut Tally,
+) -> Ran {
     std::thread::sleep(Duration::from_micros(rng.below(window.as_micros() as u64)));
     match child.try_wait().expect("child status") {
         Some(status) => {
