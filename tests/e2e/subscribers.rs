@@ -759,6 +759,13 @@ pub fn hooks_through_the_server_follow_the_roles(h: &Hoist) {
     });
     assert_eq!(web.accepted().len(), 1);
     assert_eq!(web.requests()[0]["verified"], true);
+    let metrics = crate::api::http(port, "GET", "/metrics", &[], None).body;
+    assert!(
+        metrics.contains(
+            "hoist_deliveries_total{format=\"standard-webhooks\",outcome=\"succeeded\"} 1"
+        ),
+        "{metrics}"
+    );
     let ping = ada.json(&["hooks", "test", "ci"]);
     assert_eq!(ping["ok"], true);
     ada.ok(&["hooks", "redeliver", "ci", done[0]["id"].as_str().unwrap()]);
