@@ -212,20 +212,8 @@ impl Hoist {
                 if add.room.is_some() {
                     return Err(Error::rejected("--room is for --format matrix"));
                 }
-                match add.secret {
-                    Some(secret) => {
-                        standard_webhooks::decode_secret(&secret)
-                            .map_err(|e| Error::rejected(format!("--secret-file: {e}")))?;
-                        (add.url.clone(), secret, None)
-                    }
-                    None => {
-                        let key: [u8; 32] = crate::access::random(32)?
-                            .try_into()
-                            .expect("32 bytes asked");
-                        let secret = standard_webhooks::encode_secret(&key);
-                        (add.url.clone(), secret.clone(), Some(secret))
-                    }
-                }
+                let (secret, shown) = signing_secret(add.secret)?;
+                (add.url.clone(), secret, shown)
             }
             // The URL is the secret: only its origin is recorded in clear.
             HookFormat::Slack => {
@@ -335,20 +323,7 @@ impl Hoist {
                 hook.spec.format
             )));
         }
-        let (secret, shown) = match secret {
-            Some(secret) => {
-                standard_webhooks::decode_secret(&secret)
-                    .map_err(|e| Error::rejected(format!("--secret-file: {e}")))?;
-                (secret, None)
-            }
-            None => {
-                let key: [u8; 32] = crate::access::random(32)?
-                    .try_into()
-                    .expect("32 bytes asked");
-                let secret = standard_webhooks::encode_secret(&key);
-                (secret.clone(), Some(secret))
-            }
-        };
+        let (secret, shown) = signing_secret(secret)?;
         let previous_until = Utc::now()
             + chrono::Duration::from_std(keep).map_err(|_| Error::rejected("--keep: too long"))?;
         let command = AccessCommand::RotateHookSecret {
@@ -498,6 +473,25 @@ impl Hoist {
             delivery: delivery.to_string(),
             state: DeliveryState::Pending.as_str(),
         })
+    }
+}
+
+/// A signing secret: the one given (checked), or 32 new random bytes — then also returned to be
+/// shown, once.
+fn signing_secret(given: Option<String>) -> Result<(String, Option<String>)> {
+    match given {
+        Some(secret) => {
+            standard_webhooks::decode_secret(&secret)
+                .map_err(|e| Error::rejected(format!("--secret-file: {e}")))?;
+            Ok((secret, None))
+        }
+        None => {
+            let key: [u8; 32] = crate::access::random(32)?
+                .try_into()
+                .expect("32 bytes asked");
+            let secret = standard_webhooks::encode_secret(&key);
+            Ok((secret.clone(), Some(secret)))
+        }
     }
 }
 
