@@ -193,6 +193,7 @@ fn measure_in_process(rt: &tokio::runtime::Runtime, hoist: &Hoist, clients: usiz
         principal: Principal::Owner,
         actor: "vic@example.com".parse().unwrap(),
         via: None,
+        command_id: None,
     };
     let started = Instant::now();
     let answered: usize = rt.block_on(async {

@@ -141,6 +141,7 @@ impl Hoist {
                 principal: access.principal(&token.identity),
                 actor: token.identity.clone(),
                 via: Some(via.to_owned()),
+                command_id: None,
             })
         })
         .await?
@@ -159,6 +160,7 @@ impl Hoist {
                 principal: access.principal(&link.identity),
                 actor: link.identity.clone(),
                 via: Some(chat_id.to_string()),
+                command_id: None,
             })
         })
         .await?
@@ -215,6 +217,9 @@ impl Hoist {
         let mut context = CommandContext::new(caller.actor.clone());
         context.principal = caller.principal.clone();
         context.via = caller.via.clone();
+        if let Some(id) = caller.command_id {
+            context.command_id = id;
+        }
         let log = self.open_log(OpenMode::Create).await?;
         let executed = service::execute_access(&log, &command, &context).await?;
         self.warn_unknown(executed.state.skipped_unknown);

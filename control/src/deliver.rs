@@ -479,6 +479,7 @@ impl Worker {
             principal: self.principal.clone(),
             actor: "hoist".parse().expect("a valid actor"),
             via: None,
+            command_id: None,
         };
         let command = AccessCommand::DisableHook {
             name: hook.spec.name.clone(),

@@ -29,6 +29,7 @@ pub mod admin;
 pub mod api;
 #[cfg(feature = "bench")]
 pub mod bench;
+pub mod chat;
 pub mod config;
 pub mod deliver;
 pub mod error;
@@ -67,6 +68,9 @@ pub struct Caller {
     pub principal: Principal,
     pub actor: Actor,
     pub via: Option<String>,
+    /// The id of the command this call makes, when the front end must make it idempotent (a
+    /// chat message seen again after a restart is the same command, stored once); else new.
+    pub command_id: Option<uuid::Uuid>,
 }
 
 impl Caller {
@@ -77,6 +81,7 @@ impl Caller {
             principal: Principal::Owner,
             actor,
             via: None,
+            command_id: None,
         }
     }
 }
@@ -163,6 +168,9 @@ impl Hoist {
         let mut context = CommandContext::new(caller.actor.clone());
         context.principal = caller.principal.clone();
         context.via = caller.via.clone();
+        if let Some(id) = caller.command_id {
+            context.command_id = id;
+        }
         self.execute_in(app, &command, &context).await
     }
 

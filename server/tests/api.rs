@@ -991,6 +991,7 @@ fn owner_caller() -> Caller {
         principal: Principal::Owner,
         actor: "ana@example.com".parse().unwrap(),
         via: Some("api".into()),
+        command_id: None,
     }
 }
 
