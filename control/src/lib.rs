@@ -36,6 +36,7 @@ pub mod error;
 pub mod health;
 pub mod hooks;
 pub mod human;
+pub mod matrix_bot;
 pub mod queries;
 pub mod reconcile;
 pub mod serve;

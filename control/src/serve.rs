@@ -82,6 +82,19 @@ struct SettingsFile {
     tls_key: Option<PathBuf>,
     /// issue 11: hooks' delivery.
     hooks: Option<HooksFile>,
+    /// issue 12: the Matrix bot.
+    matrix: Option<MatrixFile>,
+}
+
+/// `[matrix]`: the chat-command bot (CLI.md, "`hoist serve` and its settings file").
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MatrixFile {
+    homeserver: String,
+    user: String,
+    /// Relative to the settings file; its content trimmed.
+    token_file: PathBuf,
+    rooms: Vec<String>,
 }
 
 /// `[hooks]`: the retry schedule (spans), scalable for tests.
@@ -104,6 +117,8 @@ pub struct Settings {
     pub tls: Option<TlsFiles>,
     /// Hooks' delivery (`[hooks]`).
     pub hooks: HookSettings,
+    /// The Matrix bot (`[matrix]`), if configured.
+    pub matrix: Option<crate::matrix_bot::MatrixBotSettings>,
 }
 
 /// The PEM files of the listener's TLS: the certificate chain and its private key.
@@ -179,7 +194,38 @@ impl Settings {
                 })
                 .collect::<Result<_>>()?;
         }
+        let matrix = match file.matrix {
+            Some(m) => {
+                let path = beside_file(&m.token_file);
+                let token = std::fs::read_to_string(&path)
+                    .map(|t| t.trim().to_string())
+                    .map_err(|e| {
+                        Error::rejected(format!(
+                            "matrix.token_file in {shown}: {}: {e}",
+                            path.display()
+                        ))
+                    })?;
+                if !(m.homeserver.starts_with("http://") || m.homeserver.starts_with("https://")) {
+                    return Err(Error::rejected(format!(
+                        "matrix.homeserver in {shown}: must start with http:// or https://"
+                    )));
+                }
+                if m.rooms.iter().any(|r| !r.starts_with('!')) {
+                    return Err(Error::rejected(format!(
+                        "matrix.rooms in {shown}: each is a room id starting with '!'"
+                    )));
+                }
+                Some(crate::matrix_bot::MatrixBotSettings {
+                    homeserver: m.homeserver,
+                    user: m.user,
+                    token,
+                    rooms: m.rooms,
+                })
+            }
+            None => None,
+        };
         Ok(Settings {
+            matrix,
             hooks,
             resync: pick("resync", &args.resync, &file.resync)?.unwrap_or(DEFAULT_RESYNC),
             timeout: pick("timeout", &args.timeout, &file.timeout)?.unwrap_or(DEFAULT_TIMEOUT),
@@ -329,6 +375,10 @@ async fn serve(
         hook_settings,
         hooks_stopped,
     ));
+    let matrix_bot = settings.matrix.clone().map(|bot| {
+        tracing::info!(homeserver = %bot.homeserver, user = %bot.user, rooms = bot.rooms.len(), "matrix bot");
+        tokio::spawn(crate::matrix_bot::run(hoist.clone(), bot, stop_hooks.subscribe()))
+    });
     let reconciler = Arc::new(Reconciler {
         hoist: hoist.clone(),
         principal: principal.clone(),
@@ -431,6 +481,9 @@ async fn serve(
     let _ = stop_hooks.send(true);
     while passes.join_next().await.is_some() {}
     let _ = delivering.await;
+    if let Some(bot) = matrix_bot {
+        let _ = bot.await;
+    }
     tracing::info!("stopped");
     Ok(())
 }

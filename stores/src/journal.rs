@@ -116,6 +116,39 @@ impl Journals {
             .collect())
     }
 
+    /// Saves `value` as the cursor `name` (a chat bot's place in its feed), durably: what a
+    /// restart resumes from.
+    pub async fn save_cursor(&self, name: &str, value: &str) -> Result<(), JournalError> {
+        match self {
+            Journals::File(files) => {
+                let files = Arc::clone(files);
+                let (name, value) = (name.to_string(), value.to_string());
+                tokio::task::spawn_blocking(move || files.save_cursor(&name, &value))
+                    .await
+                    .expect("cursor save does not panic")
+            }
+            Journals::Nats(nats) => {
+                nats.append_subject(&format!("cursor.{name}"), value.as_bytes().to_vec())
+                    .await
+            }
+        }
+    }
+
+    /// The cursor `name` as last saved.
+    pub async fn load_cursor(&self, name: &str) -> Result<Option<String>, JournalError> {
+        match self {
+            Journals::File(files) => {
+                let path = files.dir.join(format!("{name}.cursor"));
+                match std::fs::read_to_string(&path) {
+                    Ok(text) => Ok(Some(text)),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                    Err(e) => Err(FileJournals::io(&path)(e)),
+                }
+            }
+            Journals::Nats(nats) => nats.last(&format!("cursor.{name}")).await,
+        }
+    }
+
     /// Takes the hold on `hook`'s deliveries, unless another instance has it (`Ok(None)`).
     pub async fn hold(&self, hook: Uuid) -> Result<Option<Hold>, JournalError> {
         match self {
@@ -208,6 +241,21 @@ impl FileJournals {
             .collect())
     }
 
+    /// Written beside, synced, then renamed over: a crash leaves the old cursor or the new one.
+    fn save_cursor(&self, name: &str, value: &str) -> Result<(), JournalError> {
+        std::fs::create_dir_all(&self.dir).map_err(Self::io(&self.dir))?;
+        let path = self.dir.join(format!("{name}.cursor"));
+        let staged = self.dir.join(format!("{name}.cursor.tmp"));
+        let written = (|| {
+            let mut file = File::create(&staged)?;
+            file.write_all(value.as_bytes())?;
+            file.sync_data()?;
+            std::fs::rename(&staged, &path)?;
+            File::open(&self.dir)?.sync_all()
+        })();
+        written.map_err(Self::io(&path))
+    }
+
     fn hold(&self, hook: Uuid) -> Result<Option<File>, JournalError> {
         std::fs::create_dir_all(&self.dir).map_err(Self::io(&self.dir))?;
         let path = self.path(hook, "lock");
@@ -251,7 +299,33 @@ pub struct NatsJournals {
 
 impl NatsJournals {
     async fn append(&self, hook: Uuid, line: Vec<u8>) -> Result<(), JournalError> {
-        let subject = format!("{}{}", self.prefix, hook.simple());
+        self.append_subject(&hook.simple().to_string(), line).await
+    }
+
+    /// The last message of `{prefix}{key}`, if any.
+    async fn last(&self, key: &str) -> Result<Option<String>, JournalError> {
+        let stream = self
+            .js
+            .get_stream_no_info(&self.stream)
+            .await
+            .map_err(|e| JournalError::Nats(e.to_string()))?;
+        match stream
+            .get_last_raw_message_by_subject(&format!("{}{key}", self.prefix))
+            .await
+        {
+            Ok(message) => Ok(Some(String::from_utf8_lossy(&message.payload).into_owned())),
+            Err(e)
+                if e.kind()
+                    == async_nats::jetstream::stream::LastRawMessageErrorKind::NoMessageFound =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(JournalError::Nats(e.to_string())),
+        }
+    }
+
+    async fn append_subject(&self, key: &str, line: Vec<u8>) -> Result<(), JournalError> {
+        let subject = format!("{}{key}", self.prefix);
         self.js
             .publish(subject, line.into())
             .await

@@ -111,6 +111,11 @@ mod sled {
     }
 
     #[test]
+    fn chat_the_matrix_bot_obeys_linked_people_under_their_roles() {
+        subscribers::the_matrix_bot_obeys_linked_people_under_their_roles(&Hoist::sled());
+    }
+
+    #[test]
     fn hooks_two_serves_on_one_store_send_each_delivery_once() {
         subscribers::two_serves_send_each_delivery_once(&Hoist::sled());
     }

@@ -903,3 +903,175 @@ pub fn deliveries_survive_serve_killed_at_random(h: &Hoist, iterations: usize) {
     assert!(web.requests().iter().all(|r| r["verified"] == true));
     sigterm(&mut serve);
 }
+
+impl Homeserver {
+    /// Posts `text` as `who` (ana or eve) into `room` ("room" or "other_room"); its event id.
+    fn say(&self, who: &str, room: &str, text: &str) -> String {
+        let out = Command::new("python3")
+            .args([HOMESERVER, "say"])
+            .arg(&self.dir)
+            .args([who, room, text])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    }
+}
+
+/// The Matrix bot (issue 12): a linked operator rolls back from the room and sees who did it; a
+/// stranger, a missing role, an unknown command and a bad version get replies naming the rule and
+/// append nothing; a room that is not configured is ignored; the bot never answers itself; a
+/// restart neither replays nor misses a command.
+pub fn the_matrix_bot_obeys_linked_people_under_their_roles(h: &Hoist) {
+    let server = Homeserver::start(h.dir.path());
+    let token = h.dir.path().join("matrix-token");
+    std::fs::write(&token, server.info["bot_token"].as_str().unwrap()).unwrap();
+    let config = h.dir.path().join("bot.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[matrix]\nhomeserver = \"{}\"\nuser = \"@hoist:localhost\"\ntoken_file = \"matrix-token\"\nrooms = [\"{}\"]\n",
+            server.info["url"].as_str().unwrap(),
+            server.info["room"].as_str().unwrap()
+        ),
+    )
+    .unwrap();
+    h.ok(&["apps", "create", "api"]);
+    for n in ['1', '2', '3'] {
+        h.deploy("api", "production", &image("api", n));
+    }
+    h.ok(&[
+        "access",
+        "grant",
+        "ana@example.com",
+        "--role",
+        "operator",
+        "--app",
+        "api",
+    ]);
+    h.ok(&["access", "link", "matrix:@ana:localhost", "ana@example.com"]);
+    let serve_with_bot = |log: &str| {
+        h.command(&[
+            "serve",
+            "--resync",
+            "60s",
+            "--config",
+            config.to_str().unwrap(),
+        ])
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(h.dir.path().join(log)).unwrap())
+        .spawn()
+        .unwrap()
+    };
+    let mut serve = serve_with_bot("bot-1.log");
+    wait_for("the bot to join and sync", Duration::from_secs(30), || {
+        h.dir
+            .path()
+            .join("store/hooks/matrix-sync.cursor")
+            .exists()
+            .then_some(())
+            .or_else(|| (!h.is_embedded()).then_some(()))
+            .filter(|_| serve_log(h, "bot-1.log").contains("matrix: joined"))
+    });
+    let replies = |n: usize| {
+        wait_for(
+            &format!("{n} replies from the bot"),
+            Duration::from_secs(30),
+            || {
+                let notices: Vec<Value> = server
+                    .messages()
+                    .into_iter()
+                    .filter(|m| m["sender"] == "@hoist:localhost")
+                    .collect();
+                (notices.len() >= n).then_some(notices)
+            },
+        )
+    };
+    let before = h.event_count();
+    server.say("eve", "room", "!hoist rollback api production");
+    let eve = replies(1);
+    let text = eve[0]["content"]["body"].as_str().unwrap();
+    assert!(
+        text.contains("matrix:@eve:localhost is not linked"),
+        "{text}"
+    );
+    assert_eq!(eve[0]["content"]["msgtype"], "m.notice");
+    server.say("ana", "room", "!hoist deploy api production");
+    server.say("ana", "room", "!hoist rollback api production v9");
+    server.say("ana", "room", "!hoist promote api");
+    server.say("ana", "other_room", "!hoist rollback api production");
+    let refused = replies(4);
+    let bodies: Vec<&str> = refused
+        .iter()
+        .map(|m| m["content"]["body"].as_str().unwrap())
+        .collect();
+    assert!(
+        bodies[1].contains("unknown command \"deploy\""),
+        "{bodies:?}"
+    );
+    assert!(bodies[2].contains("v9"), "{bodies:?}");
+    assert!(
+        bodies[3].contains("not allowed"),
+        "an operator may not promote: {bodies:?}"
+    );
+    assert_eq!(h.event_count(), before, "nothing appended");
+    let command = server.say("ana", "room", "!hoist rollback api production");
+    let done = replies(5);
+    let reply = &done[4];
+    let body = reply["content"]["body"].as_str().unwrap();
+    assert!(
+        body.contains("api/production v4") && body.contains("by ana@example.com"),
+        "{body}"
+    );
+    assert_eq!(
+        reply["content"]["m.relates_to"]["m.in_reply_to"]["event_id"],
+        command.as_str()
+    );
+    let audit = h.json(&["audit", "--kind", "rollback"]);
+    assert_eq!(audit.as_array().unwrap().len(), 1, "{audit}");
+    assert!(
+        audit[0]["actor"]
+            .as_str()
+            .unwrap()
+            .contains("ana@example.com"),
+        "{audit}"
+    );
+    let events = h.ok(&["events"]);
+    assert!(
+        events.contains("\"via\":\"matrix:@ana:localhost\""),
+        "{events}"
+    );
+    // A restart: nothing replayed, and what is said meanwhile is heard.
+    sigterm(&mut serve);
+    server.say("ana", "room", "!hoist status api");
+    let mut serve = serve_with_bot("bot-2.log");
+    let after = replies(6);
+    assert!(
+        after[5]["content"]["body"]
+            .as_str()
+            .unwrap()
+            .contains("production"),
+        "{after:?}"
+    );
+    assert_eq!(
+        h.json(&["audit", "--kind", "rollback"])
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        server
+            .messages()
+            .iter()
+            .filter(|m| m["sender"] == "@hoist:localhost")
+            .count(),
+        6
+    );
+    sigterm(&mut serve);
+}

@@ -1,13 +1,15 @@
 """A throwaway Matrix homeserver for hoist's e2e tests: PyPI's `matrix-synapse` on a free
 loopback port with SQLite, its rate limits raised, two users (the bot `hoist` and a person
-`ana`), and a room ana created and invited the bot to (the bot has not joined: hoist's hook
-joins it).
+`ana`, and `eve`, a stranger), a room ana created and invited the bot and eve to (eve joined;
+the bot has not: hoist joins it), and another room the bot is invited to but not configured for.
 
 Usage:
   matrix_homeserver.py start DIR     runs synapse (in the foreground, until killed) after writing
                                      DIR/matrix.json: {"url", "room", "bot_token", "user_token"}
   matrix_homeserver.py messages DIR  prints the room's m.room.message events, oldest first, as
                                      one JSON array (read with ana's token)
+  matrix_homeserver.py say DIR WHO ROOM TEXT
+                                     posts TEXT as ana or eve into "room" or "other_room"
 """
 
 import json
@@ -96,7 +98,7 @@ def start(dir):
                 sys.exit("synapse exited; see synapse.log")
             time.sleep(0.05)
     tokens = {}
-    for user in ["hoist", "ana"]:
+    for user in ["hoist", "ana", "eve"]:
         subprocess.run(
             ["register_new_matrix_user", "-c", config, "-u", user, "-p", "pw-" + user,
              "--no-admin", url],
@@ -109,12 +111,30 @@ def start(dir):
         })
         tokens[user] = login["access_token"]
     room = call(url + "/_matrix/client/v3/createRoom", "POST",
-                {"invite": ["@hoist:localhost"], "name": "releases"}, tokens["ana"])["room_id"]
-    info = {"url": url, "room": room, "bot_token": tokens["hoist"], "user_token": tokens["ana"]}
+                {"invite": ["@hoist:localhost", "@eve:localhost"], "name": "releases"},
+                tokens["ana"])["room_id"]
+    call(f"{url}/_matrix/client/v3/join/{urllib.parse.quote(room, safe='')}", "POST", {},
+         tokens["eve"])
+    # A second room, not configured for the bot: what is said there is not for it.
+    other = call(url + "/_matrix/client/v3/createRoom", "POST",
+                 {"invite": ["@hoist:localhost"], "name": "elsewhere"}, tokens["ana"])["room_id"]
+    info = {"url": url, "room": room, "other_room": other, "bot_token": tokens["hoist"],
+            "user_token": tokens["ana"], "eve_token": tokens["eve"]}
     tmp = os.path.join(dir, "matrix.json.tmp")
     open(tmp, "w").write(json.dumps(info))
     os.rename(tmp, os.path.join(dir, "matrix.json"))
     server.wait()
+
+
+def say(dir, who, room_key, text):
+    """Posts `text` as an m.text of user `who` (ana or eve) into the room `room_key`."""
+    info = json.load(open(os.path.join(dir, "matrix.json")))
+    token = info["user_token"] if who == "ana" else info["eve_token"]
+    room = urllib.parse.quote(info[room_key], safe="")
+    txn = str(time.time_ns())
+    sent = call(f"{info['url']}/_matrix/client/v3/rooms/{room}/send/m.room.message/{txn}", "PUT",
+                {"msgtype": "m.text", "body": text}, token)
+    print(sent["event_id"])
 
 
 def messages(dir):
@@ -127,4 +147,4 @@ def messages(dir):
 
 
 if __name__ == "__main__":
-    {"start": start, "messages": messages}[sys.argv[1]](sys.argv[2])
+    {"start": start, "messages": messages, "say": say}[sys.argv[1]](*sys.argv[2:])

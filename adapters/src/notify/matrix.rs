@@ -68,7 +68,7 @@ fn authorization(endpoint: &Endpoint) -> Result<Vec<(&'static str, String)>, Not
 }
 
 /// Percent-encodes one path segment (a room id holds `!` and `:`).
-fn encode_segment(segment: &str) -> String {
+pub fn encode_segment(segment: &str) -> String {
     let mut out = String::with_capacity(segment.len() * 3);
     for b in segment.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {

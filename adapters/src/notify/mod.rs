@@ -134,7 +134,7 @@ pub fn check_url(url: &str) -> Result<(), NotifyError> {
 }
 
 /// HTML-escapes `text` (Matrix's formatted body).
-pub(crate) fn escape_html(text: &str) -> String {
+pub fn escape_html(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {

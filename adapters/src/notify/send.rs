@@ -78,6 +78,40 @@ impl Sender {
         }
     }
 
+    /// Sends one request and reads the whole answer, at most `limit` bytes of it (a chat bot's
+    /// calls: Matrix's `/sync`, `join`, `send`).
+    pub async fn call(&self, outgoing: &Outgoing, limit: usize) -> Result<(u16, Vec<u8>), String> {
+        let exchange = async {
+            let mut request = hyper::Request::builder()
+                .method(outgoing.method)
+                .uri(&outgoing.url)
+                .header("user-agent", concat!("hoist/", env!("CARGO_PKG_VERSION")));
+            for (name, value) in &outgoing.headers {
+                request = request.header(*name, value);
+            }
+            let request = request
+                .body(Full::new(Bytes::from(outgoing.body.clone())))
+                .map_err(|e| format!("invalid request: {e}"))?;
+            let response = self.client.request(request).await.map_err(|e| chain(&e))?;
+            let status = response.status().as_u16();
+            let mut body = response.into_body();
+            let mut bytes = Vec::new();
+            while let Some(frame) = body.frame().await {
+                let frame = frame.map_err(|e| chain(&e))?;
+                if let Some(data) = frame.data_ref() {
+                    bytes.extend_from_slice(data);
+                    if bytes.len() > limit {
+                        return Err(format!("an answer over {limit} bytes"));
+                    }
+                }
+            }
+            Ok((status, bytes))
+        };
+        tokio::time::timeout(self.timeout, exchange)
+            .await
+            .map_err(|_| format!("no answer within {:?}", self.timeout))?
+    }
+
     async fn exchange(&self, outgoing: &Outgoing) -> Answered {
         let mut request = hyper::Request::builder()
             .method(outgoing.method)
