@@ -65,7 +65,11 @@ pub async fn serve(ctx: &Ctx, args: ServeArgs) -> Result<(), Error> {
         let Some(listener) = listener else {
             return Ok(());
         };
-        let router = hoist_server::router(ctx.hoist.clone(), stopping.clone());
+        let router = hoist_server::router_with_chat(
+            ctx.hoist.clone(),
+            stopping.clone(),
+            settings.slack_signing_secret.clone(),
+        );
         hoist_server::serve(listener, router, tls, stopping.clone())
             .await
             .map_err(|e| Error::unavailable(format!("the HTTP API stopped: {e}")))

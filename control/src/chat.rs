@@ -293,3 +293,172 @@ mod tests {
         assert!(help.contains("!hoist rollback APP ENV [VERSION]"));
     }
 }
+
+// ---- Slack over HTTP ---------------------------------------------------------------------------
+
+/// How old a Slack request may be (Slack's own rule), and how long a signature is remembered so
+/// the same request is not taken twice.
+pub const SLACK_TOLERANCE_SECS: i64 = 300;
+
+/// A Slack signing secret: never in a log line or a `Debug` print.
+#[derive(Clone)]
+pub struct SigningSecret(pub String);
+
+impl std::fmt::Debug for SigningSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// Admits Slack's requests: signed with the app's signing secret, at most 300 s old (or ahead),
+/// and not seen before (a replay within the window is refused).
+pub struct SlackGate {
+    signing_secret: String,
+    seen: std::sync::Mutex<std::collections::HashMap<String, i64>>,
+}
+
+impl std::fmt::Debug for SlackGate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SlackGate").finish_non_exhaustive()
+    }
+}
+
+impl SlackGate {
+    pub fn new(signing_secret: SigningSecret) -> Self {
+        SlackGate {
+            signing_secret: signing_secret.0,
+            seen: Default::default(),
+        }
+    }
+
+    /// `Ok` when the request is Slack's, fresh and new; else the reason, in one line (never the
+    /// secret or the expected signature).
+    pub fn admit(
+        &self,
+        timestamp: Option<&str>,
+        signature: Option<&str>,
+        body: &[u8],
+        now: i64,
+    ) -> Result<(), String> {
+        let (Some(timestamp), Some(signature)) = (timestamp, signature) else {
+            return Err(
+                "missing X-Slack-Request-Timestamp or X-Slack-Signature: not a request from Slack"
+                    .into(),
+            );
+        };
+        let at: i64 = timestamp
+            .trim()
+            .parse()
+            .map_err(|_| "X-Slack-Request-Timestamp is not a Unix time".to_string())?;
+        if (now - at).abs() > SLACK_TOLERANCE_SECS {
+            return Err(format!(
+                "stale request: its timestamp is {}s from now (at most {SLACK_TOLERANCE_SECS}s)",
+                now - at
+            ));
+        }
+        let expected = hoist_adapters::notify::slack::request_signature(
+            &self.signing_secret,
+            timestamp.trim(),
+            body,
+        );
+        use subtle::ConstantTimeEq;
+        if !bool::from(expected.as_bytes().ct_eq(signature.trim().as_bytes())) {
+            return Err("bad X-Slack-Signature: not signed with this app's signing secret".into());
+        }
+        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        seen.retain(|_, at| (now - *at).abs() <= SLACK_TOLERANCE_SECS);
+        if seen.insert(signature.trim().to_string(), at).is_some() {
+            return Err("replayed request: this signature was already taken".into());
+        }
+        Ok(())
+    }
+}
+
+/// A slash command as Slack posts it (the fields hoist reads; `user_name` is deprecated and
+/// never trusted).
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct SlackCommand {
+    pub team_id: String,
+    pub user_id: String,
+    #[serde(default)]
+    pub text: String,
+    pub response_url: String,
+}
+
+impl Hoist {
+    /// Runs a slash command as `slack:TEAM/USER`, then posts the reply to its `response_url`
+    /// (in the channel when it went through, to the user alone when refused).
+    pub async fn slack_command(&self, command: SlackCommand) {
+        let reply = match format!("slack:{}/{}", command.team_id, command.user_id).parse::<ChatId>()
+        {
+            Ok(chat_id) => self.chat(&chat_id, &command.text, "/hoist", None).await,
+            Err(e) => Reply {
+                text: e.to_string(),
+                ok: false,
+            },
+        };
+        let body = serde_json::json!({
+            "response_type": if reply.ok { "in_channel" } else { "ephemeral" },
+            "text": reply.text,
+        });
+        self.slack_follow_up(&command.response_url, body).await;
+    }
+
+    /// A button's click (`block_actions`): `rollback APP ENV VERSION` as the clicking user; the
+    /// message is replaced by what came of it and who clicked.
+    pub async fn slack_action(&self, payload: &serde_json::Value) {
+        let Some(response_url) = payload["response_url"].as_str() else {
+            return;
+        };
+        let team = payload["user"]["team_id"]
+            .as_str()
+            .or(payload["team"]["id"].as_str())
+            .unwrap_or_default();
+        let user = payload["user"]["id"].as_str().unwrap_or_default();
+        let action = &payload["actions"][0];
+        let reply = match (
+            action["action_id"].as_str(),
+            action["value"].as_str(),
+            format!("slack:{team}/{user}").parse::<ChatId>(),
+        ) {
+            (Some("hoist_rollback"), Some(words), Ok(chat_id))
+                if words.starts_with("rollback ") =>
+            {
+                self.chat(&chat_id, words, "/hoist", None).await
+            }
+            (_, _, Err(e)) => Reply {
+                text: e.to_string(),
+                ok: false,
+            },
+            _ => Reply {
+                text: "not a hoist action".into(),
+                ok: false,
+            },
+        };
+        let body = if reply.ok {
+            serde_json::json!({"replace_original": true, "text": format!("{} — clicked by <@{user}>", reply.text)})
+        } else {
+            serde_json::json!({"replace_original": false, "response_type": "ephemeral", "text": reply.text})
+        };
+        self.slack_follow_up(response_url, body).await;
+    }
+
+    async fn slack_follow_up(&self, response_url: &str, body: serde_json::Value) {
+        if let Err(e) = hoist_adapters::notify::check_url(response_url) {
+            tracing::warn!(error = %e, "slack: response_url");
+            return;
+        }
+        let sender = hoist_adapters::notify::Sender::new(crate::hooks::ATTEMPT_TIMEOUT);
+        let outgoing = hoist_adapters::notify::Outgoing {
+            method: "POST",
+            url: response_url.to_string(),
+            headers: vec![("content-type", "application/json".to_string())],
+            body: serde_json::to_vec(&body).expect("JSON"),
+        };
+        match sender.send(&outgoing).await {
+            hoist_engine::hooks::Answered::Status { status, .. }
+                if (200..300).contains(&status) => {}
+            other => tracing::warn!(answer = ?other, "slack: posting to response_url"),
+        }
+    }
+}

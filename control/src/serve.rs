@@ -49,6 +49,8 @@ const DEFAULT_RESYNC: Duration = Duration::from_secs(60);
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
 /// Embedded store: the bound on the delay from a release to its apply.
 const DEFAULT_POLL: Duration = Duration::from_millis(100);
+/// How often each hook looks for new commits.
+const HOOKS_POLL: Duration = Duration::from_millis(50);
 /// NATS: a commit ends a pull's wait at once; this only sets how often an idle pull is renewed.
 const DEFAULT_NATS_POLL: Duration = Duration::from_secs(1);
 
@@ -84,6 +86,19 @@ struct SettingsFile {
     hooks: Option<HooksFile>,
     /// issue 12: the Matrix bot.
     matrix: Option<MatrixFile>,
+    /// issue 12: Slack's slash commands and buttons over HTTP.
+    slack: Option<SlackFile>,
+}
+
+/// `[slack]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SlackFile {
+    /// Relative to the settings file; its content trimmed.
+    signing_secret_file: PathBuf,
+    bot_token_file: Option<PathBuf>,
+    app_token_file: Option<PathBuf>,
+    api_url: Option<String>,
 }
 
 /// `[matrix]`: the chat-command bot (CLI.md, "`hoist serve` and its settings file").
@@ -119,6 +134,8 @@ pub struct Settings {
     pub hooks: HookSettings,
     /// The Matrix bot (`[matrix]`), if configured.
     pub matrix: Option<crate::matrix_bot::MatrixBotSettings>,
+    /// Slack's signing secret (`[slack]`): enables `/chat/slack/*` on the listener.
+    pub slack_signing_secret: Option<crate::chat::SigningSecret>,
 }
 
 /// The PEM files of the listener's TLS: the certificate chain and its private key.
@@ -224,7 +241,42 @@ impl Settings {
             }
             None => None,
         };
+        let slack_signing_secret = match file.slack {
+            Some(slack) => {
+                if slack.app_token_file.is_some()
+                    || slack.bot_token_file.is_some()
+                    || slack.api_url.is_some()
+                {
+                    return Err(Error::rejected(format!(
+                        "slack in {shown}: only signing_secret_file works yet (Socket Mode and bot-token messages are not built: see the README's ChatOps)"
+                    )));
+                }
+                let path = beside_file(&slack.signing_secret_file);
+                let secret = std::fs::read_to_string(&path)
+                    .map(|t| t.trim().to_string())
+                    .map_err(|e| {
+                        Error::rejected(format!(
+                            "slack.signing_secret_file in {shown}: {}: {e}",
+                            path.display()
+                        ))
+                    })?;
+                if secret.is_empty() {
+                    return Err(Error::rejected(format!(
+                        "slack.signing_secret_file in {shown}: {} is empty",
+                        path.display()
+                    )));
+                }
+                if listen.is_none() {
+                    return Err(Error::rejected(format!(
+                        "slack in {shown}: Slack posts to the HTTP listener: give --listen (or listen) too"
+                    )));
+                }
+                Some(crate::chat::SigningSecret(secret))
+            }
+            None => None,
+        };
         Ok(Settings {
+            slack_signing_secret,
             matrix,
             hooks,
             resync: pick("resync", &args.resync, &file.resync)?.unwrap_or(DEFAULT_RESYNC),
@@ -367,7 +419,9 @@ async fn serve(
     // Hooks are delivered beside the reconciler, each in a task of its own.
     let (stop_hooks, hooks_stopped) = tokio::sync::watch::channel(false);
     let mut hook_settings = settings.hooks.clone();
-    hook_settings.poll = poll.min(Duration::from_millis(200));
+    // Each hook looks at the log's last sequence this often (a small file, or one request on a
+    // connection it keeps): the bound on the delay from an append to its delivery starting.
+    hook_settings.poll = HOOKS_POLL;
     hook_settings.pause_after_send = hoist.hooks.pause_after_send.clone();
     let delivering = tokio::spawn(crate::deliver::supervise(
         hoist.clone(),

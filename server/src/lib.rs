@@ -21,6 +21,7 @@ mod access;
 mod apps;
 mod audit;
 mod auth;
+mod chat;
 pub mod client;
 mod command;
 mod envs;
@@ -68,6 +69,8 @@ pub struct Api {
     stopping: Stopping,
     metrics: Arc<metrics::Metrics>,
     openapi: Arc<String>,
+    /// Slack's signed requests, when `[slack]` is set up.
+    slack: Option<Arc<hoist_control::chat::SlackGate>>,
 }
 
 /// Says when the server begins to stop; cheap to clone.
@@ -159,8 +162,27 @@ pub fn router(hoist: Hoist, stopping: Stopping) -> Router {
     router_with(hoist, Arc::new(tokens), stopping)
 }
 
+/// [`router`], with Slack's endpoints when a signing secret is given.
+pub fn router_with_chat(
+    hoist: Hoist,
+    stopping: Stopping,
+    slack: Option<hoist_control::chat::SigningSecret>,
+) -> Router {
+    let tokens = HoistTokens(hoist.clone());
+    build(hoist, Arc::new(tokens), stopping, slack)
+}
+
 /// [`router`], with tokens traded for callers by `auth`.
 pub fn router_with(hoist: Hoist, auth: Arc<dyn Authenticator>, stopping: Stopping) -> Router {
+    build(hoist, auth, stopping, None)
+}
+
+fn build(
+    hoist: Hoist,
+    auth: Arc<dyn Authenticator>,
+    stopping: Stopping,
+    slack: Option<hoist_control::chat::SigningSecret>,
+) -> Router {
     let (routes, doc) = routes().split_for_parts();
     let openapi = doc
         .to_pretty_json()
@@ -171,8 +193,17 @@ pub fn router_with(hoist: Hoist, auth: Arc<dyn Authenticator>, stopping: Stoppin
         stopping,
         metrics: Arc::new(metrics::Metrics::install()),
         openapi: Arc::new(openapi),
+        slack: slack.map(|secret| Arc::new(hoist_control::chat::SlackGate::new(secret))),
     };
     routes
+        .route(
+            "/chat/slack/commands",
+            axum::routing::post(chat::slack_commands),
+        )
+        .route(
+            "/chat/slack/interactions",
+            axum::routing::post(chat::slack_interactions),
+        )
         .fallback(unknown_route)
         .method_not_allowed_fallback(method_not_allowed)
         // Layers run bottom-up: the metrics see every answer, the guards' refusals included.

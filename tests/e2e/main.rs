@@ -116,6 +116,11 @@ mod sled {
     }
 
     #[test]
+    fn chat_slack_commands_are_signed_acknowledged_and_answered() {
+        subscribers::slack_commands_are_signed_acknowledged_and_answered(&Hoist::sled());
+    }
+
+    #[test]
     fn hooks_two_serves_on_one_store_send_each_delivery_once() {
         subscribers::two_serves_send_each_delivery_once(&Hoist::sled());
     }

@@ -1075,3 +1075,241 @@ pub fn the_matrix_bot_obeys_linked_people_under_their_roles(h: &Hoist) {
     );
     sigterm(&mut serve);
 }
+
+const SLACK_SIGN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/slack_sign.py");
+
+/// `X-Slack-Signature` for `body` at `timestamp`, as Slack's own SDK signs.
+fn slack_signature(secret: &str, timestamp: i64, body: &str) -> String {
+    use std::io::Write;
+    let mut child = Command::new("python3")
+        .args([SLACK_SIGN, secret, &timestamp.to_string()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3 runs slack_sign.py (scripts/test.sh installs slack_sdk)");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(body.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+fn form(pairs: &[(&str, &str)]) -> String {
+    pairs
+        .iter()
+        .map(|(k, v)| {
+            let encoded: String = v
+                .bytes()
+                .map(|b| {
+                    if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                        (b as char).to_string()
+                    } else {
+                        format!("%{b:02X}")
+                    }
+                })
+                .collect();
+            format!("{k}={encoded}")
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// Slack over HTTP (issue 12): commands signed as Slack's SDK signs are acknowledged at once
+/// and answered on `response_url`, as the linked identity under its roles; a bad signature, a
+/// stale timestamp, a replay and an oversized body are refused (401/413) with nothing appended;
+/// a button click rolls back as the clicking user.
+pub fn slack_commands_are_signed_acknowledged_and_answered(h: &Hoist) {
+    use crate::api::http;
+    let dir = h.dir.path();
+    let responses = Receiver::start(dir, "responses", &secret(13), "", None);
+    let signing = "8f742231b10e8888abcd99yyyzzz85a5";
+    std::fs::write(dir.join("slack-signing-secret"), format!("{signing}\n")).unwrap();
+    let port = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap().port()
+    };
+    std::fs::write(
+        dir.join("chat.toml"),
+        format!("listen = \"127.0.0.1:{port}\"\n[slack]\nsigning_secret_file = \"slack-signing-secret\"\n"),
+    )
+    .unwrap();
+    h.ok(&["apps", "create", "api"]);
+    for n in ['1', '2', '3'] {
+        h.deploy("api", "production", &image("api", n));
+    }
+    h.ok(&[
+        "access",
+        "grant",
+        "opa@example.com",
+        "--role",
+        "operator",
+        "--app",
+        "api",
+    ]);
+    h.ok(&["access", "link", "slack:T1/U2", "opa@example.com"]);
+    let mut serve = h
+        .command(&[
+            "serve",
+            "--resync",
+            "60s",
+            "--config",
+            dir.join("chat.toml").to_str().unwrap(),
+        ])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join("chat.log")).unwrap())
+        .spawn()
+        .unwrap();
+    wait_for("the listener", Duration::from_secs(20), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).ok()
+    });
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64
+    };
+    let command = |user: &str, text: &str| {
+        form(&[
+            ("token", "ignored"),
+            ("team_id", "T1"),
+            ("user_id", user),
+            ("user_name", "not-trusted"),
+            ("command", "/hoist"),
+            ("text", text),
+            ("response_url", &responses.url("/response")),
+        ])
+    };
+    let post = |path: &str, body: &str, at: i64, signature: &str| {
+        let at = at.to_string();
+        http(
+            port,
+            "POST",
+            path,
+            &[
+                ("Content-Type", "application/x-www-form-urlencoded"),
+                ("X-Slack-Request-Timestamp", &at),
+                ("X-Slack-Signature", signature),
+                ("Content-Length", &body.len().to_string()),
+            ],
+            Some(body),
+        )
+    };
+    let before = h.event_count();
+    // Refused before anything runs: a bad signature, a stale request, no signature.
+    let body = command("U2", "rollback api production");
+    let t = now();
+    assert_eq!(post("/chat/slack/commands", &body, t, "v0=00").status, 401);
+    let stale = t - 301;
+    let reply = post(
+        "/chat/slack/commands",
+        &body,
+        stale,
+        &slack_signature(signing, stale, &body),
+    );
+    assert_eq!(reply.status, 401, "{reply:?}");
+    assert!(reply.body.contains("stale"), "{reply:?}");
+    let huge = command("U2", &"x".repeat(2 << 20));
+    let reply = post(
+        "/chat/slack/commands",
+        &huge,
+        t,
+        &slack_signature(signing, t, &huge),
+    );
+    assert_eq!(reply.status, 413, "{:?}", reply.status);
+    assert_eq!(h.event_count(), before);
+    // The linked operator rolls back; the ack is at once, the answer on response_url.
+    let signature = slack_signature(signing, t, &body);
+    let ack = post("/chat/slack/commands", &body, t, &signature);
+    assert_eq!(ack.status, 200, "{ack:?}");
+    assert_eq!(ack.json()["response_type"], "ephemeral");
+    let follow = wait_for(
+        "the answer on response_url",
+        Duration::from_secs(20),
+        || responses.requests().into_iter().next(),
+    );
+    let answer: Value = serde_json::from_str(follow["body"].as_str().unwrap()).unwrap();
+    assert_eq!(answer["response_type"], "in_channel", "{answer}");
+    let text = answer["text"].as_str().unwrap();
+    assert!(
+        text.contains("api/production v4") && text.contains("by opa@example.com"),
+        "{text}"
+    );
+    // The same request again is a replay.
+    assert_eq!(
+        post("/chat/slack/commands", &body, t, &signature).status,
+        401
+    );
+    // An unlinked user and a missing role: replies naming the rule, nothing appended.
+    let count = h.event_count();
+    for (user, text, needle) in [
+        ("U9", "rollback api production", "not linked"),
+        ("U2", "promote api", "not allowed"),
+        ("U2", "rollback api production v42", "v42"),
+    ] {
+        let body = command(user, text);
+        let t = now();
+        let seen = responses.requests().len();
+        assert_eq!(
+            post(
+                "/chat/slack/commands",
+                &body,
+                t,
+                &slack_signature(signing, t, &body)
+            )
+            .status,
+            200
+        );
+        let follow = wait_for("the refusal", Duration::from_secs(20), || {
+            responses.requests().get(seen).cloned()
+        });
+        let answer: Value = serde_json::from_str(follow["body"].as_str().unwrap()).unwrap();
+        assert_eq!(answer["response_type"], "ephemeral", "{answer}");
+        assert!(
+            answer["text"].as_str().unwrap().contains(needle),
+            "{answer}"
+        );
+    }
+    assert_eq!(h.event_count(), count, "refusals append nothing");
+    // A button click: roll back to v2 as the clicking user; the message is replaced.
+    let payload = serde_json::json!({
+        "type": "block_actions",
+        "user": {"id": "U2", "team_id": "T1", "username": "not-trusted"},
+        "team": {"id": "T1"},
+        "actions": [{"action_id": "hoist_rollback", "value": "rollback api production 2", "type": "button"}],
+        "response_url": responses.url("/response"),
+    });
+    let body = form(&[("payload", &payload.to_string())]);
+    let t = now();
+    let seen = responses.requests().len();
+    assert_eq!(
+        post(
+            "/chat/slack/interactions",
+            &body,
+            t,
+            &slack_signature(signing, t, &body)
+        )
+        .status,
+        200
+    );
+    let follow = wait_for("the click's answer", Duration::from_secs(20), || {
+        responses.requests().get(seen).cloned()
+    });
+    let answer: Value = serde_json::from_str(follow["body"].as_str().unwrap()).unwrap();
+    assert_eq!(answer["replace_original"], true, "{answer}");
+    assert!(
+        answer["text"]
+            .as_str()
+            .unwrap()
+            .contains("clicked by <@U2>"),
+        "{answer}"
+    );
+    let releases = h.json(&["releases", "api", "--env", "production", "--limit", "1"]);
+    assert_eq!(releases[0]["rollback_to"], 2, "{releases}");
+    let events = h.ok(&["events"]);
+    assert!(events.contains("\"via\":\"slack:T1/U2\""), "{events}");
+    sigterm(&mut serve);
+}
