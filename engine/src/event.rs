@@ -232,6 +232,54 @@ impl Outcome {
     }
 }
 
+// issue 16: pipelines, pins and drift.
+
+/// An env's pipeline settings besides auto-rollback: auto-promotion into it (after its previous
+/// env's release has been healthy for `after_secs`, verified by `verify` when set) and self-heal
+/// of drift.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PipelinePolicy {
+    pub auto_promote: bool,
+    pub after_secs: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify: Option<String>,
+    pub self_heal: bool,
+}
+
+impl PipelinePolicy {
+    /// The soak span when `--after` was never given.
+    pub const DEFAULT_AFTER_SECS: u64 = 600;
+}
+
+impl Default for PipelinePolicy {
+    fn default() -> Self {
+        PipelinePolicy {
+            auto_promote: false,
+            after_secs: Self::DEFAULT_AFTER_SECS,
+            verify: None,
+            self_heal: false,
+        }
+    }
+}
+
+/// One field of a live object that differs from the rendered release: its path
+/// (`spec.template.spec.containers[name=api].image`), the rendered value and the live one (`None`:
+/// absent), each as JSON text; a secret's values are `<redacted>`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DriftedField {
+    pub path: String,
+    pub want: String,
+    pub got: Option<String>,
+}
+
+/// One object of the target that differs from the rendered release.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DriftedObject {
+    pub kind: String,
+    pub name: String,
+    pub fields: Vec<DriftedField>,
+}
+
 /// What happened. Env-level events carry their env; the envelope's env is derived from it.
 /// The access events (tokens, grants, chat links) are recorded on the access chain
 /// ([`AppName::access`]), every other on its app's.
@@ -301,6 +349,42 @@ pub enum Event {
     ChatUnlinked {
         chat_id: ChatId,
     },
+    // issue 16: pins, pipeline policy, verified auto-promotion, drift.
+    /// The env takes no auto-promotion (and a manual promotion only with `--force`) until
+    /// unpinned. `rollback_to`: the pin a rollback made (its reason is then written from it).
+    EnvPinned {
+        env: EnvName,
+        reason: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rollback_to: Option<ReleaseVersion>,
+    },
+    EnvUnpinned {
+        env: EnvName,
+    },
+    PipelinePolicySet {
+        env: EnvName,
+        policy: PipelinePolicy,
+    },
+    /// The verification command of `env`'s auto-promotion ran on `from`'s release `version`.
+    PromotionVerified {
+        env: EnvName,
+        from: EnvName,
+        version: ReleaseVersion,
+        passed: bool,
+        detail: String,
+    },
+    /// The env's target no longer holds what release `version` rendered.
+    DriftDetected {
+        env: EnvName,
+        version: ReleaseVersion,
+        objects: Vec<DriftedObject>,
+    },
+    /// The drift recorded before is gone: re-applied (self-heal), or undone by someone else.
+    DriftHealed {
+        env: EnvName,
+        version: ReleaseVersion,
+        detail: String,
+    },
 }
 
 impl Event {
@@ -333,6 +417,13 @@ impl Event {
             | Event::TargetSet { env, .. }
             | Event::PolicySet { env, .. }
             | Event::RolloutRecorded { env, .. } => Some(env),
+            // issue 16
+            Event::EnvPinned { env, .. }
+            | Event::EnvUnpinned { env }
+            | Event::PipelinePolicySet { env, .. }
+            | Event::PromotionVerified { env, .. }
+            | Event::DriftDetected { env, .. }
+            | Event::DriftHealed { env, .. } => Some(env),
         }
     }
 
@@ -353,6 +444,13 @@ impl Event {
             | Event::RoleRevoked { .. }
             | Event::ChatLinked { .. }
             | Event::ChatUnlinked { .. } => "access",
+            // issue 16
+            Event::EnvPinned { .. } => "pin",
+            Event::EnvUnpinned { .. } => "unpin",
+            Event::PipelinePolicySet { .. } => "policy",
+            Event::PromotionVerified { .. } => "verification",
+            Event::DriftDetected { .. } => "drift_detected",
+            Event::DriftHealed { .. } => "drift_healed",
         }
     }
 
@@ -425,6 +523,68 @@ impl Event {
                 Summary::Text(format!("Linked {chat_id} to {identity}"))
             }
             Event::ChatUnlinked { chat_id } => Summary::Text(format!("Unlinked {chat_id}")),
+            // issue 16: rare events, rendered at once.
+            Event::EnvPinned {
+                env,
+                reason,
+                rollback_to,
+            } => Summary::Text(match rollback_to {
+                Some(to) => format!("Pinned {env}: rolled back to {to}"),
+                None if reason.is_empty() => format!("Pinned {env}"),
+                None => format!("Pinned {env}: {reason}"),
+            }),
+            Event::EnvUnpinned { env } => Summary::Text(format!("Unpinned {env}")),
+            Event::PipelinePolicySet { env, policy } => {
+                let on = |b: bool| if b { "on" } else { "off" };
+                let verify = policy
+                    .verify
+                    .as_ref()
+                    .map(|v| format!(", verified by `{v}`"))
+                    .unwrap_or_default();
+                Summary::Text(format!(
+                    "Auto-promotion into {env}: {} (after {}s{verify}); self-heal: {}",
+                    on(policy.auto_promote),
+                    policy.after_secs,
+                    on(policy.self_heal)
+                ))
+            }
+            Event::PromotionVerified {
+                env,
+                from,
+                version,
+                passed,
+                detail,
+            } => {
+                let verdict = if *passed { "verified" } else { "not verified" };
+                let first = detail.lines().next().unwrap_or_default();
+                let tail = if first.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({first})")
+                };
+                Summary::Text(format!(
+                    "{from} {version} {verdict} for promotion into {env}{tail}"
+                ))
+            }
+            Event::DriftDetected {
+                env,
+                version,
+                objects,
+            } => {
+                let names: Vec<String> = objects
+                    .iter()
+                    .map(|o| format!("{}/{}", o.kind, o.name))
+                    .collect();
+                Summary::Text(format!(
+                    "Drift in {env} from {version}: {}",
+                    names.join(", ")
+                ))
+            }
+            Event::DriftHealed {
+                env,
+                version,
+                detail,
+            } => Summary::Text(format!("Drift in {env} from {version} healed: {detail}")),
         }
     }
 }
