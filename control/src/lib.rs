@@ -33,6 +33,7 @@ pub mod config;
 pub mod error;
 pub mod health;
 pub mod human;
+pub mod pipeline; // issue 16
 pub mod queries;
 pub mod reconcile;
 pub mod serve;

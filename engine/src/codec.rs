@@ -149,6 +149,7 @@ pub fn encode_envelope(envelope: &Envelope) -> Vec<u8> {
                             path: f.path.clone(),
                             want: f.want.clone(),
                             got: f.got.clone(),
+                            by: f.by.clone().unwrap_or_default(),
                         })
                         .collect(),
                 })
@@ -417,6 +418,7 @@ pub fn decode_envelope(bytes: &[u8]) -> Result<Envelope, CodecError> {
                             path: f.path,
                             want: f.want,
                             got: f.got,
+                            by: optional(f.by),
                         })
                         .collect(),
                 })
@@ -689,6 +691,7 @@ pub(crate) mod tests {
                     "[a-z.\\[\\]=]{1,30}",
                     ".{0,20}",
                     proptest::option::of(".{0,20}"),
+                    proptest::option::of("[a-z-]{1,12}"),
                 ),
                 1..4,
             ),
@@ -698,7 +701,12 @@ pub(crate) mod tests {
                 name,
                 fields: fields
                     .into_iter()
-                    .map(|(path, want, got)| DriftedField { path, want, got })
+                    .map(|(path, want, got, by)| DriftedField {
+                        path,
+                        want,
+                        got,
+                        by,
+                    })
                     .collect(),
             });
         prop_oneof![

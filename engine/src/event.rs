@@ -270,6 +270,9 @@ pub struct DriftedField {
     pub path: String,
     pub want: String,
     pub got: Option<String>,
+    /// The field manager that owns the field now, when the target says (kube `managedFields`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
 }
 
 /// One object of the target that differs from the rendered release.

@@ -151,7 +151,7 @@ fn command() -> impl Strategy<Value = Command> {
                 version: ReleaseVersion::new(version).unwrap(),
                 objects: if drifted {
                     vec![DriftedObject { kind: "Deployment".into(), name: "api".into(), fields: vec![
-                        DriftedField { path: "spec.x".into(), want: "1".into(), got: None },
+                        DriftedField { path: "spec.x".into(), want: "1".into(), got: None, by: None },
                     ] }]
                 } else {
                     vec![]

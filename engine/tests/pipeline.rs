@@ -611,6 +611,7 @@ fn drift(got: &str) -> Vec<DriftedObject> {
             path: "spec.template.spec.containers[name=api].image".into(),
             want: "\"registry.example/api@sha256:aaa\"".into(),
             got: Some(got.into()),
+            by: Some("kubectl-edit".into()),
         }],
     }]
 }

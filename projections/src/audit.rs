@@ -64,8 +64,24 @@ pub struct AuditQuery {
 
 /// The kinds `--kind` accepts.
 pub const KINDS: &[&str] = &[
-    "create", "build", "deploy", "config", "promote", "rollback", "lock", "unlock", "target",
-    "policy", "rollout", "access",
+    "create",
+    "build",
+    "deploy",
+    "config",
+    "promote",
+    "rollback",
+    "lock",
+    "unlock",
+    "target",
+    "policy",
+    "rollout",
+    "access",
+    // issue 16
+    "pin",
+    "unpin",
+    "verification",
+    "drift_detected",
+    "drift_healed",
 ];
 
 impl AuditQuery {
