@@ -25,6 +25,7 @@ mod nats_limits;
 #[path = "../support/nats_server.rs"]
 mod nats_server;
 mod output;
+mod pipelines; // issue 16
 mod poison;
 mod remote;
 mod scenario;
@@ -288,6 +289,27 @@ mod sled {
     fn sigterm_lets_a_request_in_flight_finish() {
         api_auth::sigterm_lets_a_request_in_flight_finish(&Hoist::sled());
     }
+
+    // issue 16
+    #[test]
+    fn pins_rollbacks_and_forced_promotion() {
+        pipelines::pins_rollbacks_and_forced_promotion(&Hoist::sled());
+    }
+
+    #[test]
+    fn rollback_to_last_healthy() {
+        pipelines::rollback_to_last_healthy(&Hoist::sled());
+    }
+
+    #[test]
+    fn two_serves_auto_promote_once() {
+        pipelines::two_serves_auto_promote_once(&Hoist::sled());
+    }
+
+    #[test]
+    fn drift_of_a_kube_target() {
+        pipelines::drift_of_a_kube_target(&Hoist::sled());
+    }
 }
 
 #[test]
@@ -438,6 +460,19 @@ mod nats {
     fn serve_killed_between_apply_and_record_records_once() {
         let (_server, h) = nats();
         serve::serve_killed_between_apply_and_record_records_once(&h);
+    }
+
+    // issue 16
+    #[test]
+    fn pins_rollbacks_and_forced_promotion() {
+        let (_server, h) = nats();
+        pipelines::pins_rollbacks_and_forced_promotion(&h);
+    }
+
+    #[test]
+    fn two_serves_auto_promote_once() {
+        let (_server, h) = nats();
+        pipelines::two_serves_auto_promote_once(&h);
     }
 
     #[test]
