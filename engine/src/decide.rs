@@ -674,17 +674,7 @@ fn decide_unchecked(
             env,
             version,
             detail,
-        } => {
-            let env_state = rules.env(env)?;
-            Ok(match &env_state.drift {
-                Some(_) => vec![Event::DriftHealed {
-                    env: env.clone(),
-                    version: *version,
-                    detail: detail.clone(),
-                }],
-                None => vec![],
-            })
-        }
+        } => crate::pipeline::record_healed(&rules, env, *version, detail),
     }
 }
 

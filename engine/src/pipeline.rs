@@ -195,18 +195,7 @@ pub(crate) fn record_drift(
     version: ReleaseVersion,
     objects: &[DriftedObject],
 ) -> Result<Vec<Event>, DomainError> {
-    let env_state = rules.env(env)?;
-    if env_state.release(version).is_none() {
-        return Err(DomainError::UnknownVersion {
-            app: rules.app.clone(),
-            env: env.clone(),
-            version,
-            latest: env_state
-                .current()
-                .map_or("none".into(), |r| r.release.version.to_string()),
-        });
-    }
-    let recorded = env_state.drift.as_ref();
+    let recorded = applied_env(rules, env, version)?.drift.as_ref();
     Ok(match (objects.is_empty(), recorded) {
         (true, None) => vec![],
         (true, Some(_)) => vec![Event::DriftHealed {
@@ -221,4 +210,41 @@ pub(crate) fn record_drift(
             objects: objects.to_vec(),
         }],
     })
+}
+
+/// `Command::RecordHealed`: `drift_healed` when a drift is recorded, else nothing.
+pub(crate) fn record_healed(
+    rules: &Rules<'_>,
+    env: &EnvName,
+    version: ReleaseVersion,
+    detail: &str,
+) -> Result<Vec<Event>, DomainError> {
+    Ok(match applied_env(rules, env, version)?.drift {
+        Some(_) => vec![Event::DriftHealed {
+            env: env.clone(),
+            version,
+            detail: detail.to_string(),
+        }],
+        None => vec![],
+    })
+}
+
+/// The env, when it has release `version` (what a target's drift is measured against).
+fn applied_env<'a>(
+    rules: &Rules<'a>,
+    env: &EnvName,
+    version: ReleaseVersion,
+) -> Result<&'a EnvState, DomainError> {
+    let env_state = rules.env(env)?;
+    if env_state.release(version).is_none() {
+        return Err(DomainError::UnknownVersion {
+            app: rules.app.clone(),
+            env: env.clone(),
+            version,
+            latest: env_state
+                .current()
+                .map_or("none".into(), |r| r.release.version.to_string()),
+        });
+    }
+    Ok(env_state)
 }

@@ -203,8 +203,10 @@ impl AppState {
             Event::TargetSet { env, target } => {
                 let env_state = self.envs.entry(env).or_default();
                 env_state.target = target;
-                // Nothing has reached the new target yet: its current release is pending again.
+                // Nothing has reached the new target yet: its current release is pending again,
+                // and what drifted in the old target is no longer this env's (issue 16).
                 env_state.rollout = None;
+                env_state.drift = None;
             }
             Event::PolicySet { env, auto_rollback } => {
                 self.envs.entry(env).or_default().auto_rollback = auto_rollback;

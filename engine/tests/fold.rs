@@ -265,10 +265,23 @@ proptest! {
                 }
             }
         }
-        let drifts: Vec<&Event> = history.iter().filter_map(|r| r.envelope.event.as_ref())
-            .filter(|e| matches!(e, Event::DriftDetected { .. } | Event::DriftHealed { .. })).collect();
-        for pair in drifts.windows(2) {
-            prop_assert!(pair[0] != pair[1], "the same drift recorded twice in a row: {:?}", pair[0]);
+        let mut recorded = std::collections::BTreeMap::new();
+        for event in history.iter().filter_map(|r| r.envelope.event.as_ref()) {
+            match event {
+                Event::DriftDetected { env, version, objects } => {
+                    let drift = Some((*version, objects.clone()));
+                    prop_assert!(recorded.get(env) != Some(&drift), "{} drift recorded twice", env);
+                    recorded.insert(env.clone(), drift);
+                }
+                Event::DriftHealed { env, .. } | Event::RolloutRecorded { env, .. } | Event::TargetSet { env, .. } => {
+                    prop_assert!(
+                        !matches!(event, Event::DriftHealed { .. }) || recorded.get(env).is_some_and(Option::is_some),
+                        "{} healed without a drift", env
+                    );
+                    recorded.insert(env.clone(), None);
+                }
+                _ => {}
+            }
         }
         prop_assert_eq!(incremental.event_count, history.len() as u64);
         let unknown = history.iter().filter(|r| r.envelope.event.is_none()).count() as u64;

@@ -117,7 +117,9 @@ impl AppStatus {
             }
             // As in `AppState::apply`: a new target has run nothing yet.
             Event::TargetSet { env, .. } => {
-                self.envs.entry(env).or_default().rollout = None;
+                let env = self.envs.entry(env).or_default();
+                env.rollout = None;
+                env.drift = None; // issue 16
             }
             Event::PolicySet { .. } => {}
             Event::RolloutRecorded {
