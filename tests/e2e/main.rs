@@ -310,6 +310,11 @@ mod sled {
     fn drift_of_a_kube_target() {
         pipelines::drift_of_a_kube_target(&Hoist::sled());
     }
+
+    #[test]
+    fn pipelines_through_the_server() {
+        pipelines::pipelines_through_the_server(&Hoist::sled());
+    }
 }
 
 #[test]

@@ -557,3 +557,171 @@ pub fn drift_of_a_kube_target(h: &Hoist) -> Vec<Duration> {
     eprintln!("drift: edit → drift_detected in {delays:?} (resync 1s)");
     delays
 }
+
+/// A token for `identity` with `role` on every env of `app`.
+fn token(h: &Hoist, identity: &str, role: &str) -> String {
+    let created = h.json(&["access", "token", "create", identity]);
+    h.ok(&["access", "grant", identity, "--role", role, "--app", "api"]);
+    created["token"].as_str().unwrap().to_string()
+}
+
+/// The new commands through `hoist serve --listen` (the remote CLI): the same answers and exit
+/// codes as locally; a manifests target's drift (a file edited behind hoist's back) reported to
+/// a viewer without recording it, recorded for an admin; an exec target has no drift detection.
+pub fn pipelines_through_the_server(h: &Hoist) {
+    let dir = h.dir.path().join("gitops");
+    h.ok(&["apps", "create", "api"]);
+    h.ok(&[
+        "envs",
+        "target",
+        "api",
+        "--env",
+        "production",
+        "--manifests",
+        dir.to_str().unwrap(),
+    ]);
+    h.ok(&[
+        "envs", "target", "api", "--env", "staging", "--exec", "true",
+    ]);
+    for n in ['1', '2'] {
+        h.deploy("api", "staging", &image("api", n));
+        h.ok(&["promote", "api", "--from", "staging"]);
+    }
+    let (admin, viewer) = (
+        token(h, "ada@example.com", "admin"),
+        token(h, "vic@example.com", "viewer"),
+    );
+    h.fails(
+        &["drift", "api", "--env", "production"],
+        1,
+        &["no release applied"],
+    );
+    let (mut serve, port) = crate::api::start_api(h, "serve-api.log");
+    let url = format!("http://127.0.0.1:{port}");
+    let (ada, vic) = (
+        h.through_server(&url, &admin),
+        h.through_server(&url, &viewer),
+    );
+
+    let rolled = ada.json(&["rollback", "api", "--env", "production"]);
+    assert_eq!(rolled["actor"], "ada@example.com");
+    assert_eq!(
+        vic.json(&["status", "api"])["envs"]["production"]["pinned"]["reason"],
+        "rolled back by ada@example.com to v1"
+    );
+    let local = h.run(&["promote", "api", "--from", "staging"]);
+    let remote = ada.run(&["promote", "api", "--from", "staging"]);
+    assert_eq!(remote.status.code(), Some(1));
+    assert_eq!(remote.stderr, local.stderr, "the same refusal");
+    let forced = ada.json(&["promote", "api", "--from", "staging", "--force"]);
+    assert!(forced["description"]
+        .as_str()
+        .unwrap()
+        .contains("forced past the pin"));
+    assert_eq!(
+        ada.json(&["unpin", "api", "--env", "production"])["pinned"],
+        Value::Null
+    );
+    let pinned = ada.json(&[
+        "pin",
+        "api",
+        "--env",
+        "production",
+        "--reason",
+        "audit week",
+    ]);
+    assert_eq!(pinned["pinned"]["by"], "ada@example.com");
+    let refused = vic.run(&["unpin", "api", "--env", "production"]);
+    assert_eq!(refused.status.code(), Some(5), "a viewer may not unpin");
+    ada.fails(
+        &[
+            "rollback",
+            "api",
+            "--env",
+            "staging",
+            "--to",
+            "last-healthy",
+        ],
+        1,
+        &["no release of it was recorded healthy"],
+    );
+    let policy = ada.json(&[
+        "envs",
+        "policy",
+        "api",
+        "--env",
+        "production",
+        "--auto-promote",
+        "on",
+        "--after",
+        "2m",
+        "--verify",
+        "./smoke",
+    ]);
+    assert_eq!(
+        (&policy["after"], &policy["verify"]),
+        (&json!("2m"), &json!("./smoke"))
+    );
+    let policy = ada.json(&[
+        "envs",
+        "policy",
+        "api",
+        "--env",
+        "production",
+        "--no-verify",
+    ]);
+    assert_eq!(
+        (&policy["after"], &policy["verify"]),
+        (&json!("2m"), &Value::Null)
+    );
+
+    // Drift of the manifests file (serve has applied it meanwhile): clean, then edited.
+    h.ok(&["apply", "api", "--env", "production"]);
+    assert_eq!(
+        vic.json(&["drift", "api", "--env", "production"])["drifted"],
+        false
+    );
+    let file = dir.join("api").join("production.yaml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(
+        &file,
+        text.replace(
+            "app.kubernetes.io/managed-by: \"hoist\"",
+            "app.kubernetes.io/managed-by: \"helm\"",
+        ),
+    )
+    .unwrap();
+    let before = h.event_count();
+    let seen = vic.json(&["drift", "api", "--env", "production"]);
+    assert_eq!(seen["drifted"], true, "{seen}");
+    let fields = &seen["objects"][0]["fields"][0];
+    assert_eq!(
+        (&fields["path"], &fields["want"], &fields["got"]),
+        (
+            &json!("metadata.labels.app.kubernetes.io/managed-by"),
+            &json!("\"hoist\""),
+            &json!("\"helm\"")
+        )
+    );
+    assert_eq!(h.event_count(), before, "a viewer's look records nothing");
+    assert_eq!(ada.json(&["drift", "api", "--env", "production"]), seen);
+    assert_eq!(
+        h.event_count(),
+        before + 1,
+        "an admin's look records the drift"
+    );
+    let human = vic.ok(&["drift", "api", "--env", "production"]);
+    assert_eq!(
+        human,
+        h.ok(&["drift", "api", "--env", "production"]),
+        "byte for byte"
+    );
+    // An exec hook is a black box.
+    h.ok(&["apply", "api", "--env", "staging"]);
+    let exec = ada.json(&["drift", "api", "--env", "staging"]);
+    assert_eq!(
+        (&exec["drifted"], &exec["checked"]),
+        (&json!(false), &json!(false))
+    );
+    sigterm(&mut serve);
+}
