@@ -92,8 +92,10 @@ pub enum DriftCheck {
     /// The target cannot be compared, or holds no applied release yet.
     Skipped,
     Clean,
-    /// Drift found (recorded once), left as it is: self-heal is off.
+    /// Drift found and recorded now, left as it is: self-heal is off.
     Recorded,
+    /// The drift recorded before, still there: self-heal is off.
+    Unchanged,
     /// Drift found, recorded, re-applied and recorded healed.
     Healed,
 }
@@ -219,7 +221,11 @@ impl Hoist {
             tracing::warn!(%app, %env, %version, event = %event.envelope.id, "drift detected");
         }
         if !self_heal {
-            return Ok(DriftCheck::Recorded);
+            return Ok(if recorded.events.is_empty() {
+                DriftCheck::Unchanged
+            } else {
+                DriftCheck::Recorded
+            });
         }
         let report = self.apply_release(app, env, &target, &record, ctx).await?;
         let mut heal_context = machine(principal, None)?;

@@ -742,6 +742,7 @@ async fn keep_alive(claims: &Claims, claim: &mut Claim, delivery: Option<&Delive
 fn report_drift(checked: Result<DriftCheck>) {
     match checked {
         Ok(DriftCheck::Skipped | DriftCheck::Clean) => {}
+        Ok(DriftCheck::Unchanged) => tracing::debug!("drift recorded before; self-heal is off"),
         Ok(DriftCheck::Recorded) => tracing::info!("drift recorded; self-heal is off"),
         Ok(DriftCheck::Healed) => tracing::info!("drift healed"),
         // Nothing was recorded: the next resync compares again.

@@ -261,16 +261,7 @@ pub fn policy_json(
 }
 
 // issue 16
-/// A span of seconds as people write it: `10m`, `90s`, `2h`.
-pub fn span(seconds: u64) -> String {
-    match seconds {
-        0 => "0s".into(),
-        s if s % 86_400 == 0 => format!("{}d", s / 86_400),
-        s if s % 3_600 == 0 => format!("{}h", s / 3_600),
-        s if s % 60 == 0 => format!("{}m", s / 60),
-        s => format!("{s}s"),
-    }
-}
+pub use hoist_engine::event::span_text as span;
 
 /// `pin` and `unpin`: the env's pin after the command.
 pub fn pin_json(app: &AppName, env: &EnvName, pin: Option<&Pin>) -> Value {

@@ -251,6 +251,17 @@ impl PipelinePolicy {
     pub const DEFAULT_AFTER_SECS: u64 = 600;
 }
 
+/// A span of seconds as people write it: `10m`, `90s`, `2h`, `1d`.
+pub fn span_text(seconds: u64) -> String {
+    match seconds {
+        0 => "0s".into(),
+        s if s % 86_400 == 0 => format!("{}d", s / 86_400),
+        s if s % 3_600 == 0 => format!("{}h", s / 3_600),
+        s if s % 60 == 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
+}
+
 impl Default for PipelinePolicy {
     fn default() -> Self {
         PipelinePolicy {
@@ -545,9 +556,9 @@ impl Event {
                     .map(|v| format!(", verified by `{v}`"))
                     .unwrap_or_default();
                 Summary::Text(format!(
-                    "Auto-promotion into {env}: {} (after {}s{verify}); self-heal: {}",
+                    "Auto-promotion into {env}: {} (after {}{verify}); self-heal: {}",
                     on(policy.auto_promote),
-                    policy.after_secs,
+                    span_text(policy.after_secs),
                     on(policy.self_heal)
                 ))
             }

@@ -380,6 +380,22 @@ pub fn two_serves_auto_promote_once(h: &Hoist) -> Vec<Duration> {
     let logs = serve_log(h, "a.log") + &serve_log(h, "b.log");
     assert_eq!(logs.matches("auto-promoted").count(), 3, "{logs}");
     eprintln!("auto-promotion: healthy + span → promoted in {delays:?}");
+    // What the README shows: the instances' promotion lines and production's audit.
+    for line in logs.lines().filter(|l| l.contains("auto-promoted")) {
+        eprintln!("{line}");
+    }
+    eprintln!(
+        "{}",
+        h.ok(&[
+            "audit",
+            "--app",
+            "api",
+            "--env",
+            "production",
+            "--limit",
+            "9"
+        ])
+    );
     delays
 }
 
