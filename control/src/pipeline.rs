@@ -193,8 +193,13 @@ impl Hoist {
         self.allowed(principal, Action::Apply, &Scope::env(app, env))?;
         let state = self.app(principal, app, None).await?;
         let env_state = env_of(app, &state, env)?;
-        // Only an env whose current release was applied: a pending one is the reconciler's.
-        if env_state.pending().is_some() || env_state.rollout.is_none() {
+        // Only an env whose current release was applied: a pending one is the reconciler's, and
+        // one whose rollout failed is what auto-rollback (or a person) answers, not self-heal.
+        let failed = env_state
+            .rollout
+            .as_ref()
+            .is_none_or(|r| r.outcome == hoist_engine::Outcome::Failed);
+        if env_state.pending().is_some() || failed {
             return Ok(DriftCheck::Skipped);
         }
         let Some(record) = env_state.current().cloned() else {
@@ -228,8 +233,15 @@ impl Hoist {
             });
         }
         let report = self.apply_release(app, env, &target, &record, ctx).await?;
+        if report.outcome == hoist_engine::Outcome::Failed {
+            // Not healed: the drift stays recorded, and the next resync tries again.
+            return Err(Error::rejected(format!(
+                "{app}/{env}: re-applying {version} to heal its drift failed: {}",
+                report.detail.replace('\n', "; ")
+            )));
+        }
         let mut heal_context = machine(principal, None)?;
-        // Caused by the drift it heals (the event just recorded, or the one recorded before).
+        // Caused by the drift it heals, when this check recorded it (an earlier look may have).
         heal_context.causation_id = recorded.events.first().map(|r| r.envelope.id);
         let healed = Command::RecordHealed {
             env: env.clone(),
