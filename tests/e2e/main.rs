@@ -312,6 +312,11 @@ mod sled {
     }
 
     #[test]
+    fn a_verification_gates_auto_promotion() {
+        pipelines::a_verification_gates_auto_promotion(&Hoist::sled());
+    }
+
+    #[test]
     fn pipelines_through_the_server() {
         pipelines::pipelines_through_the_server(&Hoist::sled());
     }

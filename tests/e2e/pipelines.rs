@@ -741,3 +741,60 @@ pub fn pipelines_through_the_server(h: &Hoist) {
     );
     sigterm(&mut serve);
 }
+
+/// `--verify CMD` before an auto-promotion: the source release's JSON on its stdin; its outcome
+/// recorded; a refused release not promoted (ever), a verified one promoted.
+pub fn a_verification_gates_auto_promotion(h: &Hoist) {
+    let _server = with_cluster(h);
+    h.ok(&["apps", "create", "api"]);
+    for env in ["staging", "production"] {
+        h.ok(&["envs", "target", "api", "--env", env, "--kube"]);
+    }
+    // Verified: only releases of image 2 (the JSON on stdin names the image).
+    let verify = format!("grep -q '{}'", image("api", '2'));
+    h.ok(&[
+        "envs",
+        "policy",
+        "api",
+        "--env",
+        "production",
+        "--auto-promote",
+        "on",
+        "--after",
+        "1s",
+        "--verify",
+        &verify,
+    ]);
+    let mut serve = start_serve_logging_to(h, "serve.log", &[]);
+    wait_resynced(h, "serve.log");
+    h.deploy("api", "staging", &image("api", '1'));
+    let refused = wait_for("staging v1's verification", Duration::from_secs(20), || {
+        of_type(h, "promotion_verified").pop()
+    });
+    assert_eq!(
+        (
+            &refused["event"]["version"],
+            &refused["event"]["passed"],
+            &refused["actor"]
+        ),
+        (&json!(1), &json!(false), &json!("hoist"))
+    );
+    h.deploy("api", "staging", &image("api", '2'));
+    let promotion = wait_for("staging v2's promotion", Duration::from_secs(20), || {
+        of_type(h, "release_created")
+            .into_iter()
+            .find(|e| e["event"]["env"] == "production")
+    });
+    assert_eq!(promotion["event"]["release"]["source"]["version"], 2);
+    let verified = of_type(h, "promotion_verified");
+    assert_eq!(verified.len(), 2, "v1 refused once, never tried again");
+    assert_eq!(verified[1]["event"]["passed"], true);
+    assert_eq!(promotion["causation_id"], verified[1]["causation_id"]);
+    let audit = h.ok(&["audit", "--app", "api", "--kind", "verification"]);
+    assert!(
+        audit.contains("staging v1 not verified for promotion into production")
+            && audit.contains("staging v2 verified for promotion into production"),
+        "{audit}"
+    );
+    sigterm(&mut serve);
+}
