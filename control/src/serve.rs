@@ -631,11 +631,37 @@ async fn reconcile_apps(
             continue;
         }
         let span = tracing::info_span!("promote", %app, from = %due.from, to = %due.to);
-        let promoted = reconciler
+        let promote = reconciler
             .hoist
             .auto_promote(&reconciler.principal, &app, &due, &reconciler.ctx)
-            .instrument(span)
-            .await;
+            .instrument(span);
+        // The engine makes a promotion once whoever races; a verification command, though,
+        // would run in each racing instance: on NATS it runs under the target env's claim.
+        let promoted = match (claims, &due.verify) {
+            (Some(claims), Some(_)) => match claims.claim(&app, &due.to).await {
+                Ok(Claimed::Mine(mut claim)) => {
+                    let promoted = tokio::select! {
+                        promoted = promote => promoted,
+                        _ = keep_alive(claims, &mut claim, None) => unreachable!("keeps alive until dropped"),
+                    };
+                    if let Err(e) = claims.release(claim).await {
+                        tracing::warn!(error = %e, "releasing the claim (it lapses by itself)");
+                    }
+                    promoted
+                }
+                Ok(Claimed::Held(holder)) => {
+                    tracing::debug!(%holder, %app, to = %due.to, "promotion target held by another instance");
+                    left.insert(app.clone());
+                    continue;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "claiming");
+                    left.insert(app.clone());
+                    continue;
+                }
+            },
+            _ => promote.await,
+        };
         match promoted {
             Ok(Some(version)) => tracing::info!(%app, from = %due.from, source = %due.version,
                 to = %due.to, version, "auto-promoted"),

@@ -486,6 +486,12 @@ mod nats {
     }
 
     #[test]
+    fn a_verification_gates_auto_promotion() {
+        let (_server, h) = nats();
+        pipelines::a_verification_gates_auto_promotion(&h);
+    }
+
+    #[test]
     fn two_serves_share_the_work_and_apply_each_release_once() {
         let (_server, h) = nats();
         serve::two_serves_share_the_work_and_apply_each_release_once(&h);
