@@ -161,13 +161,25 @@ fn owned_paths(path: &str, fields: &Value, out: &mut Vec<String>) {
     }
 }
 
-/// How a value is shown in a drift: JSON text, a Secret's data redacted.
+/// The longest value a drift shows whole: a drift is an event, and an event stays small.
+const SHOWN_BYTES: usize = 256;
+
+/// How a value is shown in a drift: JSON text, a Secret's data redacted, a long value cut
+/// (`…` and its size in bytes).
 fn shown(kind: &str, path: &str, value: &Value) -> String {
     let secret = kind == "Secret" && (path.starts_with("data") || path.starts_with("stringData"));
     if secret {
         return ConfigValue::REDACTED.to_string();
     }
-    value.to_string()
+    let text = value.to_string();
+    if text.len() <= SHOWN_BYTES {
+        return text;
+    }
+    let mut cut = SHOWN_BYTES;
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}… ({} bytes)", &text[..cut], text.len())
 }
 
 /// The drift of one rendered object from what the target holds (`None`: it is missing).
@@ -260,6 +272,14 @@ mod tests {
         assert!(object_drift(&rendered(want.clone()), Some(&want), false).is_none());
         let missing = object_drift(&rendered(want), None, false).unwrap();
         assert_eq!(missing.fields[0].got, None);
+    }
+
+    #[test]
+    fn a_long_value_is_cut_and_its_size_named() {
+        let long = Value::String("é".repeat(300));
+        let text = shown("ConfigMap", "data.A", &long);
+        assert!(text.ends_with("… (602 bytes)"), "{text}");
+        assert!(text.len() < SHOWN_BYTES + 20);
     }
 
     #[test]

@@ -80,11 +80,14 @@ fn refusal(state: &AppState, from: &EnvName, to: &EnvName, version: ReleaseVersi
         return Refusal::Not(format!("{from} {version} has no image"));
     }
     match &source.rollout {
-        Some(r) if r.version == version && r.outcome == Outcome::Healthy => Refusal::DueAt(
-            r.at + Duration::seconds(
-                i64::try_from(target.pipeline_policy.after_secs).unwrap_or(i64::MAX / 1_000_000),
-            ),
-        ),
+        Some(r) if r.version == version && r.outcome == Outcome::Healthy => {
+            // A span past what a time can hold is "never" (no overflow, no panic).
+            let span = i64::try_from(target.pipeline_policy.after_secs)
+                .ok()
+                .and_then(Duration::try_seconds);
+            let due = span.and_then(|span| r.at.checked_add_signed(span));
+            Refusal::DueAt(due.unwrap_or(DateTime::<Utc>::MAX_UTC))
+        }
         _ => Refusal::Not(format!("{from} {version} is not recorded healthy")),
     }
 }

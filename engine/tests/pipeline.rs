@@ -670,3 +670,20 @@ fn a_drift_is_recorded_once_and_its_healing_once() {
     given.push("hoist", 303, healthy("production", 1));
     assert!(given.state().envs[&env("production")].drift.is_none());
 }
+
+#[test]
+fn a_span_past_what_a_time_holds_means_never_and_never_panics() {
+    let mut given = pipeline_with_a_healthy_staging_v2();
+    given.push(
+        "ana@example.com",
+        111,
+        auto_promote_after("production", u64::MAX),
+    );
+    let due = due_promotions(&given.state());
+    assert_eq!(due[0].due_at, DateTime::<Utc>::MAX_UTC);
+    let refused = given.when(auto_promote(2, 1_000_000)).unwrap_err();
+    assert!(
+        refused.to_string().contains("not for the span yet"),
+        "{refused}"
+    );
+}
