@@ -486,6 +486,12 @@ mod nats {
     }
 
     #[test]
+    fn drift_of_a_kube_target() {
+        let (_server, h) = nats();
+        pipelines::drift_of_a_kube_target(&h);
+    }
+
+    #[test]
     fn a_verification_gates_auto_promotion() {
         let (_server, h) = nats();
         pipelines::a_verification_gates_auto_promotion(&h);
