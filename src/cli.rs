@@ -135,6 +135,23 @@ pub enum Command {
         #[arg(value_name = "COMMAND")]
         command: Vec<String>,
     },
+    // issue 16
+    /// Pin an env: it takes no auto-promotion, and a promotion only with --force, until unpinned
+    Pin(PinArgs),
+    /// Lift a pin (a rollback's too)
+    Unpin(EnvArgs),
+    /// What in an env's target differs from the release applied to it (exit 0 either way)
+    Drift(EnvArgs),
+}
+
+// issue 16
+#[derive(Debug, Args)]
+pub struct PinArgs {
+    #[command(flatten)]
+    pub target: EnvArgs,
+    /// Why: shown by `status` and to whoever is refused
+    #[arg(long, value_name = "TEXT")]
+    pub reason: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -333,12 +350,32 @@ pub enum EnvsCommand {
         #[arg(long)]
         none: bool,
     },
-    /// Roll back to the last healthy release when a rollout fails
+    /// What an env does by itself: roll back on a failed rollout, take the previous env's
+    /// healthy release, heal drift. Settings not given stay as they are
+    #[command(group(clap::ArgGroup::new("setting").required(true).multiple(true)
+        .args(["auto_rollback", "auto_promote", "after", "verify", "no_verify", "self_heal"])))]
     Policy {
         #[command(flatten)]
         target: EnvArgs,
+        /// Roll back to the last healthy release when a rollout fails
         #[arg(long, value_name = "on|off", value_parser = ["on", "off"])]
-        auto_rollback: String,
+        auto_rollback: Option<String>,
+        /// Promote into ENV the previous env's release once it has been healthy for --after
+        #[arg(long, value_name = "on|off", value_parser = ["on", "off"])]
+        auto_promote: Option<String>,
+        /// How long the previous env's release must have been healthy: 90s, 10m, 1h [default: 10m]
+        #[arg(long, value_name = "SPAN")]
+        after: Option<String>,
+        /// Run CMD (`sh -c`, the release's JSON on stdin) before each auto-promotion: exit 0
+        /// verifies it; its outcome is recorded, and a refused release is not promoted
+        #[arg(long, value_name = "CMD", conflicts_with = "no_verify")]
+        verify: Option<String>,
+        /// Promote without a verification command
+        #[arg(long)]
+        no_verify: bool,
+        /// Re-apply the release when its target drifts (off: record the drift and notify only)
+        #[arg(long, value_name = "on|off", value_parser = ["on", "off"])]
+        self_heal: Option<String>,
     },
 }
 
@@ -473,13 +510,17 @@ pub struct PromoteArgs {
     /// Target env [default: the next env in the pipeline]
     #[arg(long)]
     pub to: Option<String>,
+    /// Promote into a pinned env too (recorded in the release's description)
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Args)]
 pub struct RollbackArgs {
     #[command(flatten)]
     pub target: EnvArgs,
-    /// Version to copy, `12` or `v12` [default: the release before the current one]
+    /// Version to copy, `12` or `v12`, or `last-healthy` (the last release recorded healthy)
+    /// [default: the release before the current one]. A rollback pins the env until `unpin`
     #[arg(long, value_name = "VERSION")]
     pub to: Option<String>,
 }

@@ -3,12 +3,13 @@
 
 use crate::cli::*;
 use crate::output::{out, print_json, print_json_line, stdout_closed, warn, width, write_stdout};
+use hoist_control::api::LAST_HEALTHY;
 use hoist_control::api::{parse_identity, Request};
 use hoist_control::engine::hooks::{HookFormat, HookKind};
 use hoist_control::engine::HookName;
 use hoist_control::engine::{
-    Actor, AppName, Artifact, BuildId, ConfigKey, EnvName, Grant, Principal, ReleaseVersion, Role,
-    Scope, Target,
+    Actor, AppName, Artifact, BuildId, ConfigKey, EnvName, Grant, PolicyChanges, Principal,
+    ReleaseVersion, Role, Scope, Target,
 };
 use hoist_control::hooks::HookAdd;
 use hoist_control::reconcile::Options;
@@ -88,15 +89,25 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
             let (app, env) = target.parse()?;
             Request::ConfigGet { app, env, reveal }
         }
-        Command::Promote(args) => Request::Promote {
-            app: args.app.parse()?,
-            from: args.from.parse()?,
-            to: args.to.map(|t| t.parse::<EnvName>()).transpose()?,
-        },
+        Command::Promote(args) => {
+            let app = args.app.parse()?;
+            let from = args.from.parse()?;
+            let to = args.to.map(|t| t.parse::<EnvName>()).transpose()?;
+            if args.force {
+                Request::PromoteForced { app, from, to }
+            } else {
+                Request::Promote { app, from, to }
+            }
+        }
         Command::Rollback(args) => {
             let (app, env) = args.target.parse()?;
-            let to = args.to.map(|v| v.parse::<ReleaseVersion>()).transpose()?;
-            Request::Rollback { app, env, to }
+            match args.to.as_deref() {
+                Some(LAST_HEALTHY) => Request::RollbackLastHealthy { app, env },
+                to => {
+                    let to = to.map(|v| v.parse::<ReleaseVersion>()).transpose()?;
+                    Request::Rollback { app, env, to }
+                }
+            }
         }
         Command::Releases(args) => {
             let (app, env) = args.target.parse()?;
@@ -186,14 +197,29 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
         Command::Envs(EnvsCommand::Policy {
             target,
             auto_rollback,
+            auto_promote,
+            after,
+            verify,
+            no_verify,
+            self_heal,
         }) => {
             let (app, env) = target.parse()?;
-            let auto_rollback = auto_rollback == "on";
-            Request::EnvsPolicy {
-                app,
-                env,
-                auto_rollback,
-            }
+            let on = |flag: Option<String>| flag.map(|f| f == "on");
+            let after_secs = after
+                .map(|a| parse_span("--after", &a).map(|span| span.as_secs()))
+                .transpose()?;
+            let changes = PolicyChanges {
+                auto_rollback: on(auto_rollback),
+                auto_promote: on(auto_promote),
+                after_secs,
+                verify: match (verify, no_verify) {
+                    (Some(command), _) => Some(Some(command)),
+                    (None, true) => Some(None),
+                    (None, false) => None,
+                },
+                self_heal: on(self_heal),
+            };
+            Request::EnvsPolicy { app, env, changes }
         }
         Command::Access(command) => access_request(command)?,
         Command::Hooks(command) => hooks_request(command)?,
@@ -263,6 +289,23 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
             return ctx.show(&report, &report.human(width()));
         }
         Command::Completions { .. } | Command::Man { .. } => unreachable!("answered above"),
+        // issue 16
+        Command::Pin(args) => {
+            let (app, env) = args.target.parse()?;
+            Request::Pin {
+                app,
+                env,
+                reason: args.reason,
+            }
+        }
+        Command::Unpin(args) => {
+            let (app, env) = args.parse()?;
+            Request::Unpin { app, env }
+        }
+        Command::Drift(args) => {
+            let (app, env) = args.parse()?;
+            Request::Drift { app, env }
+        }
     };
     if let Some(client) = &ctx.remote {
         return crate::remote::answer(client, &request, ctx.global.json).await;

@@ -200,6 +200,33 @@ impl Cluster {
     }
 }
 
+// issue 16
+impl Cluster {
+    /// What of `desired` the cluster no longer holds: each rendered object compared with the
+    /// live one, field by field, on the fields hoist's apply sets ([`crate::drift`]).
+    pub async fn drift(
+        &self,
+        desired: &Desired,
+    ) -> Result<Vec<hoist_engine::DriftedObject>, ClusterError> {
+        use kube::api::DynamicObject;
+        let mut drifted = Vec::new();
+        for (resource, rendered) in desired.objects() {
+            let api: Api<DynamicObject> =
+                Api::namespaced_with(self.client.clone(), &self.namespace, &resource);
+            let live = api
+                .get_opt(&rendered.name)
+                .await
+                .map_err(|source| ClusterError::Unreachable {
+                    doing: format!("reading {}/{}", rendered.kind, rendered.name),
+                    source,
+                })?
+                .map(|o| serde_json::to_value(o).expect("objects serialize"));
+            drifted.extend(crate::drift::object_drift(&rendered, live.as_ref(), false));
+        }
+        Ok(drifted)
+    }
+}
+
 enum ApplyError {
     /// The API server answered, and said no: the release cannot run as rendered.
     Refused(String),

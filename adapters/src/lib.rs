@@ -11,6 +11,7 @@
 //! recording, auto-rollback) decide what follows. Nothing here appends to the log.
 
 pub mod cluster;
+pub mod drift; // issue 16
 pub mod exec;
 pub mod manifests;
 pub mod notify;

@@ -75,3 +75,85 @@ pub fn write(
         detail,
     })
 }
+
+// issue 16
+/// What the file of `app` in `env` holds that differs from `content` (the rendered file):
+/// hoist owns the whole file, so every object of it is compared both ways, matched by kind and
+/// name; a missing or unreadable file, or one that is not YAML, is one drifted `File`.
+pub fn drift(
+    dir: &Path,
+    app: &AppName,
+    env: &EnvName,
+    content: &str,
+) -> Vec<hoist_engine::DriftedObject> {
+    use crate::drift::{object_drift, Rendered};
+    use hoist_engine::{DriftedField, DriftedObject};
+    let path = path(dir, app, env);
+    let whole_file = |got: Option<String>| {
+        vec![DriftedObject {
+            kind: "File".into(),
+            name: path.display().to_string(),
+            fields: vec![DriftedField {
+                path: String::new(),
+                want: "the rendered manifests".into(),
+                got,
+                by: None,
+            }],
+        }]
+    };
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return whole_file(None),
+        Err(e) => return whole_file(Some(format!("unreadable: {e}"))),
+    };
+    let (Ok(want), Ok(got)) = (documents(content), documents(&text)) else {
+        return whole_file(Some("not YAML".into()));
+    };
+    let mut drifted: Vec<DriftedObject> = want
+        .iter()
+        .filter_map(|((kind, name), object)| {
+            let rendered = Rendered {
+                kind: kind.clone(),
+                name: name.clone(),
+                object: object.clone(),
+            };
+            object_drift(&rendered, got.get(&(kind.clone(), name.clone())), true)
+        })
+        .collect();
+    drifted.extend(
+        got.keys()
+            .filter(|key| !want.contains_key(*key))
+            .map(|(kind, name)| DriftedObject {
+                kind: kind.clone(),
+                name: name.clone(),
+                fields: vec![DriftedField {
+                    path: String::new(),
+                    want: "absent".into(),
+                    got: Some(format!("{kind} {name}")),
+                    by: None,
+                }],
+            }),
+    );
+    drifted
+}
+
+/// The YAML documents of a file as JSON, by kind and name.
+fn documents(
+    text: &str,
+) -> Result<std::collections::BTreeMap<(String, String), serde_json::Value>, serde_yaml_ng::Error> {
+    use serde::Deserialize;
+    let mut objects = std::collections::BTreeMap::new();
+    for document in serde_yaml_ng::Deserializer::from_str(text) {
+        let value = serde_json::Value::deserialize(document)?;
+        if value.is_null() {
+            continue;
+        }
+        let kind = value["kind"].as_str().unwrap_or_default().to_string();
+        let name = value["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        objects.insert((kind, name), value);
+    }
+    Ok(objects)
+}

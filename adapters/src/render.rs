@@ -68,6 +68,32 @@ impl Desired {
     }
 }
 
+// issue 16
+impl Desired {
+    /// Every object, in apply order, with the API resource it is served as: what drift compares,
+    /// whatever kinds the renderer makes.
+    pub fn objects(&self) -> Vec<(kube::core::ApiResource, crate::drift::Rendered)> {
+        let mut objects = vec![rendered(&self.config_map)];
+        objects.extend(self.secret.as_ref().map(rendered));
+        objects.push(rendered(&self.deployment));
+        objects
+    }
+}
+
+/// One object as drift compares it.
+fn rendered<K>(object: &K) -> (kube::core::ApiResource, crate::drift::Rendered)
+where
+    K: kube::Resource<DynamicType = ()> + serde::Serialize,
+{
+    let resource = kube::core::ApiResource::erase::<K>(&());
+    let rendered = crate::drift::Rendered {
+        kind: resource.kind.clone(),
+        name: object.meta().name.clone().unwrap_or_default(),
+        object: serde_json::to_value(object).expect("k8s-openapi objects serialize"),
+    };
+    (resource, rendered)
+}
+
 pub fn config_map_name(app: &AppName, version: ReleaseVersion) -> String {
     format!("{app}-config-v{}", version.get())
 }

@@ -172,3 +172,28 @@ fn desired(
         Err(e) => Err(rejected(e)),
     }
 }
+
+// issue 16
+/// What `target` holds that differs from the release ([`crate::drift`]); `None` for a target
+/// whose drift cannot be known (an exec hook is a black box; no target holds nothing).
+pub async fn drift(
+    target: &Target,
+    release: &Applying<'_>,
+) -> Result<Option<Vec<hoist_engine::DriftedObject>>, TargetError> {
+    let Applying {
+        app, env, record, ..
+    } = release;
+    match target {
+        Target::None | Target::Exec { .. } => Ok(None),
+        Target::Manifests { dir } => {
+            let desired = desired(release, None)?.map_err(|r| rejected(r.detail))?;
+            let content = manifests::content(app, env, record.release.version, &desired);
+            Ok(Some(manifests::drift(Path::new(dir), app, env, &content)))
+        }
+        Target::Kube { context, namespace } => {
+            let desired = desired(release, Some(namespace))?.map_err(|r| rejected(r.detail))?;
+            let cluster = Cluster::connect(context.as_deref(), namespace).await?;
+            Ok(Some(cluster.drift(&desired).await?))
+        }
+    }
+}

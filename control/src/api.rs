@@ -12,7 +12,8 @@ use crate::{AuditQuery, Caller, Hoist};
 use chrono::{DateTime, Utc};
 use hoist_engine::{
     Action, Actor, AppName, Artifact, ChatId, Command, ConfigKey, ConfigValue, EnvName, Event,
-    Grant, HookName, ImageRef, ReleaseVersion, Scope, Target, TokenId, ValidationError,
+    Grant, HookName, ImageRef, PolicyChanges, ReleaseVersion, Scope, Target, TokenId,
+    ValidationError,
 };
 use serde::Serialize;
 use std::collections::BTreeSet;
@@ -103,10 +104,11 @@ pub enum Request {
         env: EnvName,
         target: Target,
     },
+    /// `envs policy`: the settings given change, the others stay.
     EnvsPolicy {
         app: AppName,
         env: EnvName,
-        auto_rollback: bool,
+        changes: PolicyChanges,
     },
     Apply {
         app: AppName,
@@ -173,6 +175,32 @@ pub enum Request {
         secret: Option<String>,
         keep: std::time::Duration,
     },
+    // issue 16
+    Pin {
+        app: AppName,
+        env: EnvName,
+        reason: Option<String>,
+    },
+    Unpin {
+        app: AppName,
+        env: EnvName,
+    },
+    /// `rollback --to last-healthy`.
+    RollbackLastHealthy {
+        app: AppName,
+        env: EnvName,
+    },
+    /// `promote --force`: into a pinned env too.
+    PromoteForced {
+        app: AppName,
+        from: EnvName,
+        to: Option<EnvName>,
+    },
+    /// `drift`: the env's target compared with its applied release (and a drift found recorded).
+    Drift {
+        app: AppName,
+        env: EnvName,
+    },
 }
 
 impl Request {
@@ -237,9 +265,19 @@ impl Request {
             Request::HooksDeliveries { .. } => "hooks_deliveries",
             Request::HooksRedeliver { .. } => "hooks_redeliver",
             Request::HooksRotate { .. } => "hooks_rotate",
+            // issue 16
+            Request::Pin { .. } => "pin",
+            Request::Unpin { .. } => "unpin",
+            Request::RollbackLastHealthy { .. } => "rollback_last_healthy",
+            Request::PromoteForced { .. } => "promote_forced",
+            Request::Drift { .. } => "drift",
         }
     }
 }
+
+// issue 16
+/// What `rollback --to` takes besides a version: the last release recorded healthy.
+pub const LAST_HEALTHY: &str = "last-healthy";
 
 /// An identity (`access token create IDENTITY`, a grant's, a chat link's): an actor's name,
 /// refused as the field `identity` so the message names what the caller typed.
@@ -479,19 +517,23 @@ impl Hoist {
                     human::target(&app, &env, &target, changed),
                 )
             }
-            Request::EnvsPolicy {
-                app,
-                env,
-                auto_rollback,
-            } => {
-                let set = Command::SetPolicy {
+            Request::EnvsPolicy { app, env, changes } => {
+                let set = Command::SetPolicies {
                     env: env.clone(),
-                    auto_rollback,
+                    changes,
                 };
-                let changed = !self.execute(caller, &app, set).await?.events.is_empty();
+                let executed = self.execute(caller, &app, set).await?;
+                let changed = !executed.events.is_empty();
+                let now = &executed.state.envs[&env];
                 Answer::of(
-                    &views::policy_json(&app, &env, auto_rollback, changed),
-                    human::policy(&app, &env, auto_rollback),
+                    &views::policy_json(
+                        &app,
+                        &env,
+                        now.auto_rollback,
+                        &now.pipeline_policy,
+                        changed,
+                    ),
+                    human::policy(&app, &env, now.auto_rollback, &now.pipeline_policy),
                 )
             }
             Request::Apply {
@@ -609,7 +651,48 @@ impl Hoist {
                 let rotated = self.hooks_rotate(caller, &name, secret, keep).await?;
                 Answer::of(&rotated, human::rotated(&rotated))
             }
+            // issue 16
+            Request::Pin { app, env, reason } => {
+                let pin = Command::Pin {
+                    env: env.clone(),
+                    reason,
+                };
+                self.pin_answer(caller, &app, &env, pin).await?
+            }
+            Request::Unpin { app, env } => {
+                let unpin = Command::Unpin { env: env.clone() };
+                self.pin_answer(caller, &app, &env, unpin).await?
+            }
+            Request::RollbackLastHealthy { app, env } => {
+                self.release(caller, &app, Command::RollbackToLastHealthy { env })
+                    .await?
+            }
+            Request::PromoteForced { app, from, to } => {
+                self.release(caller, &app, Command::PromoteForced { from, to })
+                    .await?
+            }
+            Request::Drift { app, env } => {
+                let drift = self.drift(caller, &app, &env).await?;
+                Answer::of(&drift.json(), drift.human())
+            }
         })
+    }
+
+    // issue 16
+    /// `pin` and `unpin`: the env's pin after the command.
+    async fn pin_answer(
+        &self,
+        caller: &Caller,
+        app: &AppName,
+        env: &EnvName,
+        command: Command,
+    ) -> Result<Answer> {
+        let state = self.execute(caller, app, command).await?.state;
+        let pin = state.envs[env].pin.as_ref();
+        Ok(Answer::of(
+            &views::pin_json(app, env, pin),
+            human::pin(app, env, pin),
+        ))
     }
 
     /// Runs a command that creates a release, and answers with that release.

@@ -29,8 +29,8 @@ const GRAMMAR: [Form; 7] = [
         does: "FROM's build into TO (default: the first env into the next)",
     },
     Form {
-        usage: "rollback APP ENV [VERSION]",
-        does: "back to VERSION (default: the release before the current one)",
+        usage: "rollback APP ENV [VERSION|last-healthy]",
+        does: "back to VERSION (default: the release before the current one); pins the env",
     },
     Form {
         usage: "lock APP ENV REASON…",
@@ -128,6 +128,13 @@ pub fn parse(text: &str) -> Result<Parsed, String> {
                 None => None,
             };
             return Ok(Parsed::Promote { app, from, to });
+        }
+        "rollback" if words.get(3) == Some(&"last-healthy") => {
+            at_most(4)?;
+            Request::RollbackLastHealthy {
+                app: app(words.get(1), verb)?,
+                env: env(words.get(2), verb)?,
+            }
         }
         "rollback" => {
             at_most(4)?;
@@ -290,7 +297,7 @@ mod tests {
             .contains("too many words"));
         let help = help("!hoist");
         assert_eq!(help.lines().count(), GRAMMAR.len() + 1);
-        assert!(help.contains("!hoist rollback APP ENV [VERSION]"));
+        assert!(help.contains("!hoist rollback APP ENV [VERSION|last-healthy]"));
     }
 }
 

@@ -226,9 +226,28 @@ pub fn status(view: &StatusView, width: Width) -> String {
 }
 
 impl Status {
-    /// `status`, as a table.
+    /// `status`, as a table; then each pin and drift, with why.
     pub fn human(&self, width: Width) -> String {
-        status(&self.view(), width)
+        let view = self.view();
+        let mut text = status(&view, width);
+        // issue 16
+        for (env, shown) in &view.envs {
+            if let Some(pin) = &shown.pinned {
+                text.push_str(&format!(
+                    "{env} is pinned by {} since {}: {} (no auto-promotion; `hoist unpin` to release it)\n",
+                    pin.by,
+                    pin.at,
+                    escape(&pin.reason)
+                ));
+            }
+            if shown.drifted {
+                text.push_str(&format!(
+                    "{env} has drifted from its release (see `hoist drift {} --env {env}`)\n",
+                    view.app
+                ));
+            }
+        }
+        text
     }
 }
 
@@ -251,9 +270,43 @@ pub fn target(app: &AppName, env: &EnvName, target: &Target, changed: bool) -> S
 }
 
 /// `envs policy`.
-pub fn policy(app: &AppName, env: &EnvName, auto_rollback: bool) -> String {
-    let on = if auto_rollback { "on" } else { "off" };
-    format!("Auto-rollback of {app}/{env}: {on}\n")
+pub fn policy(
+    app: &AppName,
+    env: &EnvName,
+    auto_rollback: bool,
+    pipeline: &hoist_engine::PipelinePolicy,
+) -> String {
+    let on = |b: bool| if b { "on" } else { "off" };
+    let mut text = format!("Auto-rollback of {app}/{env}: {}\n", on(auto_rollback));
+    // issue 16
+    text.push_str(&format!(
+        "Auto-promotion into {app}/{env}: {}",
+        on(pipeline.auto_promote)
+    ));
+    if pipeline.auto_promote {
+        text.push_str(&format!(
+            " (after {} healthy",
+            crate::views::span(pipeline.after_secs)
+        ));
+        if let Some(verify) = &pipeline.verify {
+            text.push_str(&format!(", verified by `{}`", escape(verify)));
+        }
+        text.push(')');
+    }
+    text.push_str(&format!(
+        "\nSelf-heal of {app}/{env}: {}\n",
+        on(pipeline.self_heal)
+    ));
+    text
+}
+
+// issue 16
+/// `pin` and `unpin`.
+pub fn pin(app: &AppName, env: &EnvName, pin: Option<&hoist_engine::Pin>) -> String {
+    match pin {
+        Some(pin) => format!("Pinned {app}/{env}: {}\n", escape(&pin.reason_text())),
+        None => format!("Unpinned {app}/{env}\n"),
+    }
 }
 
 /// `audit`.

@@ -37,6 +37,7 @@ pub mod health;
 pub mod hooks;
 pub mod human;
 pub mod matrix_bot;
+pub mod pipeline; // issue 16
 pub mod queries;
 pub mod reconcile;
 pub mod serve;

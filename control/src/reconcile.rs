@@ -253,14 +253,17 @@ impl Hoist {
     }
 
     /// The key that opens the release's secrets, when it has any.
-    fn key_for(&self, record: &ReleaseRecord) -> Result<Option<hoist_engine::secrets::SecretKey>> {
+    pub(crate) fn key_for(
+        &self,
+        record: &ReleaseRecord,
+    ) -> Result<Option<hoist_engine::secrets::SecretKey>> {
         let config = &record.release.config;
         let sealed = config.values().any(|v| matches!(v, ConfigValue::Sealed(_)));
         sealed.then(|| self.opening_key(config)).transpose()
     }
 
     /// Hands one release to the env's target.
-    async fn apply_release(
+    pub(crate) async fn apply_release(
         &self,
         app: &AppName,
         env: &EnvName,

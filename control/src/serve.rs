@@ -15,17 +15,27 @@
 //! being reconciled here is not started twice; it is looked at again after [`HELD_RETRY`], as an
 //! env another instance holds.
 //!
+//! Issue 16: a resync no longer re-applies a declarative target silently: it compares the target
+//! with the applied release ([`Hoist::check_drift`]), records a drift once, and re-applies only
+//! when the env's policy says self-heal. Every pass also looks for auto-promotions
+//! ([`hoist_engine::pipeline::due_promotions`]): one due now is made at once, one due later is
+//! kept in a schedule the loop looks at every `poll`, so it is made within a poll of its time.
+//! Several instances may find the same promotion due; the engine makes it once.
+//!
 //! Crash safety needs no state of its own: after a restart the first pass is a full resync, and
 //! an env whose outcome was never recorded is still pending, so it is applied again (a no-op on a
 //! declarative target) and recorded once (the engine records an outcome once per version).
 
 use crate::deliver::HookSettings;
 use crate::error::{Error, Result};
+use crate::pipeline::DriftCheck;
 use crate::reconcile::{Context, Reconciled};
 use crate::store::OpenMode;
 use crate::text::escape;
 use crate::time::parse_span;
 use crate::Hoist;
+use chrono::{DateTime, Utc};
+use hoist_engine::pipeline::{due_promotions, DuePromotion};
 use hoist_engine::service;
 use hoist_engine::store::EventStore;
 use hoist_engine::Principal;
@@ -35,6 +45,7 @@ use hoist_stores::nats_work::{
 };
 use hoist_stores::AnyStore;
 use serde::Deserialize;
+use std::collections::BTreeMap;
 use std::collections::BTreeSet;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -329,6 +340,39 @@ struct Shared {
     claims: Arc<Claims>,
 }
 
+// issue 16
+/// When each app has an auto-promotion due next: the loop passes over it then.
+#[derive(Clone, Default)]
+struct Schedule(Arc<Mutex<BTreeMap<AppName, DateTime<Utc>>>>);
+
+impl Schedule {
+    fn add(&self, app: &AppName, at: DateTime<Utc>) {
+        let mut due = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = due.entry(app.clone()).or_insert(at);
+        *entry = (*entry).min(at);
+    }
+
+    /// The apps whose time has come, taken off the schedule.
+    fn take_due(&self, now: DateTime<Utc>) -> BTreeSet<AppName> {
+        let mut due = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let apps: BTreeSet<AppName> = due
+            .iter()
+            .filter(|(_, at)| **at <= now)
+            .map(|(app, _)| app.clone())
+            .collect();
+        due.retain(|app, _| !apps.contains(app));
+        apps
+    }
+
+    /// How long until the next time on the schedule.
+    fn until_next(&self, now: DateTime<Utc>) -> Option<Duration> {
+        let due = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        due.values()
+            .min()
+            .map(|at| (*at - now).to_std().unwrap_or(Duration::ZERO))
+    }
+}
+
 /// The envs this process is reconciling now.
 #[derive(Clone, Default)]
 struct Running(Arc<Mutex<BTreeSet<(AppName, EnvName)>>>);
@@ -439,6 +483,7 @@ async fn serve(
         ctx,
     });
     let running = Running::default();
+    let schedule = Schedule::default();
     // Reconcile passes in flight, each returning the apps it left for later.
     let mut passes: JoinSet<BTreeSet<AppName>> = JoinSet::new();
     let mut last_resync: Option<Instant> = None;
@@ -461,7 +506,14 @@ async fn serve(
             reconciler: Arc::clone(&reconciler),
             claims: claims.clone(),
             running: running.clone(),
+            schedule: schedule.clone(),
         };
+        // issue 16: apps with an auto-promotion due now.
+        let due = schedule.take_due(Utc::now());
+        if !due.is_empty() {
+            let pass = pass.clone();
+            passes.spawn(async move { pass.run(due, false, None).await });
+        }
         if last_resync.is_none_or(|at| at.elapsed() >= settings.resync) {
             last_resync = Some(Instant::now());
             let pass = pass.clone();
@@ -510,6 +562,9 @@ async fn serve(
                 if !held.is_empty() {
                     wait = wait.min(HELD_RETRY.saturating_sub(last_retry.elapsed()));
                 }
+                if let Some(next) = schedule.until_next(Utc::now()) {
+                    wait = wait.min(next);
+                }
                 let wait = wait.max(Duration::from_millis(10));
                 let next = tokio::select! {
                     next = deliveries.next(wait) => next,
@@ -555,6 +610,7 @@ struct Pass {
     reconciler: Arc<Reconciler>,
     claims: Option<Arc<Claims>>,
     running: Running,
+    schedule: Schedule,
 }
 
 impl Pass {
@@ -564,15 +620,7 @@ impl Pass {
         full: bool,
         delivery: Option<&Delivery>,
     ) -> BTreeSet<AppName> {
-        reconcile_apps(
-            &self.reconciler,
-            self.claims.as_deref(),
-            &self.running,
-            apps,
-            full,
-            delivery,
-        )
-        .await
+        reconcile_apps(self, apps, full, delivery).await
     }
 }
 
@@ -626,31 +674,52 @@ async fn touched_apps(hoist: &Hoist, next_seq: &mut u64) -> Result<BTreeSet<AppN
     Ok(apps)
 }
 
-/// Whether `env` needs a reconcile now: its current release is pending; or, on a full resync, it
-/// has a declarative target (applying again repairs drift and changes nothing otherwise). Exec
-/// hooks are not re-run by a resync: they need not be idempotent.
-fn needs_reconcile(env: &EnvState, full: bool) -> bool {
-    let declarative = matches!(env.target, Target::Kube { .. } | Target::Manifests { .. });
-    env.pending().is_some() || (full && declarative && env.current().is_some())
+/// What one env needs now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Job {
+    /// Its current release is pending: apply it and record what came of it.
+    Reconcile,
+    /// On a full resync, a declarative target that holds its release: compare it (issue 16:
+    /// drift is recorded, and healed only with self-heal on; nothing is re-applied silently).
+    /// Exec hooks are never re-run by a resync: they need not be idempotent.
+    CheckDrift,
 }
 
-/// The envs of `apps` that need a reconcile, read with the store held only for the read.
-async fn envs_to_reconcile(
-    hoist: &Hoist,
-    apps: BTreeSet<AppName>,
-    full: bool,
-) -> Result<Vec<(AppName, EnvName)>> {
+/// What `env` needs now, if anything.
+fn job(env: &EnvState, full: bool) -> Option<Job> {
+    let declarative = matches!(env.target, Target::Kube { .. } | Target::Manifests { .. });
+    if env.pending().is_some() {
+        Some(Job::Reconcile)
+    } else if full && declarative && env.current().is_some() && env.rollout.is_some() {
+        Some(Job::CheckDrift)
+    } else {
+        None
+    }
+}
+
+/// What a pass over some apps has to do.
+#[derive(Default)]
+struct Work {
+    envs: Vec<(AppName, EnvName, Job)>,
+    promotions: Vec<(AppName, DuePromotion)>,
+}
+
+/// The envs of `apps` that need a reconcile or a drift check, and the auto-promotions they
+/// ask for, read with the store held only for the read.
+async fn work_of(hoist: &Hoist, apps: BTreeSet<AppName>, full: bool) -> Result<Work> {
     let store = hoist.open_log(OpenMode::Create).await?;
-    let mut work = Vec::new();
+    let mut work = Work::default();
     // The access chain has no envs to apply.
     for app in apps.into_iter().filter(|app| !app.is_access()) {
         let state = service::load_app(&store, &app).await?;
-        work.extend(
-            state
-                .envs
-                .iter()
-                .filter(|(_, env)| needs_reconcile(env, full))
-                .map(|(env, _)| (app.clone(), env.clone())),
+        work.envs
+            .extend(state.envs.iter().filter_map(|(env, env_state)| {
+                Some((app.clone(), env.clone(), job(env_state, full)?))
+            }));
+        work.promotions.extend(
+            due_promotions(&state)
+                .into_iter()
+                .map(|due| (app.clone(), due)),
         );
     }
     Ok(work)
@@ -660,14 +729,19 @@ async fn envs_to_reconcile(
 /// with an env another instance held or this one is already reconciling, or all of them when the
 /// log could not be read.
 async fn reconcile_apps(
-    reconciler: &Reconciler,
-    claims: Option<&Claims>,
-    running: &Running,
+    pass: &Pass,
     apps: BTreeSet<AppName>,
     full: bool,
     delivery: Option<&Delivery>,
 ) -> BTreeSet<AppName> {
-    let work = match envs_to_reconcile(&reconciler.hoist, apps.clone(), full).await {
+    let Pass {
+        reconciler,
+        claims,
+        running,
+        schedule,
+    } = pass;
+    let claims = claims.as_deref();
+    let work = match work_of(&reconciler.hoist, apps.clone(), full).await {
         Ok(work) => work,
         Err(e) => {
             tracing::warn!(error = e.message(), "reading the log");
@@ -676,14 +750,17 @@ async fn reconcile_apps(
     };
     let mut left = BTreeSet::new();
     let mut runs = Vec::new();
-    for (app, env) in work {
+    for (app, env, job) in work.envs {
         let Some(marked) = running.start(&app, &env) else {
             left.insert(app);
             continue;
         };
-        let span = tracing::info_span!("reconcile", %app, %env);
+        let span = match job {
+            Job::Reconcile => tracing::info_span!("reconcile", %app, %env),
+            Job::CheckDrift => tracing::info_span!("drift", %app, %env),
+        };
         runs.push(async move {
-            let done = reconcile_env(reconciler, claims, &app, &env, full, delivery)
+            let done = reconcile_env(reconciler, claims, &app, &env, full, job, delivery)
                 .instrument(span)
                 .await;
             drop(marked);
@@ -693,6 +770,53 @@ async fn reconcile_apps(
     for (app, done) in futures::future::join_all(runs).await {
         if !done {
             left.insert(app);
+        }
+    }
+    // issue 16: auto-promotions due now are made; later ones wait on the schedule.
+    let now = Utc::now();
+    for (app, due) in work.promotions {
+        if due.due_at > now {
+            schedule.add(&app, due.due_at);
+            continue;
+        }
+        let span = tracing::info_span!("promote", %app, from = %due.from, to = %due.to);
+        let promote = reconciler
+            .hoist
+            .auto_promote(&reconciler.principal, &app, &due, &reconciler.ctx)
+            .instrument(span);
+        // The engine makes a promotion once whoever races; a verification command, though,
+        // would run in each racing instance: on NATS it runs under the target env's claim.
+        let promoted = match (claims, &due.verify) {
+            (Some(claims), Some(_)) => match claims.claim(&app, &due.to).await {
+                Ok(Claimed::Mine(mut claim)) => {
+                    let promoted = tokio::select! {
+                        promoted = promote => promoted,
+                        _ = keep_alive(claims, &mut claim, None) => unreachable!("keeps alive until dropped"),
+                    };
+                    if let Err(e) = claims.release(claim).await {
+                        tracing::warn!(error = %e, "releasing the claim (it lapses by itself)");
+                    }
+                    promoted
+                }
+                Ok(Claimed::Held(holder)) => {
+                    tracing::debug!(%holder, %app, to = %due.to, "promotion target held by another instance");
+                    left.insert(app.clone());
+                    continue;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "claiming");
+                    left.insert(app.clone());
+                    continue;
+                }
+            },
+            _ => promote.await,
+        };
+        match promoted {
+            Ok(Some(version)) => tracing::info!(%app, from = %due.from, source = %due.version,
+                to = %due.to, version, "auto-promoted"),
+            Ok(None) => tracing::debug!(%app, to = %due.to, "promoted already, or not verified"),
+            // Refused (locked or pinned since, not healthy any more): the next pass looks again.
+            Err(e) => tracing::info!(%app, to = %due.to, error = e.message(), "not auto-promoted"),
         }
     }
     left
@@ -709,6 +833,7 @@ async fn reconcile_env(
     app: &AppName,
     env: &EnvName,
     full: bool,
+    job: Job,
     delivery: Option<&Delivery>,
 ) -> bool {
     let Reconciler {
@@ -716,9 +841,14 @@ async fn reconcile_env(
         principal,
         ctx,
     } = reconciler;
-    let reconcile = || hoist.reconcile(principal, app, env, ctx);
+    let reconcile = || async move {
+        match job {
+            Job::Reconcile => report(hoist.reconcile(principal, app, env, ctx).await),
+            Job::CheckDrift => report_drift(hoist.check_drift(principal, app, env, ctx).await),
+        }
+    };
     let Some(claims) = claims else {
-        report(reconcile().await);
+        reconcile().await;
         return true;
     };
     let mut claim = match claims.claim(app, env).await {
@@ -735,7 +865,7 @@ async fn reconcile_env(
     match still_needed(hoist, app, env, full).await {
         Ok(true) => {
             tokio::select! {
-                done = reconcile() => report(done),
+                _ = reconcile() => {},
                 _ = keep_alive(claims, &mut claim, delivery) => unreachable!("keeps alive until dropped"),
             }
         }
@@ -759,7 +889,7 @@ async fn reconcile_env(
 async fn still_needed(hoist: &Hoist, app: &AppName, env: &EnvName, full: bool) -> Result<bool> {
     let store = hoist.open_log(OpenMode::Create).await?;
     let state = service::load_app(&store, app).await?;
-    Ok(state.env(env).is_some_and(|e| needs_reconcile(e, full)))
+    Ok(state.env(env).is_some_and(|e| job(e, full).is_some()))
 }
 
 /// Renews the claim and the delivery while a reconcile runs (its outcome's record included,
@@ -780,6 +910,18 @@ async fn keep_alive(claims: &Claims, claim: &mut Claim, delivery: Option<&Delive
                 tracing::warn!(error = %e, "extending the commit's ack wait");
             }
         }
+    }
+}
+
+// issue 16
+fn report_drift(checked: Result<DriftCheck>) {
+    match checked {
+        Ok(DriftCheck::Skipped | DriftCheck::Clean) => {}
+        Ok(DriftCheck::Unchanged) => tracing::debug!("drift recorded before; self-heal is off"),
+        Ok(DriftCheck::Recorded) => tracing::info!("drift recorded; self-heal is off"),
+        Ok(DriftCheck::Healed) => tracing::info!("drift healed"),
+        // Nothing was recorded: the next resync compares again.
+        Err(e) => tracing::warn!(error = e.message(), "drift check failed"),
     }
 }
 

@@ -3,8 +3,8 @@
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use hoist_engine::{
-    AppName, AppState, Build, EnvName, Envelope, EventHash, ImageRef, Lock, Recorded,
-    ReleaseRecord, Rollout, Target,
+    AppName, AppState, Build, EnvName, Envelope, EventHash, ImageRef, Lock, Pin, PipelinePolicy,
+    Recorded, ReleaseRecord, Rollout, Target,
 };
 use hoist_projections::model::AppStatus;
 use serde::{Deserialize, Serialize};
@@ -80,6 +80,28 @@ pub struct EnvStatusView<'a> {
     pub applied_version: Option<u64>,
     /// What came of it: `applied` (health not awaited), `healthy` or `failed`.
     pub health: Option<&'static str>,
+    // issue 16
+    pub pinned: Option<PinView<'a>>,
+    pub drifted: bool,
+}
+
+// issue 16
+/// A pin, as `status` and `pin` show it.
+#[derive(Debug, Serialize)]
+pub struct PinView<'a> {
+    pub reason: String,
+    pub by: &'a str,
+    pub at: String,
+}
+
+impl<'a> PinView<'a> {
+    pub fn new(pin: &'a Pin) -> Self {
+        PinView {
+            reason: pin.reason_text(),
+            by: pin.actor.as_str(),
+            at: timestamp(pin.at),
+        }
+    }
 }
 
 /// `status`: the current release of every env, in pipeline order.
@@ -105,26 +127,40 @@ fn ordered_map<S: serde::Serializer, K: Serialize, V: Serialize>(
 
 impl<'a> StatusView<'a> {
     pub fn new(app: &'a AppName, state: &'a AppState) -> Self {
-        Self::of(app, &state.pipeline, |env| {
+        let mut view = Self::of(app, &state.pipeline, |env| {
             let env_state = &state.envs[env];
             (
                 env_state.current(),
                 env_state.lock.as_ref(),
                 env_state.rollout.as_ref(),
             )
-        })
+        });
+        // issue 16
+        for (env, shown) in &mut view.envs {
+            let env_state = &state.envs[*env];
+            shown.pinned = env_state.pin.as_ref().map(PinView::new);
+            shown.drifted = env_state.drift.is_some();
+        }
+        view
     }
 
     /// From the status read model, which keeps exactly what this view shows.
     pub fn of_model(app: &'a AppName, status: &'a AppStatus) -> Self {
-        Self::of(app, &status.pipeline, |env| {
+        let mut view = Self::of(app, &status.pipeline, |env| {
             let env_status = &status.envs[env];
             (
                 env_status.current(),
                 env_status.lock.as_ref(),
                 env_status.rollout.as_ref(),
             )
-        })
+        });
+        // issue 16
+        for (env, shown) in &mut view.envs {
+            let env_status = &status.envs[*env];
+            shown.pinned = env_status.pin.as_ref().map(PinView::new);
+            shown.drifted = env_status.drift.is_some();
+        }
+        view
     }
 
     fn of(
@@ -153,6 +189,8 @@ impl<'a> StatusView<'a> {
                     released_at: current.map(|r| timestamp(r.at)),
                     applied_version: rollout.map(|r| r.version.get()),
                     health: rollout.map(|r| r.outcome.as_str()),
+                    pinned: None,
+                    drifted: false,
                 };
                 (env, view)
             })
@@ -207,9 +245,27 @@ pub fn target_json(app: &AppName, env: &EnvName, target: &Target, changed: bool)
     json!({"app": app, "env": env, "target": target, "changed": changed})
 }
 
-/// `envs policy`.
-pub fn policy_json(app: &AppName, env: &EnvName, auto_rollback: bool, changed: bool) -> Value {
-    json!({"app": app, "env": env, "auto_rollback": auto_rollback, "changed": changed})
+/// `envs policy`: every setting as it now stands.
+pub fn policy_json(
+    app: &AppName,
+    env: &EnvName,
+    auto_rollback: bool,
+    pipeline: &PipelinePolicy,
+    changed: bool,
+) -> Value {
+    json!({
+        "app": app, "env": env, "auto_rollback": auto_rollback,
+        "auto_promote": pipeline.auto_promote, "after": span(pipeline.after_secs),
+        "verify": pipeline.verify, "self_heal": pipeline.self_heal, "changed": changed,
+    })
+}
+
+// issue 16
+pub use hoist_engine::event::span_text as span;
+
+/// `pin` and `unpin`: the env's pin after the command.
+pub fn pin_json(app: &AppName, env: &EnvName, pin: Option<&Pin>) -> Value {
+    json!({"app": app, "env": env, "pinned": pin.map(PinView::new)})
 }
 
 /// `config get`: values in clear only when revealed; secrets otherwise as `<redacted>`.

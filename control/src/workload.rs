@@ -68,6 +68,11 @@ impl Workload {
                 )]
                 .into(),
             }
+        } else if roll < 80 && state.env(production).is_some_and(|e| e.pin.is_some()) {
+            // A rollback pinned production (issue 16): the team lifts the pin to promote again.
+            Command::Unpin {
+                env: production.clone(),
+            }
         } else if roll < 80 {
             Command::Promote {
                 from: staging.clone(),

@@ -237,7 +237,14 @@ impl AccessState {
             | Event::EnvUnlocked { .. }
             | Event::TargetSet { .. }
             | Event::PolicySet { .. }
-            | Event::RolloutRecorded { .. } => {}
+            | Event::RolloutRecorded { .. }
+            // issue 16
+            | Event::EnvPinned { .. }
+            | Event::EnvUnpinned { .. }
+            | Event::PipelinePolicySet { .. }
+            | Event::PromotionVerified { .. }
+            | Event::DriftDetected { .. }
+            | Event::DriftHealed { .. } => {}
         }
     }
 
@@ -617,7 +624,14 @@ pub fn check_event(
         | Event::EnvUnlocked { .. }
         | Event::TargetSet { .. }
         | Event::PolicySet { .. }
-        | Event::RolloutRecorded { .. } => {
+        | Event::RolloutRecorded { .. }
+        // issue 16
+        | Event::EnvPinned { .. }
+        | Event::EnvUnpinned { .. }
+        | Event::PipelinePolicySet { .. }
+        | Event::PromotionVerified { .. }
+        | Event::DriftDetected { .. }
+        | Event::DriftHealed { .. } => {
             return Err(DomainError::WrongChain {
                 chain: AppName::access(),
                 kind: event.kind(),

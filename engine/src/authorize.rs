@@ -205,6 +205,19 @@ pub fn required(app: &AppName, command: &Command, state: &AppState) -> (Action, 
         Command::SetTarget { env, .. } | Command::SetPolicy { env, .. } => (Action::Admin, on(env)),
         // What the reconciler reports after applying (and the auto-rollback decided with it).
         Command::RecordRollout { env, .. } => (Action::Apply, on(env)),
+        // issue 16: a pin is a lock's kin (on-call pins and unpins, as a rollback pins);
+        // auto-promotion and drift are the reconciler's reports.
+        Command::Pin { env, .. } | Command::Unpin { env } => (Action::Lock, on(env)),
+        Command::RollbackToLastHealthy { env } => (Action::Rollback, on(env)),
+        Command::PromoteForced { from, to } => {
+            let target = to.as_ref().or_else(|| state.next_env(from));
+            (Action::Promote, target.map_or_else(|| Scope::app(app), on))
+        }
+        Command::SetPolicies { env, .. } => (Action::Admin, on(env)),
+        Command::AutoPromote { to, .. } => (Action::Apply, on(to)),
+        Command::RecordDrift { env, .. } | Command::RecordHealed { env, .. } => {
+            (Action::Apply, on(env))
+        }
     }
 }
 

@@ -5,8 +5,8 @@
 use crate::access::TokenHash;
 use crate::authorize::{Grant, Role};
 use crate::event::{
-    Build, ConfigValue, Envelope, Event, EventHash, Outcome, PromotionSource, Recorded, Release,
-    ReleaseKind, Target,
+    Build, ConfigValue, DriftedField, DriftedObject, Envelope, Event, EventHash, Outcome,
+    PipelinePolicy, PromotionSource, Recorded, Release, ReleaseKind, Target,
 };
 use crate::hooks::{HookFormat, HookKind, HookSpec};
 use crate::names::{AppName, ReleaseVersion, ValidationError};
@@ -143,6 +143,62 @@ pub fn encode_envelope(envelope: &Envelope) -> Vec<u8> {
             name: name.to_string(),
             sealed_secret: sealed_secret.clone(),
             previous_until_unix_micros: previous_until.timestamp_micros(),
+        }),
+        // issue 16
+        Event::EnvPinned {
+            reason,
+            rollback_to,
+            ..
+        } => Body::EnvPinned(v1::EnvPinned {
+            reason: reason.clone(),
+            rollback_to: rollback_to.map_or(0, ReleaseVersion::get),
+        }),
+        Event::EnvUnpinned { .. } => Body::EnvUnpinned(v1::EnvUnpinned {}),
+        Event::PipelinePolicySet { policy, .. } => Body::PipelinePolicySet(v1::PipelinePolicySet {
+            auto_promote: policy.auto_promote,
+            after_secs: policy.after_secs,
+            verify: policy.verify.clone().unwrap_or_default(),
+            self_heal: policy.self_heal,
+        }),
+        Event::PromotionVerified {
+            from,
+            version,
+            passed,
+            detail,
+            ..
+        } => Body::PromotionVerified(v1::PromotionVerified {
+            from_env: from.to_string(),
+            version: version.get(),
+            passed: *passed,
+            detail: detail.clone(),
+        }),
+        Event::DriftDetected {
+            version, objects, ..
+        } => Body::DriftDetected(v1::DriftDetected {
+            version: version.get(),
+            objects: objects
+                .iter()
+                .map(|o| v1::DriftedObject {
+                    kind: o.kind.clone(),
+                    name: o.name.clone(),
+                    fields: o
+                        .fields
+                        .iter()
+                        .map(|f| v1::DriftedField {
+                            path: f.path.clone(),
+                            want: f.want.clone(),
+                            got: f.got.clone(),
+                            by: f.by.clone().unwrap_or_default(),
+                        })
+                        .collect(),
+                })
+                .collect(),
+        }),
+        Event::DriftHealed {
+            version, detail, ..
+        } => Body::DriftHealed(v1::DriftHealed {
+            version: version.get(),
+            detail: detail.clone(),
         }),
     });
     v1::Envelope {
@@ -409,6 +465,56 @@ pub fn decode_envelope(bytes: &[u8]) -> Result<Envelope, CodecError> {
             previous_until: DateTime::<Utc>::from_timestamp_micros(b.previous_until_unix_micros)
                 .ok_or(field("hook.previous_until", "out of range"))?,
         }),
+        // issue 16
+        Some(Body::EnvPinned(b)) => Some(Event::EnvPinned {
+            env: env()?,
+            reason: b.reason,
+            rollback_to: ReleaseVersion::new(b.rollback_to),
+        }),
+        Some(Body::EnvUnpinned(_)) => Some(Event::EnvUnpinned { env: env()? }),
+        Some(Body::PipelinePolicySet(b)) => Some(Event::PipelinePolicySet {
+            env: env()?,
+            policy: PipelinePolicy {
+                auto_promote: b.auto_promote,
+                after_secs: b.after_secs,
+                verify: optional(b.verify),
+                self_heal: b.self_heal,
+            },
+        }),
+        Some(Body::PromotionVerified(b)) => Some(Event::PromotionVerified {
+            env: env()?,
+            from: b.from_env.parse()?,
+            version: version(b.version, "verification.version")?,
+            passed: b.passed,
+            detail: b.detail,
+        }),
+        Some(Body::DriftDetected(b)) => Some(Event::DriftDetected {
+            env: env()?,
+            version: version(b.version, "drift.version")?,
+            objects: b
+                .objects
+                .into_iter()
+                .map(|o| DriftedObject {
+                    kind: o.kind,
+                    name: o.name,
+                    fields: o
+                        .fields
+                        .into_iter()
+                        .map(|f| DriftedField {
+                            path: f.path,
+                            want: f.want,
+                            got: f.got,
+                            by: optional(f.by),
+                        })
+                        .collect(),
+                })
+                .collect(),
+        }),
+        Some(Body::DriftHealed(b)) => Some(Event::DriftHealed {
+            env: env()?,
+            version: version(b.version, "drift.version")?,
+            detail: b.detail,
+        }),
     };
     Ok(Envelope {
         id: uuid(&wire.id).ok_or(field("id", "must be 16 bytes"))?,
@@ -433,6 +539,11 @@ pub fn decode_envelope(bytes: &[u8]) -> Result<Envelope, CodecError> {
         },
         event,
     })
+}
+
+/// A release version on the wire: at least 1.
+fn version(version: u64, name: &'static str) -> Result<ReleaseVersion, CodecError> {
+    ReleaseVersion::new(version).ok_or(field(name, "must be at least 1"))
 }
 
 fn uuid(bytes: &[u8]) -> Option<Uuid> {
@@ -650,6 +761,90 @@ pub(crate) mod tests {
                 }
             ),
             access_event(),
+            pipeline_event(),
+        ]
+    }
+
+    /// issue 16's events.
+    fn pipeline_event() -> impl Strategy<Value = Event> {
+        let env = || name().prop_map(|n| n.parse::<EnvName>().unwrap());
+        let version = || (1..1000u64).prop_map(|v| ReleaseVersion::new(v).unwrap());
+        let object = (
+            "[A-Z][a-zA-Z]{2,10}",
+            name(),
+            proptest::collection::vec(
+                (
+                    "[a-z.\\[\\]=]{1,30}",
+                    ".{0,20}",
+                    proptest::option::of(".{0,20}"),
+                    proptest::option::of("[a-z-]{1,12}"),
+                ),
+                1..4,
+            ),
+        )
+            .prop_map(|(kind, name, fields)| DriftedObject {
+                kind,
+                name,
+                fields: fields
+                    .into_iter()
+                    .map(|(path, want, got, by)| DriftedField {
+                        path,
+                        want,
+                        got,
+                        by,
+                    })
+                    .collect(),
+            });
+        prop_oneof![
+            (env(), ".{0,30}", proptest::option::of(version())).prop_map(
+                |(env, reason, rollback_to)| Event::EnvPinned {
+                    env,
+                    reason,
+                    rollback_to
+                }
+            ),
+            env().prop_map(|env| Event::EnvUnpinned { env }),
+            (
+                env(),
+                any::<bool>(),
+                any::<u64>(),
+                proptest::option::of(".{1,30}"),
+                any::<bool>()
+            )
+                .prop_map(|(env, auto_promote, after_secs, verify, self_heal)| {
+                    Event::PipelinePolicySet {
+                        env,
+                        policy: PipelinePolicy {
+                            auto_promote,
+                            after_secs,
+                            verify,
+                            self_heal,
+                        },
+                    }
+                }),
+            (env(), env(), version(), any::<bool>(), ".{0,40}").prop_map(
+                |(env, from, version, passed, detail)| Event::PromotionVerified {
+                    env,
+                    from,
+                    version,
+                    passed,
+                    detail
+                }
+            ),
+            (env(), version(), proptest::collection::vec(object, 0..3)).prop_map(
+                |(env, version, objects)| Event::DriftDetected {
+                    env,
+                    version,
+                    objects
+                }
+            ),
+            (env(), version(), ".{0,30}").prop_map(|(env, version, detail)| {
+                Event::DriftHealed {
+                    env,
+                    version,
+                    detail,
+                }
+            }),
         ]
     }
 

@@ -4,13 +4,15 @@
 
 use crate::authorize::Grant;
 use crate::event::{
-    Build, Config, ConfigValue, Event, Outcome, PromotionSource, Release, ReleaseKind, Target,
+    Build, Config, ConfigValue, DriftedObject, Event, Outcome, PipelinePolicy, PromotionSource,
+    Release, ReleaseKind, Target,
 };
 use crate::names::{
     limits, Actor, AppName, BuildId, ChatId, ConfigKey, EnvName, HookName, ImageRef,
     ReleaseVersion, TokenId,
 };
 use crate::state::{AppState, EnvState, Lock};
+use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, BTreeSet};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,6 +75,68 @@ pub enum Command {
         outcome: Outcome,
         detail: String,
     },
+    // issue 16: pins, last-healthy rollback, forced and automatic promotion, drift.
+    Pin {
+        env: EnvName,
+        reason: Option<String>,
+    },
+    Unpin {
+        env: EnvName,
+    },
+    /// `rollback --to last-healthy`: to the env's last release recorded healthy.
+    RollbackToLastHealthy {
+        env: EnvName,
+    },
+    /// `promote --force`: into a pinned env too (the release's description says so).
+    PromoteForced {
+        from: EnvName,
+        to: Option<EnvName>,
+    },
+    /// `envs policy`: each setting given changes, the others stay as they are.
+    SetPolicies {
+        env: EnvName,
+        changes: PolicyChanges,
+    },
+    /// `serve`'s auto-promotion of `from`'s release `version` into `to`, at `at` (its clock),
+    /// with the outcome of the verification command when `to` has one.
+    AutoPromote {
+        from: EnvName,
+        to: EnvName,
+        version: ReleaseVersion,
+        at: DateTime<Utc>,
+        verification: Option<Verification>,
+    },
+    /// What comparing the env's target with release `version` found (nothing: no drift).
+    RecordDrift {
+        env: EnvName,
+        version: ReleaseVersion,
+        objects: Vec<DriftedObject>,
+    },
+    /// The env's target was applied again to heal its recorded drift.
+    RecordHealed {
+        env: EnvName,
+        version: ReleaseVersion,
+        detail: String,
+    },
+}
+
+// issue 16
+/// The settings one `envs policy` changes; `None`: left as they are.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PolicyChanges {
+    pub auto_rollback: Option<bool>,
+    pub auto_promote: Option<bool>,
+    pub after_secs: Option<u64>,
+    /// `Some(None)`: no verification any more.
+    pub verify: Option<Option<String>>,
+    pub self_heal: Option<bool>,
+}
+
+/// What a promotion's verification command said.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verification {
+    pub passed: bool,
+    pub detail: String,
 }
 
 /// A command that breaks a rule. Each message names the thing and the rule.
@@ -216,6 +280,36 @@ pub enum DomainError {
     HookExists(HookName),
     #[error("hook {0} does not exist (see `hoist hooks list`)")]
     UnknownHook(HookName),
+    // issue 16
+    #[error("{app}/{env} is pinned by {by} since {at}: {reason} (`hoist unpin` to release it, or `promote --force`)")]
+    Pinned {
+        app: AppName,
+        env: EnvName,
+        by: String,
+        at: String,
+        reason: String,
+    },
+    #[error("{app}/{env} is already pinned by {by}: {reason} (`hoist unpin` first)")]
+    AlreadyPinned {
+        app: AppName,
+        env: EnvName,
+        by: String,
+        reason: String,
+    },
+    #[error("{app}/{env} is not pinned")]
+    NotPinned { app: AppName, env: EnvName },
+    #[error("{app}/{env}: invalid policy: {rule}")]
+    InvalidPolicy {
+        app: AppName,
+        env: EnvName,
+        rule: &'static str,
+    },
+    #[error("{app}/{env}: no auto-promotion: {why}")]
+    NoAutoPromotion {
+        app: AppName,
+        env: EnvName,
+        why: String,
+    },
 }
 
 /// `Err(TooLarge)` when `size` is over `limit`.
@@ -246,6 +340,8 @@ pub fn decide(
             | Command::SetConfig { .. }
             | Command::Lock { .. }
             | Command::SetTarget { .. }
+            | Command::Pin { .. }
+            | Command::SetPolicies { .. }
     );
     if enters_input {
         for event in &events {
@@ -304,6 +400,15 @@ pub(crate) fn check_limits(
         }
         Event::EnvLocked { reason, .. } => {
             within("lock reason", reason.len(), limits::REASON_BYTES)?
+        }
+        // issue 16
+        Event::EnvPinned { reason, .. } => {
+            within("pin reason", reason.len(), limits::REASON_BYTES)?
+        }
+        Event::PipelinePolicySet { policy, .. } => {
+            if let Some(verify) = &policy.verify {
+                within("--verify", verify.len(), limits::COMMAND_BYTES)?;
+            }
         }
         Event::TargetSet { target, .. } => match target {
             Target::Kube {
@@ -435,92 +540,8 @@ fn decide_unchecked(
                 description,
             )])
         }
-        Command::Promote { from, to } => {
-            let source = rules.env(from)?;
-            let to = match to {
-                Some(to) => to,
-                None => state.next_env(from).ok_or_else(|| DomainError::NoNextEnv {
-                    app: app.clone(),
-                    env: from.clone(),
-                })?,
-            };
-            if to == from {
-                return Err(DomainError::PromoteToSelf {
-                    app: app.clone(),
-                    env: from.clone(),
-                });
-            }
-            let target = rules.unlocked_env(to)?;
-            let (Some(record), Some(build)) = (source.current(), build_of(source)) else {
-                return Err(DomainError::NothingToPromote {
-                    app: app.clone(),
-                    env: from.clone(),
-                });
-            };
-            let version = record.release.version;
-            let description = format!("Promote {from} {version} ({})", build.image.short());
-            let mut event = release(
-                to,
-                target,
-                ReleaseKind::Promote,
-                Some(build),
-                config_of(target),
-                description,
-            );
-            if let Event::ReleaseCreated { release, .. } = &mut event {
-                release.source = Some(PromotionSource {
-                    env: from.clone(),
-                    version,
-                });
-            }
-            Ok(vec![event])
-        }
-        Command::Rollback { env, to } => {
-            // A lock freezes changes, not recovery: rollback is allowed on a locked env.
-            let current_env = rules.env(env)?;
-            let nothing = |why: String| DomainError::NothingToRollBack {
-                app: app.clone(),
-                env: env.clone(),
-                why,
-            };
-            let Some(current) = current_env.current() else {
-                return Err(nothing("it has no releases".into()));
-            };
-            let current_version = current.release.version;
-            let target_version = match to {
-                Some(version) => *version,
-                None => current_version
-                    .previous()
-                    .ok_or_else(|| nothing(format!("{current_version} is its only release")))?,
-            };
-            let target =
-                current_env
-                    .release(target_version)
-                    .ok_or_else(|| DomainError::UnknownVersion {
-                        app: app.clone(),
-                        env: env.clone(),
-                        version: target_version,
-                        latest: current_version.to_string(),
-                    })?;
-            if target_version == current_version {
-                return Err(nothing(format!(
-                    "{current_version} is already the current release"
-                )));
-            }
-            let description = format!("Rollback to {target_version}");
-            let mut event = release(
-                env,
-                current_env,
-                ReleaseKind::Rollback,
-                target.release.build.clone(),
-                target.release.config.clone(),
-                description,
-            );
-            if let Event::ReleaseCreated { release, .. } = &mut event {
-                release.rollback_to = Some(target_version);
-            }
-            Ok(vec![event])
-        }
+        Command::Promote { from, to } => Ok(vec![promote(&rules, from, to.as_ref(), false)?]),
+        Command::Rollback { env, to } => rollback(&rules, env, *to),
         Command::Lock { env, reason } => {
             rules.unlocked_env(env)?;
             if reason.trim().is_empty() {
@@ -608,7 +629,248 @@ fn decide_unchecked(
                 env: env.clone(),
             }),
         },
+        // issue 16
+        Command::Pin { env, reason } => {
+            if let Some(pin) = &rules.env(env)?.pin {
+                return Err(DomainError::AlreadyPinned {
+                    app: app.clone(),
+                    env: env.clone(),
+                    by: pin.actor.to_string(),
+                    reason: pin.reason_text(),
+                });
+            }
+            Ok(vec![Event::EnvPinned {
+                env: env.clone(),
+                reason: reason.as_deref().unwrap_or_default().trim().to_string(),
+                rollback_to: None,
+            }])
+        }
+        Command::Unpin { env } => match rules.env(env)?.pin {
+            Some(_) => Ok(vec![Event::EnvUnpinned { env: env.clone() }]),
+            None => Err(DomainError::NotPinned {
+                app: app.clone(),
+                env: env.clone(),
+            }),
+        },
+        Command::RollbackToLastHealthy { env } => {
+            let to = crate::pipeline::last_healthy(rules.env(env)?).ok_or_else(|| {
+                DomainError::NothingToRollBack {
+                    app: app.clone(),
+                    env: env.clone(),
+                    why: "no release of it was recorded healthy".into(),
+                }
+            })?;
+            rollback(&rules, env, Some(to))
+        }
+        Command::PromoteForced { from, to } => Ok(vec![promote(&rules, from, to.as_ref(), true)?]),
+        Command::SetPolicies { env, changes } => set_policies(&rules, env, changes),
+        Command::AutoPromote {
+            from,
+            to,
+            version,
+            at,
+            verification,
+        } => crate::pipeline::auto_promote(&rules, from, to, *version, *at, verification.as_ref()),
+        Command::RecordDrift {
+            env,
+            version,
+            objects,
+        } => crate::pipeline::record_drift(&rules, env, *version, objects),
+        Command::RecordHealed {
+            env,
+            version,
+            detail,
+        } => crate::pipeline::record_healed(&rules, env, *version, detail),
     }
+}
+
+/// `promote` (and `--force`, and auto-promotion): a release of `from`'s current build in `to`
+/// (the next env by default) with `to`'s own config. A locked env refuses it; a pinned env
+/// refuses it unless `force`, which the release's description records.
+pub(crate) fn promote(
+    rules: &Rules<'_>,
+    from: &EnvName,
+    to: Option<&EnvName>,
+    force: bool,
+) -> Result<Event, DomainError> {
+    let Rules { app, state } = *rules;
+    let source = rules.env(from)?;
+    let to = match to {
+        Some(to) => to,
+        None => state.next_env(from).ok_or_else(|| DomainError::NoNextEnv {
+            app: (*app).clone(),
+            env: from.clone(),
+        })?,
+    };
+    if to == from {
+        return Err(DomainError::PromoteToSelf {
+            app: (*app).clone(),
+            env: from.clone(),
+        });
+    }
+    let target = rules.unlocked_env(to)?;
+    let forced_past = match &target.pin {
+        Some(pin) if !force => {
+            return Err(DomainError::Pinned {
+                app: (*app).clone(),
+                env: to.clone(),
+                by: pin.actor.to_string(),
+                at: pin.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                reason: pin.reason_text(),
+            })
+        }
+        Some(pin) => Some(pin.reason_text()),
+        None => None,
+    };
+    let (Some(record), Some(build)) = (source.current(), build_of(source)) else {
+        return Err(DomainError::NothingToPromote {
+            app: (*app).clone(),
+            env: from.clone(),
+        });
+    };
+    let version = record.release.version;
+    let mut description = format!("Promote {from} {version} ({})", build.image.short());
+    if let Some(reason) = forced_past {
+        description.push_str(&format!(", forced past the pin ({reason})"));
+        if description.len() > limits::DESCRIPTION_BYTES {
+            let mut cut = limits::DESCRIPTION_BYTES - "…)".len();
+            while !description.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            description.truncate(cut);
+            description.push_str("…)");
+        }
+    }
+    let mut event = release(
+        to,
+        target,
+        ReleaseKind::Promote,
+        Some(build),
+        config_of(target),
+        description,
+    );
+    if let Event::ReleaseCreated { release, .. } = &mut event {
+        release.source = Some(PromotionSource {
+            env: from.clone(),
+            version,
+        });
+    }
+    Ok(event)
+}
+
+/// `rollback`: a release copying build and config of `to` (default: the one before the
+/// current), and a pin of the env, so that no auto-promotion undoes it.
+fn rollback(
+    rules: &Rules<'_>,
+    env: &EnvName,
+    to: Option<ReleaseVersion>,
+) -> Result<Vec<Event>, DomainError> {
+    let app = rules.app;
+    // A lock freezes changes, not recovery: rollback is allowed on a locked env.
+    let current_env = rules.env(env)?;
+    let nothing = |why: String| DomainError::NothingToRollBack {
+        app: app.clone(),
+        env: env.clone(),
+        why,
+    };
+    let Some(current) = current_env.current() else {
+        return Err(nothing("it has no releases".into()));
+    };
+    let current_version = current.release.version;
+    let target_version = match to {
+        Some(version) => version,
+        None => current_version
+            .previous()
+            .ok_or_else(|| nothing(format!("{current_version} is its only release")))?,
+    };
+    let target =
+        current_env
+            .release(target_version)
+            .ok_or_else(|| DomainError::UnknownVersion {
+                app: app.clone(),
+                env: env.clone(),
+                version: target_version,
+                latest: current_version.to_string(),
+            })?;
+    if target_version == current_version {
+        return Err(nothing(format!(
+            "{current_version} is already the current release"
+        )));
+    }
+    let description = format!("Rollback to {target_version}");
+    let mut event = release(
+        env,
+        current_env,
+        ReleaseKind::Rollback,
+        target.release.build.clone(),
+        target.release.config.clone(),
+        description,
+    );
+    if let Event::ReleaseCreated { release, .. } = &mut event {
+        release.rollback_to = Some(target_version);
+    }
+    // issue 16: a rollback pins its env until `unpin`.
+    let pin = Event::EnvPinned {
+        env: env.clone(),
+        reason: String::new(),
+        rollback_to: Some(target_version),
+    };
+    Ok(vec![event, pin])
+}
+
+/// `envs policy`: an event for each kind of setting that changes (auto-rollback; the pipeline
+/// settings), none when nothing does.
+fn set_policies(
+    rules: &Rules<'_>,
+    env: &EnvName,
+    changes: &PolicyChanges,
+) -> Result<Vec<Event>, DomainError> {
+    let env_state = rules.env(env)?;
+    let invalid = |rule| DomainError::InvalidPolicy {
+        app: rules.app.clone(),
+        env: env.clone(),
+        rule,
+    };
+    if *changes == PolicyChanges::default() {
+        return Err(invalid(
+            "name at least one of --auto-rollback, --auto-promote, --after, --verify, --self-heal",
+        ));
+    }
+    if let Some(Some(verify)) = &changes.verify {
+        if verify.trim().is_empty() {
+            return Err(invalid(
+                "--verify must not be empty (give --no-verify to drop it)",
+            ));
+        }
+    }
+    let mut events = Vec::new();
+    if let Some(auto_rollback) = changes.auto_rollback {
+        if auto_rollback != env_state.auto_rollback {
+            events.push(Event::PolicySet {
+                env: env.clone(),
+                auto_rollback,
+            });
+        }
+    }
+    let old = &env_state.pipeline_policy;
+    let policy = PipelinePolicy {
+        auto_promote: changes.auto_promote.unwrap_or(old.auto_promote),
+        after_secs: changes.after_secs.unwrap_or(old.after_secs),
+        verify: changes.verify.clone().unwrap_or_else(|| old.verify.clone()),
+        self_heal: changes.self_heal.unwrap_or(old.self_heal),
+    };
+    if policy.auto_promote && rules.state.pipeline.first() == Some(env) {
+        return Err(invalid(
+            "the first env of the pipeline has no previous env to promote from",
+        ));
+    }
+    if policy != *old {
+        events.push(Event::PipelinePolicySet {
+            env: env.clone(),
+            policy,
+        });
+    }
+    Ok(events)
 }
 
 /// Where auto-rollback goes after `failed` ended with `outcome`, if anywhere: only with the policy
@@ -689,6 +951,7 @@ pub(crate) fn create_app(
     }])
 }
 
+#[derive(Clone, Copy)]
 pub(crate) struct Rules<'a> {
     pub(crate) app: &'a AppName,
     pub(crate) state: &'a AppState,
@@ -739,17 +1002,17 @@ fn describe<'k>(verb: &str, keys: impl ExactSizeIterator<Item = &'k ConfigKey>) 
     description
 }
 
-fn config_of(env: &EnvState) -> Config {
+pub(crate) fn config_of(env: &EnvState) -> Config {
     env.current()
         .map(|r| r.release.config.clone())
         .unwrap_or_default()
 }
 
-fn build_of(env: &EnvState) -> Option<Build> {
+pub(crate) fn build_of(env: &EnvState) -> Option<Build> {
     env.current().and_then(|r| r.release.build.clone())
 }
 
-fn release(
+pub(crate) fn release(
     env: &EnvName,
     state: &EnvState,
     kind: ReleaseKind,

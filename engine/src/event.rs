@@ -234,6 +234,68 @@ impl Outcome {
     }
 }
 
+// issue 16: pipelines, pins and drift.
+
+/// An env's pipeline settings besides auto-rollback: auto-promotion into it (after its previous
+/// env's release has been healthy for `after_secs`, verified by `verify` when set) and self-heal
+/// of drift.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PipelinePolicy {
+    pub auto_promote: bool,
+    pub after_secs: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify: Option<String>,
+    pub self_heal: bool,
+}
+
+impl PipelinePolicy {
+    /// The soak span when `--after` was never given.
+    pub const DEFAULT_AFTER_SECS: u64 = 600;
+}
+
+/// A span of seconds as people write it: `10m`, `90s`, `2h`, `1d`.
+pub fn span_text(seconds: u64) -> String {
+    match seconds {
+        0 => "0s".into(),
+        s if s % 86_400 == 0 => format!("{}d", s / 86_400),
+        s if s % 3_600 == 0 => format!("{}h", s / 3_600),
+        s if s % 60 == 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
+}
+
+impl Default for PipelinePolicy {
+    fn default() -> Self {
+        PipelinePolicy {
+            auto_promote: false,
+            after_secs: Self::DEFAULT_AFTER_SECS,
+            verify: None,
+            self_heal: false,
+        }
+    }
+}
+
+/// One field of a live object that differs from the rendered release: its path
+/// (`spec.template.spec.containers[name=api].image`), the rendered value and the live one (`None`:
+/// absent), each as JSON text; a secret's values are `<redacted>`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DriftedField {
+    pub path: String,
+    pub want: String,
+    pub got: Option<String>,
+    /// The field manager that owns the field now, when the target says (kube `managedFields`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
+}
+
+/// One object of the target that differs from the rendered release.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DriftedObject {
+    pub kind: String,
+    pub name: String,
+    pub fields: Vec<DriftedField>,
+}
+
 /// What happened. Env-level events carry their env; the envelope's env is derived from it.
 /// The access events (tokens, grants, chat links) are recorded on the access chain
 /// ([`AppName::access`]), every other on its app's.
@@ -327,6 +389,42 @@ pub enum Event {
         sealed_secret: Vec<u8>,
         previous_until: DateTime<Utc>,
     },
+    // issue 16: pins, pipeline policy, verified auto-promotion, drift.
+    /// The env takes no auto-promotion (and a manual promotion only with `--force`) until
+    /// unpinned. `rollback_to`: the pin a rollback made (its reason is then written from it).
+    EnvPinned {
+        env: EnvName,
+        reason: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rollback_to: Option<ReleaseVersion>,
+    },
+    EnvUnpinned {
+        env: EnvName,
+    },
+    PipelinePolicySet {
+        env: EnvName,
+        policy: PipelinePolicy,
+    },
+    /// The verification command of `env`'s auto-promotion ran on `from`'s release `version`.
+    PromotionVerified {
+        env: EnvName,
+        from: EnvName,
+        version: ReleaseVersion,
+        passed: bool,
+        detail: String,
+    },
+    /// The env's target no longer holds what release `version` rendered.
+    DriftDetected {
+        env: EnvName,
+        version: ReleaseVersion,
+        objects: Vec<DriftedObject>,
+    },
+    /// The drift recorded before is gone: re-applied (self-heal), or undone by someone else.
+    DriftHealed {
+        env: EnvName,
+        version: ReleaseVersion,
+        detail: String,
+    },
 }
 
 impl Event {
@@ -369,6 +467,13 @@ impl Event {
             | Event::TargetSet { env, .. }
             | Event::PolicySet { env, .. }
             | Event::RolloutRecorded { env, .. } => Some(env),
+            // issue 16
+            Event::EnvPinned { env, .. }
+            | Event::EnvUnpinned { env }
+            | Event::PipelinePolicySet { env, .. }
+            | Event::PromotionVerified { env, .. }
+            | Event::DriftDetected { env, .. }
+            | Event::DriftHealed { env, .. } => Some(env),
         }
     }
 
@@ -394,6 +499,13 @@ impl Event {
             | Event::HookDisabled { .. }
             | Event::HookRedeliveryRequested { .. }
             | Event::HookSecretRotated { .. } => "hook",
+            // issue 16
+            Event::EnvPinned { .. } => "pin",
+            Event::EnvUnpinned { .. } => "unpin",
+            Event::PipelinePolicySet { .. } => "policy",
+            Event::PromotionVerified { .. } => "verification",
+            Event::DriftDetected { .. } => "drift_detected",
+            Event::DriftHealed { .. } => "drift_healed",
         }
     }
 
@@ -497,6 +609,68 @@ impl Event {
                 "Rotated the secret of hook {name} (the previous one signs until {})",
                 previous_until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
             )),
+            // issue 16: rare events, rendered at once.
+            Event::EnvPinned {
+                env,
+                reason,
+                rollback_to,
+            } => Summary::Text(match rollback_to {
+                Some(to) => format!("Pinned {env}: rolled back to {to}"),
+                None if reason.is_empty() => format!("Pinned {env}"),
+                None => format!("Pinned {env}: {reason}"),
+            }),
+            Event::EnvUnpinned { env } => Summary::Text(format!("Unpinned {env}")),
+            Event::PipelinePolicySet { env, policy } => {
+                let on = |b: bool| if b { "on" } else { "off" };
+                let verify = policy
+                    .verify
+                    .as_ref()
+                    .map(|v| format!(", verified by `{v}`"))
+                    .unwrap_or_default();
+                Summary::Text(format!(
+                    "Auto-promotion into {env}: {} (after {}{verify}); self-heal: {}",
+                    on(policy.auto_promote),
+                    span_text(policy.after_secs),
+                    on(policy.self_heal)
+                ))
+            }
+            Event::PromotionVerified {
+                env,
+                from,
+                version,
+                passed,
+                detail,
+            } => {
+                let verdict = if *passed { "verified" } else { "not verified" };
+                let first = detail.lines().next().unwrap_or_default();
+                let tail = if first.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({first})")
+                };
+                Summary::Text(format!(
+                    "{from} {version} {verdict} for promotion into {env}{tail}"
+                ))
+            }
+            Event::DriftDetected {
+                env,
+                version,
+                objects,
+            } => {
+                let names: Vec<String> = objects
+                    .iter()
+                    .map(|o| format!("{}/{}", o.kind, o.name))
+                    .collect();
+                Summary::Text(format!(
+                    "Drift in {env} from {version}: {}",
+                    names.join(", ")
+                ))
+            }
+            Event::DriftHealed {
+                env,
+                version,
+                detail,
+            } => Summary::Text(format!("Drift in {env} from {version} healed: {detail}")),
         }
     }
 }

@@ -77,9 +77,9 @@ impl FromStr for HookFormat {
 pub enum HookKind {
     /// New releases: deploy, config, promote, rollback.
     Release,
-    /// Rollout outcomes: applied, healthy, failed.
+    /// Rollout outcomes (applied, healthy, failed), drift found and healed, verifications.
     Rollout,
-    /// Locks and unlocks.
+    /// Locks and unlocks, pins and unpins.
     Lock,
     /// Tokens, grants and chat links.
     Access,
@@ -120,7 +120,15 @@ impl HookKind {
         match event {
             Event::ReleaseCreated { .. } => Some(HookKind::Release),
             Event::RolloutRecorded { .. } => Some(HookKind::Rollout),
-            Event::EnvLocked { .. } | Event::EnvUnlocked { .. } => Some(HookKind::Lock),
+            // A pin freezes an env against promotion as a lock does against every change.
+            Event::EnvLocked { .. }
+            | Event::EnvUnlocked { .. }
+            | Event::EnvPinned { .. }
+            | Event::EnvUnpinned { .. } => Some(HookKind::Lock),
+            // What runs in the target: drift and verifications are about the rollout too.
+            Event::DriftDetected { .. }
+            | Event::DriftHealed { .. }
+            | Event::PromotionVerified { .. } => Some(HookKind::Rollout),
             Event::HookAdded { .. }
             | Event::HookRemoved { .. }
             | Event::HookDisabled { .. }

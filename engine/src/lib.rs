@@ -29,6 +29,7 @@ pub mod hooks;
 pub mod import;
 pub mod models;
 pub mod names;
+pub mod pipeline; // issue 16
 pub mod secrets;
 pub mod service;
 pub mod state;
@@ -37,13 +38,13 @@ pub mod validate;
 
 pub use access::{AccessCommand, AccessState, TokenHash};
 pub use authorize::{authorize, Action, Denied, Grant, Principal, Role, Scope};
-pub use decide::{decide, Artifact, Command, DomainError};
+pub use decide::{decide, Artifact, Command, DomainError, PolicyChanges, Verification};
 pub use event::{
-    Build, Config, ConfigValue, Envelope, Event, EventHash, Outcome, PromotionSource, Recorded,
-    Release, ReleaseKind, Summary, Target,
+    Build, Config, ConfigValue, DriftedField, DriftedObject, Envelope, Event, EventHash, Outcome,
+    PipelinePolicy, PromotionSource, Recorded, Release, ReleaseKind, Summary, Target,
 };
 pub use names::{
     Actor, AppName, BuildId, ChatId, ConfigKey, EnvName, HookName, ImageRef, ReleaseVersion,
     TokenId, ValidationError, VarName,
 };
-pub use state::{AppState, EnvState, Lock, ReleaseRecord, Rollout};
+pub use state::{AppState, Drift, EnvState, Lock, Pin, ReleaseRecord, Rollout};

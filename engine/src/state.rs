@@ -1,7 +1,10 @@
 //! An app's current state, folded from its events. `apply` is infallible and holds no business
 //! rules: whatever an event says happened, happened. Rules live in `decide`.
 
-use crate::event::{Build, Envelope, Event, EventHash, Outcome, Recorded, Release, Target};
+use crate::event::{
+    Build, DriftedObject, Envelope, Event, EventHash, Outcome, PipelinePolicy, Recorded, Release,
+    Target,
+};
 use crate::names::{Actor, BuildId, EnvName, ReleaseVersion};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -19,6 +22,37 @@ pub struct ReleaseRecord {
 pub struct Lock {
     pub actor: Actor,
     pub reason: String,
+    pub at: DateTime<Utc>,
+}
+
+// issue 16
+/// Why an env takes no auto-promotion: a `pin`, or the rollback that pinned it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pin {
+    pub actor: Actor,
+    pub at: DateTime<Utc>,
+    /// As given to `pin` (may be empty); a rollback's pin has none and names its version.
+    pub reason: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback_to: Option<ReleaseVersion>,
+}
+
+impl Pin {
+    /// The reason shown and refused with: `rolled back by X to vN` for a rollback's pin.
+    pub fn reason_text(&self) -> String {
+        match self.rollback_to {
+            Some(to) => format!("rolled back by {} to {to}", self.actor),
+            None if self.reason.is_empty() => format!("pinned by {}", self.actor),
+            None => self.reason.clone(),
+        }
+    }
+}
+
+/// The drift last recorded in an env's target and not healed since.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Drift {
+    pub version: ReleaseVersion,
+    pub objects: Vec<DriftedObject>,
     pub at: DateTime<Utc>,
 }
 
@@ -42,6 +76,15 @@ pub struct EnvState {
     pub rollout: Option<Rollout>,
     /// The last version whose rollout was recorded healthy: where auto-rollback goes.
     pub last_healthy: Option<ReleaseVersion>,
+    // issue 16
+    pub pin: Option<Pin>,
+    pub pipeline_policy: PipelinePolicy,
+    /// The id of the event that recorded `rollout`: what an auto-promotion is caused by.
+    pub rollout_event: Option<uuid::Uuid>,
+    /// Source releases (`env`, version) whose verification for promotion into this env failed:
+    /// they are never auto-promoted here.
+    pub failed_verifications: std::collections::BTreeSet<(EnvName, ReleaseVersion)>,
+    pub drift: Option<Drift>,
 }
 
 impl EnvState {
@@ -117,7 +160,11 @@ impl AppState {
         self.last_hash = Some(recorded.hash);
         self.event_count += 1;
         let Envelope {
-            at, actor, event, ..
+            id,
+            at,
+            actor,
+            event,
+            ..
         } = recorded.envelope;
         let Some(event) = event else {
             self.skipped_unknown += 1;
@@ -156,8 +203,10 @@ impl AppState {
             Event::TargetSet { env, target } => {
                 let env_state = self.envs.entry(env).or_default();
                 env_state.target = target;
-                // Nothing has reached the new target yet: its current release is pending again.
+                // Nothing has reached the new target yet: its current release is pending again,
+                // and what drifted in the old target is no longer this env's (issue 16).
                 env_state.rollout = None;
+                env_state.drift = None;
             }
             Event::PolicySet { env, auto_rollback } => {
                 self.envs.entry(env).or_default().auto_rollback = auto_rollback;
@@ -172,6 +221,9 @@ impl AppState {
                 if outcome == Outcome::Healthy {
                     env_state.last_healthy = Some(version);
                 }
+                // Applying a release makes the target what it renders: no drift is left.
+                env_state.drift = None;
+                env_state.rollout_event = Some(id);
                 env_state.rollout = Some(Rollout {
                     version,
                     outcome,
@@ -191,6 +243,51 @@ impl AppState {
             | Event::HookDisabled { .. }
             | Event::HookRedeliveryRequested { .. }
             | Event::HookSecretRotated { .. } => {}
+            // issue 16
+            Event::EnvPinned {
+                env,
+                reason,
+                rollback_to,
+            } => {
+                self.envs.entry(env).or_default().pin = Some(Pin {
+                    actor,
+                    at,
+                    reason,
+                    rollback_to,
+                });
+            }
+            Event::EnvUnpinned { env } => {
+                self.envs.entry(env).or_default().pin = None;
+            }
+            Event::PipelinePolicySet { env, policy } => {
+                self.envs.entry(env).or_default().pipeline_policy = policy;
+            }
+            Event::PromotionVerified {
+                env,
+                from,
+                version,
+                passed,
+                ..
+            } => {
+                if !passed {
+                    let env_state = self.envs.entry(env).or_default();
+                    env_state.failed_verifications.insert((from, version));
+                }
+            }
+            Event::DriftDetected {
+                env,
+                version,
+                objects,
+            } => {
+                self.envs.entry(env).or_default().drift = Some(Drift {
+                    version,
+                    objects,
+                    at,
+                });
+            }
+            Event::DriftHealed { env, .. } => {
+                self.envs.entry(env).or_default().drift = None;
+            }
         }
     }
 

@@ -162,6 +162,33 @@ pub fn check_event(app: &AppName, state: &AppState, event: &Event) -> Result<(),
                 return Err(unknown_version(app, env, *version, current));
             }
         }
+        // issue 16
+        Event::EnvPinned { env, .. } | Event::PipelinePolicySet { env, .. } => {
+            rules.env(env)?;
+        }
+        Event::EnvUnpinned { env } => {
+            if rules.env(env)?.pin.is_none() {
+                return Err(DomainError::NotPinned {
+                    app: app.clone(),
+                    env: env.clone(),
+                });
+            }
+        }
+        Event::PromotionVerified {
+            env, from, version, ..
+        } => {
+            rules.env(env)?;
+            let source = rules.env(from)?;
+            if source.release(*version).is_none() {
+                return Err(unknown_version(app, from, *version, source));
+            }
+        }
+        Event::DriftDetected { env, version, .. } | Event::DriftHealed { env, version, .. } => {
+            let current = rules.env(env)?;
+            if current.release(*version).is_none() {
+                return Err(unknown_version(app, env, *version, current));
+            }
+        }
         Event::TokenCreated { .. }
         | Event::TokenRevoked { .. }
         | Event::RoleGranted { .. }

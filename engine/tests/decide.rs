@@ -155,6 +155,15 @@ fn released(env_name: &str, release: Release) -> Event {
     }
 }
 
+/// The pin a rollback to `to` puts on its env (issue 16).
+fn pinned_by_rollback(env_name: &str, to: u64) -> Event {
+    Event::EnvPinned {
+        env: env(env_name),
+        reason: String::new(),
+        rollback_to: Some(v(to)),
+    }
+}
+
 fn locked(env_name: &str, reason: &str) -> Event {
     Event::EnvLocked {
         env: env(env_name),
@@ -790,10 +799,10 @@ fn rollback_by_default_copies_image_and_config_of_the_release_before_the_current
             env: env("staging"),
             to: None,
         })
-        .then_expect(vec![released(
-            "staging",
-            rollback(4, 'a', config(&[("A", "2")]), 2),
-        )]);
+        .then_expect(vec![
+            released("staging", rollback(4, 'a', config(&[("A", "2")]), 2)),
+            pinned_by_rollback("staging", 2),
+        ]);
 }
 
 #[test]
@@ -803,10 +812,10 @@ fn rollback_to_a_version_copies_its_image_and_config() {
             env: env("staging"),
             to: Some(v(1)),
         })
-        .then_expect(vec![released(
-            "staging",
-            rollback(4, 'a', config(&[("A", "1")]), 1),
-        )]);
+        .then_expect(vec![
+            released("staging", rollback(4, 'a', config(&[("A", "1")]), 1)),
+            pinned_by_rollback("staging", 1),
+        ]);
 }
 
 #[test]
@@ -821,10 +830,10 @@ fn rollback_after_a_rollback_goes_to_the_release_before_it_in_history() {
             env: env("staging"),
             to: None,
         })
-        .then_expect(vec![released(
-            "staging",
-            rollback(5, 'b', config(&[("A", "2")]), 3),
-        )]);
+        .then_expect(vec![
+            released("staging", rollback(5, 'b', config(&[("A", "2")]), 3)),
+            pinned_by_rollback("staging", 3),
+        ]);
 }
 
 #[test]
@@ -1093,10 +1102,10 @@ fn a_locked_env_still_allows_rollback() {
             env: env("production"),
             to: None,
         })
-        .then_expect(vec![released(
-            "production",
-            rollback(3, 'a', config(&[("A", "1")]), 1),
-        )]);
+        .then_expect(vec![
+            released("production", rollback(3, 'a', config(&[("A", "1")]), 1)),
+            pinned_by_rollback("production", 1),
+        ]);
 }
 
 #[test]

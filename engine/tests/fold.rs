@@ -7,8 +7,9 @@ use chrono::{DateTime, TimeZone, Utc};
 use hoist_engine::codec::{decode_commit, encode_envelope};
 use hoist_engine::validate::check_event;
 use hoist_engine::{
-    decide, Actor, AppName, AppState, Artifact, Command, ConfigKey, ConfigValue, EnvName, Envelope,
-    Event, ImageRef, Outcome, Recorded, ReleaseVersion, Target,
+    decide, Actor, AppName, AppState, Artifact, Command, ConfigKey, ConfigValue, DriftedField,
+    DriftedObject, EnvName, Envelope, Event, ImageRef, Outcome, PolicyChanges, Recorded,
+    ReleaseVersion, Target, Verification,
 };
 use proptest::prelude::*;
 use proptest::sample::{select, subsequence, Index};
@@ -124,6 +125,43 @@ fn command() -> impl Strategy<Value = Command> {
                 outcome,
                 detail: String::new(),
             }),
+        // issue 16
+        1 => (env(), proptest::option::of("[a-z ]{1,8}")).prop_map(|(env, reason)| Command::Pin { env, reason }),
+        1 => env().prop_map(|env| Command::Unpin { env }),
+        1 => env().prop_map(|env| Command::RollbackToLastHealthy { env }),
+        1 => (env(), proptest::option::of(env())).prop_map(|(from, to)| Command::PromoteForced { from, to }),
+        2 => (env(), proptest::option::of(any::<bool>()), proptest::option::of(any::<bool>()),
+              proptest::option::of(0..3u64), proptest::option::of(proptest::option::of(Just("true".to_string()))),
+              proptest::option::of(any::<bool>()))
+            .prop_map(|(env, auto_rollback, auto_promote, after_secs, verify, self_heal)| Command::SetPolicies {
+                env,
+                changes: PolicyChanges { auto_rollback, auto_promote, after_secs, verify, self_heal },
+            }),
+        3 => (env(), env(), 1..6u64, proptest::option::of(any::<bool>()))
+            .prop_map(|(from, to, version, verified)| Command::AutoPromote {
+                from,
+                to,
+                version: ReleaseVersion::new(version).unwrap(),
+                at: chrono::Utc::now() + chrono::Duration::days(365 * 200),
+                verification: verified.map(|passed| Verification { passed, detail: String::new() }),
+            }),
+        2 => (env(), 1..6u64, any::<bool>())
+            .prop_map(|(env, version, drifted)| Command::RecordDrift {
+                env,
+                version: ReleaseVersion::new(version).unwrap(),
+                objects: if drifted {
+                    vec![DriftedObject { kind: "Deployment".into(), name: "api".into(), fields: vec![
+                        DriftedField { path: "spec.x".into(), want: "1".into(), got: None, by: None },
+                    ] }]
+                } else {
+                    vec![]
+                },
+            }),
+        1 => (env(), 1..6u64).prop_map(|(env, version)| Command::RecordHealed {
+            env,
+            version: ReleaseVersion::new(version).unwrap(),
+            detail: "re-applied".into(),
+        }),
     ]
 }
 
@@ -143,7 +181,13 @@ fn run(pipeline: Vec<EnvName>, steps: &[(Step, Actor, u64)]) -> (Vec<Recorded>, 
     let mut history = Vec::new();
     let mut state = AppState::default();
     let mut seq = 0;
+    let reconciler: Actor = "hoist".parse().unwrap();
     for (step, actor, others) in std::iter::once(&create).chain(steps) {
+        // Auto-promotions are serve's, recorded as `hoist` (as the invariants below expect).
+        let actor = match step {
+            Step::Command(Command::AutoPromote { .. }) => &reconciler,
+            _ => actor,
+        };
         let events = match step {
             Step::Command(command) => match decide(&app(), &state, command) {
                 Ok(events) => events.into_iter().map(Some).collect(),
@@ -208,6 +252,35 @@ proptest! {
             }
             if let Some(healthy) = env_state.last_healthy {
                 prop_assert!(env_state.release(healthy).is_some(), "last healthy names a release");
+            }
+        }
+        // issue 16: auto-promotion moves a source release into an env at most once, and a
+        // drift is recorded once (never twice in a row the same).
+        for (env, env_state) in &incremental.envs {
+            let mut sources = std::collections::BTreeSet::new();
+            for record in &env_state.releases {
+                if record.actor.as_str() == "hoist" {
+                    let source = record.release.source.clone().map(|s| (s.env, s.version));
+                    prop_assert!(sources.insert(source), "{} auto-promoted one release twice", env);
+                }
+            }
+        }
+        let mut recorded = std::collections::BTreeMap::new();
+        for event in history.iter().filter_map(|r| r.envelope.event.as_ref()) {
+            match event {
+                Event::DriftDetected { env, version, objects } => {
+                    let drift = Some((*version, objects.clone()));
+                    prop_assert!(recorded.get(env) != Some(&drift), "{} drift recorded twice", env);
+                    recorded.insert(env.clone(), drift);
+                }
+                Event::DriftHealed { env, .. } | Event::RolloutRecorded { env, .. } | Event::TargetSet { env, .. } => {
+                    prop_assert!(
+                        !matches!(event, Event::DriftHealed { .. }) || recorded.get(env).is_some_and(Option::is_some),
+                        "{} healed without a drift", env
+                    );
+                    recorded.insert(env.clone(), None);
+                }
+                _ => {}
             }
         }
         prop_assert_eq!(incremental.event_count, history.len() as u64);

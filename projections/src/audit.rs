@@ -64,8 +64,26 @@ pub struct AuditQuery {
 
 /// The kinds `--kind` accepts.
 pub const KINDS: &[&str] = &[
-    "create", "build", "deploy", "config", "promote", "rollback", "lock", "unlock", "target",
-    "policy", "rollout", "access", "hook",
+    "create",
+    "build",
+    "deploy",
+    "config",
+    "promote",
+    "rollback",
+    "lock",
+    "unlock",
+    "target",
+    "policy",
+    "rollout",
+    "access",
+    // issue 16
+    "pin",
+    "unpin",
+    "verification",
+    "drift_detected",
+    "drift_healed",
+    // issue 11
+    "hook",
 ];
 
 impl AuditQuery {

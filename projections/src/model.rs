@@ -8,7 +8,7 @@
 
 use crate::audit::AuditEntry;
 use chrono::{DateTime, Utc};
-use hoist_engine::{AppName, EnvName, Envelope, Event, Lock, ReleaseRecord, Rollout};
+use hoist_engine::{AppName, Drift, EnvName, Envelope, Event, Lock, Pin, ReleaseRecord, Rollout};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -28,6 +28,12 @@ pub struct EnvStatus {
     /// The last outcome of applying a release to the env's target: `applied_version`, `health`.
     #[serde(default)]
     pub rollout: Option<Rollout>,
+    // issue 16
+    #[serde(default)]
+    pub pin: Option<Pin>,
+    /// The drift recorded and not healed since.
+    #[serde(default)]
+    pub drift: Option<Drift>,
 }
 
 impl EnvStatus {
@@ -111,7 +117,9 @@ impl AppStatus {
             }
             // As in `AppState::apply`: a new target has run nothing yet.
             Event::TargetSet { env, .. } => {
-                self.envs.entry(env).or_default().rollout = None;
+                let env = self.envs.entry(env).or_default();
+                env.rollout = None;
+                env.drift = None; // issue 16
             }
             Event::PolicySet { .. } => {}
             Event::RolloutRecorded {
@@ -120,7 +128,10 @@ impl AppStatus {
                 outcome,
                 detail,
             } => {
-                self.envs.entry(env).or_default().rollout = Some(Rollout {
+                let env = self.envs.entry(env).or_default();
+                // As in `AppState::apply`: applying a release leaves no drift.
+                env.drift = None;
+                env.rollout = Some(Rollout {
                     version,
                     outcome,
                     detail,
@@ -139,6 +150,37 @@ impl AppStatus {
             | Event::HookDisabled { .. }
             | Event::HookRedeliveryRequested { .. }
             | Event::HookSecretRotated { .. } => {}
+            // issue 16
+            Event::EnvPinned {
+                env,
+                reason,
+                rollback_to,
+            } => {
+                self.envs.entry(env).or_default().pin = Some(Pin {
+                    actor,
+                    at,
+                    reason,
+                    rollback_to,
+                });
+            }
+            Event::EnvUnpinned { env } => {
+                self.envs.entry(env).or_default().pin = None;
+            }
+            Event::DriftDetected {
+                env,
+                version,
+                objects,
+            } => {
+                self.envs.entry(env).or_default().drift = Some(Drift {
+                    version,
+                    objects,
+                    at,
+                });
+            }
+            Event::DriftHealed { env, .. } => {
+                self.envs.entry(env).or_default().drift = None;
+            }
+            Event::PipelinePolicySet { .. } | Event::PromotionVerified { .. } => {}
         }
     }
 }

@@ -146,6 +146,9 @@ pub struct Promote {
     from: String,
     /// The target env [default: the next env in the pipeline].
     to: Option<String>,
+    /// Promote into a pinned env too (issue 16).
+    #[serde(default)]
+    force: bool,
 }
 
 /// `hoist promote`.
@@ -162,6 +165,10 @@ async fn promote(
 ) -> Answer {
     let from: EnvName = body.from.parse()?;
     let to = body.to.map(|t| t.parse::<EnvName>()).transpose()?;
-    let request = Request::Promote { app, from, to };
+    let request = if body.force {
+        Request::PromoteForced { app, from, to }
+    } else {
+        Request::Promote { app, from, to }
+    };
     respond(&api, &caller, shown, request).await
 }

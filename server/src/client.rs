@@ -386,12 +386,30 @@ pub fn route(request: &Request) -> Route {
         Request::EnvsTarget { app, env, target } => {
             Route::new(M::POST, env_path(app, env, "target")).body(json!(target))
         }
-        Request::EnvsPolicy {
-            app,
-            env,
-            auto_rollback,
-        } => Route::new(M::POST, env_path(app, env, "policy"))
-            .body(json!({"auto_rollback": auto_rollback})),
+        Request::EnvsPolicy { app, env, changes } => {
+            let mut body = serde_json::Map::new();
+            let mut put = |key: &str, value: Option<Value>| {
+                if let Some(value) = value {
+                    body.insert(key.to_string(), value);
+                }
+            };
+            put("auto_rollback", changes.auto_rollback.map(Value::Bool));
+            put("auto_promote", changes.auto_promote.map(Value::Bool));
+            put(
+                "after",
+                changes.after_secs.map(|s| Value::String(format!("{s}s"))),
+            );
+            // `"verify": null` drops the verification; absent leaves it.
+            put(
+                "verify",
+                changes
+                    .verify
+                    .clone()
+                    .map(|v| v.map_or(Value::Null, Value::String)),
+            );
+            put("self_heal", changes.self_heal.map(Value::Bool));
+            Route::new(M::POST, env_path(app, env, "policy")).body(Value::Object(body))
+        }
         Request::Apply {
             app,
             env,
@@ -455,6 +473,20 @@ pub fn route(request: &Request) -> Route {
             M::POST,
             format!("/v1/hooks/{name}/deliveries/{delivery}/redeliver"),
         ),
+        // issue 16
+        Request::Pin { app, env, reason } => {
+            Route::new(M::POST, env_path(app, env, "pin")).body(json!({"reason": reason}))
+        }
+        Request::Unpin { app, env } => Route::new(M::DELETE, env_path(app, env, "pin")),
+        Request::RollbackLastHealthy { app, env } => {
+            Route::new(M::POST, env_path(app, env, "rollback"))
+                .body(json!({"to": hoist_control::api::LAST_HEALTHY}))
+        }
+        Request::PromoteForced { app, from, to } => {
+            Route::new(M::POST, format!("{}/promote", app_path(app)))
+                .body(json!({"from": from, "to": to, "force": true}))
+        }
+        Request::Drift { app, env } => Route::new(M::POST, env_path(app, env, "drift")),
     }
 }
 

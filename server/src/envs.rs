@@ -8,7 +8,7 @@ use crate::names::EnvPath;
 use crate::{Answer, Api};
 use axum::extract::State;
 use hoist_control::engine::{
-    Artifact, BuildId, ConfigKey, ImageRef, ReleaseVersion, Target, VarName,
+    Artifact, BuildId, ConfigKey, ImageRef, PolicyChanges, ReleaseVersion, Target, VarName,
 };
 use hoist_control::reconcile::Options;
 use hoist_control::time::{parse_instant, parse_span};
@@ -30,6 +30,9 @@ pub fn routes() -> OpenApiRouter<Api> {
         .routes(routes!(target))
         .routes(routes!(policy))
         .routes(routes!(apply))
+        // issue 16
+        .routes(routes!(pin, unpin))
+        .routes(routes!(drift))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -228,6 +231,11 @@ async fn rollback(
     shown: Shown,
     Body(body): Body<Rollback>,
 ) -> Answer {
+    // issue 16: `"to": "last-healthy"`.
+    if matches!(&body.to, Some(Version::Text(t)) if t == hoist_control::api::LAST_HEALTHY) {
+        let request = Request::RollbackLastHealthy { app, env };
+        return respond(&api, &caller, shown, request).await;
+    }
     let to = body.to.as_ref().map(Version::parse).transpose()?;
     let request = Request::Rollback { app, env, to };
     respond(&api, &caller, shown, request).await
@@ -366,11 +374,27 @@ async fn target(
     respond(&api, &caller, shown, request).await
 }
 
+/// `envs policy`: the settings given change, the others stay as they are.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Policy {
     /// Roll back to the last healthy release when a rollout fails.
-    auto_rollback: bool,
+    auto_rollback: Option<bool>,
+    /// Promote into the env the previous env's release once healthy for `after` (issue 16).
+    auto_promote: Option<bool>,
+    /// How long the previous env's release must have been healthy: `90s`, `10m`.
+    after: Option<String>,
+    /// The command verifying a release before its auto-promotion; `null` drops it.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    verify: Option<Option<String>>,
+    /// Re-apply the release when its target drifts.
+    self_heal: Option<bool>,
+}
+
+/// A field that is present (`Some`, maybe `null`) or absent (`None`, by `default`).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(d).map(Some)
 }
 
 /// `hoist envs policy`.
@@ -385,12 +409,76 @@ async fn policy(
     shown: Shown,
     Body(body): Body<Policy>,
 ) -> Answer {
-    let request = Request::EnvsPolicy {
+    let after_secs = body
+        .after
+        .map(|a| parse_span("after", &a).map(|span| span.as_secs()))
+        .transpose()
+        .map_err(|e| ApiError::of(&e))?;
+    let changes = PolicyChanges {
+        auto_rollback: body.auto_rollback,
+        auto_promote: body.auto_promote,
+        after_secs,
+        verify: body.verify,
+        self_heal: body.self_heal,
+    };
+    let request = Request::EnvsPolicy { app, env, changes };
+    respond(&api, &caller, shown, request).await
+}
+
+// issue 16
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Pin {
+    /// Why: shown by `status` and to whoever is refused.
+    reason: Option<String>,
+}
+
+/// `hoist pin`.
+#[utoipa::path(post, path = "/v1/apps/{app}/envs/{env}/pin", tag = "envs", request_body = Pin,
+    params(("app" = String, Path), ("env" = String, Path)),
+    responses((status = 200, description = "`pin --json`"),
+        (status = "default", description = "an error", body = ErrorBody)))]
+async fn pin(
+    State(api): State<Api>,
+    Authenticated(caller): Authenticated,
+    EnvPath(app, env): EnvPath,
+    shown: Shown,
+    Body(body): Body<Pin>,
+) -> Answer {
+    let request = Request::Pin {
         app,
         env,
-        auto_rollback: body.auto_rollback,
+        reason: body.reason,
     };
     respond(&api, &caller, shown, request).await
+}
+
+/// `hoist unpin`.
+#[utoipa::path(delete, path = "/v1/apps/{app}/envs/{env}/pin", tag = "envs",
+    params(("app" = String, Path), ("env" = String, Path)),
+    responses((status = 200, description = "`unpin --json`"),
+        (status = "default", description = "an error", body = ErrorBody)))]
+async fn unpin(
+    State(api): State<Api>,
+    Authenticated(caller): Authenticated,
+    EnvPath(app, env): EnvPath,
+    shown: Shown,
+) -> Answer {
+    respond(&api, &caller, shown, Request::Unpin { app, env }).await
+}
+
+/// `hoist drift`: a POST, as it records a drift it finds (when the caller may apply there).
+#[utoipa::path(post, path = "/v1/apps/{app}/envs/{env}/drift", tag = "envs",
+    params(("app" = String, Path), ("env" = String, Path)),
+    responses((status = 200, description = "`drift --json`"),
+        (status = "default", description = "an error", body = ErrorBody)))]
+async fn drift(
+    State(api): State<Api>,
+    Authenticated(caller): Authenticated,
+    EnvPath(app, env): EnvPath,
+    shown: Shown,
+) -> Answer {
+    respond(&api, &caller, shown, Request::Drift { app, env }).await
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]

@@ -940,6 +940,9 @@ async fn the_openapi_document_lists_every_route() {
         ("/v1/apps/{app}/envs/{env}/target", &["post"]),
         ("/v1/apps/{app}/envs/{env}/policy", &["post"]),
         ("/v1/apps/{app}/envs/{env}/apply", &["post"]),
+        // issue 16
+        ("/v1/apps/{app}/envs/{env}/pin", &["post", "delete"]),
+        ("/v1/apps/{app}/envs/{env}/drift", &["post"]),
         ("/v1/audit", &["get"]),
         ("/v1/audit/verify", &["get"]),
         ("/v1/access/tokens", &["get", "post"]),

@@ -270,7 +270,7 @@ pub fn standin_rejects_what_a_real_api_server_rejects() {
     };
     let (code, status) = apply(
         &format!("{path}?fieldManager=t"),
-        "application/merge-patch+json",
+        "application/json",
         &body("1"),
     );
     assert_eq!(

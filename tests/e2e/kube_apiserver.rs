@@ -14,8 +14,15 @@
 //! `Progressing=False, ProgressDeadlineExceeded`; any other image completes its rollout 200 ms
 //! after its spec changed.
 //!
-//! **What it is not**: no watch, no field-ownership tracking (one manager: an apply replaces the
-//! fields it sends, and drops the ones it no longer sends), no defaulting, no schema validation
+//! **Field ownership** (issue 16): `metadata.managedFields` per field manager, as server-side
+//! apply keeps it. A manager's apply owns exactly the fields it sends (fields it sent before and
+//! no longer sends are dropped, unless another manager owns them too) and, forced, takes over
+//! those another manager holds with a different value (the same value is shared). A
+//! `application/merge-patch+json` PATCH is an Update by its `fieldManager` (`kubectl edit`): the
+//! fields it changes become that manager's and leave every other's. Lists of objects are matched
+//! by position, and a `name` key only names an item in `fieldsV1` (`k:{"name":…}`).
+//!
+//! **What it is not**: no watch, no defaulting, no schema validation
 //! beyond names, no auth (the bearer token is ignored), no pods or ReplicaSets, no HTTP/2, no TLS.
 
 use serde_json::{json, Value};
@@ -39,6 +46,8 @@ struct Stored {
     object: Value,
     /// When a Deployment's spec last changed: its rollout starts then.
     changed_at: Instant,
+    /// Each field manager's fields with their values, and its operation (`Apply`, `Update`).
+    managers: BTreeMap<String, (&'static str, Value)>,
 }
 
 #[derive(Default)]
@@ -250,6 +259,11 @@ impl ApiServer {
                 ),
                 None => not_found(resource, name),
             },
+            ("PATCH", Some(name))
+                if request.content_type.as_deref() == Some("application/merge-patch+json") =>
+            {
+                state.update(request, resource, namespace, name, body)
+            }
             ("PATCH", Some(name)) => state.apply(request, resource, namespace, name, body),
             _ => status(
                 405,
@@ -289,7 +303,7 @@ impl State {
             ));
         }
         // The apply body is YAML; kube-rs sends its JSON subset.
-        let Ok(mut applied) = serde_json::from_slice::<Value>(body) else {
+        let Ok(applied) = serde_json::from_slice::<Value>(body) else {
             return status(400, "BadRequest", "the apply body is not valid YAML/JSON");
         };
         if applied["metadata"]["name"] != json!(name) {
@@ -317,8 +331,109 @@ impl State {
                 ));
             }
         }
-        applied["metadata"]["namespace"] = json!(namespace);
-        let unchanged = existing.is_some_and(|e| strip(&e.object) == strip(&applied));
+        let manager = request.query["fieldManager"].clone();
+        let mut managers = existing.map(|e| e.managers.clone()).unwrap_or_default();
+        // Forced: the fields this apply sets leave every other manager holding another value.
+        let sent = leaves(&applied);
+        for (other, (_, fields)) in managers.iter_mut() {
+            if *other == manager {
+                continue;
+            }
+            for (path, value) in &sent {
+                if get_path(fields, path).is_some_and(|held| held != value) {
+                    remove_path(fields, path);
+                }
+            }
+        }
+        managers.insert(manager, ("Apply", applied));
+        managers.retain(|_, (_, fields)| fields.as_object().is_some_and(|o| !o.is_empty()));
+        self.store(resource, namespace, name, managers)
+    }
+
+    /// A merge patch by `fieldManager` (an Update, as `kubectl edit` makes): the fields it
+    /// changes become that manager's.
+    fn update(
+        &mut self,
+        request: &Request,
+        resource: &str,
+        namespace: &str,
+        name: &str,
+        body: &[u8],
+    ) -> (u16, Value) {
+        let key = (
+            resource.to_string(),
+            namespace.to_string(),
+            name.to_string(),
+        );
+        let Some(existing) = self.objects.get(&key) else {
+            return not_found(resource, name);
+        };
+        let Ok(patch) = serde_json::from_slice::<Value>(body) else {
+            return status(400, "BadRequest", "the patch is not valid JSON");
+        };
+        let manager = request
+            .query
+            .get("fieldManager")
+            .cloned()
+            .unwrap_or_else(|| "unknown".into());
+        let before = owned_view(&existing.object);
+        let mut after = before.clone();
+        merge_patch(&mut after, &patch);
+        let (old, new) = (leaves(&before), leaves(&after));
+        let mut managers = existing.managers.clone();
+        for (path, value) in &new {
+            if old.iter().any(|(p, v)| p == path && v == value) {
+                continue;
+            }
+            for (_, fields) in managers.values_mut() {
+                remove_path(fields, path);
+            }
+            let entry = managers
+                .entry(manager.clone())
+                .or_insert(("Update", json!({})));
+            set_path(&mut entry.1, path, value.clone());
+        }
+        for (path, _) in &old {
+            if !new.iter().any(|(p, _)| p == path) {
+                for (_, fields) in managers.values_mut() {
+                    remove_path(fields, path);
+                }
+            }
+        }
+        managers.retain(|_, (_, fields)| fields.as_object().is_some_and(|o| !o.is_empty()));
+        self.store(resource, namespace, name, managers)
+    }
+
+    /// The object every manager's fields make, stored (a new resourceVersion only when it
+    /// changed, a new generation when a Deployment's spec did).
+    fn store(
+        &mut self,
+        resource: &str,
+        namespace: &str,
+        name: &str,
+        managers: BTreeMap<String, (&'static str, Value)>,
+    ) -> (u16, Value) {
+        let key = (
+            resource.to_string(),
+            namespace.to_string(),
+            name.to_string(),
+        );
+        let existing = self.objects.get(&key);
+        let mut object = json!({});
+        for (_, fields) in managers.values() {
+            deep_merge(&mut object, fields);
+        }
+        object["metadata"]["namespace"] = json!(namespace);
+        let managed: Vec<Value> = managers
+            .iter()
+            .map(|(manager, (operation, fields))| {
+                json!({"manager": manager, "operation": operation,
+                    "apiVersion": api_version(resource), "fieldsType": "FieldsV1",
+                    "fieldsV1": fields_v1(fields, &object)})
+            })
+            .collect();
+        object["metadata"]["managedFields"] = Value::Array(managed);
+        let unchanged = existing.is_some_and(|e| strip(&e.object) == strip(&object));
         if unchanged {
             let stored = existing.unwrap();
             return (200, self.with_status(resource, stored));
@@ -327,7 +442,7 @@ impl State {
         let (generation, spec_changed) = match existing {
             Some(e) => {
                 let generation = e.object["metadata"]["generation"].as_i64().unwrap_or(1);
-                let spec_changed = e.object["spec"] != applied["spec"];
+                let spec_changed = e.object["spec"] != object["spec"];
                 (
                     if spec_changed {
                         generation + 1
@@ -346,7 +461,7 @@ impl State {
             Some(e) if !spec_changed => e.changed_at,
             _ => Instant::now(),
         };
-        let meta = applied["metadata"].as_object_mut().unwrap();
+        let meta = object["metadata"].as_object_mut().unwrap();
         meta.insert(
             "resourceVersion".into(),
             json!(self.resource_version.to_string()),
@@ -358,8 +473,9 @@ impl State {
         self.objects.insert(
             key.clone(),
             Stored {
-                object: applied,
+                object,
                 changed_at,
+                managers,
             },
         );
         (200, self.with_status(resource, &self.objects[&key]))
@@ -391,6 +507,183 @@ impl State {
                 "conditions": [{"type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable"}]})
         };
         object
+    }
+}
+
+/// One step of a field's path: an object's key or a list's position.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Step {
+    Key(String),
+    At(usize),
+}
+
+/// Every field of `value` with its value: objects and lists of objects are walked, anything
+/// else (a scalar, a list of scalars, an empty object or list) is one field.
+fn leaves(value: &Value) -> Vec<(Vec<Step>, Value)> {
+    fn walk(path: &mut Vec<Step>, value: &Value, out: &mut Vec<(Vec<Step>, Value)>) {
+        match value {
+            Value::Object(map) if !map.is_empty() => {
+                for (k, v) in map {
+                    path.push(Step::Key(k.clone()));
+                    walk(path, v, out);
+                    path.pop();
+                }
+            }
+            Value::Array(items) if items.iter().any(Value::is_object) => {
+                for (i, v) in items.iter().enumerate() {
+                    path.push(Step::At(i));
+                    walk(path, v, out);
+                    path.pop();
+                }
+            }
+            leaf => out.push((path.clone(), leaf.clone())),
+        }
+    }
+    let mut out = Vec::new();
+    walk(&mut Vec::new(), value, &mut out);
+    out
+}
+
+fn get_path<'a>(value: &'a Value, path: &[Step]) -> Option<&'a Value> {
+    path.iter().try_fold(value, |v, step| match step {
+        Step::Key(k) => v.get(k),
+        Step::At(i) => v.get(i),
+    })
+}
+
+fn set_path(value: &mut Value, path: &[Step], leaf: Value) {
+    let Some((step, rest)) = path.split_first() else {
+        *value = leaf;
+        return;
+    };
+    let inner = match step {
+        Step::Key(k) => {
+            if !value.is_object() {
+                *value = json!({});
+            }
+            value
+                .as_object_mut()
+                .unwrap()
+                .entry(k.clone())
+                .or_insert(Value::Null)
+        }
+        Step::At(i) => {
+            if !value.is_array() {
+                *value = json!([]);
+            }
+            let items = value.as_array_mut().unwrap();
+            while items.len() <= *i {
+                items.push(json!({}));
+            }
+            &mut items[*i]
+        }
+    };
+    set_path(inner, rest, leaf);
+}
+
+/// Whether a removal left nothing here.
+fn is_emptied(value: &Value) -> bool {
+    value.as_object().is_some_and(|o| o.is_empty())
+        || value.as_array().is_some_and(|a| a.is_empty())
+}
+
+/// Removes the field at `path`, and the objects and lists it leaves empty.
+fn remove_path(value: &mut Value, path: &[Step]) {
+    let Some((step, rest)) = path.split_first() else {
+        return;
+    };
+    match (step, value) {
+        (Step::Key(k), Value::Object(map)) => {
+            if rest.is_empty() {
+                map.remove(k);
+            } else if let Some(inner) = map.get_mut(k) {
+                remove_path(inner, rest);
+                if is_emptied(inner) {
+                    map.remove(k);
+                }
+            }
+        }
+        (Step::At(i), Value::Array(items)) => {
+            if let Some(inner) = items.get_mut(*i) {
+                if rest.is_empty() {
+                    *inner = json!({});
+                } else {
+                    remove_path(inner, rest);
+                }
+            }
+            // Trailing items left empty go; earlier ones keep the positions of the rest.
+            while items.last().is_some_and(is_emptied) {
+                items.pop();
+            }
+        }
+        _ => {}
+    }
+}
+
+/// `from`'s fields set into `into`: objects key by key, lists of objects item by item.
+fn deep_merge(into: &mut Value, from: &Value) {
+    for (path, leaf) in leaves(from) {
+        set_path(into, &path, leaf);
+    }
+}
+
+/// RFC 7386: `null` removes, objects merge, anything else replaces.
+fn merge_patch(target: &mut Value, patch: &Value) {
+    let Value::Object(patch) = patch else {
+        *target = patch.clone();
+        return;
+    };
+    if !target.is_object() {
+        *target = json!({});
+    }
+    let map = target.as_object_mut().unwrap();
+    for (k, v) in patch {
+        if v.is_null() {
+            map.remove(k);
+        } else {
+            merge_patch(map.entry(k.clone()).or_insert(Value::Null), v);
+        }
+    }
+}
+
+/// The fields managers own: the object without what the server adds.
+fn owned_view(object: &Value) -> Value {
+    let mut object = strip(object);
+    if let Some(meta) = object["metadata"].as_object_mut() {
+        meta.remove("managedFields");
+        meta.remove("namespace");
+    }
+    object
+}
+
+/// `fieldsV1` of a manager's `fields` in the object `whole`: `f:key` for a field,
+/// `k:{"name":…}` for a list item the whole object names (else `i:N`), `{}` for a leaf.
+fn fields_v1(fields: &Value, whole: &Value) -> Value {
+    match fields {
+        Value::Object(map) if !map.is_empty() => Value::Object(
+            map.iter()
+                .map(|(k, v)| (format!("f:{k}"), fields_v1(v, &whole[k])))
+                .collect(),
+        ),
+        Value::Array(items) if items.iter().any(Value::is_object) => Value::Object(
+            items
+                .iter()
+                .enumerate()
+                .map(|(i, item)| {
+                    let named = whole[i].get("name").or(item.get("name"));
+                    let key = match named.and_then(Value::as_str) {
+                        Some(name) => format!("k:{}", json!({"name": name})),
+                        None => format!("i:{i}"),
+                    };
+                    let mut inner = fields_v1(item, &whole[i]);
+                    if let Some(o) = inner.as_object_mut() {
+                        o.insert(".".into(), json!({}));
+                    }
+                    (key, inner)
+                })
+                .collect(),
+        ),
+        _ => json!({}),
     }
 }
 

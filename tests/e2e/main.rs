@@ -25,6 +25,7 @@ mod nats_limits;
 #[path = "../support/nats_server.rs"]
 mod nats_server;
 mod output;
+mod pipelines; // issue 16
 mod poison;
 mod remote;
 mod scenario;
@@ -359,6 +360,37 @@ mod sled {
     fn sigterm_lets_a_request_in_flight_finish() {
         api_auth::sigterm_lets_a_request_in_flight_finish(&Hoist::sled());
     }
+
+    // issue 16
+    #[test]
+    fn pins_rollbacks_and_forced_promotion() {
+        pipelines::pins_rollbacks_and_forced_promotion(&Hoist::sled());
+    }
+
+    #[test]
+    fn rollback_to_last_healthy() {
+        pipelines::rollback_to_last_healthy(&Hoist::sled());
+    }
+
+    #[test]
+    fn two_serves_auto_promote_once() {
+        pipelines::two_serves_auto_promote_once(&Hoist::sled());
+    }
+
+    #[test]
+    fn drift_of_a_kube_target() {
+        pipelines::drift_of_a_kube_target(&Hoist::sled());
+    }
+
+    #[test]
+    fn a_verification_gates_auto_promotion() {
+        pipelines::a_verification_gates_auto_promotion(&Hoist::sled());
+    }
+
+    #[test]
+    fn pipelines_through_the_server() {
+        pipelines::pipelines_through_the_server(&Hoist::sled());
+    }
 }
 
 #[test]
@@ -539,6 +571,31 @@ mod nats {
     fn serve_killed_between_apply_and_record_records_once() {
         let (_server, h) = nats();
         serve::serve_killed_between_apply_and_record_records_once(&h);
+    }
+
+    // issue 16
+    #[test]
+    fn pins_rollbacks_and_forced_promotion() {
+        let (_server, h) = nats();
+        pipelines::pins_rollbacks_and_forced_promotion(&h);
+    }
+
+    #[test]
+    fn two_serves_auto_promote_once() {
+        let (_server, h) = nats();
+        pipelines::two_serves_auto_promote_once(&h);
+    }
+
+    #[test]
+    fn drift_of_a_kube_target() {
+        let (_server, h) = nats();
+        pipelines::drift_of_a_kube_target(&h);
+    }
+
+    #[test]
+    fn a_verification_gates_auto_promotion() {
+        let (_server, h) = nats();
+        pipelines::a_verification_gates_auto_promotion(&h);
     }
 
     #[test]

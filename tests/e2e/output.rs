@@ -254,9 +254,10 @@ pub fn free_text_is_data_not_terminal_control(h: &Hoist) {
     assert!(config.contains("\\nDATABASE_URL=postgres://evil\"\n"));
 
     let expected_lines: &[(&[&str], usize)] = &[
-        (&["status", "api"], 3),
+        // The table, and the pin the rollback above left (issue 16).
+        (&["status", "api"], 4),
         (&["apps", "show", "api"], 10),
-        (&["audit"], 7),
+        (&["audit"], 8),
         (&["releases", "api", "--env", "staging"], 4),
         (&["diff", "api", "--env", "staging", "1", "2"], 1),
         (&["config", "get", "api", "--env", "staging"], 2),
