@@ -191,7 +191,11 @@ impl AccessState {
             | Event::EnvUnlocked { .. }
             | Event::TargetSet { .. }
             | Event::PolicySet { .. }
-            | Event::RolloutRecorded { .. } => {}
+            | Event::RolloutRecorded { .. }
+            // issue 14
+            | Event::ScaleSet { .. }
+            | Event::DomainAdded { .. }
+            | Event::DomainRemoved { .. } => {}
         }
     }
 
@@ -477,7 +481,11 @@ pub fn check_event(
         | Event::EnvUnlocked { .. }
         | Event::TargetSet { .. }
         | Event::PolicySet { .. }
-        | Event::RolloutRecorded { .. } => {
+        | Event::RolloutRecorded { .. }
+        // issue 14
+        | Event::ScaleSet { .. }
+        | Event::DomainAdded { .. }
+        | Event::DomainRemoved { .. } => {
             return Err(DomainError::WrongChain {
                 chain: AppName::access(),
                 kind: event.kind(),

@@ -205,6 +205,10 @@ pub fn required(app: &AppName, command: &Command, state: &AppState) -> (Action, 
         Command::SetTarget { env, .. } | Command::SetPolicy { env, .. } => (Action::Admin, on(env)),
         // What the reconciler reports after applying (and the auto-rollback decided with it).
         Command::RecordRollout { env, .. } => (Action::Apply, on(env)),
+        // issue 14: scale and domains are checked as a deploy to the env (CLI.md).
+        Command::Scale { env, .. }
+        | Command::AddDomain { env, .. }
+        | Command::RemoveDomain { env, .. } => (Action::Deploy, on(env)),
     }
 }
 
@@ -508,6 +512,8 @@ mod tests {
                 .unwrap(),
             commit: None,
             note: None,
+            processes: Default::default(),
+            release_command: None,
         };
         let (action, scope) = required(&app("api"), &register, &AppState::default());
         assert_eq!(scope, Scope::app(&app("api")));

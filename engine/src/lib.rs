@@ -25,6 +25,7 @@ pub mod chain;
 pub mod codec;
 pub mod decide;
 pub mod event;
+pub mod formation;
 pub mod import;
 pub mod models;
 pub mod names;
@@ -45,4 +46,7 @@ pub use names::{
     Actor, AppName, BuildId, ChatId, ConfigKey, EnvName, ImageRef, ReleaseVersion, TokenId,
     ValidationError, VarName,
 };
+// issue 14
+pub use formation::{Formation, Process, Processes, Routing, Scale};
+pub use names::{Hostname, ProcessType};
 pub use state::{AppState, EnvState, Lock, ReleaseRecord, Rollout};

@@ -114,6 +114,12 @@ impl AppStatus {
                 self.envs.entry(env).or_default().rollout = None;
             }
             Event::PolicySet { .. } => {}
+            // issue 14: as in `AppState::apply`: the current release is to be applied again.
+            Event::ScaleSet { env, .. }
+            | Event::DomainAdded { env, .. }
+            | Event::DomainRemoved { env, .. } => {
+                self.envs.entry(env).or_default().rollout = None;
+            }
             Event::RolloutRecorded {
                 env,
                 version,
