@@ -31,6 +31,8 @@ pub mod api;
 pub mod bench;
 pub mod config;
 pub mod error;
+// issue 14
+pub mod formation;
 pub mod health;
 pub mod human;
 pub mod queries;

@@ -191,6 +191,12 @@ pub fn build_json(app: &AppName, build: &Build, registered: bool) -> Value {
     json!({
         "app": app, "id": build.id, "image": build.image, "commit": build.commit, "note": build.note,
         "registered": registered,
+        // issue 14: `{"web": null}` is the image's entrypoint.
+        "processes": hoist_engine::formation::process_types(&build.processes)
+            .into_iter()
+            .map(|(t, c)| (t.to_string(), json!(c)))
+            .collect::<serde_json::Map<String, Value>>(),
+        "release_command": build.release_command,
     })
 }
 
@@ -321,7 +327,14 @@ impl crate::reconcile::Planned {
                         .as_ref()
                         .map(|s| serde_json::to_value(s).expect("serializes")),
                 );
-                objects.push(serde_json::to_value(&shown.deployment).expect("serializes"));
+                // issue 14: the release phase, every process type, the Service, the Ingress.
+                fn value(object: &impl Serialize) -> Value {
+                    serde_json::to_value(object).expect("serializes")
+                }
+                objects.extend(shown.release_job.iter().map(value));
+                objects.extend(shown.deployments.iter().map(value));
+                objects.extend(shown.service.iter().map(value));
+                objects.extend(shown.ingress.iter().map(value));
                 json!({
                     "app": app, "env": env, "version": version, "target": target,
                     "objects": objects, "changes": changes,

@@ -65,7 +65,8 @@ pub struct AuditQuery {
 /// The kinds `--kind` accepts.
 pub const KINDS: &[&str] = &[
     "create", "build", "deploy", "config", "promote", "rollback", "lock", "unlock", "target",
-    "policy", "rollout", "access",
+    "policy", "rollout", "access", // issue 14
+    "scale", "domain",
 ];
 
 impl AuditQuery {
