@@ -179,7 +179,7 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
                 tls_secret,
                 health_path,
             };
-            if !routing.is_default() && !(kube || manifests.is_some()) {
+            if !(routing.is_default() || kube || manifests.is_some()) {
                 return Err(Error::rejected(
                     "--ingress-class, --tls-secret and --health-path go with --kube or --manifests",
                 ));

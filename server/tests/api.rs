@@ -940,6 +940,11 @@ async fn the_openapi_document_lists_every_route() {
         ("/v1/apps/{app}/envs/{env}/target", &["post"]),
         ("/v1/apps/{app}/envs/{env}/policy", &["post"]),
         ("/v1/apps/{app}/envs/{env}/apply", &["post"]),
+        // issue 14
+        ("/v1/apps/{app}/envs/{env}/ps", &["get"]),
+        ("/v1/apps/{app}/envs/{env}/ps/scale", &["post"]),
+        ("/v1/apps/{app}/envs/{env}/domains", &["get", "post"]),
+        ("/v1/apps/{app}/envs/{env}/domains/remove", &["post"]),
         ("/v1/audit", &["get"]),
         ("/v1/audit/verify", &["get"]),
         ("/v1/access/tokens", &["get", "post"]),
