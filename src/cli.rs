@@ -538,7 +538,7 @@ pub struct AuditArgs {
     #[arg(long)]
     pub actor: Option<String>,
     /// create, build, deploy, config, promote, rollback, lock, unlock, target, policy, rollout,
-    /// access
+    /// access, scale, domain
     #[arg(long)]
     pub kind: Option<String>,
     /// RFC 3339, or a span ago like 7d, 12h, 30m

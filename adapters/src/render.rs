@@ -702,6 +702,62 @@ mod tests {
         );
     }
 
+    /// issue 14: a `web` and a `worker`, the config's own `PORT`, no domains.
+    #[test]
+    fn each_process_type_is_a_deployment_and_the_configs_port_wins() {
+        let processes = [("web", "bin/server"), ("worker", "bin/jobs")]
+            .iter()
+            .map(|(t, c)| (t.parse().unwrap(), c.to_string()))
+            .collect();
+        let scale = [("worker".parse().unwrap(), 0)].into_iter().collect();
+        let formation = Formation::of(
+            &processes,
+            Some("bin/migrate"),
+            &scale,
+            &Default::default(),
+            &Default::default(),
+        );
+        let release = release(4, &[("PORT", ConfigValue::Plain("5000".into()))]);
+        let desired = render(&app(), None, &release, &formation, None).unwrap();
+        let names: Vec<_> = desired
+            .deployments
+            .iter()
+            .map(|d| d.metadata.name.clone().unwrap())
+            .collect();
+        assert_eq!(names, ["api", "api-worker"]);
+        let web = desired.deployments[0].spec.template.spec.clone().unwrap();
+        assert_eq!(web.containers[0].env, None, "PORT comes from the config");
+        assert_eq!(
+            web.containers[0].ports.as_ref().unwrap()[0].container_port,
+            5000
+        );
+        assert_eq!(web.containers[0].readiness_probe, None, "no health path");
+        assert_eq!(desired.deployments[1].spec.replicas, Some(0));
+        assert!(desired.deployments[1]
+            .spec
+            .template
+            .spec
+            .as_ref()
+            .unwrap()
+            .containers[0]
+            .ports
+            .is_none());
+        assert_eq!(
+            desired.release_job.unwrap().metadata.name.as_deref(),
+            Some("api-release-v4")
+        );
+        assert!(desired.service.is_some());
+        assert!(desired.ingress.is_none(), "no domains, no Ingress");
+        // Without a web process: no Service, no Ingress even with domains.
+        let workers = [("worker".parse().unwrap(), "bin/jobs".to_string())]
+            .into_iter()
+            .collect();
+        let domains = ["api.example.com".parse().unwrap()].into_iter().collect();
+        let formation = Formation::of(&workers, None, &scale, &domains, &Default::default());
+        let desired = render(&app(), None, &release, &formation, None).unwrap();
+        assert!(desired.service.is_none() && desired.ingress.is_none());
+    }
+
     #[test]
     fn a_release_without_an_image_renders_nothing() {
         let mut release = release(1, &[]);

@@ -208,6 +208,16 @@ pub async fn ready(target: &Target, app: &AppName, formation: &Formation) -> Opt
         .iter()
         .map(|p| crate::render::deployment_name(app, &p.process_type))
         .collect();
-    let cluster = Cluster::connect(context.as_deref(), namespace).await.ok()?;
-    cluster.ready(&names).await.ok()
+    // `ps` answers without the counts rather than wait on a cluster that does not answer.
+    let asked = async {
+        let cluster = Cluster::connect(context.as_deref(), namespace).await.ok()?;
+        cluster.ready(&names).await.ok()
+    };
+    tokio::time::timeout(READY_PATIENCE, asked)
+        .await
+        .ok()
+        .flatten()
 }
+
+/// How long `ps` waits for a cluster's ready counts.
+const READY_PATIENCE: Duration = Duration::from_secs(5);
