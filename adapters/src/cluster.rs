@@ -594,6 +594,53 @@ mod tests {
         );
     }
 
+    /// issue 14: the release phase's verdicts, as a Job's status says them.
+    #[test]
+    fn a_release_job_is_complete_failed_or_still_running() {
+        use k8s_openapi::api::batch::v1::{JobCondition, JobStatus as Status};
+        let job = |status: Status| Job {
+            status: Some(status),
+            ..Job::default()
+        };
+        let condition = |kind: &str, reason: &str| JobCondition {
+            type_: kind.into(),
+            status: "True".into(),
+            reason: Some(reason.into()),
+            message: Some("Job has reached the specified backoff limit".into()),
+            ..JobCondition::default()
+        };
+        assert_eq!(job_status(&job(Status::default())), JobStatus::Running);
+        let active = Status {
+            active: Some(1),
+            ..Status::default()
+        };
+        assert_eq!(job_status(&job(active)), JobStatus::Running);
+        let done = Status {
+            succeeded: Some(1),
+            ..Status::default()
+        };
+        assert_eq!(job_status(&job(done)), JobStatus::Complete);
+        let failed = Status {
+            failed: Some(1),
+            conditions: Some(vec![condition("Failed", "BackoffLimitExceeded")]),
+            ..Status::default()
+        };
+        assert_eq!(
+            job_status(&job(failed)),
+            JobStatus::Failed(
+                "BackoffLimitExceeded: Job has reached the specified backoff limit".into()
+            )
+        );
+        let pod_failed = Status {
+            failed: Some(1),
+            ..Status::default()
+        };
+        assert_eq!(
+            job_status(&job(pod_failed)),
+            JobStatus::Failed("its pod failed".into())
+        );
+    }
+
     #[test]
     fn plan_compares_only_what_hoist_sets() {
         let desired = serde_json::json!({"data": {"A": "1"}, "metadata": {"name": "x"}});

@@ -268,6 +268,47 @@ mod tests {
         }
     }
 
+    fn process_type() -> impl proptest::strategy::Strategy<Value = ProcessType> {
+        use proptest::prelude::*;
+        "[a-z][a-z0-9-]{0,8}[a-z0-9]"
+            .prop_filter("release is reserved", |t| t != "release")
+            .prop_map(|t| t.parse().unwrap())
+    }
+
+    proptest::proptest! {
+        /// Any set of process types and a release command, written as a Procfile (with
+        /// comments and blank lines between), reads back as the same; any text at all is read
+        /// or refused with a line number, never a panic.
+        #[test]
+        fn a_procfile_reads_back_what_was_written(
+            processes in proptest::collection::btree_map(process_type(), "[a-z$/=.-][a-z$ /=.-]{0,14}[a-z]", 0..6),
+            release in proptest::option::of("[a-z/-][a-z /-]{0,10}[a-z]"),
+            noise in proptest::collection::vec(proptest::sample::select(vec!["", "# note", "   "]), 0..3),
+        ) {
+            let mut text = String::new();
+            for (i, (t, c)) in processes.iter().enumerate() {
+                text.push_str(&format!("{t}: {c}\n"));
+                if let Some(n) = noise.get(i) {
+                    text.push_str(n);
+                    text.push('\n');
+                }
+            }
+            if let Some(r) = &release {
+                text.push_str(&format!("release:{r}\n"));
+            }
+            let (read, read_release) = parse_procfile(&text).unwrap();
+            proptest::prop_assert_eq!(read, processes);
+            proptest::prop_assert_eq!(read_release, release);
+        }
+
+        #[test]
+        fn any_text_is_read_or_refused_with_a_line_number(text in "(.{0,20}\n){0,6}") {
+            if let Err(e) = parse_procfile(&text) {
+                proptest::prop_assert!(e.line >= 1 && e.line <= text.lines().count().max(1));
+            }
+        }
+    }
+
     #[test]
     fn no_process_type_is_one_web_process_with_the_entrypoint() {
         let formation = Formation::of(

@@ -387,3 +387,54 @@ fn a_scale_or_domain_change_makes_the_current_release_pending_again() {
         "applied again, under the same version"
     );
 }
+
+/// A release whose release phase failed is a failed rollout like any other: with auto-rollback
+/// on, the rollback release copies the healthy release's build, release command included, so
+/// the release phase runs again for it.
+#[test]
+fn a_failed_release_phase_auto_rolls_back_to_a_build_with_its_own_release_command() {
+    let v1 = two_process_build();
+    let broken = Build {
+        release_command: Some("bin/migrate --broken".into()),
+        id: Build::id_for(&image('b'), &v1.processes, Some("bin/migrate --broken")),
+        ..Build {
+            image: image('b'),
+            ..v1.clone()
+        }
+    };
+    let state = given([
+        created(),
+        deployed(1, v1.clone()),
+        Event::PolicySet {
+            env: env("staging"),
+            auto_rollback: true,
+        },
+        Event::RolloutRecorded {
+            env: env("staging"),
+            version: ReleaseVersion::new(1).unwrap(),
+            outcome: hoist_engine::Outcome::Healthy,
+            detail: "release phase job api-release-v1 completed".into(),
+        },
+        deployed(2, broken),
+    ]);
+    let (events, state) = when(
+        &state,
+        Command::RecordRollout {
+            env: env("staging"),
+            version: ReleaseVersion::new(2).unwrap(),
+            outcome: hoist_engine::Outcome::Failed,
+            detail: "release phase failed: job api-release-v2: BackoffLimitExceeded".into(),
+        },
+    )
+    .unwrap();
+    assert_eq!(events.len(), 2, "{events:?}");
+    let staging = &state.envs[&env("staging")];
+    let rollback = staging.current().unwrap();
+    assert_eq!(rollback.release.version.get(), 3);
+    assert_eq!(rollback.release.kind, ReleaseKind::Rollback);
+    assert_eq!(rollback.release.build.as_ref(), Some(&v1));
+    assert_eq!(
+        staging.formation(rollback).release_command.as_deref(),
+        Some("bin/migrate")
+    );
+}
