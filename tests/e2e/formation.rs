@@ -647,3 +647,54 @@ pub fn formation_through_the_server(h: &Hoist) {
     );
     crate::serve::sigterm(&mut serve);
 }
+
+/// `serve` applies a scale change by itself, under the same version (CLI.md: "applied by the
+/// reconciler"), and a domain change too; the exec hook sees the new formation. Returns how long
+/// after `ps scale` returned the hook saw the new count.
+pub fn serve_applies_a_scale_change_under_the_same_version(h: &Hoist) -> Duration {
+    use crate::serve::{rollouts, serve_log, start_serve_logging_to};
+    h.ok(&["apps", "create", "api"]);
+    let id = two_process_build(h, "api", '1');
+    h.ok(&["deploy", "api", "--env", "staging", "--build", &id]);
+    let seen = h.dir.path().join("seen.json");
+    let hook = format!("cat > {0}.tmp && mv {0}.tmp {0}", seen.display());
+    h.ok(&["envs", "target", "api", "--env", "staging", "--exec", &hook]);
+    let mut serve = start_serve_logging_to(h, "serve-scale.log", &[]);
+    let read = || -> Option<Value> { serde_json::from_slice(&std::fs::read(&seen).ok()?).ok() };
+    wait_for("serve to apply v1", Duration::from_secs(20), || {
+        read().filter(|s| s["version"] == 1)
+    });
+    h.ok(&["ps", "scale", "api", "--env", "staging", "worker=3"]);
+    let scaled = std::time::Instant::now();
+    let applied = wait_for("serve to apply the scale", Duration::from_secs(20), || {
+        read().filter(|s| s["formation"][1]["replicas"] == 3)
+    });
+    let delay = scaled.elapsed();
+    assert_eq!(applied["version"], 1, "the same version: {applied}");
+    h.ok(&[
+        "domains",
+        "add",
+        "api",
+        "--env",
+        "staging",
+        "api.example.com",
+    ]);
+    wait_for("serve to apply the domain", Duration::from_secs(20), || {
+        read().filter(|s| s["domains"] == json!(["api.example.com"]))
+    });
+    wait_for("three outcomes recorded", Duration::from_secs(20), || {
+        (rollouts(h).len() == 3).then_some(())
+    });
+    assert_eq!(
+        h.json(&["releases", "api", "--env", "staging"])
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    crate::serve::sigterm(&mut serve);
+    let log = serve_log(h, "serve-scale.log");
+    assert!(log.contains("reconciled version=1"), "{log}");
+    eprintln!("serve: ps scale returned → hook saw the new count in {delay:?}");
+    delay
+}

@@ -228,6 +228,11 @@ mod sled {
     }
 
     #[test]
+    fn serve_applies_a_scale_change_under_the_same_version() {
+        formation::serve_applies_a_scale_change_under_the_same_version(&Hoist::sled());
+    }
+
+    #[test]
     fn follow_sees_new_events() {
         follow::follow_sees_new_events(&Hoist::sled());
     }
@@ -399,6 +404,12 @@ mod nats {
     fn processes_scale_and_domains_from_the_cli() {
         let (_server, h) = nats();
         formation::processes_scale_and_domains_from_the_cli(&h);
+    }
+
+    #[test]
+    fn serve_applies_a_scale_change_under_the_same_version() {
+        let (_server, h) = nats();
+        formation::serve_applies_a_scale_change_under_the_same_version(&h);
     }
 
     #[test]
