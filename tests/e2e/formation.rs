@@ -91,6 +91,15 @@ pub fn processes_scale_and_domains_from_the_cli(h: &Hoist) {
     );
     h.deploy("api", "staging", &image("api", '2'));
     h.ok(&["rollback", "api", "--env", "staging"]);
+    assert_eq!(
+        h.ok(&["diff", "api", "--env", "staging", "1", "2"]),
+        format!(
+            "image: {} → {}\n~ process web: \"bin/server --port \\$PORT\" → (image entrypoint)\n- process worker: bin/jobs\nrelease command: bin/migrate → none\n",
+            image("api", '1'),
+            image("api", '2')
+        ),
+        "diff names the processes and the release command"
+    );
     let rolled_back = h.json(&["ps", "api", "--env", "staging"]);
     assert_eq!(rolled_back[0]["replicas"], 3, "a rollback keeps the scale");
     assert_eq!(
