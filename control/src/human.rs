@@ -353,12 +353,11 @@ impl Planned {
     pub fn human(&self) -> String {
         match &self.plan {
             Plan::Exec { command } => {
-                let view = ReleaseView::new(&self.app, &self.env, &self.record);
                 format!(
                     "would run `sh -c {}` with HOIST_VERSION={} and on stdin:\n{}\n",
                     escape(command),
                     self.record.release.version.get(),
-                    serde_json::to_string_pretty(&view).expect("views serialize")
+                    serde_json::to_string_pretty(&self.exec_stdin()).expect("JSON serializes")
                 )
             }
             Plan::Objects {

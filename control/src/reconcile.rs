@@ -129,6 +129,8 @@ pub struct Planned {
     pub target: Target,
     pub record: ReleaseRecord,
     pub plan: Plan,
+    /// issue 14: what the release runs in the env (an exec target's stdin names it).
+    pub formation: hoist_engine::Formation,
 }
 
 impl Hoist {
@@ -232,6 +234,7 @@ impl Hoist {
             target,
             record,
             plan,
+            formation,
         })
     }
 

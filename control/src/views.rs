@@ -315,7 +315,7 @@ impl crate::reconcile::Planned {
         match &self.plan {
             crate::reconcile::Plan::Exec { command } => json!({
                 "app": app, "env": env, "version": version, "target": target,
-                "stdin": ReleaseView::new(app, env, &self.record),
+                "stdin": self.exec_stdin(),
                 "changes": [{"kind": "exec", "name": command, "action": "run"}],
             }),
             crate::reconcile::Plan::Objects { shown, changes, .. } => {
@@ -402,4 +402,13 @@ pub fn linked_json(linked: &crate::access::Linked) -> Value {
         "identity": linked.link.as_ref().map(|l| &l.identity).or(linked.was.as_ref()),
         "linked": linked.link.is_some(), "changed": linked.changed,
     })
+}
+
+impl crate::reconcile::Planned {
+    /// What an exec target would get on stdin (issue 14: with the formation).
+    pub(crate) fn exec_stdin(&self) -> Value {
+        let view = ReleaseView::new(&self.app, &self.env, &self.record);
+        serde_json::from_slice(&crate::formation::exec_payload(&view, &self.formation))
+            .expect("the payload is JSON")
+    }
 }

@@ -375,6 +375,11 @@ pub fn manifests_and_exec_targets_get_the_formation(h: &Hoist) {
         "--exec",
         &hook,
     ]);
+    let planned = h.json(&["apply", "shop", "--env", "production", "--dry-run"]);
+    assert_eq!(
+        planned["stdin"]["release_command"], "bin/migrate",
+        "{planned}"
+    );
     h.ok(&["apply", "shop", "--env", "production"]);
     let stdin: Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
     assert_eq!(
