@@ -142,6 +142,57 @@ pub enum Command {
     Unpin(EnvArgs),
     /// What in an env's target differs from the release applied to it (exit 0 either way)
     Drift(EnvArgs),
+    // issue 14: formation.
+    /// An env's processes: their commands, replicas and ready replicas; `ps scale` sets replicas
+    Ps(PsArgs),
+    /// Host names routed to an env's web process
+    #[command(subcommand)]
+    Domains(DomainsCommand),
+}
+
+/// issue 14: `hoist ps APP --env ENV` and `hoist ps scale APP --env ENV TYPE=N...`.
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct PsArgs {
+    #[command(subcommand)]
+    pub scale: Option<PsCommand>,
+    #[arg(required = true)]
+    pub app: Option<String>,
+    #[arg(long, required = true)]
+    pub env: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PsCommand {
+    /// Set replicas per process type (web=3 worker=0): an event, not a release; rollbacks and
+    /// promotions keep it
+    Scale {
+        #[command(flatten)]
+        target: EnvArgs,
+        #[arg(required = true, value_name = "TYPE=N")]
+        counts: Vec<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DomainsCommand {
+    /// Route HOST (RFC 1123; a wildcard only as a leading `*.`) to the env's web process
+    Add {
+        #[command(flatten)]
+        target: EnvArgs,
+        host: String,
+    },
+    /// Stop routing HOST
+    Remove {
+        #[command(flatten)]
+        target: EnvArgs,
+        host: String,
+    },
+    /// The env's domains
+    List {
+        #[command(flatten)]
+        target: EnvArgs,
+    },
 }
 
 // issue 16
@@ -349,6 +400,15 @@ pub enum EnvsCommand {
         /// Apply releases nowhere
         #[arg(long)]
         none: bool,
+        /// The Ingress class of the env's domains (kube, manifests) [default: the cluster's]
+        #[arg(long, value_name = "CLASS")]
+        ingress_class: Option<String>,
+        /// The Secret with the TLS certificate of the env's domains (kube, manifests)
+        #[arg(long, value_name = "NAME")]
+        tls_secret: Option<String>,
+        /// The web process's readiness probe path, like /healthz (kube, manifests)
+        #[arg(long, value_name = "PATH")]
+        health_path: Option<String>,
     },
     /// What an env does by itself: roll back on a failed rollout, take the previous env's
     /// healthy release, heal drift. Settings not given stay as they are
@@ -386,9 +446,10 @@ pub struct ApplyArgs {
     /// Wait for the rollout to complete (kube targets) and record its health
     #[arg(long)]
     pub wait: bool,
-    /// How long to wait for a rollout or an exec command: 90s, 5m, 1h
-    #[arg(long, default_value = "5m", value_name = "SPAN")]
-    pub timeout: String,
+    /// How long to wait for a rollout or an exec command, and for a release phase: 90s, 5m, 1h
+    /// [default: 5m; a release phase 1h]
+    #[arg(long, value_name = "SPAN")]
+    pub timeout: Option<String>,
     /// Print the rendered objects and what would change; apply and record nothing
     #[arg(long)]
     pub dry_run: bool,
@@ -450,6 +511,17 @@ pub enum BuildsCommand {
         commit: Option<String>,
         #[arg(long, value_name = "TEXT")]
         note: Option<String>,
+        /// A process type and its command, run with `sh -c` (repeatable): web='bin/server'
+        /// [default: one web process running the image's entrypoint]
+        #[arg(long = "process", value_name = "TYPE=CMD")]
+        processes: Vec<String>,
+        /// A Procfile (Heroku's format; `release:` sets the release command)
+        #[arg(long, value_name = "FILE")]
+        procfile: Option<PathBuf>,
+        /// Run before each release of this build goes out (a Job on kube); its failure stops
+        /// the release
+        #[arg(long, value_name = "CMD")]
+        release_command: Option<String>,
     },
 }
 
@@ -576,7 +648,7 @@ pub struct AuditArgs {
     #[arg(long)]
     pub actor: Option<String>,
     /// create, build, deploy, config, promote, rollback, lock, unlock, target, policy, rollout,
-    /// access
+    /// access, scale, domain
     #[arg(long)]
     pub kind: Option<String>,
     /// RFC 3339, or a span ago like 7d, 12h, 30m

@@ -8,9 +8,10 @@ use hoist_control::api::{parse_identity, Request};
 use hoist_control::engine::hooks::{HookFormat, HookKind};
 use hoist_control::engine::HookName;
 use hoist_control::engine::{
-    Actor, AppName, Artifact, BuildId, ConfigKey, EnvName, Grant, PolicyChanges, Principal,
-    ReleaseVersion, Role, Scope, Target,
+    Actor, AppName, Artifact, BuildId, ConfigKey, EnvName, Grant, Hostname, PolicyChanges,
+    Principal, ReleaseVersion, Role, Routing, Scale, Scope, Target,
 };
+use hoist_control::formation;
 use hoist_control::hooks::HookAdd;
 use hoist_control::reconcile::Options;
 use hoist_control::time::{parse_from_now, parse_instant, parse_span};
@@ -45,12 +46,28 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
             image,
             commit,
             note,
-        }) => Request::BuildsRegister {
-            app: app.parse()?,
-            image: image.parse()?,
-            commit,
-            note,
-        },
+            processes,
+            procfile,
+            release_command,
+        }) => {
+            let (app, image) = (app.parse()?, image.parse()?);
+            let procfile = procfile
+                .map(|path| {
+                    std::fs::read_to_string(&path)
+                        .map_err(|e| Error::rejected(format!("--procfile {}: {e}", path.display())))
+                })
+                .transpose()?;
+            let (processes, release_command) =
+                formation::processes_of(&processes, procfile.as_deref(), release_command)?;
+            Request::BuildsRegister {
+                app,
+                image,
+                commit,
+                note,
+                processes,
+                release_command,
+            }
+        }
         Command::Deploy(args) => {
             let (app, env) = args.target.parse()?;
             let artifact = match (args.image, args.build) {
@@ -166,12 +183,26 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
             exec,
             exec_env,
             none,
+            ingress_class,
+            tls_secret,
+            health_path,
         }) => {
             let (app, env) = env_args.parse()?;
+            let routing = Routing {
+                ingress_class,
+                tls_secret,
+                health_path,
+            };
+            if !(routing.is_default() || kube || manifests.is_some()) {
+                return Err(Error::rejected(
+                    "--ingress-class, --tls-secret and --health-path go with --kube or --manifests",
+                ));
+            }
             let target = match (kube, manifests, exec, none) {
                 (true, None, None, false) => Target::Kube {
                     context,
                     namespace: namespace.unwrap_or_else(|| env.to_string()),
+                    routing,
                 },
                 (false, Some(dir), None, false) => Target::Manifests {
                     // Stored absolute: `serve` may run from another directory.
@@ -181,6 +212,7 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
                         })?
                         .display()
                         .to_string(),
+                    routing,
                 },
                 (false, None, Some(command), false) => Target::Exec {
                     command,
@@ -225,9 +257,16 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
         Command::Hooks(command) => hooks_request(command)?,
         Command::Apply(args) => {
             let (app, env) = args.target.parse()?;
+            let timeout = args
+                .timeout
+                .as_deref()
+                .map(|t| parse_span("--timeout", t))
+                .transpose()?;
             let options = Options {
                 wait: args.wait,
-                timeout: parse_span("--timeout", &args.timeout)?,
+                timeout: timeout.unwrap_or(std::time::Duration::from_secs(300)),
+                // issue 14: a timeout given bounds the release phase too (default 1h).
+                release_timeout: timeout,
             };
             let dry_run = args.dry_run;
             Request::Apply {
@@ -305,6 +344,41 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
         Command::Drift(args) => {
             let (app, env) = args.parse()?;
             Request::Drift { app, env }
+        }
+        // issue 14
+        Command::Ps(PsArgs {
+            scale: Some(PsCommand::Scale { target, counts }),
+            ..
+        }) => {
+            let (app, env) = target.parse()?;
+            let mut replicas = Scale::new();
+            for pair in &counts {
+                let (process_type, count) = formation::parse_scale(pair)?;
+                if replicas.insert(process_type.clone(), count).is_some() {
+                    return Err(Error::rejected(format!(
+                        "process type {process_type} is scaled twice"
+                    )));
+                }
+            }
+            Request::PsScale { app, env, replicas }
+        }
+        Command::Ps(PsArgs { app, env, .. }) => Request::Ps {
+            app: app.expect("clap requires APP").parse()?,
+            env: env.expect("clap requires --env").parse()?,
+        },
+        Command::Domains(DomainsCommand::Add { target, host }) => {
+            let (app, env) = target.parse()?;
+            let host = host.parse::<Hostname>()?;
+            Request::DomainsAdd { app, env, host }
+        }
+        Command::Domains(DomainsCommand::Remove { target, host }) => {
+            let (app, env) = target.parse()?;
+            let host = host.parse::<Hostname>()?;
+            Request::DomainsRemove { app, env, host }
+        }
+        Command::Domains(DomainsCommand::List { target }) => {
+            let (app, env) = target.parse()?;
+            Request::DomainsList { app, env }
         }
     };
     if let Some(client) = &ctx.remote {

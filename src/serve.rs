@@ -77,6 +77,8 @@ pub async fn serve(ctx: &Ctx, args: ServeArgs) -> Result<(), Error> {
     let options = Options {
         wait: true,
         timeout: settings.timeout,
+        // issue 14: a release phase gets an hour, as on Heroku.
+        release_timeout: None,
     };
     let context = ctx.hoist.reconcile_context(options);
     let owner = &Principal::Owner;

@@ -2,6 +2,13 @@
 //! `hoist`, a rollout wait with `kubectl rollout status`'s rules, and garbage collection of the
 //! versioned ConfigMaps and Secrets of releases older than the history limit.
 //!
+//! Issue 14: a release phase Job (`APP-release-vN`) is applied and awaited before any
+//! Deployment: only its completion lets the Deployments, the Service and the Ingress change; its
+//! failure is the release's (the previous release keeps serving). Re-applying a version whose
+//! Job already completed (a scale change, a resync) does not run it again. Deployments, the
+//! Service and the Ingress of hoist's that the release no longer has (a process type a new
+//! build dropped, the last domain removed) are deleted.
+//!
 //! A refusal by the API server (an invalid object, a changed immutable ConfigMap) is an outcome:
 //! the release cannot run there, and the report says why. Not reaching the server, or a
 //! kubeconfig that does not load, is an error: nothing is known about the release, so nothing is
@@ -11,7 +18,9 @@ use crate::render::{label_selector, Desired, MANAGER, RELEASE_KEY};
 use crate::{Outcome, Report};
 use hoist_engine::{AppName, ReleaseVersion};
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
+use k8s_openapi::api::networking::v1::Ingress;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config, Resource};
@@ -87,44 +96,83 @@ impl Cluster {
         Api::namespaced(self.client.clone(), &self.namespace)
     }
 
-    /// Applies `desired` (config first, then the Deployment that reads it), collects garbage,
-    /// and with `wait` waits up to that long for the rollout.
+    /// Applies `desired` (config first, then the release phase, then the Deployments that read
+    /// it, the Service and the Ingress), collects garbage, and with `wait` waits up to that long
+    /// for the rollouts. The release phase is always awaited, up to `release_timeout`.
     pub async fn apply(
         &self,
         app: &AppName,
         version: ReleaseVersion,
         desired: &Desired,
         wait: Option<Duration>,
+        release_timeout: Duration,
     ) -> Result<Report, ClusterError> {
         let mut changed = Vec::new();
-        let results = [
+        let failed = |changed: &Vec<String>, message: String| Report {
+            outcome: Outcome::Failed,
+            changed: !changed.is_empty(),
+            detail: message,
+        };
+        let config = [
             apply_one(&self.api::<ConfigMap>(), &desired.config_map).await,
             match &desired.secret {
                 Some(secret) => apply_one(&self.api::<Secret>(), secret).await,
                 None => Ok(None),
             },
-            apply_one(&self.api::<Deployment>(), &desired.deployment).await,
         ];
-        for result in results {
+        for result in config {
             match result {
-                Ok(Some(name)) => changed.push(name),
-                Ok(None) => {}
-                Err(ApplyError::Refused(message)) => {
-                    return Ok(Report {
-                        outcome: Outcome::Failed,
-                        changed: !changed.is_empty(),
-                        detail: message,
-                    })
-                }
+                Ok(name) => changed.extend(name),
+                Err(ApplyError::Refused(message)) => return Ok(failed(&changed, message)),
                 Err(ApplyError::Unreachable(e)) => return Err(e),
             }
         }
-        let collected = self.collect_garbage(app, version).await?;
+        let mut phase = None;
+        if let Some(job) = &desired.release_job {
+            match apply_one(&self.api::<Job>(), job).await {
+                Ok(name) => changed.extend(name),
+                Err(ApplyError::Refused(message)) => return Ok(failed(&changed, message)),
+                Err(ApplyError::Unreachable(e)) => return Err(e),
+            }
+            let name = crate::render::release_job_name(app, version);
+            match self.wait_for_job(&name, release_timeout).await? {
+                Ok(done) => phase = Some(done),
+                Err(why) => {
+                    return Ok(failed(
+                        &changed,
+                        format!(
+                            "release phase failed: {why}; the Deployments were left as they were"
+                        ),
+                    ))
+                }
+            }
+        }
+        let mut results = Vec::new();
+        for deployment in &desired.deployments {
+            results.push(apply_one(&self.api::<Deployment>(), deployment).await);
+        }
+        if let Some(service) = &desired.service {
+            results.push(apply_one(&self.api::<Service>(), service).await);
+        }
+        if let Some(ingress) = &desired.ingress {
+            results.push(apply_one(&self.api::<Ingress>(), ingress).await);
+        }
+        for result in results {
+            match result {
+                Ok(name) => changed.extend(name),
+                Err(ApplyError::Refused(message)) => return Ok(failed(&changed, message)),
+                Err(ApplyError::Unreachable(e)) => return Err(e),
+            }
+        }
+        let collected = self.collect_garbage(app, version, desired).await?;
         let mut detail = if changed.is_empty() {
             "unchanged".to_string()
         } else {
             format!("applied {}", changed.join(", "))
         };
+        if let Some(phase) = phase {
+            detail = format!("{phase}; {detail}");
+        }
         if !collected.is_empty() {
             detail.push_str(&format!("; deleted {}", collected.join(", ")));
         }
@@ -135,33 +183,81 @@ impl Cluster {
                 detail,
             });
         };
-        let (outcome, status) = self.wait_for_rollout(app, timeout).await?;
+        let started = Instant::now();
+        let mut statuses = Vec::new();
+        for deployment in &desired.deployments {
+            let name = name_of(deployment);
+            let left = timeout.saturating_sub(started.elapsed());
+            let (outcome, status) = self.wait_for_rollout(&name, left).await?;
+            if outcome == Outcome::Failed {
+                return Ok(Report {
+                    outcome,
+                    changed: !changed.is_empty(),
+                    detail: format!("{status}; {detail}"),
+                });
+            }
+            statuses.push(status);
+        }
         Ok(Report {
-            outcome,
+            outcome: Outcome::Healthy,
             changed: !changed.is_empty(),
-            detail: format!("{status}; {detail}"),
+            detail: format!("{}; {detail}", statuses.join(", ")),
         })
+    }
+
+    /// Waits for the release phase's Job `name`: `Ok` with a line saying it completed, `Err`
+    /// with why it failed (or did not finish within `timeout`).
+    async fn wait_for_job(
+        &self,
+        name: &str,
+        timeout: Duration,
+    ) -> Result<Result<String, String>, ClusterError> {
+        let jobs = self.api::<Job>();
+        let started = Instant::now();
+        loop {
+            let job = jobs
+                .get(name)
+                .await
+                .map_err(|source| ClusterError::Unreachable {
+                    doing: format!("waiting for the release phase job {name}"),
+                    source,
+                })?;
+            match job_status(&job) {
+                JobStatus::Complete => {
+                    return Ok(Ok(format!("release phase job {name} completed")))
+                }
+                JobStatus::Failed(why) => return Ok(Err(format!("job {name}: {why}"))),
+                JobStatus::Running if started.elapsed() >= timeout => {
+                    return Ok(Err(format!(
+                        "job {name} did not complete within {timeout:?}"
+                    )))
+                }
+                JobStatus::Running => tokio::time::sleep(POLL).await,
+            }
+        }
     }
 
     async fn wait_for_rollout(
         &self,
-        app: &AppName,
+        name: &str,
         timeout: Duration,
     ) -> Result<(Outcome, String), ClusterError> {
         let deployments = self.api::<Deployment>();
         let started = Instant::now();
         loop {
-            let deployment = deployments.get(app.as_str()).await.map_err(|source| {
-                ClusterError::Unreachable {
-                    doing: format!("waiting for the rollout of deployment {app}"),
-                    source,
-                }
-            })?;
+            let deployment =
+                deployments
+                    .get(name)
+                    .await
+                    .map_err(|source| ClusterError::Unreachable {
+                        doing: format!("waiting for the rollout of deployment {name}"),
+                        source,
+                    })?;
             match rollout_status(&deployment) {
                 RolloutStatus::Complete => {
                     return Ok((
                         Outcome::Healthy,
-                        format!("deployment {app} successfully rolled out"),
+                        format!("deployment {name} successfully rolled out"),
                     ))
                 }
                 RolloutStatus::Failed(why) => return Ok((Outcome::Failed, why)),
@@ -176,15 +272,28 @@ impl Cluster {
         }
     }
 
-    /// Deletes hoist's versioned ConfigMaps and Secrets of `app` older than the history limit.
+    /// Deletes hoist's versioned ConfigMaps, Secrets and release Jobs of `app` older than the
+    /// history limit, and its Deployments, Service and Ingress that `desired` no longer has.
     async fn collect_garbage(
         &self,
         app: &AppName,
         current: ReleaseVersion,
+        desired: &Desired,
     ) -> Result<Vec<String>, ClusterError> {
         let oldest_kept = current.get().saturating_sub(HISTORY_LIMIT - 1);
-        let mut deleted = collect::<ConfigMap>(&self.api(), app, oldest_kept).await?;
-        deleted.extend(collect::<Secret>(&self.api(), app, oldest_kept).await?);
+        let old = |version: Option<u64>, _: &str| version.is_some_and(|v| v < oldest_kept);
+        let mut deleted = collect::<ConfigMap>(&self.api(), app, old).await?;
+        deleted.extend(collect::<Secret>(&self.api(), app, old).await?);
+        deleted.extend(collect::<Job>(&self.api(), app, old).await?);
+        let kept: Vec<String> = desired.deployments.iter().map(name_of).collect();
+        let vanished = |_: Option<u64>, name: &str| !kept.iter().any(|k| k == name);
+        deleted.extend(collect::<Deployment>(&self.api(), app, vanished).await?);
+        let service = desired.service.as_ref().map(name_of);
+        let not_service = |_: Option<u64>, name: &str| service.as_deref() != Some(name);
+        deleted.extend(collect::<Service>(&self.api(), app, not_service).await?);
+        let ingress = desired.ingress.as_ref().map(name_of);
+        let not_ingress = |_: Option<u64>, name: &str| ingress.as_deref() != Some(name);
+        deleted.extend(collect::<Ingress>(&self.api(), app, not_ingress).await?);
         Ok(deleted)
     }
 
@@ -195,9 +304,83 @@ impl Cluster {
         if let Some(secret) = &desired.secret {
             changes.push(plan_one(&self.api::<Secret>(), secret).await?);
         }
-        changes.push(plan_one(&self.api::<Deployment>(), &desired.deployment).await?);
+        if let Some(job) = &desired.release_job {
+            changes.push(plan_one(&self.api::<Job>(), job).await?);
+        }
+        for deployment in &desired.deployments {
+            changes.push(plan_one(&self.api::<Deployment>(), deployment).await?);
+        }
+        if let Some(service) = &desired.service {
+            changes.push(plan_one(&self.api::<Service>(), service).await?);
+        }
+        if let Some(ingress) = &desired.ingress {
+            changes.push(plan_one(&self.api::<Ingress>(), ingress).await?);
+        }
         Ok(changes)
     }
+
+    /// issue 14: the ready replicas of each of `names`' Deployments (`ps`); 0 for one that
+    /// does not exist.
+    pub async fn ready(&self, names: &[String]) -> Result<Vec<i32>, ClusterError> {
+        let deployments = self.api::<Deployment>();
+        let mut ready = Vec::new();
+        for name in names {
+            let live =
+                deployments
+                    .get_opt(name)
+                    .await
+                    .map_err(|source| ClusterError::Unreachable {
+                        doing: format!("reading deployment {name}"),
+                        source,
+                    })?;
+            ready.push(
+                live.and_then(|d| d.status)
+                    .and_then(|s| s.ready_replicas)
+                    .unwrap_or(0),
+            );
+        }
+        Ok(ready)
+    }
+}
+
+/// Where a release phase Job stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobStatus {
+    Running,
+    Complete,
+    Failed(String),
+}
+
+/// A Job's verdict: its `Complete` or `Failed` condition, else its counts (one try).
+pub fn job_status(job: &Job) -> JobStatus {
+    let status = job.status.clone().unwrap_or_default();
+    let condition = |kind: &str| {
+        status
+            .conditions
+            .iter()
+            .flatten()
+            .find(|c| c.type_ == kind && c.status == "True")
+            .cloned()
+    };
+    if condition("Complete").is_some() || status.succeeded.unwrap_or(0) > 0 {
+        return JobStatus::Complete;
+    }
+    if let Some(failed) = condition("Failed") {
+        let why = [failed.reason, failed.message]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(": ");
+        return JobStatus::Failed(if why.is_empty() {
+            "failed".to_string()
+        } else {
+            why
+        });
+    }
+    if status.failed.unwrap_or(0) > 0 {
+        return JobStatus::Failed("its pod failed".to_string());
+    }
+    JobStatus::Running
 }
 
 // issue 16
@@ -267,10 +450,11 @@ where
     Ok((before.is_none() || before != after.meta().resource_version).then_some(label))
 }
 
+/// Deletes hoist's objects of kind `K` of `app` for which `doomed(release label, name)` holds.
 async fn collect<K>(
     api: &Api<K>,
     app: &AppName,
-    oldest_kept: u64,
+    doomed: impl Fn(Option<u64>, &str) -> bool,
 ) -> Result<Vec<String>, ClusterError>
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug,
@@ -289,9 +473,10 @@ where
             .as_ref()
             .and_then(|l| l.get(RELEASE_KEY))
             .and_then(|v| v.parse::<u64>().ok());
-        if version.is_some_and(|v| v < oldest_kept) {
-            let name = name_of(&object);
-            api.delete(&name, &DeleteParams::default())
+        let name = name_of(&object);
+        if doomed(version, &name) {
+            // A Job's pods go with it.
+            api.delete(&name, &DeleteParams::background())
                 .await
                 .map_err(unreachable(format!("deleting {kind}/{name}")))?;
             deleted.push(format!("{kind}/{name}"));
@@ -433,6 +618,53 @@ mod tests {
         assert_eq!(
             rollout_status(&deployment(2, stuck)),
             RolloutStatus::Failed("deployment api exceeded its progress deadline".into())
+        );
+    }
+
+    /// issue 14: the release phase's verdicts, as a Job's status says them.
+    #[test]
+    fn a_release_job_is_complete_failed_or_still_running() {
+        use k8s_openapi::api::batch::v1::{JobCondition, JobStatus as Status};
+        let job = |status: Status| Job {
+            status: Some(status),
+            ..Job::default()
+        };
+        let condition = |kind: &str, reason: &str| JobCondition {
+            type_: kind.into(),
+            status: "True".into(),
+            reason: Some(reason.into()),
+            message: Some("Job has reached the specified backoff limit".into()),
+            ..JobCondition::default()
+        };
+        assert_eq!(job_status(&job(Status::default())), JobStatus::Running);
+        let active = Status {
+            active: Some(1),
+            ..Status::default()
+        };
+        assert_eq!(job_status(&job(active)), JobStatus::Running);
+        let done = Status {
+            succeeded: Some(1),
+            ..Status::default()
+        };
+        assert_eq!(job_status(&job(done)), JobStatus::Complete);
+        let failed = Status {
+            failed: Some(1),
+            conditions: Some(vec![condition("Failed", "BackoffLimitExceeded")]),
+            ..Status::default()
+        };
+        assert_eq!(
+            job_status(&job(failed)),
+            JobStatus::Failed(
+                "BackoffLimitExceeded: Job has reached the specified backoff limit".into()
+            )
+        );
+        let pod_failed = Status {
+            failed: Some(1),
+            ..Status::default()
+        };
+        assert_eq!(
+            job_status(&job(pod_failed)),
+            JobStatus::Failed("its pod failed".into())
         );
     }
 

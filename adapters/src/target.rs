@@ -6,7 +6,7 @@ use crate::cluster::{Change, Cluster, ClusterError};
 use crate::render::{render, Desired, RenderError};
 use crate::{exec, manifests, Report};
 use hoist_engine::secrets::SecretKey;
-use hoist_engine::{AppName, EnvName, Outcome, ReleaseRecord, Target};
+use hoist_engine::{AppName, EnvName, Formation, Outcome, ReleaseRecord, Target};
 use std::path::Path;
 use std::time::Duration;
 
@@ -19,6 +19,9 @@ pub struct Applying<'a> {
     pub key: Option<&'a SecretKey>,
     /// The release as CLI.md's JSON shape (secrets redacted): an exec hook's stdin.
     pub release_json: Vec<u8>,
+    /// issue 14: what the release runs in the env (processes at the env's scale, domains,
+    /// routing, release command).
+    pub formation: &'a Formation,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -26,7 +29,12 @@ pub struct Options {
     /// Wait for rollouts (kube) up to `timeout`; exec commands always get `timeout`.
     pub wait: bool,
     pub timeout: Duration,
+    /// issue 14: how long the release phase may take [default: [`RELEASE_TIMEOUT`]].
+    pub release_timeout: Option<Duration>,
 }
+
+/// How long a release phase is awaited unless `--timeout` says otherwise (as on Heroku).
+pub const RELEASE_TIMEOUT: Duration = Duration::from_secs(3600);
 
 /// Why a release could not be handed to its target (nothing was applied, or nothing can be said
 /// of it): not a report to record.
@@ -84,18 +92,23 @@ pub async fn apply(
             };
             exec::run(hook).await.map_err(rejected)
         }
-        Target::Manifests { dir } => match desired(release, None)? {
+        Target::Manifests { dir, .. } => match desired(release, None)? {
             Err(no_image) => Ok(no_image),
             Ok(desired) => {
                 manifests::write(Path::new(dir), app, env, version, &desired).map_err(rejected)
             }
         },
-        Target::Kube { context, namespace } => match desired(release, Some(namespace))? {
+        Target::Kube {
+            context, namespace, ..
+        } => match desired(release, Some(namespace))? {
             Err(no_image) => Ok(no_image),
             Ok(desired) => {
                 let cluster = Cluster::connect(context.as_deref(), namespace).await?;
                 let wait = options.wait.then_some(options.timeout);
-                Ok(cluster.apply(app, version, &desired, wait).await?)
+                let release_timeout = options.release_timeout.unwrap_or(RELEASE_TIMEOUT);
+                Ok(cluster
+                    .apply(app, version, &desired, wait, release_timeout)
+                    .await?)
             }
         },
     }
@@ -126,7 +139,7 @@ pub async fn plan(target: &Target, release: &Applying<'_>) -> Result<Plan, Targe
                 command: command.clone(),
             })
         }
-        Target::Manifests { dir } => {
+        Target::Manifests { dir, .. } => {
             let desired = desired(release, None)?.map_err(|r| rejected(r.detail))?;
             let path = manifests::path(Path::new(dir), app, env);
             let content = manifests::content(app, env, record.release.version, &desired);
@@ -142,7 +155,9 @@ pub async fn plan(target: &Target, release: &Applying<'_>) -> Result<Plan, Targe
             };
             (desired, vec![change], false)
         }
-        Target::Kube { context, namespace } => {
+        Target::Kube {
+            context, namespace, ..
+        } => {
             let desired = desired(release, Some(namespace))?.map_err(|r| rejected(r.detail))?;
             let cluster = Cluster::connect(context.as_deref(), namespace).await?;
             let changes = cluster.plan(&desired).await?;
@@ -162,7 +177,13 @@ fn desired(
     release: &Applying<'_>,
     namespace: Option<&str>,
 ) -> Result<Result<Desired, Report>, TargetError> {
-    match render(release.app, namespace, &release.record.release, release.key) {
+    match render(
+        release.app,
+        namespace,
+        &release.record.release,
+        release.formation,
+        release.key,
+    ) {
         Ok(desired) => Ok(Ok(desired)),
         Err(e @ RenderError::NoImage { .. }) => Ok(Err(Report {
             outcome: Outcome::Failed,
@@ -185,15 +206,45 @@ pub async fn drift(
     } = release;
     match target {
         Target::None | Target::Exec { .. } => Ok(None),
-        Target::Manifests { dir } => {
+        Target::Manifests { dir, .. } => {
             let desired = desired(release, None)?.map_err(|r| rejected(r.detail))?;
             let content = manifests::content(app, env, record.release.version, &desired);
             Ok(Some(manifests::drift(Path::new(dir), app, env, &content)))
         }
-        Target::Kube { context, namespace } => {
+        Target::Kube {
+            context, namespace, ..
+        } => {
             let desired = desired(release, Some(namespace))?.map_err(|r| rejected(r.detail))?;
             let cluster = Cluster::connect(context.as_deref(), namespace).await?;
             Ok(Some(cluster.drift(&desired).await?))
         }
     }
 }
+
+/// issue 14: the ready replicas of each process of `formation` on `target` (`ps`); `None` where
+/// the target cannot say (not kube) or did not answer.
+pub async fn ready(target: &Target, app: &AppName, formation: &Formation) -> Option<Vec<i32>> {
+    let Target::Kube {
+        context, namespace, ..
+    } = target
+    else {
+        return None;
+    };
+    let names: Vec<String> = formation
+        .processes
+        .iter()
+        .map(|p| crate::render::deployment_name(app, &p.process_type))
+        .collect();
+    // `ps` answers without the counts rather than wait on a cluster that does not answer.
+    let asked = async {
+        let cluster = Cluster::connect(context.as_deref(), namespace).await.ok()?;
+        cluster.ready(&names).await.ok()
+    };
+    tokio::time::timeout(READY_PATIENCE, asked)
+        .await
+        .ok()
+        .flatten()
+}
+
+/// How long `ps` waits for a cluster's ready counts.
+const READY_PATIENCE: Duration = Duration::from_secs(5);

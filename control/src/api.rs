@@ -5,15 +5,16 @@
 //! text. One implementation of each command, whoever asks.
 
 use crate::error::{Error, Result};
+use crate::formation;
 use crate::human::{self, Width};
 use crate::reconcile::{Context, Options};
 use crate::views::{self, AppView, ReleaseView};
 use crate::{AuditQuery, Caller, Hoist};
 use chrono::{DateTime, Utc};
 use hoist_engine::{
-    Action, Actor, AppName, Artifact, ChatId, Command, ConfigKey, ConfigValue, EnvName, Event,
-    Grant, HookName, ImageRef, PolicyChanges, ReleaseVersion, Scope, Target, TokenId,
-    ValidationError,
+    Action, Actor, AppName, Artifact, Build, ChatId, Command, ConfigKey, ConfigValue, EnvName,
+    Event, Grant, HookName, Hostname, ImageRef, PolicyChanges, Processes, ReleaseVersion, Scale,
+    Scope, Target, TokenId, ValidationError,
 };
 use serde::Serialize;
 use std::collections::BTreeSet;
@@ -34,6 +35,9 @@ pub enum Request {
         image: ImageRef,
         commit: Option<String>,
         note: Option<String>,
+        /// issue 14: process types (from `--process` and `--procfile`) and the release command.
+        processes: Processes,
+        release_command: Option<String>,
     },
     Deploy {
         app: AppName,
@@ -201,6 +205,30 @@ pub enum Request {
         app: AppName,
         env: EnvName,
     },
+    // issue 14: formation.
+    Ps {
+        app: AppName,
+        env: EnvName,
+    },
+    PsScale {
+        app: AppName,
+        env: EnvName,
+        replicas: Scale,
+    },
+    DomainsAdd {
+        app: AppName,
+        env: EnvName,
+        host: Hostname,
+    },
+    DomainsRemove {
+        app: AppName,
+        env: EnvName,
+        host: Hostname,
+    },
+    DomainsList {
+        app: AppName,
+        env: EnvName,
+    },
 }
 
 impl Request {
@@ -222,6 +250,9 @@ impl Request {
                 | Request::AccessCheck { .. }
                 | Request::HooksList
                 | Request::HooksDeliveries { .. }
+                // issue 14
+                | Request::Ps { .. }
+                | Request::DomainsList { .. }
         )
     }
 
@@ -271,6 +302,12 @@ impl Request {
             Request::RollbackLastHealthy { .. } => "rollback_last_healthy",
             Request::PromoteForced { .. } => "promote_forced",
             Request::Drift { .. } => "drift",
+            // issue 14
+            Request::Ps { .. } => "ps",
+            Request::PsScale { .. } => "ps_scale",
+            Request::DomainsAdd { .. } => "domains_add",
+            Request::DomainsRemove { .. } => "domains_remove",
+            Request::DomainsList { .. } => "domains_list",
         }
     }
 }
@@ -362,11 +399,12 @@ impl Hoist {
         // A query's answer is a function of the log, the request and who asks: while the log has
         // not moved, the same question gets the answer already made, without opening the store.
         // (`apply --dry-run` is not one: it compares with what the target holds now.)
-        // Nor are a hook's deliveries: its journal moves without the log.
+        // Nor are a hook's deliveries (its journal moves without the log), nor `ps` (its ready
+        // counts are the cluster's).
         let cacheable = request.is_query()
             && !matches!(
                 request,
-                Request::Apply { .. } | Request::HooksDeliveries { .. }
+                Request::Apply { .. } | Request::HooksDeliveries { .. } | Request::Ps { .. }
             );
         let cached = match (cacheable, self.settled_head()) {
             (true, Some(head)) => Some((
@@ -410,12 +448,16 @@ impl Hoist {
                 image,
                 commit,
                 note,
+                processes,
+                release_command,
             } => {
-                let id = image.build_id();
+                let id = Build::id_for(&image, &processes, release_command.as_deref());
                 let command = Command::RegisterBuild {
                     image,
                     commit,
                     note,
+                    processes,
+                    release_command,
                 };
                 let executed = self.execute(caller, &app, command).await?;
                 let build = &executed.state.builds[&id];
@@ -674,6 +716,30 @@ impl Hoist {
             Request::Drift { app, env } => {
                 let drift = self.drift(caller, &app, &env).await?;
                 Answer::of(&drift.json(), drift.human())
+            }
+            // issue 14
+            Request::Ps { app, env } => {
+                let ps = self.ps(who, &app, &env).await?;
+                Answer::of(&ps.rows, formation::human::ps(&ps))
+            }
+            Request::PsScale { app, env, replicas } => {
+                let ps = self.ps_scale(caller, &app, &env, replicas).await?;
+                Answer::of(&ps.rows, formation::human::scaled(&ps))
+            }
+            Request::DomainsAdd { app, env, host } => {
+                let human = format!("Added {host} to {app}/{env} (routed to its web process)\n");
+                let domains = self.domains_add(caller, &app, &env, host).await?;
+                Answer::of(&domains, human)
+            }
+            Request::DomainsRemove { app, env, host } => {
+                let human = format!("Removed {host} from {app}/{env}\n");
+                let domains = self.domains_remove(caller, &app, &env, host).await?;
+                Answer::of(&domains, human)
+            }
+            Request::DomainsList { app, env } => {
+                let domains = self.domains_list(who, &app, &env).await?;
+                let human = formation::human::domains(&app, &env, &domains);
+                Answer::of(&domains, human)
             }
         })
     }

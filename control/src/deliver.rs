@@ -222,10 +222,7 @@ impl Worker {
                     return Ok(());
                 }
                 // Each app's head, while it is due and ends (succeeds or fails for good).
-                loop {
-                    let Some(head) = book.queues.get(&app).and_then(|q| q.front()) else {
-                        break;
-                    };
+                while let Some(head) = book.queues.get(&app).and_then(|q| q.front()) {
                     let now = Utc::now();
                     if let Some(at) = head.delivery.next_attempt_at.filter(|at| *at > now) {
                         next_due = Some(next_due.map_or(at, |n| n.min(at)));

@@ -406,12 +406,11 @@ impl Planned {
     pub fn human(&self) -> String {
         match &self.plan {
             Plan::Exec { command } => {
-                let view = ReleaseView::new(&self.app, &self.env, &self.record);
                 format!(
                     "would run `sh -c {}` with HOIST_VERSION={} and on stdin:\n{}\n",
                     escape(command),
                     self.record.release.version.get(),
-                    serde_json::to_string_pretty(&view).expect("views serialize")
+                    serde_json::to_string_pretty(&self.exec_stdin()).expect("JSON serializes")
                 )
             }
             Plan::Objects {
@@ -571,81 +570,6 @@ pub fn verdict(verdict: &Verdict) -> String {
     format!("{word}: {}\n", escape(&verdict.because))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::text::tests::{assert_no_control, hostile_text};
-    use proptest::prelude::*;
-
-    /// Free text of any length, now and then past [`CELL_MAX`].
-    fn field() -> impl Strategy<Value = String> {
-        prop_oneof![8 => hostile_text(40), 1 => hostile_text(CELL_MAX + 300)]
-    }
-
-    proptest! {
-        // Cells past CELL_MAX make each case heavy: fewer cases, still every length class.
-        #![proptest_config(ProptestConfig::with_cases(64))]
-
-        /// A table of any cells is one line per row (a header, then the rows), and none of its
-        /// characters is a control character.
-        #[test]
-        fn tables_of_any_text_stay_one_line_per_row(
-            rows in prop::collection::vec([field(), field(), field(), field()], 0..6),
-        ) {
-            let text = table(["ENV", "VERSION", "LOCKED", "NOTE"], rows.clone(), None);
-            assert_no_control(&text);
-            prop_assert_eq!(text.lines().count(), rows.len() + 1);
-            prop_assert!(text.ends_with('\n'));
-            for (line, row) in text.lines().skip(1).zip(&rows) {
-                // Cells are cut, never dropped: a row's first cell starts its line.
-                let first = escape(&row[0]);
-                let shown: String = first.chars().take(CELL_MAX.min(20)).collect();
-                prop_assert!(line.starts_with(shown.trim_end()), "{:?} / {:?}", line, shown);
-            }
-        }
-    }
-
-    proptest! {
-        #![proptest_config(ProptestConfig::with_cases(200))]
-
-        /// Fitted to a terminal, cells wrap, still without a control character.
-        #[test]
-        fn tables_fitted_to_a_terminal_hold_no_control(
-            rows in prop::collection::vec([hostile_text(60), hostile_text(60)], 0..4),
-            width in 10u16..200,
-        ) {
-            assert_no_control(&table(["A", "B"], rows, Some(width)));
-        }
-    }
-
-    #[test]
-    fn tables_look_as_before() {
-        let text = table(
-            ["ENV", "VERSION", "LOCKED"],
-            [
-                ["staging".to_string(), "v12".to_string(), "no".to_string()],
-                ["production".to_string(), "-".to_string(), String::new()],
-            ],
-            None,
-        );
-        assert_eq!(
-            text,
-            "ENV         VERSION  LOCKED\nstaging     v12      no\nproduction  -\n"
-        );
-    }
-
-    #[test]
-    fn a_cell_past_the_limit_is_cut_with_a_note() {
-        let text = table(["NOTE"], [["x".repeat(70_000)]], None);
-        assert_eq!(text.lines().count(), 2);
-        assert!(
-            text.ends_with("… (65904 more characters: see --json)\n"),
-            "{}",
-            &text[..50]
-        );
-    }
-}
-
 // ---- hooks (issue 11) --------------------------------------------------------------------------
 
 /// `hooks add`: the hook, and its signing secret on a line of its own when made now.
@@ -782,4 +706,79 @@ pub fn rotated(rotated: &crate::hooks::Rotated) -> String {
         out.push('\n');
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::text::tests::{assert_no_control, hostile_text};
+    use proptest::prelude::*;
+
+    /// Free text of any length, now and then past [`CELL_MAX`].
+    fn field() -> impl Strategy<Value = String> {
+        prop_oneof![8 => hostile_text(40), 1 => hostile_text(CELL_MAX + 300)]
+    }
+
+    proptest! {
+        // Cells past CELL_MAX make each case heavy: fewer cases, still every length class.
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// A table of any cells is one line per row (a header, then the rows), and none of its
+        /// characters is a control character.
+        #[test]
+        fn tables_of_any_text_stay_one_line_per_row(
+            rows in prop::collection::vec([field(), field(), field(), field()], 0..6),
+        ) {
+            let text = table(["ENV", "VERSION", "LOCKED", "NOTE"], rows.clone(), None);
+            assert_no_control(&text);
+            prop_assert_eq!(text.lines().count(), rows.len() + 1);
+            prop_assert!(text.ends_with('\n'));
+            for (line, row) in text.lines().skip(1).zip(&rows) {
+                // Cells are cut, never dropped: a row's first cell starts its line.
+                let first = escape(&row[0]);
+                let shown: String = first.chars().take(CELL_MAX.min(20)).collect();
+                prop_assert!(line.starts_with(shown.trim_end()), "{:?} / {:?}", line, shown);
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+
+        /// Fitted to a terminal, cells wrap, still without a control character.
+        #[test]
+        fn tables_fitted_to_a_terminal_hold_no_control(
+            rows in prop::collection::vec([hostile_text(60), hostile_text(60)], 0..4),
+            width in 10u16..200,
+        ) {
+            assert_no_control(&table(["A", "B"], rows, Some(width)));
+        }
+    }
+
+    #[test]
+    fn tables_look_as_before() {
+        let text = table(
+            ["ENV", "VERSION", "LOCKED"],
+            [
+                ["staging".to_string(), "v12".to_string(), "no".to_string()],
+                ["production".to_string(), "-".to_string(), String::new()],
+            ],
+            None,
+        );
+        assert_eq!(
+            text,
+            "ENV         VERSION  LOCKED\nstaging     v12      no\nproduction  -\n"
+        );
+    }
+
+    #[test]
+    fn a_cell_past_the_limit_is_cut_with_a_note() {
+        let text = table(["NOTE"], [["x".repeat(70_000)]], None);
+        assert_eq!(text.lines().count(), 2);
+        assert!(
+            text.ends_with("… (65904 more characters: see --json)\n"),
+            "{}",
+            &text[..50]
+        );
+    }
 }

@@ -33,6 +33,8 @@ pub mod chat;
 pub mod config;
 pub mod deliver;
 pub mod error;
+// issue 14
+pub mod formation;
 pub mod health;
 pub mod hooks;
 pub mod human;

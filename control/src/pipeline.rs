@@ -114,8 +114,8 @@ impl Hoist {
     pub async fn drift(&self, caller: &Caller, app: &AppName, env: &EnvName) -> Result<Drifted> {
         let who = &caller.principal;
         self.allowed(who, Action::View, &Scope::env(app, env))?;
-        let (target, record) = self.applied(who, app, env).await?;
-        let found = self.compare(app, env, &target, &record).await?;
+        let (target, record, where_) = self.applied(who, app, env).await?;
+        let found = self.compare(app, env, &target, &record, &where_).await?;
         let version = record.release.version;
         let may_record = authorize(who, &Action::Apply, &Scope::env(app, env)).is_ok();
         if let (Some(objects), true) = (&found, may_record) {
@@ -142,7 +142,7 @@ impl Hoist {
         principal: &Principal,
         app: &AppName,
         env: &EnvName,
-    ) -> Result<(Target, ReleaseRecord)> {
+    ) -> Result<(Target, ReleaseRecord, hoist_engine::EnvState)> {
         let state = self.app(principal, app, None).await?;
         let env_state = env_of(app, &state, env)?;
         if env_state.target == Target::None {
@@ -159,24 +159,28 @@ impl Hoist {
                     "{app}/{env} has no release applied to its target yet (see `hoist apply`)"
                 ))
             })?;
-        Ok((env_state.target.clone(), record.clone()))
+        Ok((env_state.target.clone(), record.clone(), env_state.clone()))
     }
 
-    /// What the target holds that differs from `record`; `None` when it cannot be compared.
+    /// What the target holds that differs from `record` (rendered with the formation of the env
+    /// `where_`: its scale and domains); `None` when it cannot be compared.
     async fn compare(
         &self,
         app: &AppName,
         env: &EnvName,
         target: &Target,
         record: &ReleaseRecord,
+        where_: &hoist_engine::EnvState,
     ) -> Result<Option<Vec<DriftedObject>>> {
         let key = self.key_for(record)?;
+        let formation = where_.formation(record);
         let applying = Applying {
             app,
             env,
             record,
             key: key.as_ref(),
             release_json: Vec::new(),
+            formation: &formation,
         };
         Ok(target::drift(target, &applying).await?)
     }
@@ -207,7 +211,7 @@ impl Hoist {
         };
         let target = env_state.target.clone();
         let self_heal = env_state.pipeline_policy.self_heal;
-        let Some(objects) = self.compare(app, env, &target, &record).await? else {
+        let Some(objects) = self.compare(app, env, &target, &record, env_state).await? else {
             return Ok(DriftCheck::Skipped);
         };
         let version = record.release.version;
@@ -232,7 +236,9 @@ impl Hoist {
                 DriftCheck::Recorded
             });
         }
-        let report = self.apply_release(app, env, &target, &record, ctx).await?;
+        let report = self
+            .apply_release(app, env, &target, &record, env_state, ctx)
+            .await?;
         if report.outcome == hoist_engine::Outcome::Failed {
             // Not healed: the drift stays recorded, and the next resync tries again.
             return Err(Error::rejected(format!(

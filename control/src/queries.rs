@@ -336,6 +336,8 @@ pub struct Diff {
     image: Option<Value>,
     config: Value,
     lines: Vec<String>,
+    /// issue 14: the builds' process types and release commands, when they differ.
+    formation: Option<Value>,
 }
 
 impl Diff {
@@ -355,6 +357,54 @@ impl Diff {
                 new_image.as_deref().unwrap_or("none")
             ));
             json!({"from": old_image, "to": new_image})
+        });
+        // issue 14: process types and the release command belong to the build.
+        let formation_of = |r: &Release| {
+            let build = r.build.as_ref();
+            let processes: BTreeMap<String, Option<String>> =
+                hoist_engine::formation::process_types(
+                    build.map(|b| &b.processes).unwrap_or(&Default::default()),
+                )
+                .into_iter()
+                .map(|(t, c)| (t.to_string(), c.map(str::to_string)))
+                .collect();
+            (processes, build.and_then(|b| b.release_command.clone()))
+        };
+        let (old_formation, new_formation) = (formation_of(old), formation_of(new));
+        let formation = (old_formation != new_formation).then(|| {
+            let shown = |c: &Option<String>| {
+                c.as_deref()
+                    .map_or("(image entrypoint)".to_string(), |c| env_value(c).into_owned())
+            };
+            for (t, c) in &new_formation.0 {
+                match old_formation.0.get(t) {
+                    None => lines.push(format!("+ process {t}: {}", shown(c))),
+                    Some(was) if was != c => {
+                        lines.push(format!("~ process {t}: {} → {}", shown(was), shown(c)))
+                    }
+                    Some(_) => {}
+                }
+            }
+            for (t, c) in &old_formation.0 {
+                if !new_formation.0.contains_key(t) {
+                    lines.push(format!("- process {t}: {}", shown(c)));
+                }
+            }
+            if old_formation.1 != new_formation.1 {
+                let shown = |c: &Option<String>| {
+                    c.as_deref()
+                        .map_or("none".to_string(), |c| env_value(c).into_owned())
+                };
+                lines.push(format!(
+                    "release command: {} → {}",
+                    shown(&old_formation.1),
+                    shown(&new_formation.1)
+                ));
+            }
+            let json = |(processes, release_command): &(_, _)| {
+                json!({"processes": processes, "release_command": release_command})
+            };
+            json!({"from": json(&old_formation), "to": json(&new_formation)})
         });
         let (mut added, mut removed, mut changed) =
             (BTreeMap::new(), BTreeMap::new(), BTreeMap::new());
@@ -392,6 +442,7 @@ impl Diff {
             image,
             config: json!({"added": added, "removed": removed, "changed": changed}),
             lines,
+            formation,
         }
     }
 
@@ -399,6 +450,8 @@ impl Diff {
         json!({
             "app": self.app, "env": self.env, "from": self.from.get(), "to": self.to.get(),
             "image": self.image, "config": self.config,
+            // issue 14: null when both builds run the same processes.
+            "formation": self.formation,
         })
     }
 

@@ -16,7 +16,7 @@ use hoist_adapters::Report;
 use hoist_engine::service::{self, CommandContext};
 use hoist_engine::Principal;
 use hoist_engine::{
-    Action, Actor, AppName, Command, ConfigValue, EnvName, Event, Outcome, ReleaseRecord,
+    Action, Actor, AppName, Command, ConfigValue, EnvName, EnvState, Event, Outcome, ReleaseRecord,
     ReleaseVersion, Scope, Target,
 };
 use serde::Serialize;
@@ -129,6 +129,8 @@ pub struct Planned {
     pub target: Target,
     pub record: ReleaseRecord,
     pub plan: Plan,
+    /// issue 14: what the release runs in the env (an exec target's stdin names it).
+    pub formation: hoist_engine::Formation,
 }
 
 impl Hoist {
@@ -143,7 +145,7 @@ impl Hoist {
         ctx: &Context,
     ) -> Result<Reconciled> {
         self.allowed(principal, Action::Apply, &Scope::env(app, env))?;
-        let (target, record) = self.current(principal, app, env).await?;
+        let (target, record, where_) = self.current(principal, app, env).await?;
         let version = record.release.version;
         // An outcome this process could not record: recorded now, under its command id; applied
         // again only if the env moved on to another release meanwhile.
@@ -153,7 +155,8 @@ impl Hoist {
                 (earlier.report, Some(earlier.command))
             }
             _ => (
-                self.apply_release(app, env, &target, &record, ctx).await?,
+                self.apply_release(app, env, &target, &record, &where_, ctx)
+                    .await?,
                 None,
             ),
         };
@@ -176,7 +179,7 @@ impl Hoist {
         if let Some((rollback, failed_rollout)) = recorded {
             let to = rollback.release.rollback_to.map(|v| v.get());
             let second = self
-                .apply_release(app, env, &target, &rollback, ctx)
+                .apply_release(app, env, &target, &rollback, &where_, ctx)
                 .await?;
             // A failure of the rollback is recorded, and the engine decides no second rollback.
             // Its outcome is part of the auto-rollback, so the failed rollout is its cause too.
@@ -213,14 +216,16 @@ impl Hoist {
         env: &EnvName,
     ) -> Result<Planned> {
         self.allowed(principal, Action::View, &Scope::env(app, env))?;
-        let (target, record) = self.current(principal, app, env).await?;
+        let (target, record, where_) = self.current(principal, app, env).await?;
         let key = self.key_for(&record)?;
+        let formation = where_.formation(&record);
         let applying = Applying {
             app,
             env,
             record: &record,
             key: key.as_ref(),
             release_json: Vec::new(),
+            formation: &formation,
         };
         let plan = target::plan(&target, &applying).await?;
         Ok(Planned {
@@ -229,16 +234,18 @@ impl Hoist {
             target,
             record,
             plan,
+            formation,
         })
     }
 
-    /// The env's target and current release, read with the store held only for the read.
+    /// The env's target and current release, read with the store held only for the read, and
+    /// the env's scale, domains and routing (issue 14: what a release of it runs).
     async fn current(
         &self,
         principal: &Principal,
         app: &AppName,
         env: &EnvName,
-    ) -> Result<(Target, ReleaseRecord)> {
+    ) -> Result<(Target, ReleaseRecord, EnvState)> {
         let state = self.app(principal, app, None).await?;
         let env_state = env_of(app, &state, env)?;
         if env_state.target == Target::None {
@@ -249,7 +256,13 @@ impl Hoist {
         let record = env_state
             .current()
             .ok_or_else(|| Error::rejected(format!("{app}/{env} has no release to apply yet")))?;
-        Ok((env_state.target.clone(), record.clone()))
+        let where_ = EnvState {
+            target: env_state.target.clone(),
+            scale: env_state.scale.clone(),
+            domains: env_state.domains.clone(),
+            ..EnvState::default()
+        };
+        Ok((env_state.target.clone(), record.clone(), where_))
     }
 
     /// The key that opens the release's secrets, when it has any.
@@ -269,16 +282,19 @@ impl Hoist {
         env: &EnvName,
         target: &Target,
         record: &ReleaseRecord,
+        where_: &EnvState,
         ctx: &Context,
     ) -> Result<Report> {
         let key = self.key_for(record)?;
         let view = ReleaseView::new(app, env, record);
+        let formation = where_.formation(record);
         let applying = Applying {
             app,
             env,
             record,
             key: key.as_ref(),
-            release_json: serde_json::to_vec(&view).expect("views serialize"),
+            release_json: crate::formation::exec_payload(&view, &formation),
+            formation: &formation,
         };
         Ok(target::apply(target, &applying, &ctx.options).await?)
     }

@@ -229,6 +229,12 @@ pub fn build_json(app: &AppName, build: &Build, registered: bool) -> Value {
     json!({
         "app": app, "id": build.id, "image": build.image, "commit": build.commit, "note": build.note,
         "registered": registered,
+        // issue 14: `{"web": null}` is the image's entrypoint.
+        "processes": hoist_engine::formation::process_types(&build.processes)
+            .into_iter()
+            .map(|(t, c)| (t.to_string(), json!(c)))
+            .collect::<serde_json::Map<String, Value>>(),
+        "release_command": build.release_command,
     })
 }
 
@@ -365,7 +371,7 @@ impl crate::reconcile::Planned {
         match &self.plan {
             crate::reconcile::Plan::Exec { command } => json!({
                 "app": app, "env": env, "version": version, "target": target,
-                "stdin": ReleaseView::new(app, env, &self.record),
+                "stdin": self.exec_stdin(),
                 "changes": [{"kind": "exec", "name": command, "action": "run"}],
             }),
             crate::reconcile::Plan::Objects { shown, changes, .. } => {
@@ -377,7 +383,14 @@ impl crate::reconcile::Planned {
                         .as_ref()
                         .map(|s| serde_json::to_value(s).expect("serializes")),
                 );
-                objects.push(serde_json::to_value(&shown.deployment).expect("serializes"));
+                // issue 14: the release phase, every process type, the Service, the Ingress.
+                fn value(object: &impl Serialize) -> Value {
+                    serde_json::to_value(object).expect("serializes")
+                }
+                objects.extend(shown.release_job.iter().map(value));
+                objects.extend(shown.deployments.iter().map(value));
+                objects.extend(shown.service.iter().map(value));
+                objects.extend(shown.ingress.iter().map(value));
                 json!({
                     "app": app, "env": env, "version": version, "target": target,
                     "objects": objects, "changes": changes,
@@ -445,4 +458,13 @@ pub fn linked_json(linked: &crate::access::Linked) -> Value {
         "identity": linked.link.as_ref().map(|l| &l.identity).or(linked.was.as_ref()),
         "linked": linked.link.is_some(), "changed": linked.changed,
     })
+}
+
+impl crate::reconcile::Planned {
+    /// What an exec target would get on stdin (issue 14: with the formation).
+    pub(crate) fn exec_stdin(&self) -> Value {
+        let view = ReleaseView::new(&self.app, &self.env, &self.record);
+        serde_json::from_slice(&crate::formation::exec_payload(&view, &self.formation))
+            .expect("the payload is JSON")
+    }
 }

@@ -244,7 +244,11 @@ impl AccessState {
             | Event::PipelinePolicySet { .. }
             | Event::PromotionVerified { .. }
             | Event::DriftDetected { .. }
-            | Event::DriftHealed { .. } => {}
+            | Event::DriftHealed { .. }
+            // issue 14
+            | Event::ScaleSet { .. }
+            | Event::DomainAdded { .. }
+            | Event::DomainRemoved { .. } => {}
         }
     }
 
@@ -631,7 +635,11 @@ pub fn check_event(
         | Event::PipelinePolicySet { .. }
         | Event::PromotionVerified { .. }
         | Event::DriftDetected { .. }
-        | Event::DriftHealed { .. } => {
+        | Event::DriftHealed { .. }
+        // issue 14
+        | Event::ScaleSet { .. }
+        | Event::DomainAdded { .. }
+        | Event::DomainRemoved { .. } => {
             return Err(DomainError::WrongChain {
                 chain: AppName::access(),
                 kind: event.kind(),

@@ -218,6 +218,10 @@ pub fn required(app: &AppName, command: &Command, state: &AppState) -> (Action, 
         Command::RecordDrift { env, .. } | Command::RecordHealed { env, .. } => {
             (Action::Apply, on(env))
         }
+        // issue 14: scale and domains are checked as a deploy to the env (CLI.md).
+        Command::Scale { env, .. }
+        | Command::AddDomain { env, .. }
+        | Command::RemoveDomain { env, .. } => (Action::Deploy, on(env)),
     }
 }
 
@@ -521,6 +525,8 @@ mod tests {
                 .unwrap(),
             commit: None,
             note: None,
+            processes: Default::default(),
+            release_command: None,
         };
         let (action, scope) = required(&app("api"), &register, &AppState::default());
         assert_eq!(scope, Scope::app(&app("api")));

@@ -8,6 +8,7 @@ use crate::event::{
     Build, ConfigValue, DriftedField, DriftedObject, Envelope, Event, EventHash, Outcome,
     PipelinePolicy, PromotionSource, Recorded, Release, ReleaseKind, Target,
 };
+use crate::formation::Routing;
 use crate::hooks::{HookFormat, HookKind, HookSpec};
 use crate::names::{AppName, ReleaseVersion, ValidationError};
 use chrono::{DateTime, Utc};
@@ -200,6 +201,16 @@ pub fn encode_envelope(envelope: &Envelope) -> Vec<u8> {
             version: version.get(),
             detail: detail.clone(),
         }),
+        // issue 14
+        Event::ScaleSet { replicas, .. } => Body::ScaleSet(v1::ScaleSet {
+            replicas: replicas.iter().map(|(t, n)| (t.to_string(), *n)).collect(),
+        }),
+        Event::DomainAdded { host, .. } => Body::DomainAdded(v1::DomainAdded {
+            host: host.to_string(),
+        }),
+        Event::DomainRemoved { host, .. } => Body::DomainRemoved(v1::DomainRemoved {
+            host: host.to_string(),
+        }),
     });
     v1::Envelope {
         id: envelope.id.as_bytes().to_vec(),
@@ -264,6 +275,29 @@ fn build_to_proto(build: &Build) -> v1::Build {
         image: build.image.to_string(),
         commit: build.commit.clone().unwrap_or_default(),
         note: build.note.clone().unwrap_or_default(),
+        processes: build
+            .processes
+            .iter()
+            .map(|(t, c)| (t.to_string(), c.clone()))
+            .collect(),
+        release_command: build.release_command.clone().unwrap_or_default(),
+    }
+}
+
+fn routing_to_proto(routing: &Routing) -> Option<v1::Routing> {
+    (!routing.is_default()).then(|| v1::Routing {
+        ingress_class: routing.ingress_class.clone().unwrap_or_default(),
+        tls_secret: routing.tls_secret.clone().unwrap_or_default(),
+        health_path: routing.health_path.clone().unwrap_or_default(),
+    })
+}
+
+fn routing_from_proto(routing: Option<v1::Routing>) -> Routing {
+    let routing = routing.unwrap_or_default();
+    Routing {
+        ingress_class: optional(routing.ingress_class),
+        tls_secret: optional(routing.tls_secret),
+        health_path: optional(routing.health_path),
     }
 }
 
@@ -271,11 +305,19 @@ fn target_to_proto(target: &Target) -> v1::TargetSet {
     use v1::target_set::Target as Wire;
     let wire = match target {
         Target::None => Wire::None(v1::NoTarget {}),
-        Target::Kube { context, namespace } => Wire::Kube(v1::KubeTarget {
+        Target::Kube {
+            context,
+            namespace,
+            routing,
+        } => Wire::Kube(v1::KubeTarget {
             context: context.clone().unwrap_or_default(),
             namespace: namespace.clone(),
+            routing: routing_to_proto(routing),
         }),
-        Target::Manifests { dir } => Wire::Manifests(v1::ManifestsTarget { dir: dir.clone() }),
+        Target::Manifests { dir, routing } => Wire::Manifests(v1::ManifestsTarget {
+            dir: dir.clone(),
+            routing: routing_to_proto(routing),
+        }),
         Target::Exec { command, pass_env } => Wire::Exec(v1::ExecTarget {
             command: command.clone(),
             pass_env: pass_env.iter().map(|n| n.to_string()).collect(),
@@ -291,8 +333,12 @@ fn target_from_proto(target: v1::TargetSet) -> Result<Target, CodecError> {
         Some(Wire::Kube(kube)) => Target::Kube {
             context: optional(kube.context),
             namespace: kube.namespace,
+            routing: routing_from_proto(kube.routing),
         },
-        Some(Wire::Manifests(m)) => Target::Manifests { dir: m.dir },
+        Some(Wire::Manifests(m)) => Target::Manifests {
+            dir: m.dir,
+            routing: routing_from_proto(m.routing),
+        },
         Some(Wire::Exec(e)) => Target::Exec {
             command: e.command,
             pass_env: e
@@ -515,6 +561,23 @@ pub fn decode_envelope(bytes: &[u8]) -> Result<Envelope, CodecError> {
             version: version(b.version, "drift.version")?,
             detail: b.detail,
         }),
+        // issue 14
+        Some(Body::ScaleSet(b)) => Some(Event::ScaleSet {
+            env: env()?,
+            replicas: b
+                .replicas
+                .into_iter()
+                .map(|(t, n)| Ok((t.parse()?, n)))
+                .collect::<Result<_, CodecError>>()?,
+        }),
+        Some(Body::DomainAdded(b)) => Some(Event::DomainAdded {
+            env: env()?,
+            host: b.host.parse()?,
+        }),
+        Some(Body::DomainRemoved(b)) => Some(Event::DomainRemoved {
+            env: env()?,
+            host: b.host.parse()?,
+        }),
     };
     Ok(Envelope {
         id: uuid(&wire.id).ok_or(field("id", "must be 16 bytes"))?,
@@ -561,6 +624,12 @@ fn build_from_proto(build: Result<v1::Build, CodecError>) -> Result<Build, Codec
         image: build.image.parse()?,
         commit: optional(build.commit),
         note: optional(build.note),
+        processes: build
+            .processes
+            .into_iter()
+            .map(|(t, c)| Ok((t.parse()?, c)))
+            .collect::<Result<_, CodecError>>()?,
+        release_command: optional(build.release_command),
     })
 }
 
@@ -672,12 +741,49 @@ pub(crate) mod tests {
             image(),
             proptest::option::of("[0-9a-f]{7,40}"),
             proptest::option::of(".{1,20}"),
+            processes(),
+            proptest::option::of("[a-z /-]{1,20}"),
         )
-            .prop_map(|(image, commit, note)| Build {
+            .prop_map(|(image, commit, note, processes, release_command)| Build {
                 commit,
                 note,
+                id: Build::id_for(&image, &processes, release_command.as_deref()),
+                processes,
+                release_command,
                 ..Build::of_image(image)
             })
+    }
+
+    // issue 14
+    fn process_type() -> impl Strategy<Value = crate::ProcessType> {
+        prop_oneof![Just("web".to_string()), Just("worker".to_string()), name()]
+            .prop_filter("not release", |t| t != "release")
+            .prop_map(|t| t.parse().unwrap())
+    }
+
+    fn processes() -> impl Strategy<Value = crate::Processes> {
+        proptest::collection::btree_map(process_type(), "[a-z $/-]{1,20}", 0..3)
+    }
+
+    fn routing() -> impl Strategy<Value = Routing> {
+        (
+            proptest::option::of(name()),
+            proptest::option::of(name()),
+            proptest::option::of("/[a-z]{0,10}"),
+        )
+            .prop_map(|(ingress_class, tls_secret, health_path)| Routing {
+                ingress_class,
+                tls_secret,
+                health_path,
+            })
+    }
+
+    fn host() -> impl Strategy<Value = crate::Hostname> {
+        (proptest::option::of(Just("*.")), name(), "[a-z]{2,6}").prop_map(|(star, label, tld)| {
+            format!("{}{label}.{tld}", star.unwrap_or(""))
+                .parse()
+                .unwrap()
+        })
     }
 
     fn config() -> impl Strategy<Value = crate::event::Config> {
@@ -694,9 +800,18 @@ pub(crate) mod tests {
     fn target() -> impl Strategy<Value = Target> {
         prop_oneof![
             Just(Target::None),
-            (proptest::option::of("[a-z][a-z0-9-]{0,10}"), name())
-                .prop_map(|(context, namespace)| Target::Kube { context, namespace }),
-            "/[a-z/]{1,20}".prop_map(|dir| Target::Manifests { dir }),
+            (
+                proptest::option::of("[a-z][a-z0-9-]{0,10}"),
+                name(),
+                routing()
+            )
+                .prop_map(|(context, namespace, routing)| Target::Kube {
+                    context,
+                    namespace,
+                    routing
+                }),
+            ("/[a-z/]{1,20}", routing())
+                .prop_map(|(dir, routing)| Target::Manifests { dir, routing }),
             (
                 ".{1,30}",
                 proptest::collection::btree_set("[A-Z_][A-Z0-9_]{0,8}", 0..3)
@@ -762,6 +877,14 @@ pub(crate) mod tests {
             ),
             access_event(),
             pipeline_event(),
+            // issue 14
+            (
+                env(),
+                proptest::collection::btree_map(process_type(), 0..10_000u32, 1..4)
+            )
+                .prop_map(|(env, replicas)| Event::ScaleSet { env, replicas }),
+            (env(), host()).prop_map(|(env, host)| Event::DomainAdded { env, host }),
+            (env(), host()).prop_map(|(env, host)| Event::DomainRemoved { env, host }),
         ]
     }
 

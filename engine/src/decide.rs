@@ -7,8 +7,9 @@ use crate::event::{
     Build, Config, ConfigValue, DriftedObject, Event, Outcome, PipelinePolicy, PromotionSource,
     Release, ReleaseKind, Target,
 };
+use crate::formation::{check_command, Processes, Scale, MAX_PROCESS_TYPES, MAX_REPLICAS};
 use crate::names::{
-    limits, Actor, AppName, BuildId, ChatId, ConfigKey, EnvName, HookName, ImageRef,
+    limits, Actor, AppName, BuildId, ChatId, ConfigKey, EnvName, HookName, Hostname, ImageRef,
     ReleaseVersion, TokenId,
 };
 use crate::state::{AppState, EnvState, Lock};
@@ -30,6 +31,10 @@ pub enum Command {
         image: ImageRef,
         commit: Option<String>,
         note: Option<String>,
+        /// issue 14: the build's process types (empty: one `web` with the image's entrypoint)
+        /// and release-phase command.
+        processes: Processes,
+        release_command: Option<String>,
     },
     Deploy {
         env: EnvName,
@@ -117,6 +122,22 @@ pub enum Command {
         env: EnvName,
         version: ReleaseVersion,
         detail: String,
+    },
+    // issue 14: formation.
+    /// `ps scale`: replicas of process types of the env's current build.
+    Scale {
+        env: EnvName,
+        replicas: Scale,
+    },
+    /// `domains add`. Whether another app routes the host is checked by the caller, who can
+    /// see every app (`decide` sees one).
+    AddDomain {
+        env: EnvName,
+        host: Hostname,
+    },
+    RemoveDomain {
+        env: EnvName,
+        host: Hostname,
     },
 }
 
@@ -310,6 +331,32 @@ pub enum DomainError {
         env: EnvName,
         why: String,
     },
+    // issue 14: formation.
+    #[error("{field}: {rule}")]
+    InvalidProcess { field: String, rule: &'static str },
+    #[error("{app}/{env}: the current build has no process type {process_type} (it has {types})")]
+    UnknownProcessType {
+        app: AppName,
+        env: EnvName,
+        process_type: crate::names::ProcessType,
+        types: String,
+    },
+    #[error("{app}/{env} has no release yet: deploy a build before scaling it")]
+    NothingToScale { app: AppName, env: EnvName },
+    #[error("{app}/{env}: {host} is already one of its domains")]
+    DomainExists {
+        app: AppName,
+        env: EnvName,
+        host: Hostname,
+    },
+    #[error("{app}/{env}: {host} is not one of its domains (see `hoist domains list`)")]
+    DomainNotFound {
+        app: AppName,
+        env: EnvName,
+        host: Hostname,
+    },
+    #[error("domain {host} is already routed to {holder}: remove it there first")]
+    DomainTaken { host: Hostname, holder: String },
 }
 
 /// `Err(TooLarge)` when `size` is over `limit`.
@@ -415,7 +462,7 @@ pub(crate) fn check_limits(
                 context: Some(context),
                 ..
             } => within("--context", context.len(), limits::CONTEXT_BYTES)?,
-            Target::Manifests { dir } => within("--manifests", dir.len(), limits::PATH_BYTES)?,
+            Target::Manifests { dir, .. } => within("--manifests", dir.len(), limits::PATH_BYTES)?,
             Target::Exec { command, pass_env } => {
                 within("--exec", command.len(), limits::COMMAND_BYTES)?;
                 if pass_env.len() > limits::PASS_ENV_NAMES {
@@ -452,13 +499,20 @@ fn decide_unchecked(
             image,
             commit,
             note,
+            processes,
+            release_command,
         } => {
-            if state.builds.contains_key(&image.build_id()) {
+            check_processes(processes, release_command.as_deref())?;
+            let id = Build::id_for(image, processes, release_command.as_deref());
+            if state.builds.contains_key(&id) {
                 return Ok(vec![]);
             }
             let build = Build {
+                id,
                 commit: commit.clone(),
                 note: note.clone(),
+                processes: processes.clone(),
+                release_command: release_command.clone(),
                 ..Build::of_image(image.clone())
             };
             Ok(vec![Event::BuildRegistered { build }])
@@ -466,9 +520,11 @@ fn decide_unchecked(
         Command::Deploy { env, artifact } => {
             let current = rules.unlocked_env(env)?;
             let build = match artifact {
+                // The build registered last for the image (with its processes), else a new one.
                 Artifact::Image(image) => state
-                    .builds
-                    .get(&image.build_id())
+                    .image_builds
+                    .get(image)
+                    .and_then(|id| state.builds.get(id))
                     .cloned()
                     .unwrap_or_else(|| Build::of_image(image.clone())),
                 Artifact::Build(id) => {
@@ -681,6 +737,47 @@ fn decide_unchecked(
             version,
             detail,
         } => crate::pipeline::record_healed(&rules, env, *version, detail),
+        // issue 14
+        Command::Scale { env, replicas } => {
+            // Not a change of what runs but of how much: a lock does not stop it (scaling up
+            // under load is recovery, like a rollback).
+            let env_state = rules.env(env)?;
+            check_scale(app, env, env_state, replicas)?;
+            // Only the counts that differ from what the env holds: scaling to the same count
+            // again records nothing.
+            let changed: Scale = replicas
+                .iter()
+                .filter(|(t, n)| env_state.scale.get(*t) != Some(*n))
+                .map(|(t, n)| (t.clone(), *n))
+                .collect();
+            if changed.is_empty() {
+                return Ok(vec![]);
+            }
+            Ok(vec![Event::ScaleSet {
+                env: env.clone(),
+                replicas: changed,
+            }])
+        }
+        Command::AddDomain { env, host } => {
+            check_domain_added(app, state, env, host)?;
+            Ok(vec![Event::DomainAdded {
+                env: env.clone(),
+                host: host.clone(),
+            }])
+        }
+        Command::RemoveDomain { env, host } => {
+            if !rules.env(env)?.domains.contains(host) {
+                return Err(DomainError::DomainNotFound {
+                    app: app.clone(),
+                    env: env.clone(),
+                    host: host.clone(),
+                });
+            }
+            Ok(vec![Event::DomainRemoved {
+                env: env.clone(),
+                host: host.clone(),
+            }])
+        }
     }
 }
 
@@ -873,6 +970,105 @@ fn set_policies(
     Ok(events)
 }
 
+/// The rules a build's process types and release command keep (issue 14).
+pub(crate) fn check_processes(
+    processes: &Processes,
+    release_command: Option<&str>,
+) -> Result<(), DomainError> {
+    if processes.len() > MAX_PROCESS_TYPES {
+        return Err(DomainError::TooMany {
+            field: "--process",
+            count: processes.len(),
+            limit: MAX_PROCESS_TYPES,
+        });
+    }
+    for (process_type, command) in processes {
+        check_command(command).map_err(|rule| DomainError::InvalidProcess {
+            field: format!("the command of process type {process_type}"),
+            rule,
+        })?;
+    }
+    if let Some(command) = release_command {
+        check_command(command).map_err(|rule| DomainError::InvalidProcess {
+            field: "the release command".into(),
+            rule,
+        })?;
+    }
+    Ok(())
+}
+
+/// `ps scale`'s rules: a current release, types its build has, counts within the bound.
+pub(crate) fn check_scale(
+    app: &AppName,
+    env: &EnvName,
+    env_state: &EnvState,
+    replicas: &Scale,
+) -> Result<(), DomainError> {
+    if replicas.is_empty() {
+        return Err(DomainError::Empty {
+            field: "ps scale",
+            what: "TYPE=N",
+        });
+    }
+    let Some(current) = env_state.current().filter(|r| r.release.build.is_some()) else {
+        return Err(DomainError::NothingToScale {
+            app: app.clone(),
+            env: env.clone(),
+        });
+    };
+    let formation = env_state.formation(current);
+    for (process_type, count) in replicas {
+        if !formation
+            .processes
+            .iter()
+            .any(|p| &p.process_type == process_type)
+        {
+            let types: Vec<&str> = formation
+                .processes
+                .iter()
+                .map(|p| p.process_type.as_str())
+                .collect();
+            return Err(DomainError::UnknownProcessType {
+                app: app.clone(),
+                env: env.clone(),
+                process_type: process_type.clone(),
+                types: types.join(", "),
+            });
+        }
+        if *count > MAX_REPLICAS {
+            return Err(DomainError::InvalidProcess {
+                field: format!("{process_type}={count}"),
+                rule: "a count is at most 10000",
+            });
+        }
+    }
+    Ok(())
+}
+
+/// `domains add`'s rules within one app: the env exists, and no env of the app has the host.
+pub(crate) fn check_domain_added(
+    app: &AppName,
+    state: &AppState,
+    env: &EnvName,
+    host: &Hostname,
+) -> Result<(), DomainError> {
+    Rules { app, state }.env(env)?;
+    if let Some((holder, _)) = state.envs.iter().find(|(_, e)| e.domains.contains(host)) {
+        if holder == env {
+            return Err(DomainError::DomainExists {
+                app: app.clone(),
+                env: env.clone(),
+                host: host.clone(),
+            });
+        }
+        return Err(DomainError::DomainTaken {
+            host: host.clone(),
+            holder: format!("{app}/{holder}"),
+        });
+    }
+    Ok(())
+}
+
 /// Where auto-rollback goes after `failed` ended with `outcome`, if anywhere: only with the policy
 /// on, only for a failure of the current release (a newer release means someone moved on), only
 /// to a healthy version other than the failed one, and never again to the version a failed
@@ -905,8 +1101,13 @@ pub(crate) fn check_target(
         env: env.clone(),
         rule,
     };
+    if let Some(routing) = target.routing() {
+        routing.check().map_err(invalid)?;
+    }
     match target {
-        Target::Kube { context, namespace } => {
+        Target::Kube {
+            context, namespace, ..
+        } => {
             if namespace.parse::<EnvName>().is_err() {
                 return Err(invalid("a namespace must be a DNS label"));
             }
@@ -914,7 +1115,7 @@ pub(crate) fn check_target(
                 return Err(invalid("a kube context must not be empty"));
             }
         }
-        Target::Manifests { dir } if !dir.starts_with('/') => {
+        Target::Manifests { dir, .. } if !dir.starts_with('/') => {
             return Err(invalid("a manifests directory must be an absolute path"))
         }
         Target::Exec { command, .. } if command.trim().is_empty() => {

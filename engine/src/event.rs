@@ -3,10 +3,11 @@
 
 use crate::access::TokenHash;
 use crate::authorize::Grant;
+use crate::formation::{Processes, Routing, Scale};
 use crate::hooks::HookSpec;
 use crate::names::{
-    Actor, AppName, BuildId, ChatId, ConfigKey, EnvName, HookName, ImageRef, ReleaseVersion,
-    TokenId, VarName,
+    Actor, AppName, BuildId, ChatId, ConfigKey, EnvName, HookName, Hostname, ImageRef,
+    ReleaseVersion, TokenId, VarName,
 };
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -59,6 +60,12 @@ pub struct Build {
     pub commit: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    // issue 14: the build's process types (empty: one `web` with the image's entrypoint) and
+    // its release-phase command.
+    #[serde(default, skip_serializing_if = "Processes::is_empty")]
+    pub processes: Processes,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release_command: Option<String>,
 }
 
 impl Build {
@@ -68,7 +75,19 @@ impl Build {
             image,
             commit: None,
             note: None,
+            processes: Processes::new(),
+            release_command: None,
         }
+    }
+
+    /// The id a build of `image` with this formation has: the image's own when the formation
+    /// is the default, so registering the same image with the same processes names one build.
+    pub fn id_for(
+        image: &ImageRef,
+        processes: &Processes,
+        release_command: Option<&str>,
+    ) -> BuildId {
+        image.build_id_with(&crate::formation::formation_key(processes, release_command))
     }
 }
 
@@ -169,9 +188,17 @@ pub enum Target {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         context: Option<String>,
         namespace: String,
+        /// issue 14: ingress class, TLS secret, health path.
+        #[serde(default, skip_serializing_if = "Routing::is_default")]
+        routing: Routing,
     },
     /// A directory of YAML manifests for a GitOps tool to sync.
-    Manifests { dir: String },
+    Manifests {
+        dir: String,
+        /// issue 14: ingress class, TLS secret, health path.
+        #[serde(default, skip_serializing_if = "Routing::is_default")]
+        routing: Routing,
+    },
     /// A shell command that is handed the release, in an environment cleared but for `PATH`,
     /// `HOME`, the release's `HOIST_*` variables and the variables of `pass_env`.
     Exec {
@@ -182,6 +209,14 @@ pub enum Target {
 }
 
 impl Target {
+    /// How the env's `web` process is reached and checked (kube and manifests targets).
+    pub fn routing(&self) -> Option<&Routing> {
+        match self {
+            Target::Kube { routing, .. } | Target::Manifests { routing, .. } => Some(routing),
+            Target::None | Target::Exec { .. } => None,
+        }
+    }
+
     pub fn kind(&self) -> &'static str {
         match self {
             Target::None => "none",
@@ -195,20 +230,34 @@ impl Target {
 impl std::fmt::Display for Target {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Target::None => write!(f, "none"),
-            Target::Kube { context, namespace } => match context {
+            Target::None => write!(f, "none")?,
+            Target::Kube {
+                context, namespace, ..
+            } => match context {
                 Some(context) => write!(f, "kube context {context}, namespace {namespace}"),
                 None => write!(f, "kube (current context), namespace {namespace}"),
-            },
-            Target::Manifests { dir } => write!(f, "manifests in {dir}"),
+            }?,
+            Target::Manifests { dir, .. } => write!(f, "manifests in {dir}")?,
             Target::Exec { command, pass_env } if pass_env.is_empty() => {
-                write!(f, "exec `{command}`")
+                write!(f, "exec `{command}`")?
             }
             Target::Exec { command, pass_env } => {
                 let names: Vec<&str> = pass_env.iter().map(VarName::as_str).collect();
-                write!(f, "exec `{command}` (passing {})", names.join(", "))
+                write!(f, "exec `{command}` (passing {})", names.join(", "))?
             }
         }
+        if let Some(routing) = self.routing() {
+            if let Some(class) = &routing.ingress_class {
+                write!(f, ", ingress class {class}")?;
+            }
+            if let Some(secret) = &routing.tls_secret {
+                write!(f, ", TLS secret {secret}")?;
+            }
+            if let Some(path) = &routing.health_path {
+                write!(f, ", health path {path}")?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -425,6 +474,21 @@ pub enum Event {
         version: ReleaseVersion,
         detail: String,
     },
+    // issue 14: formation.
+    /// `ps scale`: the replicas of the named process types (the others keep theirs).
+    ScaleSet {
+        env: EnvName,
+        replicas: Scale,
+    },
+    /// `domains add`: `host` routes to the env's `web` process.
+    DomainAdded {
+        env: EnvName,
+        host: Hostname,
+    },
+    DomainRemoved {
+        env: EnvName,
+        host: Hostname,
+    },
 }
 
 impl Event {
@@ -474,6 +538,10 @@ impl Event {
             | Event::PromotionVerified { env, .. }
             | Event::DriftDetected { env, .. }
             | Event::DriftHealed { env, .. } => Some(env),
+            // issue 14
+            Event::ScaleSet { env, .. }
+            | Event::DomainAdded { env, .. }
+            | Event::DomainRemoved { env, .. } => Some(env),
         }
     }
 
@@ -506,6 +574,9 @@ impl Event {
             Event::PromotionVerified { .. } => "verification",
             Event::DriftDetected { .. } => "drift_detected",
             Event::DriftHealed { .. } => "drift_healed",
+            // issue 14
+            Event::ScaleSet { .. } => "scale",
+            Event::DomainAdded { .. } | Event::DomainRemoved { .. } => "domain",
         }
     }
 
@@ -671,6 +742,18 @@ impl Event {
                 version,
                 detail,
             } => Summary::Text(format!("Drift in {env} from {version} healed: {detail}")),
+            // issue 14
+            Event::ScaleSet { env, replicas } => {
+                let counts: Vec<String> =
+                    replicas.iter().map(|(t, n)| format!("{t}={n}")).collect();
+                Summary::Text(format!("Scaled {env}: {}", counts.join(", ")))
+            }
+            Event::DomainAdded { env, host } => {
+                Summary::Text(format!("Added domain {host} to {env}"))
+            }
+            Event::DomainRemoved { env, host } => {
+                Summary::Text(format!("Removed domain {host} from {env}"))
+            }
         }
     }
 }

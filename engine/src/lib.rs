@@ -25,6 +25,7 @@ pub mod chain;
 pub mod codec;
 pub mod decide;
 pub mod event;
+pub mod formation;
 pub mod hooks;
 pub mod import;
 pub mod models;
@@ -47,4 +48,7 @@ pub use names::{
     Actor, AppName, BuildId, ChatId, ConfigKey, EnvName, HookName, ImageRef, ReleaseVersion,
     TokenId, ValidationError, VarName,
 };
+// issue 14
+pub use formation::{Formation, Process, Processes, Routing, Scale};
+pub use names::{Hostname, ProcessType};
 pub use state::{AppState, Drift, EnvState, Lock, Pin, ReleaseRecord, Rollout};

@@ -298,8 +298,21 @@ impl ImageRef {
 
     /// The build id this image is registered under.
     pub fn build_id(&self) -> BuildId {
+        self.build_id_with("")
+    }
+
+    /// The id of a build of this image that also names `formation` (its process types and
+    /// release command, written canonically): the image's own id when `formation` is empty, so
+    /// builds registered before process types keep their ids.
+    pub fn build_id_with(&self, formation: &str) -> BuildId {
         use sha2::Digest;
-        let hash = sha2::Sha256::digest(self.0.as_bytes());
+        let mut hasher = sha2::Sha256::new();
+        hasher.update(self.0.as_bytes());
+        if !formation.is_empty() {
+            hasher.update(b"\n");
+            hasher.update(formation.as_bytes());
+        }
+        let hash = hasher.finalize();
         BuildId(
             hash[..6]
                 .iter()
@@ -493,5 +506,83 @@ mod tests {
             assert!(bad.parse::<ReleaseVersion>().is_err(), "{bad}");
         }
         assert_eq!(ReleaseVersion::FIRST.to_string(), "v1");
+    }
+}
+
+// issue 14: formation (process types, domains).
+string_newtype!(
+    /// A process type of a build (`web`, `worker`): a DNS label, as it names Kubernetes objects
+    /// (`APP-TYPE`). `release` is not one: in a Procfile it names the release-phase command.
+    ProcessType,
+    "process type",
+    |s| is_dns_label(s) && s != "release",
+    "must be a DNS label (lowercase letters, digits and '-', at most 63 characters) other than `release`"
+);
+
+impl ProcessType {
+    /// The process type that gets `PORT`, the Service and the domains.
+    pub const WEB: &'static str = "web";
+
+    pub fn web() -> Self {
+        ProcessType(Self::WEB.into())
+    }
+
+    pub fn is_web(&self) -> bool {
+        &*self.0 == Self::WEB
+    }
+}
+
+string_newtype!(
+    /// A host name routed to an env's `web` process: RFC 1123 labels separated by dots, at most
+    /// 253 characters, lowercase; a wildcard only as a whole first label (`*.example.com`).
+    Hostname,
+    "host",
+    is_hostname,
+    "must be an RFC 1123 host name (lowercase DNS labels separated by dots, at most 253 characters; a wildcard only as a leading `*.`)"
+);
+
+fn is_hostname(s: &str) -> bool {
+    let rest = s.strip_prefix("*.").unwrap_or(s);
+    s.len() <= 253
+        && rest.contains('.')
+        && rest.split('.').all(is_dns_label)
+        // A top-level label of digits only would read as an IP address.
+        && !rest.rsplit('.').next().is_some_and(|tld| tld.bytes().all(|b| b.is_ascii_digit()))
+}
+
+#[cfg(test)]
+mod formation_tests {
+    use super::*;
+
+    #[test]
+    fn process_types_are_dns_labels_and_release_is_reserved() {
+        for good in ["web", "worker", "clock-2"] {
+            assert!(good.parse::<ProcessType>().is_ok(), "{good}");
+        }
+        for bad in ["", "Web", "-web", "web_1", "release", &"a".repeat(64)] {
+            assert!(bad.parse::<ProcessType>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn host_names_follow_rfc_1123_with_a_leading_wildcard_only() {
+        for good in ["api.example.com", "*.example.com", "a-1.b.example.io"] {
+            assert!(good.parse::<Hostname>().is_ok(), "{good}");
+        }
+        for bad in [
+            "",
+            "localhost",
+            "API.example.com",
+            "a..b",
+            "-a.example.com",
+            "a.*.example.com",
+            "*example.com",
+            "*.*.example.com",
+            "10.0.0.1",
+            "a_b.example.com",
+            "example.com.",
+        ] {
+            assert!(bad.parse::<Hostname>().is_err(), "{bad}");
+        }
     }
 }

@@ -5,10 +5,11 @@ use crate::event::{
     Build, DriftedObject, Envelope, Event, EventHash, Outcome, PipelinePolicy, Recorded, Release,
     Target,
 };
-use crate::names::{Actor, BuildId, EnvName, ReleaseVersion};
+use crate::formation::{Formation, Scale};
+use crate::names::{Actor, BuildId, EnvName, Hostname, ImageRef, ReleaseVersion};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// A release as it stands in history: who made it and when. (Serde: read models persist it.)
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -85,6 +86,11 @@ pub struct EnvState {
     /// they are never auto-promoted here.
     pub failed_verifications: std::collections::BTreeSet<(EnvName, ReleaseVersion)>,
     pub drift: Option<Drift>,
+    // issue 14
+    /// The replicas `ps scale` set, per process type; kept across releases of any kind.
+    pub scale: Scale,
+    /// Hosts routed to the env's `web` process.
+    pub domains: BTreeSet<Hostname>,
 }
 
 impl EnvState {
@@ -96,6 +102,19 @@ impl EnvState {
             .ok()
             .and_then(|i| self.releases.get(i))
     }
+    /// What `record` runs in this env: its build's processes at this env's scale, with the
+    /// env's domains and routing. (issue 14)
+    pub fn formation(&self, record: &ReleaseRecord) -> Formation {
+        let build = record.release.build.as_ref();
+        Formation::of(
+            build.map(|b| &b.processes).unwrap_or(&Default::default()),
+            build.and_then(|b| b.release_command.as_deref()),
+            &self.scale,
+            &self.domains,
+            self.target.routing().unwrap_or(&Default::default()),
+        )
+    }
+
     pub fn next_version(&self) -> ReleaseVersion {
         self.current()
             .map_or(ReleaseVersion::FIRST, |r| r.release.version.next())
@@ -126,6 +145,8 @@ pub struct AppState {
     pub event_count: u64,
     /// Events whose body this version does not know, skipped by the fold.
     pub skipped_unknown: u64,
+    /// issue 14: the build registered last for each image: what `deploy --image` deploys.
+    pub image_builds: BTreeMap<ImageRef, BuildId>,
 }
 
 impl AppState {
@@ -180,11 +201,16 @@ impl AppState {
                 self.pipeline = envs;
             }
             Event::BuildRegistered { build } => {
+                self.image_builds
+                    .insert(build.image.clone(), build.id.clone());
                 self.builds.insert(build.id.clone(), build);
             }
             Event::ReleaseCreated { env, release } => {
                 if let Some(build) = &release.build {
                     if !self.builds.contains_key(&build.id) {
+                        self.image_builds
+                            .entry(build.image.clone())
+                            .or_insert_with(|| build.id.clone());
                         self.builds.insert(build.id.clone(), build.clone());
                     }
                 }
@@ -287,6 +313,22 @@ impl AppState {
             }
             Event::DriftHealed { env, .. } => {
                 self.envs.entry(env).or_default().drift = None;
+            }
+            // issue 14: what the target runs changed: the current release is pending again.
+            Event::ScaleSet { env, replicas } => {
+                let env_state = self.envs.entry(env).or_default();
+                env_state.scale.extend(replicas);
+                env_state.rollout = None;
+            }
+            Event::DomainAdded { env, host } => {
+                let env_state = self.envs.entry(env).or_default();
+                env_state.domains.insert(host);
+                env_state.rollout = None;
+            }
+            Event::DomainRemoved { env, host } => {
+                let env_state = self.envs.entry(env).or_default();
+                env_state.domains.remove(&host);
+                env_state.rollout = None;
             }
         }
     }

@@ -10,7 +10,7 @@
 //! on (engine/tests/import.rs checks it over random command sequences).
 
 use crate::decide::{check_limits, check_target, create_app, DomainError, Rules};
-use crate::event::{Config, Event, ReleaseKind};
+use crate::event::{Build, Config, Event, ReleaseKind};
 
 /// The config of an env with no release yet.
 static EMPTY: Config = Config::new();
@@ -42,9 +42,15 @@ pub fn check_event(app: &AppName, state: &AppState, event: &Event) -> Result<(),
                 build: build.id.clone(),
                 rule,
             };
-            if build.id != build.image.build_id() {
-                return Err(malformed("its id is not its image's"));
+            let id = Build::id_for(
+                &build.image,
+                &build.processes,
+                build.release_command.as_deref(),
+            );
+            if build.id != id {
+                return Err(malformed("its id is not its image's and formation's"));
             }
+            crate::decide::check_processes(&build.processes, build.release_command.as_deref())?;
             if state.builds.contains_key(&build.id) {
                 return Err(malformed("it is already registered"));
             }
@@ -200,6 +206,22 @@ pub fn check_event(app: &AppName, state: &AppState, event: &Event) -> Result<(),
         | Event::HookDisabled { .. }
         | Event::HookRedeliveryRequested { .. }
         | Event::HookSecretRotated { .. } => unreachable!("refused above"),
+        // issue 14
+        Event::ScaleSet { env, replicas } => {
+            crate::decide::check_scale(app, env, rules.env(env)?, replicas)?;
+        }
+        Event::DomainAdded { env, host } => {
+            crate::decide::check_domain_added(app, state, env, host)?;
+        }
+        Event::DomainRemoved { env, host } => {
+            if !rules.env(env)?.domains.contains(host) {
+                return Err(DomainError::DomainNotFound {
+                    app: app.clone(),
+                    env: env.clone(),
+                    host: host.clone(),
+                });
+            }
+        }
     }
     Ok(())
 }

@@ -272,6 +272,8 @@ fn every_other_command_needs_the_app_to_exist() {
             image: image('a'),
             commit: None,
             note: None,
+            processes: Default::default(),
+            release_command: None,
         },
         Command::Deploy {
             env: env("staging"),
@@ -317,6 +319,8 @@ fn register_build_records_image_commit_and_note() {
             image: image('a'),
             commit: Some("abc1234".into()),
             note: Some("fix login".into()),
+            processes: Default::default(),
+            release_command: None,
         })
         .then_expect(vec![registered(Build {
             commit: Some("abc1234".into()),
@@ -333,6 +337,8 @@ fn register_build_of_an_already_registered_image_is_a_no_op() {
             image: image('a'),
             commit: Some("other".into()),
             note: None,
+            processes: Default::default(),
+            release_command: None,
         })
         .then_expect(vec![]);
 }
@@ -347,6 +353,8 @@ fn register_build_of_an_image_already_deployed_by_ref_is_a_no_op() {
         image: image('a'),
         commit: None,
         note: None,
+        processes: Default::default(),
+        release_command: None,
     })
     .then_expect(vec![]);
 }
@@ -1223,6 +1231,8 @@ fn a_lock_reason_a_note_and_a_commit_over_their_limits_are_rejected() {
             image: image('a'),
             commit: None,
             note: Some(reason),
+            processes: Default::default(),
+            release_command: None,
         })
         .then_reject(DomainError::TooLarge {
             field: "--note".into(),
@@ -1234,6 +1244,8 @@ fn a_lock_reason_a_note_and_a_commit_over_their_limits_are_rejected() {
             image: image('a'),
             commit: Some("c".repeat(257)),
             note: None,
+            processes: Default::default(),
+            release_command: None,
         })
         .then_reject(DomainError::TooLarge {
             field: "--commit".into(),

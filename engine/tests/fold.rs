@@ -98,8 +98,10 @@ fn pipeline() -> impl Strategy<Value = Vec<EnvName>> {
 fn command() -> impl Strategy<Value = Command> {
     prop_oneof![
         1 => pipeline().prop_map(|pipeline| Command::CreateApp { pipeline }),
-        2 => (image(), proptest::option::of("[0-9a-f]{7}"))
-            .prop_map(|(image, commit)| Command::RegisterBuild { image, commit, note: None }),
+        2 => (image(), proptest::option::of("[0-9a-f]{7}"), processes(), proptest::option::of(Just("bin/migrate".to_string())))
+            .prop_map(|(image, commit, processes, release_command)| Command::RegisterBuild {
+                image, commit, note: None, processes, release_command,
+            }),
         6 => (env(), image(), any::<bool>()).prop_map(|(env, image, by_build)| Command::Deploy {
             env,
             artifact: if by_build { Artifact::Build(image.build_id()) } else { Artifact::Image(image) },
@@ -115,7 +117,7 @@ fn command() -> impl Strategy<Value = Command> {
         1 => (env(), select(vec![
             Target::None,
             Target::Exec { command: "deploy.sh".into(), pass_env: Default::default() },
-            Target::Manifests { dir: "/srv/gitops".into() },
+            Target::Manifests { dir: "/srv/gitops".into(), routing: Default::default() },
         ])).prop_map(|(env, target)| Command::SetTarget { env, target }),
         1 => (env(), any::<bool>()).prop_map(|(env, auto_rollback)| Command::SetPolicy { env, auto_rollback }),
         4 => (env(), 1..6u64, select(vec![Outcome::Applied, Outcome::Healthy, Outcome::Failed]))
@@ -162,7 +164,29 @@ fn command() -> impl Strategy<Value = Command> {
             version: ReleaseVersion::new(version).unwrap(),
             detail: "re-applied".into(),
         }),
+        // issue 14
+        3 => (env(), proptest::collection::btree_map(process_type(), 0..4u32, 1..3))
+            .prop_map(|(env, replicas)| Command::Scale { env, replicas }),
+        1 => (env(), host()).prop_map(|(env, host)| Command::AddDomain { env, host }),
+        1 => (env(), host()).prop_map(|(env, host)| Command::RemoveDomain { env, host }),
     ]
+}
+
+// issue 14
+fn process_type() -> impl Strategy<Value = hoist_engine::ProcessType> {
+    select(vec!["web", "worker", "clock"]).prop_map(|t| t.parse().unwrap())
+}
+
+fn processes() -> impl Strategy<Value = hoist_engine::Processes> {
+    prop_oneof![
+        2 => Just(hoist_engine::Processes::new()),
+        1 => proptest::collection::btree_map(process_type(), Just("bin/run".to_string()), 1..3),
+    ]
+}
+
+fn host() -> impl Strategy<Value = hoist_engine::Hostname> {
+    select(vec!["api.example.com", "*.example.com", "www.example.org"])
+        .prop_map(|h| h.parse().unwrap())
 }
 
 /// A step, who takes it, and how many commits of other apps come before it in the global log.

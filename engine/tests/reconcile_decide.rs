@@ -149,6 +149,7 @@ fn invalid_targets_are_rejected_naming_the_rule() {
             Target::Kube {
                 context: None,
                 namespace: "Not_A_Label".into(),
+                routing: Default::default(),
             },
             "a namespace must be a DNS label",
         ),
@@ -156,12 +157,14 @@ fn invalid_targets_are_rejected_naming_the_rule() {
             Target::Kube {
                 context: Some(" ".into()),
                 namespace: "prod".into(),
+                routing: Default::default(),
             },
             "a kube context must not be empty",
         ),
         (
             Target::Manifests {
                 dir: "relative/dir".into(),
+                routing: Default::default(),
             },
             "a manifests directory must be an absolute path",
         ),
@@ -268,7 +271,10 @@ fn a_new_target_makes_the_current_release_pending_again() {
         rollout(1, Outcome::Healthy),
         Event::TargetSet {
             env: env("production"),
-            target: Target::Manifests { dir: "/srv".into() },
+            target: Target::Manifests {
+                dir: "/srv".into(),
+                routing: Default::default(),
+            },
         },
     ]);
     let production = &g.0.envs[&env("production")];

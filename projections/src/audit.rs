@@ -84,6 +84,9 @@ pub const KINDS: &[&str] = &[
     "drift_healed",
     // issue 11
     "hook",
+    // issue 14
+    "scale",
+    "domain",
 ];
 
 impl AuditQuery {

@@ -122,6 +122,12 @@ impl AppStatus {
                 env.drift = None; // issue 16
             }
             Event::PolicySet { .. } => {}
+            // issue 14: as in `AppState::apply`: the current release is to be applied again.
+            Event::ScaleSet { env, .. }
+            | Event::DomainAdded { env, .. }
+            | Event::DomainRemoved { env, .. } => {
+                self.envs.entry(env).or_default().rollout = None;
+            }
             Event::RolloutRecorded {
                 env,
                 version,

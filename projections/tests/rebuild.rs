@@ -82,6 +82,8 @@ fn command(what: u8, n: u8) -> Command {
             image: image(n),
             commit: Some(format!("{n:07x}")),
             note: None,
+            processes: Default::default(),
+            release_command: None,
         },
         8 => Command::UnsetConfig {
             env: env(n),
@@ -93,6 +95,7 @@ fn command(what: u8, n: u8) -> Command {
                 0 => Target::None,
                 1 => Target::Manifests {
                     dir: format!("/srv/manifests/{}", n % 2),
+                    routing: Default::default(),
                 },
                 _ => Target::Exec {
                     command: "deploy.sh".into(),

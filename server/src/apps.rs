@@ -116,6 +116,12 @@ pub struct RegisterBuild {
     image: String,
     commit: Option<String>,
     note: Option<String>,
+    /// issue 14: process types and their commands (`{"web": "bin/server"}`) [default: one
+    /// `web` with the image's entrypoint].
+    #[serde(default)]
+    processes: std::collections::BTreeMap<String, String>,
+    /// issue 14: the release-phase command.
+    release_command: Option<String>,
 }
 
 /// `hoist builds register`.
@@ -135,6 +141,12 @@ async fn register_build(
         image: body.image.parse()?,
         commit: body.commit,
         note: body.note,
+        processes: body
+            .processes
+            .into_iter()
+            .map(|(t, c)| Ok((t.parse()?, c)))
+            .collect::<Result<_, hoist_control::engine::ValidationError>>()?,
+        release_command: body.release_command,
     };
     respond(&api, &caller, shown, request).await
 }

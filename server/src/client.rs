@@ -321,8 +321,12 @@ pub fn route(request: &Request) -> Route {
             image,
             commit,
             note,
-        } => Route::new(M::POST, format!("{}/builds", app_path(app)))
-            .body(json!({"image": image, "commit": commit, "note": note})),
+            processes,
+            release_command,
+        } => Route::new(M::POST, format!("{}/builds", app_path(app))).body(json!({
+            "image": image, "commit": commit, "note": note,
+            "processes": processes, "release_command": release_command,
+        })),
         Request::Deploy { app, env, artifact } => {
             let body = match artifact {
                 hoist_control::engine::Artifact::Image(image) => json!({"image": image}),
@@ -487,6 +491,18 @@ pub fn route(request: &Request) -> Route {
                 .body(json!({"from": from, "to": to, "force": true}))
         }
         Request::Drift { app, env } => Route::new(M::POST, env_path(app, env, "drift")),
+        // issue 14
+        Request::Ps { app, env } => Route::new(M::GET, env_path(app, env, "ps")),
+        Request::PsScale { app, env, replicas } => {
+            Route::new(M::POST, env_path(app, env, "ps/scale")).body(json!({"replicas": replicas}))
+        }
+        Request::DomainsList { app, env } => Route::new(M::GET, env_path(app, env, "domains")),
+        Request::DomainsAdd { app, env, host } => {
+            Route::new(M::POST, env_path(app, env, "domains")).body(json!({"host": host}))
+        }
+        Request::DomainsRemove { app, env, host } => {
+            Route::new(M::POST, env_path(app, env, "domains/remove")).body(json!({"host": host}))
+        }
     }
 }
 

@@ -8,7 +8,7 @@ use crate::names::EnvPath;
 use crate::{Answer, Api};
 use axum::extract::State;
 use hoist_control::engine::{
-    Artifact, BuildId, ConfigKey, ImageRef, PolicyChanges, ReleaseVersion, Target, VarName,
+    Artifact, BuildId, ConfigKey, ImageRef, PolicyChanges, ReleaseVersion, Routing, Target, VarName,
 };
 use hoist_control::reconcile::Options;
 use hoist_control::time::{parse_instant, parse_span};
@@ -321,9 +321,19 @@ pub enum TargetBody {
         context: Option<String>,
         /// [default: the env's name]
         namespace: Option<String>,
+        /// issue 14: `{"ingress_class", "tls_secret", "health_path"}`, each optional.
+        #[serde(default)]
+        #[schema(value_type = Object)]
+        routing: Routing,
     },
     /// A directory of YAML manifests on the server (an absolute path).
-    Manifests { dir: String },
+    Manifests {
+        dir: String,
+        /// issue 14: as for `kube`.
+        #[serde(default)]
+        #[schema(value_type = Object)]
+        routing: Routing,
+    },
     /// A shell command the server runs with the release on stdin.
     Exec {
         command: String,
@@ -347,11 +357,16 @@ async fn target(
     Body(body): Body<TargetBody>,
 ) -> Answer {
     let target = match body {
-        TargetBody::Kube { context, namespace } => Target::Kube {
+        TargetBody::Kube {
+            context,
+            namespace,
+            routing,
+        } => Target::Kube {
             context,
             namespace: namespace.unwrap_or_else(|| env.to_string()),
+            routing,
         },
-        TargetBody::Manifests { dir } => {
+        TargetBody::Manifests { dir, routing } => {
             // The server's working directory is nobody's business: a path the caller names
             // must say where it is.
             if !std::path::Path::new(&dir).is_absolute() {
@@ -359,7 +374,7 @@ async fn target(
                     "manifests dir {dir:?} must be an absolute path on the server"
                 ))));
             }
-            Target::Manifests { dir }
+            Target::Manifests { dir, routing }
         }
         TargetBody::Exec { command, pass_env } => Target::Exec {
             command,
@@ -516,6 +531,8 @@ async fn apply(
         options: Options {
             wait: body.wait,
             timeout,
+            // issue 14: a timeout given bounds the release phase too.
+            release_timeout: body.timeout.is_some().then_some(timeout),
         },
         dry_run: body.dry_run,
     };

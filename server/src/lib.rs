@@ -27,6 +27,8 @@ mod command;
 mod envs;
 pub mod error;
 mod events;
+// issue 14
+mod formation;
 mod health;
 mod hooks;
 mod json;
@@ -148,6 +150,8 @@ fn routes() -> OpenApiRouter<Api> {
         .merge(audit::routes())
         .merge(events::routes())
         .merge(health::routes())
+        // issue 14
+        .merge(formation::routes())
 }
 
 /// The OpenAPI 3.1 document of every route.

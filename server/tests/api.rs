@@ -53,6 +53,7 @@ impl Authenticator for FixedTokens {
                 principal,
                 actor,
                 via: Some("api".into()),
+                command_id: None,
             })
         })
     }
@@ -943,6 +944,11 @@ async fn the_openapi_document_lists_every_route() {
         // issue 16
         ("/v1/apps/{app}/envs/{env}/pin", &["post", "delete"]),
         ("/v1/apps/{app}/envs/{env}/drift", &["post"]),
+        // issue 14
+        ("/v1/apps/{app}/envs/{env}/ps", &["get"]),
+        ("/v1/apps/{app}/envs/{env}/ps/scale", &["post"]),
+        ("/v1/apps/{app}/envs/{env}/domains", &["get", "post"]),
+        ("/v1/apps/{app}/envs/{env}/domains/remove", &["post"]),
         ("/v1/audit", &["get"]),
         ("/v1/audit/verify", &["get"]),
         ("/v1/access/tokens", &["get", "post"]),

@@ -67,6 +67,8 @@ fn history() -> Vec<Recorded> {
                 image: image('a'),
                 commit: Some("abc1234".into()),
                 note: None,
+                processes: Default::default(),
+                release_command: None,
             },
         ),
         (

@@ -5,7 +5,7 @@ use crate::harness::{image, Hoist};
 use crate::kube_apiserver::{raw, ApiServer};
 use serde_json::{json, Value};
 
-fn with_cluster(h: &Hoist) -> ApiServer {
+pub(crate) fn with_cluster(h: &Hoist) -> ApiServer {
     let server = ApiServer::start();
     let kube_dir = h.dir.path().join(".kube");
     std::fs::create_dir_all(&kube_dir).unwrap();
@@ -60,7 +60,8 @@ pub fn kube_apply_reapply_and_rollback(h: &Hoist) {
         .into_iter()
         .filter(|r| r.method == "PATCH")
         .collect();
-    assert_eq!(patches.len(), 2);
+    // ConfigMap, Deployment, and (issue 14) web's Service.
+    assert_eq!(patches.len(), 3);
     for patch in &patches {
         assert_eq!(
             patch.content_type.as_deref(),

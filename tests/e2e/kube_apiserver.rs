@@ -24,6 +24,12 @@
 //!
 //! **What it is not**: no watch, no defaulting, no schema validation
 //! beyond names, no auth (the bearer token is ignored), no pods or ReplicaSets, no HTTP/2, no TLS.
+//!
+//! Issue 14 adds Services (v1), Ingresses (networking.k8s.io/v1) and Jobs (batch/v1), served
+//! like the others. A Job's spec cannot change once created (422, as its template is immutable
+//! on a real server); it completes 200 ms after it was created (`Complete=True`, `succeeded: 1`)
+//! unless the test made its command fail ([`ApiServer::fail_command`]): then `Failed=True`,
+//! reason `BackoffLimitExceeded`. Every Job created is counted ([`ApiServer::jobs_created`]).
 
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
@@ -57,6 +63,9 @@ struct State {
     resource_version: u64,
     broken_images: BTreeSet<String>,
     requests: Vec<Request>,
+    // issue 14
+    failing_commands: BTreeSet<String>,
+    jobs_created: Vec<String>,
 }
 
 #[derive(Clone)]
@@ -98,6 +107,21 @@ impl ApiServer {
             .unwrap()
             .broken_images
             .insert(image.to_string());
+    }
+
+    /// issue 14: Jobs whose container runs `command` (`sh -c COMMAND`) fail.
+    pub fn fail_command(&self, command: &str) {
+        self.state
+            .lock()
+            .unwrap()
+            .failing_commands
+            .insert(command.to_string());
+    }
+
+    /// issue 14: the names of the Jobs created so far, in order (a Job applied again is not
+    /// created again).
+    pub fn jobs_created(&self) -> Vec<String> {
+        self.state.lock().unwrap().jobs_created.clone()
     }
 
     pub fn get(&self, resource: &str, namespace: &str, name: &str) -> Option<Value> {
@@ -193,6 +217,9 @@ impl ApiServer {
         let rest = match segments.as_slice() {
             ["api", "v1", rest @ ..] => rest,
             ["apis", "apps", "v1", rest @ ..] => rest,
+            // issue 14
+            ["apis", "batch", "v1", rest @ ..] => rest,
+            ["apis", "networking.k8s.io", "v1", rest @ ..] => rest,
             _ => {
                 return status(
                     404,
@@ -212,7 +239,16 @@ impl ApiServer {
                 )
             }
         };
-        if !["configmaps", "secrets", "deployments"].contains(&resource) {
+        let served = [
+            "configmaps",
+            "secrets",
+            "deployments",
+            // issue 14
+            "services",
+            "ingresses",
+            "jobs",
+        ];
+        if !served.contains(&resource) {
             return status(
                 404,
                 "NotFound",
@@ -330,6 +366,14 @@ impl State {
                     kind_of(resource)
                 ));
             }
+            if resource == "jobs" && old["spec"] != applied["spec"] {
+                return invalid(&format!(
+                    "Job.batch \"{name}\" is invalid: spec.template: Invalid value: field is immutable"
+                ));
+            }
+        }
+        if resource == "jobs" && existing.is_none() {
+            self.jobs_created.push(name.to_string());
         }
         let manager = request.query["fieldManager"].clone();
         let mut managers = existing.map(|e| e.managers.clone()).unwrap_or_default();
@@ -484,6 +528,21 @@ impl State {
     /// The object with a Deployment's status as its (test-driven) rollout has it now.
     fn with_status(&self, resource: &str, stored: &Stored) -> Value {
         let mut object = stored.object.clone();
+        if resource == "jobs" {
+            let command = object["spec"]["template"]["spec"]["containers"][0]["command"][2]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            object["status"] = if self.failing_commands.contains(&command) {
+                json!({"failed": 1, "conditions": [{"type": "Failed", "status": "True",
+                    "reason": "BackoffLimitExceeded", "message": "Job has reached the specified backoff limit"}]})
+            } else if stored.changed_at.elapsed() < ROLLOUT_TIME {
+                json!({"active": 1})
+            } else {
+                json!({"succeeded": 1, "conditions": [{"type": "Complete", "status": "True"}]})
+            };
+            return object;
+        }
         if resource != "deployments" {
             return object;
         }
@@ -751,15 +810,21 @@ fn kind_of(resource: &str) -> &'static str {
     match resource {
         "configmaps" => "ConfigMap",
         "secrets" => "Secret",
+        // issue 14
+        "services" => "Service",
+        "ingresses" => "Ingress",
+        "jobs" => "Job",
         _ => "Deployment",
     }
 }
 
 fn api_version(resource: &str) -> &'static str {
-    if resource == "deployments" {
-        "apps/v1"
-    } else {
-        "v1"
+    match resource {
+        "deployments" => "apps/v1",
+        // issue 14
+        "jobs" => "batch/v1",
+        "ingresses" => "networking.k8s.io/v1",
+        _ => "v1",
     }
 }
 

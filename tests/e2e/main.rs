@@ -11,6 +11,8 @@ mod errors;
 mod failover;
 mod faults;
 mod follow;
+// issue 14
+mod formation;
 mod harness;
 mod hooks;
 #[path = "../support/http.rs"]
@@ -276,6 +278,32 @@ mod sled {
         kube::kube_rollout_that_never_becomes_available(&Hoist::sled());
     }
 
+    // issue 14
+    #[test]
+    fn processes_scale_and_domains_from_the_cli() {
+        formation::processes_scale_and_domains_from_the_cli(&Hoist::sled());
+    }
+
+    #[test]
+    fn manifests_and_exec_targets_get_the_formation() {
+        formation::manifests_and_exec_targets_get_the_formation(&Hoist::sled());
+    }
+
+    #[test]
+    fn kube_formation() {
+        formation::kube_formation(&Hoist::sled());
+    }
+
+    #[test]
+    fn formation_through_the_server() {
+        formation::formation_through_the_server(&Hoist::sled());
+    }
+
+    #[test]
+    fn serve_applies_a_scale_change_under_the_same_version() {
+        formation::serve_applies_a_scale_change_under_the_same_version(&Hoist::sled());
+    }
+
     #[test]
     fn follow_sees_new_events() {
         follow::follow_sees_new_events(&Hoist::sled());
@@ -502,6 +530,19 @@ mod nats {
     fn bad_input_is_rejected_and_appends_nothing() {
         let (_server, h) = nats();
         errors::bad_input_is_rejected_and_appends_nothing(&h);
+    }
+
+    // issue 14
+    #[test]
+    fn processes_scale_and_domains_from_the_cli() {
+        let (_server, h) = nats();
+        formation::processes_scale_and_domains_from_the_cli(&h);
+    }
+
+    #[test]
+    fn serve_applies_a_scale_change_under_the_same_version() {
+        let (_server, h) = nats();
+        formation::serve_applies_a_scale_change_under_the_same_version(&h);
     }
 
     #[test]

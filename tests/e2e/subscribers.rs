@@ -858,9 +858,9 @@ pub fn deliveries_survive_serve_killed_at_random(h: &Hoist, iterations: usize) {
     h.ok(&["apps", "create", "web"]);
     add_hook(h, "ci", &web.url("/hook"), &secret(12), &[]);
     const HEX: &[u8] = b"0123456789abcdef";
-    for n in 0..10 {
+    for (n, digit) in HEX.iter().take(10).enumerate() {
         let app = if n % 2 == 0 { "api" } else { "web" };
-        h.deploy(app, "staging", &image(app, char::from(HEX[n])));
+        h.deploy(app, "staging", &image(app, char::from(*digit)));
     }
     let mut rng = Rng::seeded();
     let mut tally = Tally::default();
