@@ -325,7 +325,11 @@ pub fn render(
             Deployment {
                 metadata: meta(name, labels),
                 spec: DeploymentSpec {
-                    replicas: Some(i32::try_from(process.replicas).unwrap_or(i32::MAX)),
+                    // Only a count `ps scale` set is hoist's: else the cluster's default (1) or an
+                    // autoscaler's.
+                    replicas: process
+                        .scaled
+                        .then(|| i32::try_from(process.replicas).unwrap_or(i32::MAX)),
                     selector: LabelSelector {
                         match_labels: Some(selector),
                         ..LabelSelector::default()
@@ -647,7 +651,6 @@ mod tests {
               name: "api"
               namespace: "production"
             spec:
-              replicas: 1
               selector:
                 matchLabels:
                   app.kubernetes.io/name: "api"

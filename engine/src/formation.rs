@@ -35,6 +35,11 @@ pub struct Process {
     /// `None`: the image's entrypoint.
     pub command: Option<String>,
     pub replicas: u32,
+    /// Whether the env's scale names this type (`ps scale`). When it does not, the replicas are
+    /// the default and not hoist's to hold: the renderer leaves them to the cluster (or to an
+    /// HorizontalPodAutoscaler, whose field they then are — not drift).
+    #[serde(skip)]
+    pub scaled: bool,
 }
 
 /// What an env's release runs and where it is reachable: the build's processes with the env's
@@ -60,6 +65,7 @@ impl Formation {
         let processes = process_types(processes)
             .into_iter()
             .map(|(process_type, command)| Process {
+                scaled: scale.contains_key(&process_type),
                 replicas: scale
                     .get(&process_type)
                     .copied()
@@ -323,7 +329,8 @@ mod tests {
             vec![Process {
                 process_type: ProcessType::web(),
                 command: None,
-                replicas: DEFAULT_REPLICAS
+                replicas: DEFAULT_REPLICAS,
+                scaled: false,
             }]
         );
         assert_eq!(formation_key(&Processes::new(), None), "");
