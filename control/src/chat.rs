@@ -230,7 +230,7 @@ impl Hoist {
             }
         };
         let actor = caller.actor.clone();
-        match self.answer(&caller, request, Some(72)).await {
+        match self.answer(&caller, request, None).await {
             Ok(answer) => match answer.failure {
                 Some(failure) => refused(failure.message().to_string()),
                 None => Reply {
