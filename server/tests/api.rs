@@ -959,6 +959,13 @@ async fn the_openapi_document_lists_every_route() {
         ("/v1/access/links/unlink", &["post"]),
         ("/v1/access/check", &["get"]),
         ("/v1/events", &["get"]),
+        // issue 11
+        ("/v1/hooks", &["get", "post"]),
+        ("/v1/hooks/{name}", &["delete"]),
+        ("/v1/hooks/{name}/test", &["post"]),
+        ("/v1/hooks/{name}/deliveries", &["get"]),
+        ("/v1/hooks/{name}/deliveries/{id}/redeliver", &["post"]),
+        ("/v1/hooks/{name}/rotate", &["post"]),
         ("/healthz", &["get"]),
         ("/readyz", &["get"]),
         ("/metrics", &["get"]),
