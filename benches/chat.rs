@@ -133,7 +133,13 @@ fn main() {
     )
     .unwrap();
     let mut serve = std::process::Command::new(BIN)
-        .args(["--store", store.to_str().unwrap(), "serve", "--resync", "1h"])
+        .args([
+            "--store",
+            store.to_str().unwrap(),
+            "serve",
+            "--resync",
+            "1h",
+        ])
         .arg("--config")
         .arg(dir.path().join("serve.toml"))
         .env("HOIST_SECRET_KEY_FILE", dir.path().join("secret.key"))
