@@ -7,61 +7,19 @@
 
 use hoist_control::engine::{Artifact, Command};
 use hoist_control::{Backend, Caller, Config, Hoist};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::Stdio;
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 #[path = "../tests/support/http.rs"]
 mod http;
+#[path = "support/receiver.rs"]
+mod receiver;
 
 const BIN: &str = env!("CARGO_BIN_EXE_hoist");
 const COMMANDS: usize = 200;
 const SECRET: &str = "8f742231b10e8888abcd99yyyzzz85a5";
-
-/// A `response_url` receiver: when each answer arrived.
-fn receiver() -> (u16, mpsc::Receiver<Instant>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            let tx = tx.clone();
-            std::thread::spawn(move || {
-                let mut writer = stream.try_clone().unwrap();
-                let mut reader = BufReader::new(stream);
-                loop {
-                    let mut line = String::new();
-                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                        return;
-                    }
-                    let arrived = Instant::now();
-                    let mut length = 0;
-                    loop {
-                        let mut header = String::new();
-                        reader.read_line(&mut header).unwrap();
-                        if header == "\r\n" {
-                            break;
-                        }
-                        if let Some((name, value)) = header.split_once(':') {
-                            if name.eq_ignore_ascii_case("content-length") {
-                                length = value.trim().parse().unwrap();
-                            }
-                        }
-                    }
-                    let mut body = vec![0; length];
-                    reader.read_exact(&mut body).unwrap();
-                    writer
-                        .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
-                        .unwrap();
-                    let _ = tx.send(arrived);
-                }
-            });
-        }
-    });
-    (port, rx)
-}
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
@@ -152,7 +110,7 @@ fn main() {
         assert!(started.elapsed() < Duration::from_secs(30), "serve listens");
         std::thread::yield_now();
     }
-    let (answers_port, answers) = receiver();
+    let (answers_port, answers) = receiver::start();
     let mut acks = Vec::with_capacity(COMMANDS);
     let mut replies = Vec::with_capacity(COMMANDS);
     for n in 0..COMMANDS {
@@ -173,7 +131,7 @@ fn main() {
         let sent = Instant::now();
         let (status, ack) = post(port, &request);
         assert_eq!(status, 200, "a signed command is acknowledged");
-        let answered = answers
+        let (answered, _) = answers
             .recv_timeout(Duration::from_secs(30))
             .expect("the answer reaches response_url");
         acks.push(ack);

@@ -10,67 +10,18 @@ use hoist_control::engine::hooks::{HookFormat, HookKind};
 use hoist_control::engine::{Artifact, Command};
 use hoist_control::hooks::HookAdd;
 use hoist_control::{Backend, Caller, Config, Hoist, NatsSettings};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::Write;
+use std::net::TcpStream;
 use std::process::{Child, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 #[path = "../tests/support/nats_server.rs"]
 mod nats_server;
+#[path = "support/receiver.rs"]
+mod receiver;
 
 const BIN: &str = env!("CARGO_BIN_EXE_hoist");
 const DELIVERIES: usize = 200;
-
-/// A receiver: every request's `seq` (from its JSON body) and when its first line arrived.
-fn receiver() -> (u16, mpsc::Receiver<(u64, Instant)>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(stream) = stream else { continue };
-            let tx = tx.clone();
-            std::thread::spawn(move || serve_connection(stream, tx));
-        }
-    });
-    (port, rx)
-}
-
-fn serve_connection(stream: TcpStream, tx: mpsc::Sender<(u64, Instant)>) {
-    let mut writer = stream.try_clone().unwrap();
-    let mut reader = BufReader::new(stream);
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 {
-            return;
-        }
-        let arrived = Instant::now();
-        let mut length = 0;
-        loop {
-            let mut header = String::new();
-            reader.read_line(&mut header).unwrap();
-            if header == "\r\n" {
-                break;
-            }
-            if let Some((name, value)) = header.split_once(':') {
-                if name.eq_ignore_ascii_case("content-length") {
-                    length = value.trim().parse().unwrap();
-                }
-            }
-        }
-        let mut body = vec![0; length];
-        reader.read_exact(&mut body).unwrap();
-        writer
-            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
-            .unwrap();
-        let seq = serde_json::from_slice::<serde_json::Value>(&body)
-            .ok()
-            .and_then(|v| v["seq"].as_u64())
-            .unwrap_or(0);
-        let _ = tx.send((seq, arrived));
-    }
-}
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
@@ -86,7 +37,7 @@ fn measure(name: &str, config: Config, args: &[String], dir: &std::path::Path) {
     let hoist = Hoist::open(config).unwrap();
     let owner = Caller::owner("owner@example.com".parse().unwrap());
     let app = "api".parse().unwrap();
-    let (port, arrivals) = receiver();
+    let (port, arrivals) = receiver::start();
     rt.block_on(async {
         let pipeline = vec!["staging".parse().unwrap()];
         hoist
@@ -128,10 +79,13 @@ fn measure(name: &str, config: Config, args: &[String], dir: &std::path::Path) {
         let appended = Instant::now();
         let seq = executed.events.last().unwrap().seq;
         let arrived = loop {
-            let (got, at) = arrivals
+            let (at, body) = arrivals
                 .recv_timeout(Duration::from_secs(60))
                 .expect("the delivery arrives");
-            if got == seq {
+            let got = serde_json::from_slice::<serde_json::Value>(&body)
+                .ok()
+                .and_then(|v| v["seq"].as_u64());
+            if got == Some(seq) {
                 break at;
             }
         };
@@ -155,7 +109,7 @@ fn measure(name: &str, config: Config, args: &[String], dir: &std::path::Path) {
         )
         .unwrap();
         stream.write_all(&body).unwrap();
-        let (_, at) = arrivals.recv().unwrap();
+        let (at, _) = arrivals.recv().unwrap();
         raw.push(at.saturating_duration_since(started));
     }
     raw.sort();
