@@ -413,7 +413,7 @@ fn locked(cache: &SharedAccess) -> MutexGuard<'_, AccessCache> {
     cache.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 

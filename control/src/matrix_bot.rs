@@ -247,7 +247,10 @@ impl Bot {
             "formatted_body": html,
             "m.relates_to": {"m.in_reply_to": {"event_id": event_id}},
         });
-        let txn = format!("reply-{}", hex(&Sha256::digest(event_id.as_bytes())[..16]));
+        let txn = format!(
+            "reply-{}",
+            crate::access::hex(&Sha256::digest(event_id.as_bytes())[..16])
+        );
         self.call(
             "PUT",
             &format!("/rooms/{}/send/m.room.message/{txn}", encode(room)),
@@ -264,8 +267,4 @@ fn command_id(event_id: &str) -> uuid::Uuid {
     let mut bytes = [0u8; 16];
     bytes.copy_from_slice(&digest[..16]);
     uuid::Builder::from_custom_bytes(bytes).into_uuid()
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

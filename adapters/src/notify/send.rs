@@ -82,17 +82,11 @@ impl Sender {
     /// calls: Matrix's `/sync`, `join`, `send`).
     pub async fn call(&self, outgoing: &Outgoing, limit: usize) -> Result<(u16, Vec<u8>), String> {
         let exchange = async {
-            let mut request = hyper::Request::builder()
-                .method(outgoing.method)
-                .uri(&outgoing.url)
-                .header("user-agent", concat!("hoist/", env!("CARGO_PKG_VERSION")));
-            for (name, value) in &outgoing.headers {
-                request = request.header(*name, value);
-            }
-            let request = request
-                .body(Full::new(Bytes::from(outgoing.body.clone())))
-                .map_err(|e| format!("invalid request: {e}"))?;
-            let response = self.client.request(request).await.map_err(|e| chain(&e))?;
+            let response = self
+                .client
+                .request(http_request(outgoing)?)
+                .await
+                .map_err(|e| chain(&e))?;
             let status = response.status().as_u16();
             let mut body = response.into_body();
             let mut bytes = Vec::new();
@@ -113,16 +107,9 @@ impl Sender {
     }
 
     async fn exchange(&self, outgoing: &Outgoing) -> Answered {
-        let mut request = hyper::Request::builder()
-            .method(outgoing.method)
-            .uri(&outgoing.url)
-            .header("user-agent", concat!("hoist/", env!("CARGO_PKG_VERSION")));
-        for (name, value) in &outgoing.headers {
-            request = request.header(*name, value);
-        }
-        let request = match request.body(Full::new(Bytes::from(outgoing.body.clone()))) {
+        let request = match http_request(outgoing) {
             Ok(request) => request,
-            Err(e) => return Answered::Transport(format!("invalid request: {e}")),
+            Err(e) => return Answered::Transport(e),
         };
         let response = match self.client.request(request).await {
             Ok(response) => response,
@@ -155,6 +142,20 @@ impl Sender {
             excerpt: excerpt(&bytes),
         }
     }
+}
+
+/// `outgoing` as hyper's request, with hoist's user agent.
+fn http_request(outgoing: &Outgoing) -> Result<hyper::Request<Full<Bytes>>, String> {
+    let mut request = hyper::Request::builder()
+        .method(outgoing.method)
+        .uri(&outgoing.url)
+        .header("user-agent", concat!("hoist/", env!("CARGO_PKG_VERSION")));
+    for (name, value) in &outgoing.headers {
+        request = request.header(*name, value);
+    }
+    request
+        .body(Full::new(Bytes::from(outgoing.body.clone())))
+        .map_err(|e| format!("invalid request: {e}"))
 }
 
 /// Matrix's refusal of a send to a room the bot has not joined.
