@@ -28,6 +28,17 @@ impl Receiver {
     /// Starts a receiver in `dir` under `name`, answering `plan`'s statuses first, checking
     /// signatures with `secret`; on `port` if given, else one the OS picks.
     pub fn start(dir: &Path, name: &str, secret: &str, plan: &str, port: Option<u16>) -> Self {
+        Self::start_checking(dir, name, &[secret], plan, port)
+    }
+
+    /// [`Receiver::start`], checking each of `secrets` on its own (a rotation signs with two).
+    pub fn start_checking(
+        dir: &Path,
+        name: &str,
+        secrets: &[&str],
+        plan: &str,
+        port: Option<u16>,
+    ) -> Self {
         let port_file = dir.join(format!("{name}.port"));
         let _ = std::fs::remove_file(&port_file);
         let log = dir.join(format!("{name}.jsonl"));
@@ -36,7 +47,8 @@ impl Receiver {
             .arg(RECEIVER)
             .arg(&port_file)
             .arg(&log)
-            .args(["--secret", secret, "--plan", plan])
+            .args(secrets.iter().flat_map(|s| ["--secret", s]))
+            .args(["--plan", plan])
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(dir.join(format!("{name}.stderr"))).unwrap());
         if let Some(port) = port {
@@ -779,28 +791,7 @@ pub fn hooks_through_the_server_follow_the_roles(h: &Hoist) {
 /// each verified by `standardwebhooks` on its own, until the previous one's time ends.
 pub fn a_rotated_secret_signs_beside_the_previous_one(h: &Hoist) {
     let dir = h.dir.path();
-    let mut web = Receiver::start(dir, "web", &secret(10), "", None);
-    web.stop();
-    // The same port, now checking each of the two secrets on its own.
-    let port = web.port;
-    let both = {
-        let port_file = dir.join("both.port");
-        let log = dir.join("both.jsonl");
-        let child = Command::new("python3")
-            .arg(RECEIVER)
-            .arg(&port_file)
-            .arg(&log)
-            .args(["--secret", &secret(10), "--secret", &secret(11)])
-            .args(["--port", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        wait_for("receiver to listen", Duration::from_secs(20), || {
-            std::fs::read_to_string(&port_file).ok()
-        });
-        Receiver { child, port, log }
-    };
+    let both = Receiver::start_checking(dir, "both", &[&secret(10), &secret(11)], "", None);
     h.ok(&["apps", "create", "api"]);
     add_hook(h, "ci", &both.url("/"), &secret(10), &[]);
     let new = dir.join("new.secret");
