@@ -144,6 +144,21 @@ struct Book {
 }
 
 impl Book {
+    /// Takes in where `delivery` stands after an attempt: at the head of its app's queue, it
+    /// leaves the queue once final (the app's next delivery's turn), else waits there.
+    fn settle(&mut self, delivery: Delivery) {
+        if let Some(queue) = self.queues.get_mut(&delivery.app) {
+            if queue.front().is_some_and(|q| q.delivery.id == delivery.id) {
+                if delivery.state.is_final() {
+                    queue.pop_front();
+                } else if let Some(head) = queue.front_mut() {
+                    head.delivery = delivery.clone();
+                }
+            }
+        }
+        self.known.insert(delivery.id, delivery);
+    }
+
     /// Every delivery up to this sequence is final.
     fn done_through(&self) -> u64 {
         self.queues
@@ -233,13 +248,7 @@ impl Worker {
                     let (delivery, disable) = self
                         .attempt(&hook, &endpoint, &book, delivery, &notification, None)
                         .await?;
-                    let queue = book.queues.get_mut(&app).expect("the app's queue");
-                    if delivery.state.is_final() {
-                        queue.pop_front();
-                    } else if let Some(head) = queue.front_mut() {
-                        head.delivery = delivery.clone();
-                    }
-                    book.known.insert(delivery.id, delivery);
+                    book.settle(delivery);
                     if disable {
                         self.disable(&hook).await;
                         return Ok(());
@@ -357,16 +366,7 @@ impl Worker {
                 .attempt(hook, endpoint, book, delivery, &notification, Some(request))
                 .await?;
             book.redelivered.insert(request);
-            for queue in book.queues.values_mut() {
-                if queue.front().is_some_and(|q| q.delivery.id == id) {
-                    if delivery.state.is_final() {
-                        queue.pop_front();
-                    } else if let Some(front) = queue.front_mut() {
-                        front.delivery = delivery.clone();
-                    }
-                }
-            }
-            book.known.insert(id, delivery);
+            book.settle(delivery);
             if disable {
                 self.disable(hook).await;
             }
