@@ -668,9 +668,13 @@ impl Hoist {
                 let pinged = self.hooks_test(caller, &name).await?;
                 let mut answer = Answer::of(&pinged, human::pinged(&pinged));
                 if !pinged.ok {
+                    let why = match (pinged.status, &pinged.error) {
+                        (Some(status), _) => format!("HTTP {status}"),
+                        (None, error) => error.clone().unwrap_or_default(),
+                    };
                     answer.failure = Some(Error::rejected(format!(
-                        "hook {name}: the ping was not accepted ({})",
-                        crate::text::escape(&human::pinged(&pinged).trim_end().replace('\n', " "))
+                        "hook {name}: the endpoint did not accept the ping: {}",
+                        crate::text::escape(&why)
                     )));
                 }
                 answer
