@@ -257,7 +257,8 @@ pub enum HooksCommand {
 pub struct HooksAddArgs {
     /// The hook's name: a DNS label
     pub name: String,
-    /// Where to send: the endpoint, a Slack incoming-webhook URL, or a Matrix homeserver
+    /// Where to send: the endpoint, a Slack incoming-webhook URL, Slack's Web API base
+    /// (https://slack.com/api, with --room and --token-file), or a Matrix homeserver
     #[arg(long)]
     pub url: String,
     /// standard-webhooks, cloudevents, slack or matrix
@@ -275,10 +276,10 @@ pub struct HooksAddArgs {
     /// A file holding the whsec_ signing secret to use instead of a new one
     #[arg(long, value_name = "FILE")]
     pub secret_file: Option<std::path::PathBuf>,
-    /// Matrix: the room id (!abc:example.org) to post in
+    /// Matrix: the room id (!abc:example.org) to post in; Slack bot: the channel id (C0123ABCD)
     #[arg(long)]
     pub room: Option<String>,
-    /// Matrix: a file holding the bot's access token
+    /// Matrix: a file holding the bot's access token; Slack bot: its xoxb- token
     #[arg(long, value_name = "FILE")]
     pub token_file: Option<std::path::PathBuf>,
 }

@@ -581,7 +581,7 @@ fn hooks_request(command: HooksCommand) -> Result<Request, Error> {
             let secret = match (format, &args.secret_file, &args.token_file) {
                 (_, Some(_), Some(_)) => {
                     return Err(Error::rejected(
-                        "give --secret-file (signing formats) or --token-file (matrix), not both",
+                        "give --secret-file (signing formats) or --token-file (matrix, slack bot), not both",
                     ))
                 }
                 (HookFormat::Matrix, Some(_), None) => {
@@ -591,7 +591,7 @@ fn hooks_request(command: HooksCommand) -> Result<Request, Error> {
                 }
                 (HookFormat::StandardWebhooks | HookFormat::CloudEvents, None, Some(_)) => {
                     return Err(Error::rejected(
-                        "--token-file is for --format matrix; a signing secret is --secret-file",
+                        "--token-file is for --format matrix or a slack bot; a signing secret is --secret-file",
                     ))
                 }
                 (_, Some(_), None) => read("--secret-file", &args.secret_file)?,

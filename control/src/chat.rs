@@ -230,26 +230,62 @@ impl Hoist {
             }
         };
         let actor = caller.actor.clone();
+        let rolled_back = match &request {
+            Request::Rollback { app, env, .. } | Request::RollbackLastHealthy { app, env } => {
+                Some((app.clone(), env.clone()))
+            }
+            _ => None,
+        };
         match self.answer(&caller, request, None).await {
             Ok(answer) => match answer.failure {
                 Some(failure) => refused(failure.message().to_string()),
-                None => Reply {
-                    text: if answer.human.starts_with("Released")
+                None => {
+                    let mut text = if answer.human.starts_with("Released")
                         || answer.human.starts_with("Locked")
                         || answer.human.starts_with("Unlocked")
                     {
                         format!("{} (by {actor})", answer.human.trim_end())
                     } else {
                         answer.human.trim_end().to_string()
-                    },
-                    ok: true,
-                },
+                    };
+                    if let Some((app, env)) = rolled_back {
+                        if let Some(changes) = self
+                            .rollback_changes(&caller, &app, &env, &answer.json)
+                            .await
+                        {
+                            text.push_str(&format!("\nchanges: {changes}"));
+                        }
+                    }
+                    Reply { text, ok: true }
+                }
             },
             Err(e) => refused(match e.kind() {
                 ErrorKind::Denied => format!("not allowed: {}", e.message()),
                 _ => e.message().to_string(),
             }),
         }
+    }
+}
+
+impl Hoist {
+    /// What a rollback changed: the diff from the release it replaced (the one numbered before
+    /// it) to the new one, summarized; `None` when it cannot be read (the reply goes without).
+    async fn rollback_changes(
+        &self,
+        caller: &Caller,
+        app: &AppName,
+        env: &EnvName,
+        answer_json: &str,
+    ) -> Option<String> {
+        let view: serde_json::Value = serde_json::from_str(answer_json).ok()?;
+        let new = view["version"].as_u64()?;
+        let to: ReleaseVersion = format!("v{new}").parse().ok()?;
+        let from: ReleaseVersion = format!("v{}", new.checked_sub(1)?).parse().ok()?;
+        let diff = self
+            .diff(&caller.principal, app, env, from, to)
+            .await
+            .ok()?;
+        Some(diff.summary(3))
     }
 }
 
@@ -383,13 +419,32 @@ impl SlackGate {
 
 /// A slash command as Slack posts it (the fields hoist reads; `user_name` is deprecated and
 /// never trusted).
-#[derive(Debug, Clone, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
 pub struct SlackCommand {
     pub team_id: String,
     pub user_id: String,
     #[serde(default)]
     pub text: String,
     pub response_url: String,
+    /// One per invocation: the same command redelivered keeps it.
+    #[serde(default)]
+    pub trigger_id: Option<String>,
+}
+
+/// The acknowledgement's text (ephemeral, at once): the command's words, escaped.
+pub fn working(text: &str) -> String {
+    format!("Working on `/hoist {}`…", crate::text::escape(text.trim()))
+}
+
+/// A chat command's id, made from what identifies its message (a Matrix event id, a Slack
+/// trigger id): the same after any restart, so a redelivered message is the same command,
+/// stored once.
+pub(crate) fn command_id(origin: &str) -> uuid::Uuid {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(origin.as_bytes());
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    uuid::Builder::from_custom_bytes(bytes).into_uuid()
 }
 
 impl Hoist {
@@ -398,7 +453,13 @@ impl Hoist {
     pub async fn slack_command(&self, command: SlackCommand) {
         let reply = match format!("slack:{}/{}", command.team_id, command.user_id).parse::<ChatId>()
         {
-            Ok(chat_id) => self.chat(&chat_id, &command.text, "/hoist", None).await,
+            Ok(chat_id) => {
+                let id = command
+                    .trigger_id
+                    .as_deref()
+                    .map(|t| command_id(&format!("slack command {t}")));
+                self.chat(&chat_id, &command.text, "/hoist", id).await
+            }
             Err(e) => Reply {
                 text: e.to_string(),
                 ok: false,

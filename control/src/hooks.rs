@@ -215,14 +215,35 @@ impl Hoist {
                 let (secret, shown) = signing_secret(add.secret)?;
                 (add.url.clone(), secret, shown)
             }
-            // The URL is the secret: only its origin is recorded in clear.
-            HookFormat::Slack => {
-                if add.secret.is_some() || add.room.is_some() {
+            // An incoming webhook: the URL is the secret, only its origin is recorded in clear.
+            HookFormat::Slack if add.room.is_none() => {
+                if add.secret.is_some() {
                     return Err(Error::rejected(
-                        "a slack hook's secret is its URL: --secret-file, --token-file and --room do not apply",
+                        "a slack incoming webhook's secret is its URL: --secret-file and --token-file do not apply (a bot posts with --room CHANNEL --token-file F)",
                     ));
                 }
                 (origin(&add.url), add.url.clone(), None)
+            }
+            // issue 12: a bot (`chat.postMessage`): the URL is the Web API's base, the token sealed.
+            HookFormat::Slack => {
+                let channel = add.room.as_deref().unwrap_or_default();
+                if channel.is_empty()
+                    || channel.len() > 80
+                    || !channel.chars().all(|c| c.is_ascii_alphanumeric())
+                {
+                    return Err(Error::rejected(
+                        "--room for --format slack is a channel id: letters and digits (e.g. C0123ABCD)",
+                    ));
+                }
+                let token = add.secret.clone().filter(|t| !t.is_empty()).ok_or_else(|| {
+                    Error::rejected("--format slack --room needs --token-file FILE holding the bot token (xoxb-…)")
+                })?;
+                if token.chars().any(|c| c.is_control() || c == ' ') {
+                    return Err(Error::rejected(
+                        "--token-file: a Slack bot token has no spaces or control characters",
+                    ));
+                }
+                (add.url.trim_end_matches('/').to_string(), token, None)
             }
             HookFormat::Matrix => {
                 let room = add.room.as_deref().unwrap_or_default();

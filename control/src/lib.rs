@@ -43,6 +43,7 @@ pub mod pipeline; // issue 16
 pub mod queries;
 pub mod reconcile;
 pub mod serve;
+pub mod slack_socket; // issue 12
 mod store;
 pub mod text;
 pub mod time;

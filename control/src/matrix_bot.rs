@@ -229,7 +229,14 @@ impl Bot {
             }
         };
         let reply = hoist
-            .chat(&chat_id, words, "!hoist", Some(command_id(event_id)))
+            .chat(
+                &chat_id,
+                words,
+                "!hoist",
+                Some(crate::chat::command_id(&format!(
+                    "matrix command {event_id}"
+                ))),
+            )
             .await;
         tracing::info!(%sender, ok = reply.ok, "matrix: command");
         reply
@@ -259,12 +266,4 @@ impl Bot {
         .await
         .map(drop)
     }
-}
-
-/// The command id of a Matrix event: the same for the same event, after any restart.
-fn command_id(event_id: &str) -> uuid::Uuid {
-    let digest = Sha256::digest(format!("matrix command {event_id}").as_bytes());
-    let mut bytes = [0u8; 16];
-    bytes.copy_from_slice(&digest[..16]);
-    uuid::Builder::from_custom_bytes(bytes).into_uuid()
 }

@@ -465,6 +465,25 @@ impl Diff {
         }
         self.lines.iter().map(|l| format!("{l}\n")).collect()
     }
+
+    /// At most `most` change lines on one line, `; `-separated, and how many more there are: a
+    /// chat reply's summary (issue 12).
+    pub fn summary(&self, most: usize) -> String {
+        if self.lines.is_empty() {
+            return "same build and config".into();
+        }
+        let mut out = self
+            .lines
+            .iter()
+            .take(most)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("; ");
+        if self.lines.len() > most {
+            out.push_str(&format!("; and {} more", self.lines.len() - most));
+        }
+        out
+    }
 }
 
 #[cfg(test)]

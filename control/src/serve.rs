@@ -106,8 +106,9 @@ struct SettingsFile {
 #[serde(deny_unknown_fields)]
 struct SlackFile {
     /// Relative to the settings file; its content trimmed.
-    signing_secret_file: PathBuf,
+    signing_secret_file: Option<PathBuf>,
     bot_token_file: Option<PathBuf>,
+    /// Socket Mode's app-level token (`xapp-…`).
     app_token_file: Option<PathBuf>,
     api_url: Option<String>,
 }
@@ -147,6 +148,8 @@ pub struct Settings {
     pub matrix: Option<crate::matrix_bot::MatrixBotSettings>,
     /// Slack's signing secret (`[slack]`): enables `/chat/slack/*` on the listener.
     pub slack_signing_secret: Option<crate::chat::SigningSecret>,
+    /// Slack's Socket Mode (`[slack] app_token_file`), if configured.
+    pub slack_socket: Option<crate::slack_socket::SocketModeSettings>,
 }
 
 /// The PEM files of the listener's TLS: the certificate chain and its private key.
@@ -252,42 +255,77 @@ impl Settings {
             }
             None => None,
         };
-        let slack_signing_secret = match file.slack {
+        let (slack_signing_secret, slack_socket) = match file.slack {
             Some(slack) => {
-                if slack.app_token_file.is_some()
-                    || slack.bot_token_file.is_some()
-                    || slack.api_url.is_some()
-                {
+                if slack.bot_token_file.is_some() {
                     return Err(Error::rejected(format!(
-                        "slack in {shown}: only signing_secret_file works yet (Socket Mode and bot-token messages are not built: see the README's ChatOps)"
+                        "slack.bot_token_file in {shown}: a bot's token belongs to its hook: `hoist hooks add NAME --format slack --url https://slack.com/api --room CHANNEL --token-file F`"
                     )));
                 }
-                let path = beside_file(&slack.signing_secret_file);
-                let secret = std::fs::read_to_string(&path)
-                    .map(|t| t.trim().to_string())
-                    .map_err(|e| {
-                        Error::rejected(format!(
-                            "slack.signing_secret_file in {shown}: {}: {e}",
+                let read = |key: &str, path: &PathBuf| {
+                    let path = beside_file(path);
+                    let text = std::fs::read_to_string(&path)
+                        .map(|t| t.trim().to_string())
+                        .map_err(|e| {
+                            Error::rejected(format!(
+                                "slack.{key} in {shown}: {}: {e}",
+                                path.display()
+                            ))
+                        })?;
+                    if text.is_empty() {
+                        return Err(Error::rejected(format!(
+                            "slack.{key} in {shown}: {} is empty",
                             path.display()
-                        ))
-                    })?;
-                if secret.is_empty() {
+                        )));
+                    }
+                    Ok(text)
+                };
+                let signing = match &slack.signing_secret_file {
+                    Some(path) => {
+                        let secret = read("signing_secret_file", path)?;
+                        if listen.is_none() {
+                            return Err(Error::rejected(format!(
+                                "slack.signing_secret_file in {shown}: Slack posts to the HTTP listener: give --listen (or listen) too, or use Socket Mode (app_token_file)"
+                            )));
+                        }
+                        Some(crate::chat::SigningSecret(secret))
+                    }
+                    None => None,
+                };
+                let api_url = slack
+                    .api_url
+                    .unwrap_or_else(|| "https://slack.com/api".to_string());
+                if !(api_url.starts_with("http://") || api_url.starts_with("https://")) {
                     return Err(Error::rejected(format!(
-                        "slack.signing_secret_file in {shown}: {} is empty",
-                        path.display()
+                        "slack.api_url in {shown}: must start with http:// or https://"
                     )));
                 }
-                if listen.is_none() {
+                let socket = match &slack.app_token_file {
+                    Some(path) => {
+                        let app_token = read("app_token_file", path)?;
+                        if !app_token.starts_with("xapp-")
+                            || app_token.chars().any(|c| c.is_control() || c == ' ')
+                        {
+                            return Err(Error::rejected(format!(
+                                "slack.app_token_file in {shown}: an app-level token starts with xapp- and has no spaces"
+                            )));
+                        }
+                        Some(crate::slack_socket::SocketModeSettings { app_token, api_url })
+                    }
+                    None => None,
+                };
+                if signing.is_none() && socket.is_none() {
                     return Err(Error::rejected(format!(
-                        "slack in {shown}: Slack posts to the HTTP listener: give --listen (or listen) too"
+                        "slack in {shown}: give signing_secret_file (HTTP) or app_token_file (Socket Mode)"
                     )));
                 }
-                Some(crate::chat::SigningSecret(secret))
+                (signing, socket)
             }
-            None => None,
+            None => (None, None),
         };
         Ok(Settings {
             slack_signing_secret,
+            slack_socket,
             matrix,
             hooks,
             resync: pick("resync", &args.resync, &file.resync)?.unwrap_or(DEFAULT_RESYNC),
@@ -477,6 +515,14 @@ async fn serve(
         tracing::info!(homeserver = %bot.homeserver, user = %bot.user, rooms = bot.rooms.len(), "matrix bot");
         tokio::spawn(crate::matrix_bot::run(hoist.clone(), bot, stop_hooks.subscribe()))
     });
+    let slack_socket = settings.slack_socket.clone().map(|socket| {
+        tracing::info!(api = %socket.api_url, "slack socket mode");
+        tokio::spawn(crate::slack_socket::run(
+            hoist.clone(),
+            socket,
+            stop_hooks.subscribe(),
+        ))
+    });
     let reconciler = Arc::new(Reconciler {
         hoist: hoist.clone(),
         principal: principal.clone(),
@@ -592,6 +638,9 @@ async fn serve(
     let _ = delivering.await;
     if let Some(bot) = matrix_bot {
         let _ = bot.await;
+    }
+    if let Some(socket) = slack_socket {
+        let _ = socket.await;
     }
     tracing::info!("stopped");
     Ok(())
@@ -975,6 +1024,54 @@ mod tests {
             (defaults.resync, defaults.timeout),
             (DEFAULT_RESYNC, DEFAULT_TIMEOUT)
         );
+    }
+
+    #[test]
+    fn slack_takes_http_or_socket_mode_and_names_each_mistake() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("serve.toml");
+        std::fs::write(dir.path().join("app-token"), "xapp-1-A1-s3cr3t\n").unwrap();
+        std::fs::write(dir.path().join("bot-token"), "xoxb-1\n").unwrap();
+        std::fs::write(dir.path().join("empty"), "\n").unwrap();
+        std::fs::write(&file, "[slack]\napp_token_file = \"app-token\"\n").unwrap();
+        let socket = Settings::resolve(&args(Some(&file), None)).unwrap();
+        let socket = socket.slack_socket.expect("socket mode");
+        assert_eq!(socket.api_url, "https://slack.com/api");
+        assert_eq!(socket.app_token, "xapp-1-A1-s3cr3t");
+        assert!(!format!("{socket:?}").contains("s3cr3t"), "never printed");
+        for (text, needle) in [
+            (
+                "[slack]\n",
+                "give signing_secret_file (HTTP) or app_token_file",
+            ),
+            (
+                "[slack]\napp_token_file = \"bot-token\"\n",
+                "starts with xapp-",
+            ),
+            ("[slack]\napp_token_file = \"empty\"\n", "is empty"),
+            (
+                "[slack]\napp_token_file = \"nope\"\n",
+                "slack.app_token_file in",
+            ),
+            (
+                "[slack]\nbot_token_file = \"bot-token\"\n",
+                "belongs to its hook",
+            ),
+            (
+                "[slack]\napp_token_file = \"app-token\"\napi_url = \"slack.com\"\n",
+                "slack.api_url",
+            ),
+            (
+                "[slack]\nsigning_secret_file = \"bot-token\"\n",
+                "give --listen",
+            ),
+        ] {
+            std::fs::write(&file, text).unwrap();
+            let e = Settings::resolve(&args(Some(&file), None)).unwrap_err();
+            assert!(e.message().contains(needle), "{text}: {}", e.message());
+            assert!(!e.message().contains('\n'), "{}", e.message());
+            assert!(!e.message().contains("xoxb-1"), "{}", e.message());
+        }
     }
 
     #[test]

@@ -43,12 +43,12 @@ pub async fn slack_commands(
     admitted(&api, &headers, &body)?;
     let command: SlackCommand = serde_urlencoded::from_bytes(&body)
         .map_err(|e| ApiError::bad_request(format!("not a Slack slash command: {e}")))?;
-    let shown = hoist_control::text::escape(command.text.trim()).into_owned();
+    let text = hoist_control::chat::working(&command.text);
     let hoist = api.hoist.clone();
     tokio::spawn(async move { hoist.slack_command(command).await });
     Ok(Json(serde_json::json!({
         "response_type": "ephemeral",
-        "text": format!("Working on `/hoist {shown}`…"),
+        "text": text,
     }))
     .into_response())
 }

@@ -5,6 +5,7 @@ mod access;
 mod adapters;
 mod api;
 mod api_auth;
+mod chatops; // issue 12
 mod concurrency;
 mod disk_full;
 mod errors;
@@ -33,6 +34,8 @@ mod remote;
 mod scenario;
 mod secrets;
 mod serve;
+#[path = "../support/slack_socket.rs"]
+mod slack_socket; // issue 12
 mod subscribers;
 mod torture;
 mod transfer;
@@ -116,6 +119,16 @@ mod sled {
     #[test]
     fn chat_the_matrix_bot_obeys_linked_people_under_their_roles() {
         subscribers::the_matrix_bot_obeys_linked_people_under_their_roles(&Hoist::sled());
+    }
+
+    #[test]
+    fn chat_socket_mode_runs_each_command_once_under_its_roles() {
+        chatops::socket_mode_runs_each_command_once_under_its_roles(&Hoist::sled());
+    }
+
+    #[test]
+    fn chat_socket_mode_retries_a_refused_app_token_and_says_why() {
+        chatops::a_refused_app_token_is_retried_and_said(&Hoist::sled());
     }
 
     #[test]

@@ -446,6 +446,19 @@ pub fn bad_hooks_are_refused_and_nothing_appended(h: &Hoist) {
             vec!["hooks", "add", "x", url[0], url[1], "--format", "matrix"],
             "--room",
         ),
+        // issue 12: a Slack bot needs a channel id and its token.
+        (
+            vec![
+                "hooks", "add", "x", url[0], url[1], "--format", "slack", "--room", "C0123",
+            ],
+            "--token-file FILE holding the bot token",
+        ),
+        (
+            vec![
+                "hooks", "add", "x", url[0], url[1], "--format", "slack", "--room", "#ops",
+            ],
+            "channel id",
+        ),
         (
             vec![
                 "hooks",

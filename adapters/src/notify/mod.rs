@@ -10,6 +10,7 @@ pub mod matrix;
 pub mod send;
 pub mod slack;
 pub mod standard_webhooks;
+pub mod websocket; // issue 12
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use hoist_engine::hooks::HookFormat;

@@ -67,6 +67,13 @@ impl Sender {
                 }
             }
         }
+        if endpoint.format == HookFormat::Slack && endpoint.room.is_some() {
+            if let Answered::Status { excerpt, .. } = &answered {
+                if let Some(refusal) = super::slack::refused(excerpt) {
+                    return Ok(Answered::Transport(refusal));
+                }
+            }
+        }
         Ok(answered)
     }
 

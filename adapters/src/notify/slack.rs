@@ -1,6 +1,10 @@
-//! A Slack incoming webhook: Block Kit (a section with the sentence, a context line with who and
-//! when) and the same sentence as `text`, the fallback notifications and screen readers use. A
-//! failed rollout is an alert: a header block and a siren. The URL is the secret.
+//! Slack: Block Kit (a section with the sentence, a context line with who and when) and the same
+//! sentence as `text`, the fallback notifications and screen readers use. A failed rollout is an
+//! alert: a header block and a siren. Two ways to post (issue 12):
+//! - an incoming webhook: the URL is the secret, one channel, no buttons;
+//! - the Web API's `chat.postMessage` with a bot token (`--room CHANNEL --token-file F`, the URL
+//!   the API's base): there a failed rollout also carries a **Roll back to vN** button, which
+//!   Slack posts back to `/chat/slack/interactions` (or over Socket Mode) as `block_actions`.
 
 use super::{Endpoint, Notification, NotifyError, Outgoing};
 use serde_json::json;
@@ -9,15 +13,82 @@ pub(super) fn request(
     endpoint: &Endpoint,
     notification: &Notification,
 ) -> Result<Outgoing, NotifyError> {
-    let url = endpoint
-        .secrets
-        .first()
-        .ok_or_else(|| NotifyError::Secret("a Slack hook needs its webhook URL".into()))?;
+    let secret = endpoint.secrets.first().ok_or_else(|| {
+        NotifyError::Secret("a Slack hook needs its webhook URL or bot token".into())
+    })?;
+    let Some(channel) = &endpoint.room else {
+        return Ok(Outgoing {
+            method: "POST",
+            url: secret.clone(),
+            headers: vec![("content-type", "application/json".to_string())],
+            body: serde_json::to_vec(&message(notification)).expect("JSON"),
+        });
+    };
+    let mut message = message(notification);
+    if let Some(actions) = rollback_button(notification) {
+        message["blocks"]
+            .as_array_mut()
+            .expect("blocks")
+            .push(actions);
+    }
+    message["channel"] = channel.as_str().into();
     Ok(Outgoing {
         method: "POST",
-        url: url.clone(),
-        headers: vec![("content-type", "application/json".to_string())],
-        body: serde_json::to_vec(&message(notification)).expect("JSON"),
+        url: format!("{}/chat.postMessage", endpoint.url.trim_end_matches('/')),
+        headers: vec![
+            (
+                "content-type",
+                "application/json; charset=utf-8".to_string(),
+            ),
+            ("authorization", format!("Bearer {secret}")),
+        ],
+        body: serde_json::to_vec(&message).expect("JSON"),
+    })
+}
+
+/// The button's `action_id`: what `/chat/slack/interactions` looks for.
+pub const ROLLBACK_ACTION: &str = "hoist_rollback";
+
+/// A failed rollout of vN (N > 1) gets **Roll back to vN-1**: `style: danger`, a confirm dialog,
+/// the chat words it runs in `value` (`rollback APP ENV N-1`). Slack signs the click; whoever
+/// clicks is authorized again under their own roles, so the value grants nothing.
+fn rollback_button(notification: &Notification) -> Option<serde_json::Value> {
+    let env = notification.env.as_deref()?;
+    let failed = notification.data["version"].as_u64()?;
+    if !notification.alert || failed < 2 {
+        return None;
+    }
+    let target = failed - 1;
+    let app = &notification.app;
+    Some(json!({
+        "type": "actions",
+        "block_id": format!("hoist_rollback_{}", notification.id.simple()),
+        "elements": [{
+            "type": "button",
+            "action_id": ROLLBACK_ACTION,
+            "text": {"type": "plain_text", "text": format!("Roll back to v{target}")},
+            "style": "danger",
+            "value": format!("rollback {app} {env} {target}"),
+            "confirm": {
+                "title": {"type": "plain_text", "text": "Roll back?"},
+                "text": {"type": "mrkdwn", "text": escape(&format!("Roll {app}/{env} back to v{target}? A new release is made from v{target}, and {env} is pinned."))},
+                "confirm": {"type": "plain_text", "text": "Roll back"},
+                "deny": {"type": "plain_text", "text": "Cancel"},
+                "style": "danger"
+            }
+        }]
+    }))
+}
+
+/// The Web API answers 200 with `{"ok": false, "error": …}` when it refuses (`channel_not_found`,
+/// `not_in_channel`, `invalid_auth`): that is not a delivery.
+pub fn refused(body_excerpt: &str) -> Option<String> {
+    let answer: serde_json::Value = serde_json::from_str(body_excerpt).ok()?;
+    (answer["ok"] == false).then(|| {
+        format!(
+            "Slack refused: {}",
+            answer["error"].as_str().unwrap_or("ok: false")
+        )
     })
 }
 
@@ -87,6 +158,52 @@ mod tests {
             request_signature(secret, "1531420618", body),
             "v0=a2114d57b48eac39b9ad189dd8316235a7b4a8d21a10bd27519666489c69b503"
         );
+    }
+
+    #[test]
+    fn a_bot_posts_to_chat_post_message_and_a_failed_rollout_offers_the_rollback() {
+        let endpoint = Endpoint {
+            format: hoist_engine::hooks::HookFormat::Slack,
+            url: "https://slack.example/api/".into(),
+            secrets: vec!["xoxb-1".into()],
+            room: Some("C0123".into()),
+        };
+        let mut n = super::super::tests::notification();
+        let calm = request(&endpoint, &n).unwrap();
+        assert_eq!(calm.url, "https://slack.example/api/chat.postMessage");
+        assert!(calm
+            .headers
+            .contains(&("authorization", "Bearer xoxb-1".to_string())));
+        let body: serde_json::Value = serde_json::from_slice(&calm.body).unwrap();
+        assert_eq!(body["channel"], "C0123");
+        assert_eq!(body["blocks"].as_array().unwrap().len(), 2, "no button");
+        n.alert = true;
+        let alert: serde_json::Value =
+            serde_json::from_slice(&request(&endpoint, &n).unwrap().body).unwrap();
+        let button = &alert["blocks"][3]["elements"][0];
+        assert_eq!(button["text"]["text"], "Roll back to v11");
+        assert_eq!(button["value"], "rollback api production 11");
+        assert_eq!(button["style"], "danger");
+        assert_eq!(button["action_id"], ROLLBACK_ACTION);
+        assert!(button["confirm"].is_object());
+        n.data["version"] = 1.into();
+        let first: serde_json::Value =
+            serde_json::from_slice(&request(&endpoint, &n).unwrap().body).unwrap();
+        assert_eq!(
+            first["blocks"].as_array().unwrap().len(),
+            3,
+            "v1 has nothing before it"
+        );
+    }
+
+    #[test]
+    fn the_web_apis_refusal_is_not_a_delivery() {
+        assert_eq!(
+            refused(r#"{"ok":false,"error":"not_in_channel"}"#).as_deref(),
+            Some("Slack refused: not_in_channel")
+        );
+        assert_eq!(refused(r#"{"ok":true,"ts":"1.2"}"#), None);
+        assert_eq!(refused("ok"), None);
     }
 
     #[test]
