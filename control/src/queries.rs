@@ -476,7 +476,7 @@ impl Diff {
             .lines
             .iter()
             .take(most)
-            .cloned()
+            .map(|line| short_digests(line))
             .collect::<Vec<_>>()
             .join("; ");
         if self.lines.len() > most {
@@ -486,10 +486,56 @@ impl Diff {
     }
 }
 
+/// `line` with each `sha256:` digest cut to its first 12 hex digits, as status shows images.
+fn short_digests(line: &str) -> String {
+    const MARK: &str = "sha256:";
+    let mut out = String::with_capacity(line.len());
+    let mut rest = line;
+    while let Some(at) = rest.find(MARK) {
+        let (before, from) = rest.split_at(at + MARK.len());
+        out.push_str(before);
+        let hex = from.bytes().take_while(u8::is_ascii_hexdigit).count();
+        let keep = if hex == 64 { 12 } else { hex };
+        out.push_str(&from[..keep]);
+        rest = &from[hex..];
+    }
+    out.push_str(rest);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn a_summary_shortens_digests_and_counts_what_it_leaves_out() {
+        let digest = |c: char| c.to_string().repeat(64);
+        let diff = Diff {
+            app: "api".parse().unwrap(),
+            env: "production".parse().unwrap(),
+            from: ReleaseVersion::FIRST,
+            to: ReleaseVersion::FIRST.next(),
+            image: None,
+            config: Value::Null,
+            lines: vec![
+                format!(
+                    "image: r/api@sha256:{} → r/api@sha256:{}",
+                    digest('a'),
+                    digest('b')
+                ),
+                "+ A=1".into(),
+                "- B=2".into(),
+                "~ C: 3 → 4".into(),
+            ],
+            formation: None,
+        };
+        assert_eq!(
+            diff.summary(3),
+            "image: r/api@sha256:aaaaaaaaaaaa → r/api@sha256:bbbbbbbbbbbb; + A=1; - B=2; and 1 more"
+        );
+        assert_eq!(short_digests("sha256:abc"), "sha256:abc", "not a digest");
+    }
 
     fn release(config: &[(&str, &str)]) -> Release {
         Release {

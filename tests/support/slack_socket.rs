@@ -83,6 +83,16 @@ impl SlackSocket {
         newest.send(Message::text(frame.to_string())).unwrap();
     }
 
+    /// Sends a ping on the newest connection (its pong is recorded as `{"pong": data}`).
+    #[allow(dead_code)] // the chat bench's baseline
+    pub fn ping(&self, data: &str) {
+        let shared = self.shared.lock().unwrap();
+        let newest = shared.connections.last().expect("a connection");
+        newest
+            .send(Message::Ping(data.as_bytes().to_vec().into()))
+            .unwrap();
+    }
+
     /// Every frame the app sent (its acks), with when it came.
     pub fn acks(&self) -> Vec<(Instant, Value)> {
         self.shared.lock().unwrap().acks.clone()
@@ -163,6 +173,11 @@ async fn serve(mut stream: TcpStream, port: u16, token: String, shared: Arc<Mute
             message = socket.next() => match message {
                 Some(Ok(Message::Text(text))) => {
                     let value = serde_json::from_str(text.as_str()).unwrap_or(json!({"not_json": text.as_str()}));
+                    shared.lock().unwrap().acks.push((Instant::now(), value));
+                }
+                // The raw floor of a round trip on this socket (the chat bench's baseline).
+                Some(Ok(Message::Pong(data))) => {
+                    let value = json!({"pong": String::from_utf8_lossy(&data)});
                     shared.lock().unwrap().acks.push((Instant::now(), value));
                 }
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
