@@ -400,7 +400,10 @@ fn matrix(rt: &tokio::runtime::Runtime, dir: &Path, store: &Path) {
         floor.push(seen.saturating_duration_since(sent));
     }
     stop(serve);
-    let _ = synapse.kill();
+    // SIGTERM: the helper stops synapse with itself (SIGKILL would leave synapse running).
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &synapse.id().to_string()])
+        .status();
     let _ = synapse.wait();
     report(
         "matrix: command → the bot's reply in the sender's /sync",

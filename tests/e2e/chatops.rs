@@ -184,8 +184,15 @@ pub fn socket_mode_runs_each_command_once_under_its_roles(h: &Hoist) {
         answer(2)["text"].as_str().unwrap().contains("not linked"),
         "an unlinked user"
     );
+    slack.send(&command("e7", "t7", "U2", "rollback nope production"));
+    let unknown = answer(3);
+    assert_eq!(unknown["response_type"], "ephemeral", "{unknown}");
+    assert!(
+        unknown["text"].as_str().unwrap().contains("nope"),
+        "an unknown app: {unknown}"
+    );
     slack.send(&command("e5", "t5", "U2", "status api"));
-    assert!(answer(3)["text"].as_str().unwrap().contains("production"));
+    assert!(answer(4)["text"].as_str().unwrap().contains("production"));
     assert_eq!(
         releases(),
         3,
@@ -206,7 +213,7 @@ pub fn socket_mode_runs_each_command_once_under_its_roles(h: &Hoist) {
         }
     });
     slack.send(&click);
-    let replaced = answer(4);
+    let replaced = answer(5);
     assert_eq!(replaced["replace_original"], true, "{replaced}");
     let text = replaced["text"].as_str().unwrap();
     assert!(
@@ -223,7 +230,7 @@ pub fn socket_mode_runs_each_command_once_under_its_roles(h: &Hoist) {
         .into_iter()
         .map(|(_, a)| a["envelope_id"].as_str().unwrap_or("").to_string())
         .collect();
-    for id in ["e1", "e2", "e3", "e4", "e5", "e6"] {
+    for id in ["e1", "e2", "e3", "e4", "e5", "e6", "e7"] {
         assert!(ids.iter().any(|a| a == id), "{id} acked: {ids:?}");
     }
     sigterm(&mut serve);
