@@ -235,14 +235,11 @@ impl Hoist {
                         "--room for --format slack is a channel id: letters and digits (e.g. C0123ABCD)",
                     ));
                 }
-                let token = add.secret.clone().filter(|t| !t.is_empty()).ok_or_else(|| {
-                    Error::rejected("--format slack --room needs --token-file FILE holding the bot token (xoxb-…)")
-                })?;
-                if token.chars().any(|c| c.is_control() || c == ' ') {
-                    return Err(Error::rejected(
-                        "--token-file: a Slack bot token has no spaces or control characters",
-                    ));
-                }
+                let token = bot_token(
+                    add.secret.clone(),
+                    "--format slack --room",
+                    "the bot token (xoxb-…)",
+                )?;
                 (add.url.trim_end_matches('/').to_string(), token, None)
             }
             HookFormat::Matrix => {
@@ -255,14 +252,11 @@ impl Hoist {
                         "--format matrix needs --room ROOM_ID: a room id starts with '!' (e.g. !abc:example.org)",
                     ));
                 }
-                let token = add.secret.clone().filter(|t| !t.is_empty()).ok_or_else(|| {
-                    Error::rejected("--format matrix needs --token-file FILE holding the bot's access token")
-                })?;
-                if token.chars().any(|c| c.is_control() || c == ' ') {
-                    return Err(Error::rejected(
-                        "--token-file: a Matrix access token has no spaces or control characters",
-                    ));
-                }
+                let token = bot_token(
+                    add.secret.clone(),
+                    "--format matrix",
+                    "the bot's access token",
+                )?;
                 (add.url.trim_end_matches('/').to_string(), token, None)
             }
         };
@@ -636,6 +630,20 @@ pub(crate) fn notification(recorded: &Recorded) -> Option<Notification> {
         text: escape(&text).into_owned(),
         alert,
     })
+}
+
+/// A chat bot's token from `--token-file` (what `flags` need): present, and without spaces or
+/// control characters (it goes into a header).
+fn bot_token(token: Option<String>, flags: &str, what: &str) -> Result<String> {
+    let token = token.filter(|t| !t.is_empty()).ok_or_else(|| {
+        Error::rejected(format!("{flags} needs --token-file FILE holding {what}"))
+    })?;
+    if token.chars().any(|c| c.is_control() || c == ' ') {
+        return Err(Error::rejected(format!(
+            "--token-file: {what} has no spaces or control characters"
+        )));
+    }
+    Ok(token)
 }
 
 /// A URL's scheme and host: what is shown of a URL that is itself a secret.

@@ -225,17 +225,25 @@ impl Settings {
                 })
                 .collect::<Result<_>>()?;
         }
+        // A file holding a secret or token, named in the settings by `key`: read and trimmed.
+        let read = |key: &str, path: &PathBuf| {
+            let path = beside_file(path);
+            let text = std::fs::read_to_string(&path)
+                .map(|t| t.trim().to_string())
+                .map_err(|e| {
+                    Error::rejected(format!("{key} in {shown}: {}: {e}", path.display()))
+                })?;
+            if text.is_empty() {
+                return Err(Error::rejected(format!(
+                    "{key} in {shown}: {} is empty",
+                    path.display()
+                )));
+            }
+            Ok(text)
+        };
         let matrix = match file.matrix {
             Some(m) => {
-                let path = beside_file(&m.token_file);
-                let token = std::fs::read_to_string(&path)
-                    .map(|t| t.trim().to_string())
-                    .map_err(|e| {
-                        Error::rejected(format!(
-                            "matrix.token_file in {shown}: {}: {e}",
-                            path.display()
-                        ))
-                    })?;
+                let token = read("matrix.token_file", &m.token_file)?;
                 if !(m.homeserver.starts_with("http://") || m.homeserver.starts_with("https://")) {
                     return Err(Error::rejected(format!(
                         "matrix.homeserver in {shown}: must start with http:// or https://"
@@ -262,27 +270,9 @@ impl Settings {
                         "slack.bot_token_file in {shown}: a bot's token belongs to its hook: `hoist hooks add NAME --format slack --url https://slack.com/api --room CHANNEL --token-file F`"
                     )));
                 }
-                let read = |key: &str, path: &PathBuf| {
-                    let path = beside_file(path);
-                    let text = std::fs::read_to_string(&path)
-                        .map(|t| t.trim().to_string())
-                        .map_err(|e| {
-                            Error::rejected(format!(
-                                "slack.{key} in {shown}: {}: {e}",
-                                path.display()
-                            ))
-                        })?;
-                    if text.is_empty() {
-                        return Err(Error::rejected(format!(
-                            "slack.{key} in {shown}: {} is empty",
-                            path.display()
-                        )));
-                    }
-                    Ok(text)
-                };
                 let signing = match &slack.signing_secret_file {
                     Some(path) => {
-                        let secret = read("signing_secret_file", path)?;
+                        let secret = read("slack.signing_secret_file", path)?;
                         if listen.is_none() {
                             return Err(Error::rejected(format!(
                                 "slack.signing_secret_file in {shown}: Slack posts to the HTTP listener: give --listen (or listen) too, or use Socket Mode (app_token_file)"
@@ -302,7 +292,7 @@ impl Settings {
                 }
                 let socket = match &slack.app_token_file {
                     Some(path) => {
-                        let app_token = read("app_token_file", path)?;
+                        let app_token = read("slack.app_token_file", path)?;
                         if !app_token.starts_with("xapp-")
                             || app_token.chars().any(|c| c.is_control() || c == ' ')
                         {

@@ -10,18 +10,32 @@ use crate::serve::sigterm;
 use crate::slack_socket::SlackSocket;
 use crate::subscribers::Receiver;
 use serde_json::{json, Value};
-use std::process::Stdio;
+use std::process::{Child, Stdio};
 use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(30);
 
-pub fn socket_mode_runs_each_command_once_under_its_roles(h: &Hoist) {
+/// `hoist serve --config DIR/CONFIG` (resync 60 s), its log in DIR/LOG.
+pub fn serve_with_config(h: &Hoist, config: &str, log: &str) -> Child {
     let dir = h.dir.path();
-    let app_token = "xapp-1-A0STANDIN-1-s3cr3t";
-    let slack = SlackSocket::start(app_token);
-    let web = Receiver::start(dir, "slack-web", "whsec_unused", "", None);
+    h.command(&[
+        "serve",
+        "--resync",
+        "60s",
+        "--config",
+        dir.join(config).to_str().unwrap(),
+    ])
+    .env("RUST_LOG", "info")
+    .stdout(Stdio::null())
+    .stderr(std::fs::File::create(dir.join(log)).unwrap())
+    .spawn()
+    .expect("hoist serve starts")
+}
+
+/// `socket.toml`: Socket Mode with `app_token` against the stand-in `slack`.
+fn socket_settings(h: &Hoist, app_token: &str, slack: &SlackSocket) {
+    let dir = h.dir.path();
     std::fs::write(dir.join("slack-app-token"), format!("{app_token}\n")).unwrap();
-    std::fs::write(dir.join("slack-bot-token"), "xoxb-2-bot\n").unwrap();
     std::fs::write(
         dir.join("socket.toml"),
         format!(
@@ -30,6 +44,23 @@ pub fn socket_mode_runs_each_command_once_under_its_roles(h: &Hoist) {
         ),
     )
     .unwrap();
+}
+
+/// `identity` becomes an operator of api, and `chat_id` acts as it.
+pub fn link_an_operator(h: &Hoist, chat_id: &str, identity: &str) {
+    h.ok(&[
+        "access", "grant", identity, "--role", "operator", "--app", "api",
+    ]);
+    h.ok(&["access", "link", chat_id, identity]);
+}
+
+pub fn socket_mode_runs_each_command_once_under_its_roles(h: &Hoist) {
+    let dir = h.dir.path();
+    let app_token = "xapp-1-A0STANDIN-1-s3cr3t";
+    let slack = SlackSocket::start(app_token);
+    let web = Receiver::start(dir, "slack-web", "whsec_unused", "", None);
+    socket_settings(h, app_token, &slack);
+    std::fs::write(dir.join("slack-bot-token"), "xoxb-2-bot\n").unwrap();
     h.ok(&["apps", "create", "api"]);
     // v2 fails its rollout: the bot's alert offers to roll back to v1.
     h.ok(&[
@@ -56,29 +87,8 @@ pub fn socket_mode_runs_each_command_once_under_its_roles(h: &Hoist) {
         "--events",
         "rollout",
     ]);
-    h.ok(&[
-        "access",
-        "grant",
-        "opa@example.com",
-        "--role",
-        "operator",
-        "--app",
-        "api",
-    ]);
-    h.ok(&["access", "link", "slack:T1/U2", "opa@example.com"]);
-    let mut serve = h
-        .command(&[
-            "serve",
-            "--resync",
-            "60s",
-            "--config",
-            dir.join("socket.toml").to_str().unwrap(),
-        ])
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.join("socket.log")).unwrap())
-        .spawn()
-        .unwrap();
+    link_an_operator(h, "slack:T1/U2", "opa@example.com");
+    let mut serve = serve_with_config(h, "socket.toml", "socket.log");
     wait_for("the socket", WAIT, || {
         (slack.connections() == 1).then_some(())
     });
@@ -243,25 +253,8 @@ pub fn socket_mode_runs_each_command_once_under_its_roles(h: &Hoist) {
 pub fn a_refused_app_token_is_retried_and_said(h: &Hoist) {
     let dir = h.dir.path();
     let slack = SlackSocket::start("xapp-the-right-one");
-    std::fs::write(dir.join("slack-app-token"), "xapp-a-wrong-one\n").unwrap();
-    std::fs::write(
-        dir.join("socket.toml"),
-        format!(
-            "[slack]\napp_token_file = \"slack-app-token\"\napi_url = \"{}\"\n",
-            slack.api_url()
-        ),
-    )
-    .unwrap();
-    let mut serve = h
-        .command(&[
-            "serve",
-            "--config",
-            dir.join("socket.toml").to_str().unwrap(),
-        ])
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.join("refused.log")).unwrap())
-        .spawn()
-        .unwrap();
+    socket_settings(h, "xapp-a-wrong-one", &slack);
+    let mut serve = serve_with_config(h, "socket.toml", "refused.log");
     wait_for("two refused opens", WAIT, || {
         (slack.opens().len() >= 2).then_some(())
     });

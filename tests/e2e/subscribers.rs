@@ -948,30 +948,8 @@ pub fn the_matrix_bot_obeys_linked_people_under_their_roles(h: &Hoist) {
     for n in ['1', '2', '3'] {
         h.deploy("api", "production", &image("api", n));
     }
-    h.ok(&[
-        "access",
-        "grant",
-        "ana@example.com",
-        "--role",
-        "operator",
-        "--app",
-        "api",
-    ]);
-    h.ok(&["access", "link", "matrix:@ana:localhost", "ana@example.com"]);
-    let serve_with_bot = |log: &str| {
-        h.command(&[
-            "serve",
-            "--resync",
-            "60s",
-            "--config",
-            config.to_str().unwrap(),
-        ])
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(h.dir.path().join(log)).unwrap())
-        .spawn()
-        .unwrap()
-    };
+    crate::chatops::link_an_operator(h, "matrix:@ana:localhost", "ana@example.com");
+    let serve_with_bot = |log: &str| crate::chatops::serve_with_config(h, "bot.toml", log);
     let mut serve = serve_with_bot("bot-1.log");
     wait_for("the bot to join and sync", Duration::from_secs(30), || {
         h.dir
@@ -1145,28 +1123,8 @@ pub fn slack_commands_are_signed_acknowledged_and_answered(h: &Hoist) {
     for n in ['1', '2', '3'] {
         h.deploy("api", "production", &image("api", n));
     }
-    h.ok(&[
-        "access",
-        "grant",
-        "opa@example.com",
-        "--role",
-        "operator",
-        "--app",
-        "api",
-    ]);
-    h.ok(&["access", "link", "slack:T1/U2", "opa@example.com"]);
-    let mut serve = h
-        .command(&[
-            "serve",
-            "--resync",
-            "60s",
-            "--config",
-            dir.join("chat.toml").to_str().unwrap(),
-        ])
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.join("chat.log")).unwrap())
-        .spawn()
-        .unwrap();
+    crate::chatops::link_an_operator(h, "slack:T1/U2", "opa@example.com");
+    let mut serve = crate::chatops::serve_with_config(h, "chat.toml", "chat.log");
     wait_for("the listener", Duration::from_secs(20), || {
         std::net::TcpStream::connect(("127.0.0.1", port)).ok()
     });
