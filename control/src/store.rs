@@ -11,6 +11,7 @@ use crate::Hoist;
 use hoist_engine::models::ModelStore;
 use hoist_projections::store::{ProjectionError, ProjectionStore, PARTITION_SIZE};
 use hoist_stores::models::SledModels;
+use hoist_stores::snapshots::SnapshotDir;
 use hoist_stores::AnyStore;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -143,6 +144,23 @@ impl Hoist {
                 unreachable!("the log is opened from these settings")
             }
         }
+    }
+
+    /// Where apps' decide-state snapshots are kept (issue 15): beside the embedded log in
+    /// `DIR/snapshots`, under its lock; on NATS beside the local cache, `…/nats-<id>-snapshots`
+    /// (outside the cache's lock: each snapshot is replaced whole, and checked before use).
+    pub(crate) fn snapshots(&self, log: &AnyStore) -> Result<SnapshotDir> {
+        Ok(match self.models_location(log)? {
+            Location::InStore(_) => match &self.settings.log {
+                Log::Embedded { dir } => SnapshotDir::new(dir.join("snapshots")),
+                Log::Nats(_) => unreachable!("an embedded location is an embedded store's"),
+            },
+            Location::Cache(dir) => {
+                let mut name = dir.file_name().unwrap_or_default().to_os_string();
+                name.push("-snapshots");
+                SnapshotDir::new(dir.with_file_name(name))
+            }
+        })
     }
 
     /// The read models with the state model caught up: what `status`, `audit` and `releases`
