@@ -197,6 +197,8 @@ pub struct NatsStore {
     /// More than one replica: any of them may answer a read.
     replicated: bool,
     identity: StreamIdentity,
+    /// issue 15: the stream's name and creation time, whatever URL reached it.
+    stream_id: String,
     commit_check: Option<CommitCheck>,
     /// The stream's `max_msg_size` (read from its configuration; -1: none).
     max_msg_size: i64,
@@ -301,6 +303,7 @@ impl NatsStore {
             direct_reads: false,
             replicated: false,
             identity: StreamIdentity(String::new()),
+            stream_id: String::new(),
             commit_check: options.commit_check,
             max_msg_size: -1,
             quarantined: Default::default(),
@@ -350,6 +353,7 @@ impl NatsStore {
             store.prefix = SUBJECT_PREFIX.to_string();
             store.all_subjects = legacy_subjects();
         }
+        store.stream_id = identity.0.clone();
         store.identity = StreamIdentity(format!("{shown}/{}", identity.0));
         store.direct_reads = config.allow_direct && at_least(&server_version, 2, 11);
         store.replicated = config.num_replicas > 1;
@@ -361,6 +365,12 @@ impl NatsStore {
     /// the same name is another stream, and caches of the old one must not be trusted.
     pub fn identity(&self) -> &StreamIdentity {
         &self.identity
+    }
+
+    /// The stream's name and creation time (`NAME@nanos`): the same from every server and URL
+    /// (issue 15: what shared read models are keyed by).
+    pub fn stream_id(&self) -> &str {
+        &self.stream_id
     }
 
     /// Whether reads use batched direct gets (else an ephemeral consumer per read).
