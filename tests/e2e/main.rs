@@ -669,6 +669,11 @@ mod nats {
     }
 
     #[test]
+    fn a_fresh_cache_starts_from_the_shared_state_model() {
+        streams::a_fresh_cache_starts_from_the_shared_state_model();
+    }
+
+    #[test]
     fn a_stream_an_earlier_hoist_created_under_another_name_keeps_its_subjects() {
         streams::a_stream_an_earlier_hoist_created_under_another_name_keeps_its_subjects();
     }

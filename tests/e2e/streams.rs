@@ -113,3 +113,88 @@ pub fn a_stream_an_earlier_hoist_created_under_another_name_keeps_its_subjects()
     );
     assert_eq!(apps(&legacy), [json!("api")]);
 }
+
+/// The last message of JetStream stream `stream`, as stored.
+fn last_message(server: &NatsServer, stream: &str) -> (u64, Vec<u8>) {
+    let (_, info) = raw_request(
+        server.port(),
+        &format!("$JS.API.STREAM.INFO.{stream}"),
+        &[],
+        b"",
+    );
+    let info: Value = serde_json::from_slice(&info).expect("stream info is JSON");
+    let messages = info["state"]["messages"].as_u64().unwrap_or(0);
+    let last = info["state"]["last_seq"].as_u64().unwrap_or(0);
+    (
+        messages,
+        crate::nats_server::get_raw(server.port(), stream, last),
+    )
+}
+
+/// A fresh cache (another HOME) on a stream whose writers shared their state model answers
+/// `status`, `releases` and `audit` as a cache folded from the whole stream; a shared snapshot
+/// of another stream, or one past the stream's end, is ignored.
+pub fn a_fresh_cache_starts_from_the_shared_state_model() {
+    // A history of more than 1024 commits, imported one app at a time (a server takes at most
+    // 1000 commits in one atomic batch).
+    let source = Hoist::sled();
+    source.ok(&["bench", "--apps", "3", "--events", "1500", "--keep"]);
+    let exported = source.ok(&["events", "export"]);
+    let server = NatsServer::start();
+    let fresh = || Hoist::nats(&server.url(), "HOIST", &server.store_dir());
+    let writer = fresh();
+    let mut by_app: std::collections::BTreeMap<String, String> = Default::default();
+    for line in exported.lines() {
+        let event: Value = serde_json::from_str(line).expect("export lines are JSON");
+        let app = event["app"].as_str().expect("an app").to_string();
+        let lines = by_app.entry(app).or_default();
+        lines.push_str(line);
+        lines.push('\n');
+    }
+    for lines in by_app.values() {
+        let imported = writer.run_with_input(&["events", "import"], lines.as_bytes());
+        assert!(imported.status.success(), "{imported:?}");
+    }
+    let listed = apps(&writer);
+    let app = listed[0].as_str().expect("an app name").to_string();
+    // A command: its fold of the new events shares the state model.
+    writer.ok(&[
+        "lock",
+        &app,
+        "--env",
+        "staging",
+        "--reason",
+        "release freeze",
+    ]);
+    let (shared, snapshot) = last_message(&server, "HOIST_MODELS");
+    assert_eq!(shared, 1, "one state model is shared");
+
+    let answers = |h: &Hoist| {
+        (
+            h.json(&["status", &app]),
+            h.json(&["releases", &app, "--env", "staging", "--limit", "5"]),
+            h.json(&["audit", "--app", &app, "--limit", "5"]),
+            apps(h),
+        )
+    };
+    let expected = answers(&writer);
+    assert_eq!(answers(&fresh()), expected);
+
+    // Shared snapshots this stream must not take: another stream's, one past its end. Both
+    // claim no apps at all, so taking either would show.
+    let mut forged: Value = serde_json::from_slice(&snapshot).expect("a snapshot is JSON");
+    forged["statuses"] = json!([]);
+    let mut foreign = forged.clone();
+    foreign["log"] = json!("HOIST@1");
+    let mut past_end = forged;
+    past_end["checkpoint"] = json!(1_000_000_000u64);
+    for bad in [foreign, past_end] {
+        crate::nats_server::publish_raw(
+            server.port(),
+            "hoist.models.HOIST.state",
+            &[],
+            &serde_json::to_vec(&bad).unwrap(),
+        );
+        assert_eq!(answers(&fresh()), expected);
+    }
+}
