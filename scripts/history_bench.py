@@ -6,10 +6,11 @@ Usage: scripts/history_bench.py HOIST_BIN RUNS LABEL=GLOBAL_ARGS... -- COMMAND..
 Runs `HOIST_BIN GLOBAL_ARGS COMMAND` RUNS times for each labelled backend (one warm-up run
 first), alternating between them so load drifts hit both alike, and prints per label the median
 wall time (ms) and the peak RSS (MB, largest of the runs). `{n}` in COMMAND is replaced by the run
-number (so `deploy` can deploy a new image every time). Example:
+number as 64 hex digits (so `deploy` can deploy a new image every time), `{app}` by the text after
+`;` in the label's argument (each store names its apps). Example:
 
     scripts/history_bench.py target/release/hoist 40 \\
-        1k="--store /tmp/h1k" 20k="--store /tmp/h20k" -- status app-0
+        1k="--store /tmp/h1k;app-1" 20k="--store /tmp/h20k;app-2" -- status {app}
 """
 import os
 import shlex
@@ -38,11 +39,13 @@ def main():
     binary, runs = args[0], int(args[1])
     split = args.index("--")
     backends = [b.split("=", 1) for b in args[2:split]]
+    backends = [(label, *(spec.split(";", 1) + [""])[:2]) for label, spec in backends]
     command = args[split + 1:]
-    results = {label: ([], []) for label, _ in backends}
+    results = {label: ([], []) for label, _, _ in backends}
     for n in range(runs + 1):
-        for label, global_args in backends:
-            argv = [binary, *shlex.split(global_args), *[c.replace("{n}", f"{n:064x}") for c in command]]
+        for label, global_args, app in backends:
+            argv = [binary, *shlex.split(global_args)]
+            argv += [c.replace("{n}", f"{n:064x}").replace("{app}", app) for c in command]
             ms, rss = run(argv)
             if n > 0:
                 results[label][0].append(ms)

@@ -175,8 +175,31 @@ impl Hoist {
     pub(crate) async fn models_caught_up(&self, log: &AnyStore) -> Result<ProjectionStore> {
         let mut models = self.open_models(log)?;
         self.seed_from_shared(log, &mut models).await?;
-        models.catch_up_state(log).await?;
+        let before = models.checkpoint()?;
+        let after = models.catch_up_state(log).await?.checkpoint;
+        self.share(log, &models, before, after).await?;
         Ok(models)
+    }
+
+    /// issue 15: now and then (when a catch-up passed a multiple of [`SHARE_EVERY`]), puts the
+    /// state model on the NATS server for fresh caches elsewhere. Not putting it fails nothing.
+    async fn share(
+        &self,
+        log: &AnyStore,
+        models: &ProjectionStore,
+        before: u64,
+        after: u64,
+    ) -> Result<()> {
+        if let AnyStore::Nats(nats) = log {
+            if after / SHARE_EVERY != before / SHARE_EVERY {
+                let snapshot = models.state_snapshot(nats.stream_id())?;
+                let shared = SharedModels::of(nats, self.replicas());
+                if let Err(why) = shared.put(SHARED_STATE, snapshot).await {
+                    self.warn(&format!("{why} (a fresh cache folds the whole stream)"));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// issue 15: empty NATS models (a fresh cache) start from the state model shared on the
@@ -209,16 +232,7 @@ impl Hoist {
             self.seed_from_shared(log, &mut models).await?;
             let before = models.checkpoint()?;
             let after = models.catch_up_state(log).await?.checkpoint;
-            // issue 15: now and then, the state model for fresh caches elsewhere.
-            if let AnyStore::Nats(nats) = log {
-                if after / SHARE_EVERY != before / SHARE_EVERY {
-                    let snapshot = models.state_snapshot(nats.stream_id())?;
-                    let shared = SharedModels::of(nats, self.replicas());
-                    if let Err(why) = shared.put(SHARED_STATE, snapshot).await {
-                        self.warn(&format!("{why} (a fresh cache folds the whole stream)"));
-                    }
-                }
-            }
+            self.share(log, &models, before, after).await?;
             Ok::<_, Error>(())
         }
         .await;

@@ -183,10 +183,8 @@ pub fn hydrate(state: &mut AppState, recorded: Recorded) {
                 );
             }
         }
-        Some(Event::BuildRegistered { build }) => {
-            if state.build_seqs.contains_key(&build.id) {
-                state.builds.entry(build.id.clone()).or_insert(build);
-            }
+        Some(Event::BuildRegistered { build }) if state.build_seqs.contains_key(&build.id) => {
+            state.builds.entry(build.id.clone()).or_insert(build);
         }
         _ => {}
     }

@@ -42,8 +42,19 @@ impl SharedModels {
         }
     }
 
-    /// The snapshot last put under `key`, if the server has one (and answers).
+    /// The snapshot last put under `key` by [`Self::put`], whole, if the server has one (and
+    /// answers), and its chunks are all of one put.
     pub async fn get(&self, key: &str) -> Option<Vec<u8>> {
+        let head: Head = serde_json::from_slice(&self.get_one(key).await?).ok()?;
+        let mut whole = Vec::with_capacity(head.len);
+        for i in 0..head.chunks {
+            whole.extend(self.get_one(&format!("{key}.{i}")).await?);
+        }
+        (whole.len() == head.len && crc32fast::hash(&whole) == head.crc).then_some(whole)
+    }
+
+    /// The last message of `{prefix}{key}`.
+    async fn get_one(&self, key: &str) -> Option<Vec<u8>> {
         let stream = self.js.get_stream_no_info(&self.stream).await.ok()?;
         match stream
             .get_last_raw_message_by_subject(&format!("{}{key}", self.prefix))
@@ -56,18 +67,46 @@ impl SharedModels {
     }
 
     /// Puts `snapshot` under `key`, replacing the one before; returns once the server has it.
+    /// A snapshot may be larger than a message: it goes in chunks (`key.0`, `key.1`, …), then a
+    /// head (`key`) naming their count, length and CRC-32, so a reader never takes chunks of two
+    /// puts for one snapshot.
     pub async fn put(&self, key: &str, snapshot: Vec<u8>) -> Result<(), String> {
         let what = |e: &dyn std::fmt::Display| format!("shared models {}: {e}", self.stream);
         self.js
             .get_or_create_stream(self.config.clone())
             .await
             .map_err(|e| what(&e))?;
-        self.js
-            .publish(format!("{}{key}", self.prefix), snapshot.into())
-            .await
-            .map_err(|e| what(&e))?
-            .await
-            .map_err(|e| what(&e))?;
+        let chunks: Vec<&[u8]> = snapshot.chunks(CHUNK).collect();
+        let head = Head {
+            chunks: chunks.len(),
+            len: snapshot.len(),
+            crc: crc32fast::hash(&snapshot),
+        };
+        let head = serde_json::to_vec(&head).expect("a head serializes");
+        let parts = chunks
+            .iter()
+            .enumerate()
+            .map(|(i, chunk)| (format!("{key}.{i}"), chunk.to_vec()))
+            .chain([(key.to_string(), head)]);
+        for (subject, bytes) in parts {
+            self.js
+                .publish(format!("{}{subject}", self.prefix), bytes.into())
+                .await
+                .map_err(|e| what(&e))?
+                .await
+                .map_err(|e| what(&e))?;
+        }
         Ok(())
     }
+}
+
+/// Bytes per chunk of a snapshot: well under the server's default `max_payload` (1 MiB).
+const CHUNK: usize = 256 * 1024;
+
+/// What a snapshot's head message says of its chunks.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Head {
+    chunks: usize,
+    len: usize,
+    crc: u32,
 }

@@ -114,8 +114,8 @@ pub fn a_stream_an_earlier_hoist_created_under_another_name_keeps_its_subjects()
     assert_eq!(apps(&legacy), [json!("api")]);
 }
 
-/// The last message of JetStream stream `stream`, as stored.
-fn last_message(server: &NatsServer, stream: &str) -> (u64, Vec<u8>) {
+/// How many messages JetStream stream `stream` holds, and its last one's sequence.
+fn stream_state(server: &NatsServer, stream: &str) -> (u64, u64) {
     let (_, info) = raw_request(
         server.port(),
         &format!("$JS.API.STREAM.INFO.{stream}"),
@@ -124,11 +124,37 @@ fn last_message(server: &NatsServer, stream: &str) -> (u64, Vec<u8>) {
     );
     let info: Value = serde_json::from_slice(&info).expect("stream info is JSON");
     let messages = info["state"]["messages"].as_u64().unwrap_or(0);
-    let last = info["state"]["last_seq"].as_u64().unwrap_or(0);
-    (
-        messages,
-        crate::nats_server::get_raw(server.port(), stream, last),
-    )
+    (messages, info["state"]["last_seq"].as_u64().unwrap_or(0))
+}
+
+/// CRC-32 (IEEE), as a shared snapshot's head names its bytes'.
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &byte in bytes {
+        crc ^= u32::from(byte);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+/// Shares `snapshot` on `server` as a writer would: one chunk, then its head.
+fn share_forged(server: &NatsServer, snapshot: &Value) {
+    let bytes = serde_json::to_vec(snapshot).unwrap();
+    let head = json!({"chunks": 1, "len": bytes.len(), "crc": crc32(&bytes)});
+    let publish = |subject: &str, payload: &[u8]| {
+        crate::nats_server::publish_raw(server.port(), subject, &[], payload)
+    };
+    publish("hoist.models.HOIST.state.0", &bytes);
+    publish(
+        "hoist.models.HOIST.state",
+        &serde_json::to_vec(&head).unwrap(),
+    );
 }
 
 /// A fresh cache (another HOME) on a stream whose writers shared their state model answers
@@ -166,8 +192,15 @@ pub fn a_fresh_cache_starts_from_the_shared_state_model() {
         "--reason",
         "release freeze",
     ]);
-    let (shared, snapshot) = last_message(&server, "HOIST_MODELS");
-    assert_eq!(shared, 1, "one state model is shared");
+    let (shared, head_seq) = stream_state(&server, "HOIST_MODELS");
+    assert_eq!(
+        shared, 2,
+        "one state model is shared, in one chunk and its head"
+    );
+    let head = crate::nats_server::get_raw(server.port(), "HOIST_MODELS", head_seq);
+    let head: Value = serde_json::from_slice(&head).expect("a head is JSON");
+    assert_eq!(head["chunks"], json!(1));
+    let snapshot = crate::nats_server::get_raw(server.port(), "HOIST_MODELS", head_seq - 1);
 
     let answers = |h: &Hoist| {
         (
@@ -189,12 +222,7 @@ pub fn a_fresh_cache_starts_from_the_shared_state_model() {
     let mut past_end = forged;
     past_end["checkpoint"] = json!(1_000_000_000u64);
     for bad in [foreign, past_end] {
-        crate::nats_server::publish_raw(
-            server.port(),
-            "hoist.models.HOIST.state",
-            &[],
-            &serde_json::to_vec(&bad).unwrap(),
-        );
+        share_forged(&server, &bad);
         assert_eq!(answers(&fresh()), expected);
     }
 }
