@@ -7,6 +7,18 @@ use crate::harness::{image, Hoist};
 use crate::nats_server::{raw_request, NatsServer};
 use serde_json::{json, Value};
 
+/// `deploy api --env ENV` of the image whose digest is `digit` repeated.
+fn deploy(h: &Hoist, env: &str, digit: char) {
+    h.ok(&[
+        "deploy",
+        "api",
+        "--env",
+        env,
+        "--image",
+        &image("api", digit),
+    ]);
+}
+
 fn apps(h: &Hoist) -> Vec<Value> {
     h.json(&["apps", "list"])
         .as_array()
@@ -25,30 +37,9 @@ pub fn two_streams_on_one_server_are_independent_histories() {
     main.ok(&["apps", "create", "api"]);
     other.ok(&["apps", "create", "api", "--envs", "dev,staging,production"]);
     other.ok(&["apps", "create", "web"]);
-    main.ok(&[
-        "deploy",
-        "api",
-        "--env",
-        "staging",
-        "--image",
-        &image("api", 'a'),
-    ]);
-    main.ok(&[
-        "deploy",
-        "api",
-        "--env",
-        "staging",
-        "--image",
-        &image("api", 'b'),
-    ]);
-    other.ok(&[
-        "deploy",
-        "api",
-        "--env",
-        "dev",
-        "--image",
-        &image("api", 'c'),
-    ]);
+    deploy(&main, "staging", 'a');
+    deploy(&main, "staging", 'b');
+    deploy(&other, "dev", 'c');
 
     assert_eq!(apps(&main), [json!("api")]);
     assert_eq!(apps(&other), [json!("api"), json!("web")]);
@@ -72,16 +63,7 @@ pub fn two_streams_on_one_server_are_independent_histories() {
     other.ok(&["audit", "verify"]);
 
     // Each stream on its own subjects.
-    let subjects = |stream: &str| {
-        let (_, info) = raw_request(
-            server.port(),
-            &format!("$JS.API.STREAM.INFO.{stream}"),
-            &[],
-            b"",
-        );
-        let info: Value = serde_json::from_slice(&info).expect("stream info is JSON");
-        info["config"]["subjects"].clone()
-    };
+    let subjects = |stream: &str| stream_info(&server, stream)["config"]["subjects"].clone();
     assert_eq!(subjects("HOIST"), json!(["hoist.app.>"]));
     assert_eq!(subjects("OTHER"), json!(["hoist.stream.OTHER.app.>"]));
 }
@@ -99,14 +81,7 @@ pub fn a_stream_an_earlier_hoist_created_under_another_name_keeps_its_subjects()
     assert!(!created.contains("\"error\""), "{created}");
     let legacy = Hoist::nats(&server.url(), "LEGACY", &server.store_dir());
     legacy.ok(&["apps", "create", "api"]);
-    legacy.ok(&[
-        "deploy",
-        "api",
-        "--env",
-        "staging",
-        "--image",
-        &image("api", 'a'),
-    ]);
+    deploy(&legacy, "staging", 'a');
     assert_eq!(
         legacy.json(&["status", "api"])["envs"]["staging"]["version"],
         json!(1)
@@ -114,17 +89,15 @@ pub fn a_stream_an_earlier_hoist_created_under_another_name_keeps_its_subjects()
     assert_eq!(apps(&legacy), [json!("api")]);
 }
 
-/// How many messages JetStream stream `stream` holds, and its last one's sequence.
-fn stream_state(server: &NatsServer, stream: &str) -> (u64, u64) {
+/// What JetStream says of stream `stream` (`$JS.API.STREAM.INFO`).
+fn stream_info(server: &NatsServer, stream: &str) -> Value {
     let (_, info) = raw_request(
         server.port(),
         &format!("$JS.API.STREAM.INFO.{stream}"),
         &[],
         b"",
     );
-    let info: Value = serde_json::from_slice(&info).expect("stream info is JSON");
-    let messages = info["state"]["messages"].as_u64().unwrap_or(0);
-    (messages, info["state"]["last_seq"].as_u64().unwrap_or(0))
+    serde_json::from_slice(&info).expect("stream info is JSON")
 }
 
 /// CRC-32 (IEEE), as a shared snapshot's head names its bytes'.
@@ -192,7 +165,11 @@ pub fn a_fresh_cache_starts_from_the_shared_state_model() {
         "--reason",
         "release freeze",
     ]);
-    let (shared, head_seq) = stream_state(&server, "HOIST_MODELS");
+    let models = &stream_info(&server, "HOIST_MODELS")["state"];
+    let (shared, head_seq) = (
+        models["messages"].clone(),
+        models["last_seq"].as_u64().unwrap(),
+    );
     assert_eq!(
         shared, 2,
         "one state model is shared, in one chunk and its head"
