@@ -99,6 +99,8 @@ impl Settings {
     pub fn nats_options(&self, nats: &NatsSettings) -> NatsOptions {
         let mut options = NatsOptions::new(nats.url.clone());
         options.stream = nats.stream.clone();
+        // issue 15: each stream its own subjects, so streams share a server.
+        options.subject_prefix = hoist_stores::nats::subject_prefix_for(&nats.stream);
         options.creds_file = nats.creds_file.clone();
         options.tls_ca_file = nats.tls_ca_file.clone();
         options.replicas = nats.replicas;

@@ -188,7 +188,13 @@ impl Hoist {
         context: &CommandContext,
     ) -> Result<Executed> {
         let log = self.open_log(OpenMode::Create).await?;
-        let executed = service::execute(&log, app, command, context).await?;
+        // issue 15: decided from the app's snapshot and the commits after it.
+        let snapshots = self.snapshots(&log)?;
+        let (executed, unsaved) =
+            service::execute_snapshotted(&log, &snapshots, app, command, context).await?;
+        if let Some(why) = unsaved {
+            self.warn(&format!("{why} (the next command folds a longer tail)"));
+        }
         self.warn_unknown(executed.state.skipped_unknown);
         if !executed.events.is_empty() {
             self.fold_new_events(&log).await;

@@ -11,9 +11,17 @@ use crate::Hoist;
 use hoist_engine::models::ModelStore;
 use hoist_projections::store::{ProjectionError, ProjectionStore, PARTITION_SIZE};
 use hoist_stores::models::SledModels;
+use hoist_stores::shared::SharedModels;
+use hoist_stores::snapshots::SnapshotDir;
 use hoist_stores::AnyStore;
 use std::path::PathBuf;
 use std::time::Duration;
+
+/// issue 15: a writer shares the state model whenever its checkpoint passes a multiple of this
+/// many log sequences, so a fresh cache folds at most about this many commits after it.
+const SHARE_EVERY: u64 = 1024;
+/// The key of the shared state model (`SharedModels`).
+const SHARED_STATE: &str = "state";
 
 /// How long a command waits for a NATS cache another process holds.
 const CACHE_WAIT: Duration = Duration::from_secs(30);
@@ -145,12 +153,74 @@ impl Hoist {
         }
     }
 
+    /// Where apps' decide-state snapshots are kept (issue 15): beside the embedded log in
+    /// `DIR/snapshots`, under its lock; on NATS beside the local cache, `…/nats-<id>-snapshots`
+    /// (outside the cache's lock: each snapshot is replaced whole, and checked before use).
+    pub(crate) fn snapshots(&self, log: &AnyStore) -> Result<SnapshotDir> {
+        Ok(match self.models_location(log)? {
+            Location::InStore(_) => match &self.settings.log {
+                Log::Embedded { dir } => SnapshotDir::new(dir.join("snapshots")),
+                Log::Nats(_) => unreachable!("an embedded location is an embedded store's"),
+            },
+            Location::Cache(dir) => {
+                let mut name = dir.file_name().unwrap_or_default().to_os_string();
+                name.push("-snapshots");
+                SnapshotDir::new(dir.with_file_name(name))
+            }
+        })
+    }
+
     /// The read models with the state model caught up: what `status`, `audit` and `releases`
     /// start from.
     pub(crate) async fn models_caught_up(&self, log: &AnyStore) -> Result<ProjectionStore> {
         let mut models = self.open_models(log)?;
-        models.catch_up_state(log).await?;
+        self.seed_from_shared(log, &mut models).await?;
+        let before = models.checkpoint()?;
+        let after = models.catch_up_state(log).await?.checkpoint;
+        self.share(log, &models, before, after).await?;
         Ok(models)
+    }
+
+    /// issue 15: now and then (when a catch-up passed a multiple of [`SHARE_EVERY`]), puts the
+    /// state model on the NATS server for fresh caches elsewhere. Not putting it fails nothing.
+    async fn share(
+        &self,
+        log: &AnyStore,
+        models: &ProjectionStore,
+        before: u64,
+        after: u64,
+    ) -> Result<()> {
+        if let AnyStore::Nats(nats) = log {
+            if after / SHARE_EVERY != before / SHARE_EVERY {
+                let snapshot = models.state_snapshot(nats.stream_id())?;
+                let shared = SharedModels::of(nats, self.replicas());
+                if let Err(why) = shared.put(SHARED_STATE, snapshot).await {
+                    self.warn(&format!("{why} (a fresh cache folds the whole stream)"));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// issue 15: empty NATS models (a fresh cache) start from the state model shared on the
+    /// server, when there is one of this stream not past its end; the log after it is folded
+    /// as usual.
+    async fn seed_from_shared(&self, log: &AnyStore, models: &mut ProjectionStore) -> Result<()> {
+        let AnyStore::Nats(nats) = log else {
+            return Ok(());
+        };
+        if models.checkpoint()? != 0 {
+            return Ok(());
+        }
+        let log_end = hoist_engine::store::EventStore::last_seq(log).await?;
+        if log_end == 0 {
+            return Ok(());
+        }
+        let shared = SharedModels::of(nats, self.replicas());
+        if let Some(snapshot) = shared.get(SHARED_STATE).await {
+            models.seed_state(&snapshot, nats.stream_id(), log_end)?;
+        }
+        Ok(())
     }
 
     /// After a command appended: fold it now, while the log is open anyway, so the next query
@@ -159,7 +229,10 @@ impl Hoist {
     pub(crate) async fn fold_new_events(&self, log: &AnyStore) {
         let result = async {
             let mut models = self.open_models(log)?;
-            models.catch_up(log, &mut |_, _| {}).await?;
+            self.seed_from_shared(log, &mut models).await?;
+            let before = models.checkpoint()?;
+            let after = models.catch_up_state(log).await?.checkpoint;
+            self.share(log, &models, before, after).await?;
             Ok::<_, Error>(())
         }
         .await;

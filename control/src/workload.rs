@@ -42,7 +42,7 @@ impl Workload {
         self.rng ^= self.rng << 17;
         let (rng, step, roll) = (self.rng, self.step, self.rng % 100);
         let (staging, production) = (&self.staging, &self.production);
-        let has = |env: &EnvName, n: usize| state.env(env).is_some_and(|e| e.releases.len() >= n);
+        let has = |env: &EnvName, n: u64| state.env(env).is_some_and(|e| e.release_count() >= n);
         let command = if !state.exists() {
             Command::CreateApp {
                 pipeline: vec![staging.clone(), production.clone()],

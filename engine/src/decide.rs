@@ -504,7 +504,7 @@ fn decide_unchecked(
         } => {
             check_processes(processes, release_command.as_deref())?;
             let id = Build::id_for(image, processes, release_command.as_deref());
-            if state.builds.contains_key(&id) {
+            if state.build_seqs.contains_key(&id) {
                 return Ok(vec![]);
             }
             let build = Build {

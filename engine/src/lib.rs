@@ -33,6 +33,7 @@ pub mod names;
 pub mod pipeline; // issue 16
 pub mod secrets;
 pub mod service;
+pub mod snapshot; // issue 15
 pub mod state;
 pub mod store;
 pub mod validate;

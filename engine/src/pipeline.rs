@@ -52,12 +52,7 @@ fn refusal(state: &AppState, from: &EnvName, to: &EnvName, version: ReleaseVersi
         return Refusal::Pinned;
     }
     // Once per source release: promoted before (by anyone), or refused by its verification.
-    let promoted = target.releases.iter().any(|r| {
-        r.release
-            .source
-            .as_ref()
-            .is_some_and(|s| s.env == *from && s.version == version)
-    });
+    let promoted = target.promoted.contains(&(from.clone(), version));
     if promoted
         || target
             .failed_verifications
@@ -239,7 +234,7 @@ fn applied_env<'a>(
     version: ReleaseVersion,
 ) -> Result<&'a EnvState, DomainError> {
     let env_state = rules.env(env)?;
-    if env_state.release(version).is_none() {
+    if !env_state.has_release(version) {
         return Err(DomainError::UnknownVersion {
             app: rules.app.clone(),
             env: env.clone(),

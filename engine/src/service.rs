@@ -9,6 +9,7 @@ use crate::codec::{decode_commit, encode_envelope, CodecError};
 use crate::decide::{decide, Command, DomainError};
 use crate::event::{Envelope, Event, EventHash, Recorded, ReleaseKind};
 use crate::names::{Actor, AppName};
+use crate::snapshot::{self, SnapshotStore};
 use crate::state::AppState;
 use crate::store::{EventStore, StoreError, StoredCommit};
 use chrono::{DateTime, SubsecRound, Utc};
@@ -236,6 +237,8 @@ pub async fn execute_cached<S: EventStore>(
         if !unchecked {
             refresh(store, app, state).await?;
         }
+        // A state restored from a snapshot gets back the records this command reads.
+        hydrate(store, app, command, state).await?;
         // Authorized on the state it is decided on (`promote` goes to the env after its source).
         let (action, scope) = authorize::required(app, command, state);
         if let Err(denied) = authorize(&ctx.principal, &action, &scope) {
@@ -271,6 +274,87 @@ pub async fn execute_cached<S: EventStore>(
         app: app.clone(),
         attempts: MAX_ATTEMPTS,
     })
+}
+
+/// How many events a snapshot may fall behind its app before a command saves a new one: the
+/// longest tail a command folds on top of a snapshot (issue 15).
+pub const SNAPSHOT_EVERY: u64 = 64;
+
+/// `execute` starting from `app`'s snapshot in `snapshots` (when the log confirms it) plus the
+/// commits after it, instead of the app's whole history; saves a new snapshot afterwards when
+/// the one it started from is [`SNAPSHOT_EVERY`] events behind or absent. A snapshot that cannot
+/// be saved does not fail the command: the error comes back beside its outcome.
+pub async fn execute_snapshotted<S: EventStore>(
+    store: &S,
+    snapshots: &dyn SnapshotStore,
+    app: &AppName,
+    command: &Command,
+    ctx: &CommandContext,
+) -> Result<(Executed, Option<String>), ExecuteError> {
+    let mut state = restore(store, snapshots, app).await?;
+    let restored_events = state.event_count;
+    refresh(store, app, &mut state).await?;
+    let events = execute_cached(store, app, command, ctx, &mut state).await?;
+    let behind = state.event_count.saturating_sub(restored_events);
+    let saved = if state.exists() && behind >= SNAPSHOT_EVERY {
+        snapshots.save(app, &snapshot::encode(app, &state)).err()
+    } else {
+        None
+    };
+    Ok((Executed { state, events }, saved))
+}
+
+/// `app`'s state as its snapshot in `snapshots` has it, when the log confirms the snapshot (its
+/// entry at the snapshot's sequence is this app's and ends with the snapshot's hash); else an
+/// empty state, to be folded from the log. Not refreshed: the commits after it are the caller's.
+pub async fn restore<S: EventStore>(
+    store: &S,
+    snapshots: &dyn SnapshotStore,
+    app: &AppName,
+) -> Result<AppState, ExecuteError> {
+    let Some(state) = snapshots
+        .load(app)
+        .and_then(|bytes| snapshot::decode(app, &bytes))
+    else {
+        return Ok(AppState::default());
+    };
+    let Some(hash) = state.last_hash else {
+        return Ok(AppState::default());
+    };
+    let confirmed = match store.read_commit(state.last_seq).await? {
+        Some(commit) if commit.app == *app => decode_commits([&commit])
+            .ok()
+            .and_then(|events| events.last().map(|e| e.hash))
+            .is_some_and(|last| last == hash),
+        _ => false,
+    };
+    Ok(if confirmed {
+        state
+    } else {
+        AppState::default()
+    })
+}
+
+/// Reads back into `state` the records `command` needs that a state restored from a snapshot
+/// left out (`snapshot::needed`; nothing for a state folded whole).
+async fn hydrate<S: EventStore>(
+    store: &S,
+    app: &AppName,
+    command: &Command,
+    state: &mut AppState,
+) -> Result<(), ExecuteError> {
+    for seq in snapshot::needed(state, command) {
+        let Some(commit) = store.read_commit(seq).await? else {
+            continue;
+        };
+        if commit.app != *app {
+            continue;
+        }
+        for recorded in decode_commits([&commit])? {
+            snapshot::hydrate(state, recorded);
+        }
+    }
+    Ok(())
 }
 
 /// What became of one try at appending a command's events.

@@ -66,9 +66,12 @@ pub struct Rollout {
     pub at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EnvState {
-    /// Every release of this env, oldest first; `releases[i].version == i + 1`.
+    /// This env's releases, oldest first. A fold of the whole history holds every one
+    /// (`releases[i].version == i + 1`); a state restored from a snapshot (issue 15) holds only
+    /// those `decide` needs (the current one, the last healthy one, any the command names, see
+    /// `snapshot::needed`), sorted by version. [`EnvState::release_count`] counts them all.
     pub releases: Vec<ReleaseRecord>,
     pub lock: Option<Lock>,
     pub target: Target,
@@ -91,16 +94,39 @@ pub struct EnvState {
     pub scale: Scale,
     /// Hosts routed to the env's `web` process.
     pub domains: BTreeSet<Hostname>,
+    // issue 15
+    /// The log sequence of the commit that made each release: `release_seqs[i]` made version
+    /// `i + 1`. Where a release left out of a snapshot is read back from.
+    #[serde(default)]
+    pub release_seqs: Vec<u64>,
+    /// The source releases (`env`, version) promoted into this env, by anyone.
+    #[serde(default)]
+    pub promoted: BTreeSet<(EnvName, ReleaseVersion)>,
 }
 
 impl EnvState {
     pub fn current(&self) -> Option<&ReleaseRecord> {
         self.releases.last()
     }
+    /// Release `version`, when it is held (every one is, but in a state restored from a
+    /// snapshot: there, those `snapshot::needed` names).
     pub fn release(&self, version: ReleaseVersion) -> Option<&ReleaseRecord> {
-        usize::try_from(version.get() - 1)
+        let i = usize::try_from(version.get() - 1).ok()?;
+        if self.releases.len() as u64 == self.release_count() {
+            return self.releases.get(i);
+        }
+        self.releases
+            .binary_search_by_key(&version, |r| r.release.version)
             .ok()
-            .and_then(|i| self.releases.get(i))
+            .map(|i| &self.releases[i])
+    }
+    /// How many releases this env has had (the current one's version), held or not.
+    pub fn release_count(&self) -> u64 {
+        self.current().map_or(0, |r| r.release.version.get())
+    }
+    /// Whether this env has had release `version` (held or not).
+    pub fn has_release(&self, version: ReleaseVersion) -> bool {
+        version.get() <= self.release_count()
     }
     /// What `record` runs in this env: its build's processes at this env's scale, with the
     /// env's domains and routing. (issue 14)
@@ -131,7 +157,7 @@ impl EnvState {
     }
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AppState {
     /// The pipeline, in promotion order; empty until the app is created.
     pub pipeline: Vec<EnvName>,
@@ -147,6 +173,11 @@ pub struct AppState {
     pub skipped_unknown: u64,
     /// issue 14: the build registered last for each image: what `deploy --image` deploys.
     pub image_builds: BTreeMap<ImageRef, BuildId>,
+    // issue 15
+    /// The log sequence of the commit that first held each build: every build the app has,
+    /// while `builds` holds only some in a state restored from a snapshot.
+    #[serde(default)]
+    pub build_seqs: BTreeMap<BuildId, u64>,
 }
 
 impl AppState {
@@ -177,7 +208,8 @@ impl AppState {
     /// Folds one event, taking it: its release, build and names move into the state instead of
     /// being copied (a replay owns the events it decodes).
     pub fn apply_owned(&mut self, recorded: Recorded) {
-        self.last_seq = recorded.seq;
+        let seq = recorded.seq;
+        self.last_seq = seq;
         self.last_hash = Some(recorded.hash);
         self.event_count += 1;
         let Envelope {
@@ -203,20 +235,27 @@ impl AppState {
             Event::BuildRegistered { build } => {
                 self.image_builds
                     .insert(build.image.clone(), build.id.clone());
+                self.build_seqs.entry(build.id.clone()).or_insert(seq);
                 self.builds.insert(build.id.clone(), build);
             }
             Event::ReleaseCreated { env, release } => {
                 if let Some(build) = &release.build {
-                    if !self.builds.contains_key(&build.id) {
+                    if !self.build_seqs.contains_key(&build.id) {
                         self.image_builds
                             .entry(build.image.clone())
                             .or_insert_with(|| build.id.clone());
+                        self.build_seqs.insert(build.id.clone(), seq);
                         self.builds.insert(build.id.clone(), build.clone());
                     }
                 }
-                self.envs
-                    .entry(env)
-                    .or_default()
+                let env_state = self.envs.entry(env).or_default();
+                if let Some(source) = &release.source {
+                    env_state
+                        .promoted
+                        .insert((source.env.clone(), source.version));
+                }
+                env_state.release_seqs.push(seq);
+                env_state
                     .releases
                     .push(ReleaseRecord { release, actor, at });
             }

@@ -51,7 +51,7 @@ pub fn check_event(app: &AppName, state: &AppState, event: &Event) -> Result<(),
                 return Err(malformed("its id is not its image's and formation's"));
             }
             crate::decide::check_processes(&build.processes, build.release_command.as_deref())?;
-            if state.builds.contains_key(&build.id) {
+            if state.build_seqs.contains_key(&build.id) {
                 return Err(malformed("it is already registered"));
             }
         }
@@ -88,7 +88,7 @@ pub fn check_event(app: &AppName, state: &AppState, event: &Event) -> Result<(),
                     let Some(to) = release.rollback_to else {
                         return Err(malformed("a rollback names the version it rolls back to"));
                     };
-                    if current.release(to).is_none() {
+                    if !current.has_release(to) {
                         return Err(unknown_version(app, env, to, current));
                     }
                     if Some(to) == latest {
@@ -110,7 +110,7 @@ pub fn check_event(app: &AppName, state: &AppState, event: &Event) -> Result<(),
                         });
                     }
                     let from = rules.env(&source.env)?;
-                    if from.release(source.version).is_none() {
+                    if !from.has_release(source.version) {
                         return Err(unknown_version(app, &source.env, source.version, from));
                     }
                     if release.build.is_none() {
@@ -164,7 +164,7 @@ pub fn check_event(app: &AppName, state: &AppState, event: &Event) -> Result<(),
         }
         Event::RolloutRecorded { env, version, .. } => {
             let current = rules.env(env)?;
-            if current.release(*version).is_none() {
+            if !current.has_release(*version) {
                 return Err(unknown_version(app, env, *version, current));
             }
         }
@@ -185,13 +185,13 @@ pub fn check_event(app: &AppName, state: &AppState, event: &Event) -> Result<(),
         } => {
             rules.env(env)?;
             let source = rules.env(from)?;
-            if source.release(*version).is_none() {
+            if !source.has_release(*version) {
                 return Err(unknown_version(app, from, *version, source));
             }
         }
         Event::DriftDetected { env, version, .. } | Event::DriftHealed { env, version, .. } => {
             let current = rules.env(env)?;
-            if current.release(*version).is_none() {
+            if !current.has_release(*version) {
                 return Err(unknown_version(app, env, *version, current));
             }
         }

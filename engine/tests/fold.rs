@@ -363,3 +363,41 @@ fn an_unknown_body_is_skipped_and_counted_not_a_failure() {
     );
     assert_eq!(with_unknown.env(&staging).unwrap().releases.len(), 1);
 }
+
+// issue 15: snapshots.
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+    /// A snapshot taken at any cut of a history, plus the events after it, plus the records
+    /// `snapshot::needed` names read back, decides any command as the whole history does, and
+    /// authorizes it against the same scope.
+    #[test]
+    fn deciding_from_a_snapshot_and_its_tail_equals_deciding_from_the_whole_history(
+        pipeline in pipeline(),
+        steps in proptest::collection::vec(step(), 0..80),
+        cut in any::<Index>(),
+        next in command(),
+    ) {
+        use hoist_engine::snapshot;
+        let (history, full) = run(pipeline, &steps);
+        let cut = cut.index(history.len() + 1);
+        let prefix = AppState::fold(&history[..cut]);
+        let encoded = snapshot::encode(&app(), &prefix);
+        let mut restored = snapshot::decode(&app(), &encoded).expect("a snapshot decodes");
+        prop_assert_eq!(&restored, &snapshot::trimmed(&prefix), "encoding round-trips");
+        for recorded in &history[cut..] {
+            restored.apply_mut(recorded);
+        }
+        for seq in snapshot::needed(&restored, &next) {
+            for recorded in history.iter().filter(|r| r.seq == seq) {
+                snapshot::hydrate(&mut restored, recorded.clone());
+            }
+        }
+        prop_assert_eq!(decide(&app(), &restored, &next), decide(&app(), &full, &next));
+        prop_assert_eq!(
+            hoist_engine::authorize::required(&app(), &next, &restored),
+            hoist_engine::authorize::required(&app(), &next, &full)
+        );
+        prop_assert!(snapshot::decode(&"other".parse().unwrap(), &encoded).is_none(), "another app's snapshot");
+    }
+}

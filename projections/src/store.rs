@@ -268,7 +268,7 @@ impl ProjectionStore {
                 ..CatchUp::default()
             });
         }
-        self.catch_up(log, &mut |_, _| {}).await
+        self.catch_up_models(log, &mut |_, _| {}, false).await
     }
 
     /// Brings every model up to the log's end, resuming each from its own checkpoint.
@@ -277,6 +277,18 @@ impl ProjectionStore {
         &mut self,
         log: &S,
         progress: &mut (dyn FnMut(u64, u64) + Send),
+    ) -> Result<CatchUp, ProjectionError> {
+        self.catch_up_models(log, progress, true).await
+    }
+
+    /// `catch_up`; without `history`, a history behind the state model (one seeded from a
+    /// shared snapshot, issue 15) stays behind: only the state model is folded, from its own
+    /// checkpoint, and the history catches up when a query needs it (`history_caught_up`).
+    async fn catch_up_models<S: EventStore>(
+        &mut self,
+        log: &S,
+        progress: &mut (dyn FnMut(u64, u64) + Send),
+        history: bool,
     ) -> Result<CatchUp, ProjectionError> {
         let target = log.last_seq().await?;
         let (mut state_cp, (mut history_cp, mut partition)) =
@@ -288,8 +300,16 @@ impl ProjectionStore {
             self.reset()?;
             (state_cp, history_cp, partition) = (0, 0, None);
         }
+        let state_only = !history && history_cp < state_cp;
+        let folded_to = |state_cp: u64, history_cp: u64| {
+            if state_only {
+                state_cp
+            } else {
+                state_cp.min(history_cp)
+            }
+        };
         let mut done = CatchUp {
-            checkpoint: state_cp.min(history_cp),
+            checkpoint: folded_to(state_cp, history_cp),
             ..CatchUp::default()
         };
         let mut next = done.checkpoint + 1;
@@ -312,7 +332,7 @@ impl ProjectionStore {
                         source,
                     })?;
                 let partition_id = self.partition_of(commit.seq);
-                if commit.seq > history_cp {
+                if commit.seq > history_cp && !state_only {
                     if partition.as_ref().is_none_or(|(id, _)| *id != partition_id) {
                         if let Some((_, db)) = partition.take() {
                             write_rows(&*db, &mut rows, history_cp)?;
@@ -351,7 +371,7 @@ impl ProjectionStore {
             if let Some((_, db)) = &partition {
                 write_rows(&**db, &mut rows, history_cp)?;
             }
-            done.checkpoint = state_cp.min(history_cp);
+            done.checkpoint = folded_to(state_cp, history_cp);
             progress(done.checkpoint, target.max(done.checkpoint));
         }
         if state_cp < target {
@@ -395,9 +415,10 @@ impl ProjectionStore {
             .scan(&[STATUS_PREFIX], Order::Ascending)
             .map(|kv| {
                 let (k, v) = kv?;
+                // The access chain has a status too: names as the log holds them.
                 let app = std::str::from_utf8(&k[1..])
                     .ok()
-                    .and_then(|s| s.parse().ok())
+                    .and_then(|s| AppName::from_log(s).ok())
                     .ok_or_else(|| self.io("malformed status key"))?;
                 let status = serde_json::from_slice(&v)
                     .map_err(|e| self.io(format!("status of {app}: {e}")))?;
@@ -491,7 +512,11 @@ impl ProjectionStore {
                 found.clear();
                 status.partitions.iter().rev().copied().collect()
             }
-            None => self.partitions()?.into_iter().rev().collect(),
+            None => {
+                // Listed once the history is caught up: it may lag the state model.
+                self.history_caught_up(log).await?;
+                self.partitions()?.into_iter().rev().collect()
+            }
         };
         self.history_caught_up(log).await?;
         for id in partitions {
@@ -552,6 +577,55 @@ impl ProjectionStore {
             }))
     }
 
+    // issue 15
+    /// The state model as a snapshot another machine may start from ([`Self::seed_state`]):
+    /// its checkpoint and every app's status, for the log of stream identity `log_id`.
+    pub fn state_snapshot(&self, log_id: &str) -> Result<Vec<u8>, ProjectionError> {
+        let snapshot = StateSnapshot {
+            format: FORMAT,
+            partition_size: self.partition_size,
+            log: log_id.to_string(),
+            checkpoint: self.checkpoint()?,
+            statuses: self.statuses()?,
+        };
+        Ok(serde_json::to_vec(&snapshot).expect("statuses serialize"))
+    }
+
+    /// Starts empty models from `snapshot` (of [`Self::state_snapshot`]): taken only when the
+    /// models are empty and the snapshot is of this row format and partition size, of the log
+    /// `log_id`, and not past `log_end` (else it is ignored and `false` returned). The history
+    /// stays empty, behind the state model: a query that needs it folds it then.
+    pub fn seed_state(
+        &mut self,
+        snapshot: &[u8],
+        log_id: &str,
+        log_end: u64,
+    ) -> Result<bool, ProjectionError> {
+        let Ok(snapshot) = serde_json::from_slice::<StateSnapshot>(snapshot) else {
+            return Ok(false);
+        };
+        let usable = snapshot.format == FORMAT
+            && snapshot.partition_size == self.partition_size
+            && snapshot.log == log_id
+            && snapshot.checkpoint <= log_end
+            && self.checkpoint()? == 0
+            && self.history_head_as_stored()?.0 == 0;
+        if !usable {
+            return Ok(false);
+        }
+        let mut batch = Batch::default();
+        for (app, status) in &snapshot.statuses {
+            batch.insert(
+                status_key(app),
+                serde_json::to_vec(status).expect("statuses serialize"),
+            );
+        }
+        batch.insert(CHECKPOINT, snapshot.checkpoint.to_be_bytes());
+        self.state.apply(batch)?;
+        self.state.flush()?;
+        Ok(true)
+    }
+
     /// Every row of every model, in key order: what the tests compare.
     pub fn dump(&self) -> Result<Vec<DumpRow>, ProjectionError> {
         let mut rows = Vec::new();
@@ -582,4 +656,15 @@ fn write_rows(
     }
     batch.insert(PARTITION_CHECKPOINT, checkpoint.to_be_bytes());
     Ok(db.apply(batch)?)
+}
+
+/// What [`ProjectionStore::state_snapshot`] writes (issue 15).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct StateSnapshot {
+    format: u64,
+    partition_size: u64,
+    /// The stream identity of the log it was folded from.
+    log: String,
+    checkpoint: u64,
+    statuses: Vec<(AppName, AppStatus)>,
 }

@@ -10,7 +10,9 @@
 //! - `memory`: a log (`MemoryStore`) and read models' databases (`MemoryModels`) in memory, for
 //!   tests;
 //! - `any`: `AnyStore::open(StoreConfig)`, the one a front end opens from its settings;
-//! - `nats_work`: how several `hoist serve` instances share the work on one NATS stream.
+//! - `nats_work`: how several `hoist serve` instances share the work on one NATS stream;
+//! - `snapshots`: `SnapshotDir`, apps' decide-state snapshots in a directory (issue 15);
+//! - `shared`: `SharedModels`, read-model snapshots shared on the NATS server (issue 15).
 //!
 //! The `bench` feature adds the raw baselines (`raw_scan`, `raw_read`, `raw_publish`) that
 //! `hoist bench` and the criterion benches measure hoist against; production code does not see them.
@@ -22,6 +24,8 @@ pub mod memory;
 pub mod models;
 pub mod nats;
 pub mod nats_work;
+pub mod shared; // issue 15
 pub mod sled;
+pub mod snapshots; // issue 15
 
 pub use any::{AnyStore, StoreConfig};

@@ -80,6 +80,25 @@ use uuid::Uuid;
 pub const DEFAULT_STREAM: &str = "HOIST";
 /// Every app's subject starts with this (unless `NatsOptions::subject_prefix` says otherwise).
 pub const SUBJECT_PREFIX: &str = "hoist.app.";
+
+// issue 15
+/// What the app subjects of stream `stream` start with: [`SUBJECT_PREFIX`] for the default
+/// stream (as always, so existing data keeps its subjects), `hoist.stream.<stream>.app.` for any
+/// other, so that streams on one server are independent histories (two streams cannot share
+/// subjects). A stream of another name that an earlier hoist created on `hoist.app.>` keeps
+/// those subjects: [`NatsStore::connect`] finds it and adopts them.
+pub fn subject_prefix_for(stream: &str) -> String {
+    if stream == DEFAULT_STREAM {
+        SUBJECT_PREFIX.to_string()
+    } else {
+        format!("hoist.stream.{stream}.app.")
+    }
+}
+
+/// The subjects an earlier hoist gave every stream, whatever its name.
+fn legacy_subjects() -> String {
+    format!("{SUBJECT_PREFIX}>")
+}
 /// How long the server remembers a commit id. Because the server checks the expected sequence
 /// first, a retry that repeats its original expectation is recognised by the conflict path at any
 /// age; the window is the net for a repeat whose expectation holds (a caller that re-read and
@@ -178,6 +197,8 @@ pub struct NatsStore {
     /// More than one replica: any of them may answer a read.
     replicated: bool,
     identity: StreamIdentity,
+    /// issue 15: the stream's name and creation time, whatever URL reached it.
+    stream_id: String,
     commit_check: Option<CommitCheck>,
     /// The stream's `max_msg_size` (read from its configuration; -1: none).
     max_msg_size: i64,
@@ -282,6 +303,7 @@ impl NatsStore {
             direct_reads: false,
             replicated: false,
             identity: StreamIdentity(String::new()),
+            stream_id: String::new(),
             commit_check: options.commit_check,
             max_msg_size: -1,
             quarantined: Default::default(),
@@ -326,6 +348,12 @@ impl NatsStore {
             }
         };
         let (config, identity) = config;
+        if config.subjects == [legacy_subjects()] {
+            // A stream an earlier hoist created under this name (`subject_prefix_for`).
+            store.prefix = SUBJECT_PREFIX.to_string();
+            store.all_subjects = legacy_subjects();
+        }
+        store.stream_id = identity.0.clone();
         store.identity = StreamIdentity(format!("{shown}/{}", identity.0));
         store.direct_reads = config.allow_direct && at_least(&server_version, 2, 11);
         store.replicated = config.num_replicas > 1;
@@ -337,6 +365,12 @@ impl NatsStore {
     /// the same name is another stream, and caches of the old one must not be trusted.
     pub fn identity(&self) -> &StreamIdentity {
         &self.identity
+    }
+
+    /// The stream's name and creation time (`NAME@nanos`): the same from every server and URL
+    /// (issue 15: what shared read models are keyed by).
+    pub fn stream_id(&self) -> &str {
+        &self.stream_id
     }
 
     /// Whether reads use batched direct gets (else an ephemeral consumer per read).
@@ -1443,7 +1477,9 @@ fn check_compatible(
 ) -> Result<Config, StoreError> {
     let c = &info.config;
     let mut problems = Vec::new();
-    if c.subjects != [options.stream_subjects()] {
+    // A stream created by an earlier hoist keeps `hoist.app.>` (`subject_prefix_for`).
+    let legacy = options.stream != DEFAULT_STREAM && c.subjects == [legacy_subjects()];
+    if c.subjects != [options.stream_subjects()] && !legacy {
         problems.push(format!(
             "its subjects are {:?}, hoist needs exactly [\"{}\"]",
             c.subjects,

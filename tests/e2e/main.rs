@@ -36,6 +36,7 @@ mod secrets;
 mod serve;
 #[path = "../support/slack_socket.rs"]
 mod slack_socket; // issue 12
+mod streams; // issue 15
 mod subscribers;
 mod torture;
 mod transfer;
@@ -672,6 +673,22 @@ mod nats {
     #[test]
     fn a_recreated_stream_is_not_answered_from_the_old_cache() {
         faults::a_recreated_stream_is_not_answered_from_the_old_cache();
+    }
+
+    // issue 15
+    #[test]
+    fn two_streams_on_one_server_are_independent_histories() {
+        streams::two_streams_on_one_server_are_independent_histories();
+    }
+
+    #[test]
+    fn a_fresh_cache_starts_from_the_shared_state_model() {
+        streams::a_fresh_cache_starts_from_the_shared_state_model();
+    }
+
+    #[test]
+    fn a_stream_an_earlier_hoist_created_under_another_name_keeps_its_subjects() {
+        streams::a_stream_an_earlier_hoist_created_under_another_name_keeps_its_subjects();
     }
 
     #[test]

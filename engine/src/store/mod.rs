@@ -224,6 +224,19 @@ pub trait EventStore: Send + Sync {
         max: usize,
     ) -> impl Future<Output = Result<Vec<StoredCommit>, StoreError>> + Send;
 
+    /// The commit at log sequence `seq`, if the log holds one there (issue 15: what a snapshot
+    /// is checked against, where a record left out of one is read back from). By default a
+    /// `read_from` of one commit.
+    fn read_commit(
+        &self,
+        seq: u64,
+    ) -> impl Future<Output = Result<Option<StoredCommit>, StoreError>> + Send {
+        async move {
+            let mut page = self.read_from(seq, 1).await?;
+            Ok(page.pop().filter(|c| c.seq == seq))
+        }
+    }
+
     /// The sequence of the last commit in the log (0 when empty).
     fn last_seq(&self) -> impl Future<Output = Result<u64, StoreError>> + Send;
 
