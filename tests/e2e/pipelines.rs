@@ -613,6 +613,11 @@ pub fn pipelines_through_the_server(h: &Hoist) {
         &["no release applied"],
     );
     let (mut serve, port) = crate::api::start_api(h, "serve-api.log");
+    // serve applies staging's v2 as it starts: wait for that record, so the refusals below are
+    // counted against a log nothing else writes to.
+    wait_for("serve to apply staging", Duration::from_secs(30), || {
+        (h.json(&["status", "api"])["envs"]["staging"]["applied_version"] == 2).then_some(())
+    });
     let url = format!("http://127.0.0.1:{port}");
     let (ada, vic) = (
         h.through_server(&url, &admin),
