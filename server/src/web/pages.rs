@@ -624,6 +624,28 @@ mod tests {
     }
 
     #[test]
+    fn rollbacks_and_auto_rollbacks_are_marked_in_words() {
+        let release = |kind: &str, description: &str| Release {
+            version: 6,
+            kind: kind.into(),
+            image: None,
+            config: BTreeMap::new(),
+            description: description.into(),
+            actor: "hoist".into(),
+            at: "2026-11-30T12:00:00Z".into(),
+            source: None,
+            rollback_to: Some(4),
+        };
+        let shown = |r: &Release| kind_label(r).into_string();
+        assert!(
+            shown(&release("rollback", "Auto-rollback to v4: v5 failed"))
+                .contains("↩ auto-rollback")
+        );
+        assert!(shown(&release("rollback", "Rollback to v4")).contains("↩ rollback"));
+        assert!(!shown(&release("deploy", "Deploy x")).contains('↩'));
+    }
+
+    #[test]
     fn status_envs_keep_their_pipeline_order() {
         let json = r#"{"app": "api", "envs": {"zeta": {"version": null, "image": null, "locked": false,
             "released_at": null, "applied_version": null, "health": null},
