@@ -34,7 +34,9 @@ code, .mono { font-family: ui-monospace, SFMono-Regular, Menlo, monospace; font-
 .pipeline dt { color: var(--muted); }
 .pipeline dd { margin: 0; overflow-wrap: anywhere; }
 .badge { display: inline-block; border: 1px solid currentColor; border-radius: 4px; padding: 0 .35rem;
-  font-size: .85em; font-weight: 600; }
+  font-size: .85em; font-weight: 600; white-space: nowrap; }
+time { white-space: nowrap; }
+.pipeline h3 { margin: 0; }
 .bad { color: var(--bad); } .good { color: var(--good); } .warn { color: var(--warn); }
 table { border-collapse: collapse; width: 100%; }
 th, td { text-align: left; vertical-align: top; padding: .4rem .5rem; border-bottom: 1px solid var(--line); }

@@ -821,7 +821,7 @@ fn sign_in_page(api: &Api, status: StatusCode, next: &str, notice: Option<&str>)
     let cookie = session::set_cookie(
         SIGNIN_COOKIE,
         &csrf,
-        session::SIGNIN_TTL,
+        Some(session::SIGNIN_TTL),
         api.web.settings.secure_cookies,
     );
     if let Ok(value) = HeaderValue::from_str(&cookie) {
@@ -909,8 +909,8 @@ async fn sign_in(State(api): State<Api>, headers: HeaderMap, body: Bytes) -> Res
     };
     let secure = api.web.settings.secure_cookies;
     let cookies = [
-        session::set_cookie(SESSION_COOKIE, &id, api.web.sessions.lifetime(), secure),
-        session::set_cookie(SIGNIN_COOKIE, "", Duration::ZERO, secure),
+        session::set_cookie(SESSION_COOKIE, &id, None, secure),
+        session::set_cookie(SIGNIN_COOKIE, "", Some(Duration::ZERO), secure),
     ];
     see_other(&next, &cookies)
 }
@@ -921,7 +921,7 @@ async fn sign_out(State(api): State<Api>, signed: SignedIn, body: Bytes) -> Page
     let cookie = session::set_cookie(
         SESSION_COOKIE,
         "",
-        Duration::ZERO,
+        Some(Duration::ZERO),
         api.web.settings.secure_cookies,
     );
     Ok(see_other("/signin", &[cookie]))

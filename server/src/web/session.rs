@@ -61,10 +61,6 @@ impl Sessions {
         }
     }
 
-    pub fn lifetime(&self) -> Duration {
-        self.lifetime
-    }
-
     /// A new session for `token` (already authenticated), from `now`: its id (the cookie's
     /// value) and the session. Sessions past their time are forgotten on the way.
     pub fn open(
@@ -93,15 +89,13 @@ impl Sessions {
         Ok((id, session))
     }
 
-    /// The session `id` names at `now`.
+    /// The session `id` names at `now`. An expired one stays known as expired (every request
+    /// of the page — its event stream's retries too — is told so) until a sign-in forgets it.
     pub fn find(&self, id: &str, now: DateTime<Utc>) -> Found {
-        let mut sessions = self.by_id.lock().unwrap_or_else(PoisonError::into_inner);
+        let sessions = self.by_id.lock().unwrap_or_else(PoisonError::into_inner);
         match sessions.get(id) {
             Some(session) if session.expires_at > now => Found::Active(session.clone()),
-            Some(_) => {
-                sessions.remove(id);
-                Found::Expired
-            }
+            Some(_) => Found::Expired,
             None => Found::Unknown,
         }
     }
@@ -138,13 +132,13 @@ pub fn cookie<'a>(header: &'a str, name: &str) -> Option<&'a str> {
 }
 
 /// A `Set-Cookie` value: the whole site, script cannot read it, never sent by another site's
-/// request, and over HTTPS only when the server has TLS. `max_age` zero deletes it.
-pub fn set_cookie(name: &str, value: &str, max_age: Duration, secure: bool) -> String {
+/// request, and over HTTPS only when the server has TLS. `max_age` zero deletes it; none keeps
+/// it until the browser closes (the session cookie: the server, which knows when a session
+/// ends, says so to the person, where a browser dropping it would say nothing).
+pub fn set_cookie(name: &str, value: &str, max_age: Option<Duration>, secure: bool) -> String {
+    let max_age = max_age.map_or(String::new(), |age| format!("; Max-Age={}", age.as_secs()));
     let secure = if secure { "; Secure" } else { "" };
-    format!(
-        "{name}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{secure}",
-        max_age.as_secs()
-    )
+    format!("{name}={value}; Path=/; HttpOnly; SameSite=Strict{max_age}{secure}")
 }
 
 #[cfg(test)]
@@ -170,11 +164,13 @@ mod tests {
     }
 
     #[test]
-    fn given_a_session_when_its_lifetime_is_up_then_it_is_expired_once_then_unknown() {
+    fn given_a_session_when_its_lifetime_is_up_then_it_is_expired_until_a_sign_in_forgets_it() {
         let sessions = Sessions::new(HOUR);
         let (id, _) = sessions.open("hoist_tok".into(), at(0)).unwrap();
         assert_eq!(sessions.find(&id, at(3600)), Found::Expired);
-        assert_eq!(sessions.find(&id, at(3600)), Found::Unknown);
+        assert_eq!(sessions.find(&id, at(3601)), Found::Expired);
+        sessions.open("other".into(), at(3602)).unwrap();
+        assert_eq!(sessions.find(&id, at(3602)), Found::Unknown);
     }
 
     #[test]
@@ -229,9 +225,13 @@ mod tests {
     #[test]
     fn a_session_cookie_is_http_only_strict_and_secure_under_tls() {
         assert_eq!(
-            set_cookie(SESSION_COOKIE, "abc", HOUR, false),
-            "hoist_session=abc; Path=/; HttpOnly; SameSite=Strict; Max-Age=3600"
+            set_cookie(SESSION_COOKIE, "abc", None, false),
+            "hoist_session=abc; Path=/; HttpOnly; SameSite=Strict"
         );
-        assert!(set_cookie(SESSION_COOKIE, "abc", HOUR, true).ends_with("; Secure"));
+        assert_eq!(
+            set_cookie(SIGNIN_COOKIE, "", Some(Duration::ZERO), true),
+            "hoist_signin=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0; Secure"
+        );
+        assert!(set_cookie(SESSION_COOKIE, "abc", Some(HOUR), true).ends_with("; Secure"));
     }
 }
