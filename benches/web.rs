@@ -1,0 +1,255 @@
+//! The web UI (issue 13), over HTTP on loopback to the real router served in-process
+//! (`hoist_server::serve`), on embedded stores holding `hoist bench`'s realistic history of 20
+//! apps, signed in with a real token:
+//!
+//! - `pipeline page/10k` and `/200k`: `GET /` (every app's pipeline) at 10,000 and 200,000
+//!   events — the goal is flat (200k within 1.5× of 10k); `timeline page/…`: `GET` of one env's
+//!   timeline, the request the page's script makes after an event;
+//! - `live/append to SSE event`: from the start of an append (`Hoist::execute`, a lock or an
+//!   unlock) to its event's `data:` line reaching a client of `/live`, beside
+//!   `live/append alone` (the same append, returned): the raw floor.
+//!
+//! Run: `cargo bench --bench web` (medians in README's "Web UI").
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use hoist_control::bench::BenchArgs;
+use hoist_control::engine::{Command, Grant, Role};
+use hoist_control::{Backend, Caller, Config, Hoist};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+#[path = "../tests/support/http.rs"]
+mod http;
+
+const APPS: usize = 20;
+
+/// A store with `events` events of history, served in-process, and a signed-in session.
+struct Served {
+    _dir: tempfile::TempDir,
+    hoist: Hoist,
+    rt: tokio::runtime::Runtime,
+    port: u16,
+    /// `hoist_session=…`.
+    cookie: String,
+}
+
+impl Served {
+    fn new(events: u64) -> Served {
+        let dir = tempfile::tempdir().unwrap();
+        let hoist = Hoist::open(Config {
+            backend: Backend::Embedded {
+                dir: Some(dir.path().join("store")),
+            },
+            cache: None,
+            secret_key_file: Some(dir.path().join("secret.key")),
+        })
+        .unwrap();
+        let args = BenchArgs {
+            apps: APPS,
+            events,
+            keep: true,
+        };
+        hoist.bench(&args).expect("the history is written");
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let owner = Caller::owner("owner@example.com".parse().unwrap());
+        let operator = "bo@example.com".parse().unwrap();
+        let token = rt.block_on(async {
+            let grant = Grant {
+                role: Role::Operator,
+                app: None,
+                env: None,
+            };
+            hoist.access_grant(&owner, &operator, grant).await.unwrap();
+            hoist
+                .access_token_create(&owner, &operator, None, None)
+                .await
+                .unwrap()
+                .token
+        });
+        let listener = rt
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let router = hoist_server::router(hoist.clone(), hoist_server::Stopping::never());
+        rt.spawn(hoist_server::serve(
+            listener,
+            router,
+            None,
+            hoist_server::Stopping::never(),
+        ));
+        let cookie = sign_in(port, &token);
+        Served {
+            _dir: dir,
+            hoist,
+            rt,
+            port,
+            cookie,
+        }
+    }
+}
+
+/// One request on a fresh connection; the status, headers and body.
+fn exchange(port: u16, request: &str) -> String {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    answer
+}
+
+fn header_value<'a>(answer: &'a str, prefix: &str) -> &'a str {
+    let at = answer.find(prefix).expect(prefix) + prefix.len();
+    let rest = &answer[at..];
+    &rest[..rest.find([';', '"', '\r']).unwrap()]
+}
+
+/// Signs in as a browser would: the form's cookie and CSRF token, then the token posted.
+fn sign_in(port: u16, token: &str) -> String {
+    let form = exchange(
+        port,
+        "GET /signin HTTP/1.1\r\nHost: b\r\nConnection: close\r\n\r\n",
+    );
+    let signin = header_value(&form, "set-cookie: hoist_signin=").to_string();
+    let csrf = header_value(&form, "name=\"csrf\" value=\"").to_string();
+    let body = format!("csrf={csrf}&token={token}");
+    let posted = exchange(
+        port,
+        &format!(
+            "POST /signin HTTP/1.1\r\nHost: b\r\nConnection: close\r\nCookie: hoist_signin={signin}\r\n\
+             Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        ),
+    );
+    format!(
+        "hoist_session={}",
+        header_value(&posted, "set-cookie: hoist_session=")
+    )
+}
+
+/// `GET path` on a keep-alive connection, as the session; asserts a 200.
+fn get_page(stream: &mut TcpStream, reader: &mut BufReader<TcpStream>, path: &str, cookie: &str) {
+    let request = format!("GET {path} HTTP/1.1\r\nHost: b\r\nCookie: {cookie}\r\n\r\n");
+    stream.write_all(request.as_bytes()).unwrap();
+    assert_eq!(http::read_response(reader), 200, "{path}");
+}
+
+fn pages(c: &mut Criterion) {
+    let stores: Vec<(&str, Served)> = [("10k", 10_000), ("200k", 200_000)]
+        .into_iter()
+        .map(|(name, events)| (name, Served::new(events)))
+        .collect();
+    for (page, path) in [
+        ("pipeline page", None),
+        ("timeline page", Some("production")),
+    ] {
+        let mut group = c.benchmark_group(page);
+        group.sample_size(30);
+        group.measurement_time(Duration::from_secs(5));
+        for (name, served) in &stores {
+            let path = match path {
+                Some(env) => format!("/apps/{}/envs/{env}", app_name(served)),
+                None => "/".to_string(),
+            };
+            let mut stream = TcpStream::connect(("127.0.0.1", served.port)).unwrap();
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            group.bench_function(*name, |b| {
+                b.iter(|| get_page(&mut stream, &mut reader, &path, &served.cookie))
+            });
+        }
+        group.finish();
+    }
+}
+
+/// The first app of the store.
+fn app_name(served: &Served) -> String {
+    let principal = hoist_control::engine::Principal::Owner;
+    let names = served
+        .rt
+        .block_on(served.hoist.app_names(&principal))
+        .unwrap();
+    names[0].to_string()
+}
+
+/// The instants at which `/live` delivers `data:` lines.
+fn follow_live(port: u16, cookie: &str) -> mpsc::Receiver<Instant> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let request = format!(
+        "GET /live HTTP/1.1\r\nHost: b\r\nAccept: text/event-stream\r\nCookie: {cookie}\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut lines = BufReader::new(stream);
+        let mut line = String::new();
+        while lines.read_line(&mut line).is_ok_and(|n| n > 0) {
+            if line.contains("data:") && tx.send(Instant::now()).is_err() {
+                return;
+            }
+            line.clear();
+        }
+    });
+    rx
+}
+
+fn live(c: &mut Criterion) {
+    let served = Served::new(10_000);
+    let app: hoist_control::engine::AppName = app_name(&served).parse().unwrap();
+    let owner = Caller::owner("owner@example.com".parse().unwrap());
+    let env: hoist_control::engine::EnvName = "staging".parse().unwrap();
+    // Unlocked to start with: every lock is followed by an unlock.
+    let _ = served.rt.block_on(served.hoist.execute(
+        &owner,
+        &app,
+        Command::Unlock { env: env.clone() },
+    ));
+    let mut locked = false;
+    let mut toggle = |served: &Served| {
+        let command = if locked {
+            Command::Unlock { env: env.clone() }
+        } else {
+            Command::Lock {
+                env: env.clone(),
+                reason: "bench".into(),
+            }
+        };
+        locked = !locked;
+        served
+            .rt
+            .block_on(served.hoist.execute(&owner, &app, command))
+            .expect("appended");
+    };
+    let events = follow_live(served.port, &served.cookie);
+    // The stream follows from its start: one append seen before measuring.
+    toggle(&served);
+    events
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the stream is live");
+    let mut group = c.benchmark_group("live");
+    group.sample_size(20);
+    group.measurement_time(Duration::from_secs(10));
+    group.bench_function("append to SSE event", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let started = Instant::now();
+                toggle(&served);
+                let seen = events.recv_timeout(Duration::from_secs(10)).expect("seen");
+                total += seen - started;
+            }
+            total
+        })
+    });
+    group.bench_function("append alone", |b| b.iter(|| toggle(&served)));
+    group.finish();
+    // The appends above were not followed by the stream's reader: drop what came.
+    while events.try_recv().is_ok() {}
+}
+
+criterion_group!(web, pages, live);
+criterion_main!(web);
