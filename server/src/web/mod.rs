@@ -238,6 +238,11 @@ impl SignedIn {
         .into()
     }
 
+    /// A confirmation step's page.
+    fn confirm(&self, confirm: &pages::Confirm) -> Response {
+        html(StatusCode::OK, pages::confirm(&self.viewer(), confirm))
+    }
+
     /// A bad value in a query or form (400), naming it.
     fn bad(&self, message: &str, back: &str) -> Refused {
         html(
@@ -470,7 +475,7 @@ async fn diff(
     EnvPath(app, env): EnvPath,
     Query(query): Query<DiffQuery>,
 ) -> Page {
-    let back = format!("/apps/{app}/envs/{env}");
+    let back = pages::env_path(app.as_str(), env.as_str());
     let version = |text: Option<&str>| {
         text.unwrap_or("")
             .parse::<ReleaseVersion>()
@@ -604,7 +609,7 @@ async fn rollback_confirm(
     EnvPath(app, env): EnvPath,
     Query(query): Query<ToQuery>,
 ) -> Page {
-    let back = format!("/apps/{app}/envs/{env}");
+    let back = pages::env_path(app.as_str(), env.as_str());
     may(&signed, Action::Rollback, &app, &env, &back)?;
     let (question, hidden) = match version_of(&signed, query.to.as_deref(), &back)? {
         Some(to) => (
@@ -625,10 +630,7 @@ async fn rollback_confirm(
         button: "Roll back",
         back,
     };
-    Ok(html(
-        StatusCode::OK,
-        pages::confirm(&signed.viewer(), &confirm),
-    ))
+    Ok(signed.confirm(&confirm))
 }
 
 async fn rollback(
@@ -637,7 +639,7 @@ async fn rollback(
     EnvPath(app, env): EnvPath,
     body: Bytes,
 ) -> Page {
-    let back = format!("/apps/{app}/envs/{env}");
+    let back = pages::env_path(app.as_str(), env.as_str());
     let posted: RollbackForm = form(&signed, &body, &back)?;
     let to = version_of(&signed, posted.to.as_deref(), &back)?;
     signed
@@ -646,7 +648,7 @@ async fn rollback(
 }
 
 async fn lock_confirm(signed: SignedIn, EnvPath(app, env): EnvPath) -> Page {
-    let back = format!("/apps/{app}/envs/{env}");
+    let back = pages::env_path(app.as_str(), env.as_str());
     may(&signed, Action::Lock, &app, &env, &back)?;
     let confirm = pages::Confirm {
         title: format!("Lock {app}/{env}"),
@@ -657,10 +659,7 @@ async fn lock_confirm(signed: SignedIn, EnvPath(app, env): EnvPath) -> Page {
         button: "Lock",
         back,
     };
-    Ok(html(
-        StatusCode::OK,
-        pages::confirm(&signed.viewer(), &confirm),
-    ))
+    Ok(signed.confirm(&confirm))
 }
 
 #[derive(Debug, Deserialize)]
@@ -675,7 +674,7 @@ async fn lock(
     EnvPath(app, env): EnvPath,
     body: Bytes,
 ) -> Page {
-    let back = format!("/apps/{app}/envs/{env}");
+    let back = pages::env_path(app.as_str(), env.as_str());
     let posted: LockForm = form(&signed, &body, &back)?;
     let request = Request::Lock {
         app,
@@ -686,7 +685,7 @@ async fn lock(
 }
 
 async fn unlock_confirm(signed: SignedIn, EnvPath(app, env): EnvPath) -> Page {
-    let back = format!("/apps/{app}/envs/{env}");
+    let back = pages::env_path(app.as_str(), env.as_str());
     may(&signed, Action::Lock, &app, &env, &back)?;
     let confirm = pages::Confirm {
         title: format!("Unlock {app}/{env}"),
@@ -697,10 +696,7 @@ async fn unlock_confirm(signed: SignedIn, EnvPath(app, env): EnvPath) -> Page {
         button: "Unlock",
         back,
     };
-    Ok(html(
-        StatusCode::OK,
-        pages::confirm(&signed.viewer(), &confirm),
-    ))
+    Ok(signed.confirm(&confirm))
 }
 
 async fn unlock(
@@ -709,7 +705,7 @@ async fn unlock(
     EnvPath(app, env): EnvPath,
     body: Bytes,
 ) -> Page {
-    let back = format!("/apps/{app}/envs/{env}");
+    let back = pages::env_path(app.as_str(), env.as_str());
     let _: Csrf = form(&signed, &body, &back)?;
     signed.act(&api, Request::Unlock { app, env }, &back).await
 }
@@ -765,10 +761,7 @@ async fn promote_confirm(
         button: "Promote",
         back: "/".into(),
     };
-    Ok(html(
-        StatusCode::OK,
-        pages::confirm(&signed.viewer(), &confirm),
-    ))
+    Ok(signed.confirm(&confirm))
 }
 
 async fn promote(

@@ -225,7 +225,8 @@ fn time(at: &str, now: DateTime<Utc>) -> Markup {
     html! { time datetime=(at) title=(at) { (ago(at, now)) } }
 }
 
-fn env_path(app: &str, env: &str) -> String {
+/// Where an env's timeline is.
+pub fn env_path(app: &str, env: &str) -> String {
     format!("/apps/{app}/envs/{env}")
 }
 
