@@ -13,7 +13,7 @@ use axum::Router;
 use chrono::{DateTime, TimeZone, Utc};
 use expect_test::{expect_file, ExpectFile};
 use futures::future::BoxFuture;
-use hoist_control::engine::{Actor, Grant, Principal, Role};
+use hoist_control::engine::{Actor, Command, Grant, Principal, Role};
 use hoist_control::{Backend, Caller, Config, Error, ErrorKind, Hoist};
 use hoist_server::{Authenticator, Stopping, WebSettings};
 use http_body_util::BodyExt;
@@ -546,4 +546,69 @@ async fn sign_in_refuses_a_bad_token_or_a_form_from_elsewhere_and_sign_out_ends_
     assert!(out.cookies.iter().any(|c| c.contains("Max-Age=0")));
     let after = fixture.send(get("/", Some(&owner.cookie))).await;
     assert_eq!(after.status, StatusCode::SEE_OTHER);
+}
+
+#[tokio::test]
+async fn a_confirmed_promotion_releases_the_next_env_unless_it_is_locked() {
+    let fixture = Fixture::fixed().await;
+    let owner = fixture.sign_in(OWNER).await;
+    let pipelines = fixture.page(&owner, "/").await;
+    assert!(
+        pipelines.contains("Promote staging v5 here…"),
+        "{pipelines}"
+    );
+    let confirm = fixture.page(&owner, "/apps/api/promote?from=staging").await;
+    assert!(
+        confirm.contains("Promote api/staging v5 into production?"),
+        "{confirm}"
+    );
+    let promote = |csrf: &str| {
+        post(
+            "/apps/api/promote",
+            Some(&owner.cookie),
+            &format!("csrf={csrf}&from=staging"),
+        )
+    };
+    // Production is locked in the fixed history: refused by control, nothing appended.
+    let before = fixture.last_seq().await;
+    let refused = fixture.send(promote(&owner.csrf)).await;
+    assert_eq!(
+        refused.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        refused.body
+    );
+    assert!(
+        refused.body.contains("is locked by bo@example.com"),
+        "{}",
+        refused.body
+    );
+    assert_eq!(fixture.last_seq().await, before);
+    let unlock = post(
+        "/apps/api/envs/production/unlock",
+        Some(&owner.cookie),
+        &format!("csrf={}", owner.csrf),
+    );
+    assert_eq!(fixture.send(unlock).await.status, StatusCode::SEE_OTHER);
+    // Unlocked, still pinned by the rollback: the CLI's `promote` refuses a pinned env too.
+    let pinned = fixture.send(promote(&owner.csrf)).await;
+    assert_eq!(
+        pinned.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        pinned.body
+    );
+    assert!(pinned.body.contains("pinned"), "{}", pinned.body);
+    // Unpinned (the CLI's `unpin`), the promotion goes through.
+    let root = Caller::owner("root@example.com".parse().unwrap());
+    let unpin = Command::Unpin {
+        env: "production".parse().unwrap(),
+    };
+    let app = "api".parse().unwrap();
+    fixture.hoist.execute(&root, &app, unpin).await.unwrap();
+    let promoted = fixture.send(promote(&owner.csrf)).await;
+    assert_eq!(promoted.status, StatusCode::SEE_OTHER, "{}", promoted.body);
+    let timeline = fixture.page(&owner, "/apps/api/envs/production").await;
+    assert!(timeline.contains("<strong>v4</strong>"), "{timeline}");
+    assert!(timeline.contains("from staging v5"), "{timeline}");
 }
