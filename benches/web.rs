@@ -7,7 +7,9 @@
 //!   timeline, the request the page's script makes after an event;
 //! - `live/append to SSE event`: from the start of an append (`Hoist::execute`, a lock or an
 //!   unlock) to its event's `data:` line reaching a client of `/live`, beside
-//!   `live/append alone` (the same append, returned): the raw floor.
+//!   `live/append alone` (the same append, returned): the raw floor; and, when chromedriver is
+//!   on PATH, `live/append to page updated (Chromium)`: to the timeline open in a real headless
+//!   Chromium having swapped the new content in (the page's `data-updated-at`).
 //!
 //! Run: `cargo bench --bench web` (medians in README's "Web UI").
 
@@ -33,6 +35,8 @@ struct Served {
     port: u16,
     /// `hoist_session=…`.
     cookie: String,
+    /// The operator's bearer token the session was signed in with.
+    token: String,
 }
 
 impl Served {
@@ -90,6 +94,7 @@ impl Served {
             rt,
             port,
             cookie,
+            token,
         }
     }
 }
@@ -246,9 +251,142 @@ fn live(c: &mut Criterion) {
         })
     });
     group.bench_function("append alone", |b| b.iter(|| toggle(&served)));
+    if let Some(driver) = Chromium::start() {
+        let browser = served.rt.block_on(driver.signed_in(&served, &app));
+        group.bench_function("append to page updated (Chromium)", |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let before = served.rt.block_on(updated_at(&browser));
+                    let started = epoch_ms();
+                    toggle(&served);
+                    let updated = served.rt.block_on(async {
+                        loop {
+                            let at = updated_at(&browser).await;
+                            if at != before {
+                                return at;
+                            }
+                        }
+                    });
+                    total += Duration::from_secs_f64((updated - started).max(0.0) / 1000.0);
+                }
+                total
+            })
+        });
+        served.rt.block_on(browser.close()).unwrap();
+    }
     group.finish();
     // The appends above were not followed by the stream's reader: drop what came.
     while events.try_recv().is_ok() {}
+}
+
+fn epoch_ms() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+        * 1000.0
+}
+
+/// When the page last swapped new content in (ms since the epoch), 0 before any.
+async fn updated_at(browser: &fantoccini::Client) -> f64 {
+    let value = browser
+        .execute(
+            "return Number(document.body.dataset.updatedAt || '0');",
+            Vec::new(),
+        )
+        .await
+        .unwrap();
+    value.as_f64().unwrap_or(0.0)
+}
+
+/// A chromedriver on a free port, killed when dropped; none when it is not installed.
+struct Chromium {
+    child: std::process::Child,
+    port: u16,
+    profile: tempfile::TempDir,
+}
+
+impl Chromium {
+    fn start() -> Option<Chromium> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .ok()?
+            .local_addr()
+            .ok()?
+            .port();
+        let child = std::process::Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .ok()?;
+        let started = Instant::now();
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "chromedriver listens"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Some(Chromium {
+            child,
+            port,
+            profile: tempfile::tempdir().ok()?,
+        })
+    }
+
+    /// A headless Chromium signed in as the served operator, on `app`'s production timeline
+    /// with its event stream open.
+    async fn signed_in(
+        &self,
+        served: &Served,
+        app: &hoist_control::engine::AppName,
+    ) -> fantoccini::Client {
+        use fantoccini::Locator;
+        let mut capabilities = serde_json::Map::new();
+        capabilities.insert(
+            "goog:chromeOptions".into(),
+            serde_json::json!({"binary": "/usr/bin/chromium", "args": [
+                "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                "--disable-dev-shm-usage",
+                format!("--user-data-dir={}", self.profile.path().display()),
+            ]}),
+        );
+        let browser = fantoccini::ClientBuilder::new(
+            hyper_util::client::legacy::connect::HttpConnector::new(),
+        )
+        .capabilities(capabilities)
+        .connect(&format!("http://127.0.0.1:{}", self.port))
+        .await
+        .expect("a Chromium session");
+        let base = format!("http://127.0.0.1:{}", served.port);
+        browser.goto(&format!("{base}/signin")).await.unwrap();
+        let field = browser.find(Locator::Css("#token")).await.unwrap();
+        field.send_keys(&served.token).await.unwrap();
+        let submit = browser.find(Locator::Css("form button")).await.unwrap();
+        submit.click().await.unwrap();
+        browser
+            .goto(&format!("{base}/apps/{app}/envs/staging"))
+            .await
+            .unwrap();
+        loop {
+            let open = browser
+                .execute("return document.body.dataset.live === 'open';", Vec::new())
+                .await
+                .unwrap();
+            if open == serde_json::json!(true) {
+                return browser;
+            }
+        }
+    }
+}
+
+impl Drop for Chromium {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 criterion_group!(web, pages, live);

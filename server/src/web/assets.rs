@@ -65,7 +65,8 @@ button.danger, .button.danger { color: var(--bad); border-color: var(--bad); }
 /// Live updates: follows the session's event stream and, when an event of the page's app (any
 /// app on the pipeline page) arrives, fetches the page again and swaps its `#live` part in:
 /// no reload, the scroll position and any open form kept. `data-updated` on `<body>` counts
-/// the swaps (the end-to-end test and the bench wait on it).
+/// the swaps and `data-updated-at` says when the last one was (ms since the epoch): the
+/// end-to-end test and the bench wait on them.
 pub const SCRIPT: &str = r#""use strict";
 (function () {
   var live = document.getElementById("live");
@@ -84,6 +85,7 @@ pub const SCRIPT: &str = r#""use strict";
           if (next) {
             live.innerHTML = next.innerHTML;
             document.body.dataset.updated = String(Number(document.body.dataset.updated || "0") + 1);
+            document.body.dataset.updatedAt = String(Date.now());
           }
         }
       })
