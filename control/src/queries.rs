@@ -68,10 +68,30 @@ impl Hoist {
 
     // issue 13
     /// The names of the apps `principal` may view, without folding their histories (the web
-    /// UI's pipeline page asks each one's `status` from the read models next).
+    /// UI's pipeline page asks each one's `status` from the read models next). Kept, like a
+    /// query's answer, while the log has not moved: opening the embedded log reads it whole.
     pub async fn app_names(&self, principal: &Principal) -> Result<Vec<AppName>> {
+        let cached = self
+            .settled_head()
+            .map(|head| (head, format!("app names|{principal:?}")));
+        if let Some((head, key)) = &cached {
+            let known = self.answers.get(*head, key);
+            if let Some(names) = known.and_then(|a| serde_json::from_str(&a.json).ok()) {
+                return Ok(names);
+            }
+        }
         let log = self.open_log(OpenMode::Existing).await?;
-        self.viewable_apps(&log, principal).await
+        let names = self.viewable_apps(&log, principal).await?;
+        if let Some((head, key)) = cached {
+            let json = serde_json::to_string(&names).expect("names serialize");
+            let answer = crate::Answer {
+                json,
+                human: String::new(),
+                failure: None,
+            };
+            self.answers.put(head, key, &answer);
+        }
+        Ok(names)
     }
 
     async fn viewable_apps(&self, log: &AnyStore, principal: &Principal) -> Result<Vec<AppName>> {
