@@ -797,18 +797,17 @@ fn ended_notice(ended: Option<&str>) -> Option<&'static str> {
     }
 }
 
+/// No session id or CSRF token can be made: 503.
+fn no_randomness() -> Response {
+    let message = "the OS random number generator failed";
+    let page = pages::failure(None, "Unavailable", message, "/signin");
+    html(StatusCode::SERVICE_UNAVAILABLE, page)
+}
+
 /// The sign-in form, with a fresh CSRF token in a cookie of its own and in the form.
 fn sign_in_page(api: &Api, status: StatusCode, next: &str, notice: Option<&str>) -> Response {
     let Ok(csrf) = session::random_token() else {
-        return html(
-            StatusCode::SERVICE_UNAVAILABLE,
-            pages::failure(
-                None,
-                "Unavailable",
-                "the OS random number generator failed",
-                "/signin",
-            ),
-        );
+        return no_randomness();
     };
     let mut response = html(status, pages::sign_in(&csrf, next, notice));
     let cookie = session::set_cookie(
@@ -890,15 +889,7 @@ async fn sign_in(State(api): State<Api>, headers: HeaderMap, body: Bytes) -> Res
     }
     let now = api.web.now();
     let Ok((id, _)) = api.web.sessions.open(token.to_string(), now) else {
-        return html(
-            StatusCode::SERVICE_UNAVAILABLE,
-            pages::failure(
-                None,
-                "Unavailable",
-                "the OS random number generator failed",
-                "/signin",
-            ),
-        );
+        return no_randomness();
     };
     let secure = api.web.settings.secure_cookies;
     let cookies = [
