@@ -314,8 +314,11 @@ impl Chromium {
             .local_addr()
             .ok()?
             .port();
+        use std::os::unix::process::CommandExt;
+        // In a process group of its own with its browser, stopped whole when dropped.
         let child = std::process::Command::new("chromedriver")
             .arg(format!("--port={port}"))
+            .process_group(0)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
@@ -349,7 +352,7 @@ impl Chromium {
             serde_json::json!({"binary": "/usr/bin/chromium", "args": [
                 "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--disable-dev-shm-usage",
+                "--disable-dev-shm-usage", "--disable-crash-reporter",
                 format!("--user-data-dir={}", self.profile.path().display()),
             ]}),
         );
@@ -384,7 +387,10 @@ impl Chromium {
 
 impl Drop for Chromium {
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        let group = format!("-{}", self.child.id());
+        let _ = std::process::Command::new("kill")
+            .args(["-KILL", "--", &group])
+            .status();
         let _ = self.child.wait();
     }
 }

@@ -17,17 +17,20 @@ use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::{json, Value};
 use std::net::TcpStream;
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const DEADLINE: Duration = Duration::from_secs(20);
 
-/// A chromedriver process on a free port, stopped (by its pid) when dropped.
+/// A chromedriver process on a free port, in a process group of its own with the browser it
+/// starts: dropped (a test that panicked too), the whole group is stopped by its id, so no
+/// Chromium outlives the test.
 struct Driver {
     child: Child,
     port: u16,
-    _profile: tempfile::TempDir,
+    profile: tempfile::TempDir,
 }
 
 impl Driver {
@@ -35,6 +38,7 @@ impl Driver {
         let port = free_port();
         let child = Command::new(std::env::var("CHROMEDRIVER").unwrap_or("chromedriver".into()))
             .arg(format!("--port={port}"))
+            .process_group(0)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -45,13 +49,12 @@ impl Driver {
         Driver {
             child,
             port,
-            _profile: tempfile::tempdir().expect("a profile dir"),
+            profile: tempfile::tempdir().expect("a profile dir"),
         }
     }
 
-    /// A new headless browser with a fresh profile.
+    /// The headless browser of this driver, on the driver's fresh profile.
     async fn browser(&self) -> Client {
-        let profile = tempfile::tempdir().expect("a profile dir");
         let args = json!([
             "--headless",
             "--no-sandbox",
@@ -62,11 +65,10 @@ impl Driver {
             "--disable-component-update",
             "--disable-sync",
             "--disable-dev-shm-usage",
+            "--disable-crash-reporter",
             "--window-size=1280,800",
-            format!("--user-data-dir={}", profile.path().display()),
+            format!("--user-data-dir={}", self.profile.path().display()),
         ]);
-        // The profile lives as long as the driver (the browser may still write to it).
-        std::mem::forget(profile);
         let mut capabilities = serde_json::Map::new();
         let binary = std::env::var("CHROMIUM").unwrap_or("/usr/bin/chromium".into());
         capabilities.insert(
@@ -83,7 +85,9 @@ impl Driver {
 
 impl Drop for Driver {
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        // The group's id is chromedriver's pid (`process_group(0)`).
+        let group = format!("-{}", self.child.id());
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
         let _ = self.child.wait();
     }
 }
