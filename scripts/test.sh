@@ -39,6 +39,14 @@ if ! python3 -c 'import standardwebhooks, cloudevents.core, slack_sdk, synapse' 
   command -v register_new_matrix_user >/dev/null 2>&1 || export PATH="$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))'):$HOME/.local/bin:$PATH"
 fi
 
+# issue 13: the web UI's end-to-end tests drive a real headless Chromium through chromedriver.
+if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+  echo "installing chromium and chromium-driver (apt)" >&2
+  sudo=$([ "$(id -u)" = 0 ] || echo sudo)
+  $sudo apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null
+fi
+
 # The architecture test reads `cargo metadata --offline`, which needs every platform's manifests;
 # a build downloads only this one's.
 cargo fetch --locked --quiet

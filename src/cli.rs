@@ -482,6 +482,10 @@ pub struct ServeArgs {
     /// TLS private key (PEM) for --listen
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     pub tls_key: Option<std::path::PathBuf>,
+    // issue 13
+    /// How long a sign-in to the web UI lasts: 30m, 12h [default: 12h]
+    #[arg(long, value_name = "SPAN")]
+    pub web_session: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -13,6 +13,11 @@ use std::io::IsTerminal;
 use tokio::signal::unix::{signal, SignalKind};
 
 pub async fn serve(ctx: &Ctx, args: ServeArgs) -> Result<(), Error> {
+    // issue 13
+    let session_lifetime = match &args.web_session {
+        Some(text) => hoist_control::time::parse_span("--web-session", text)?,
+        None => hoist_server::web::SESSION_LIFETIME,
+    };
     let settings = Settings::resolve(&SettingsFlags {
         config: args.config,
         resync: args.resync,
@@ -65,10 +70,16 @@ pub async fn serve(ctx: &Ctx, args: ServeArgs) -> Result<(), Error> {
         let Some(listener) = listener else {
             return Ok(());
         };
-        let router = hoist_server::router_with_chat(
+        let web = hoist_server::WebSettings {
+            session_lifetime,
+            secure_cookies: tls.is_some(),
+            ..Default::default()
+        };
+        let router = hoist_server::router_with_web(
             ctx.hoist.clone(),
             stopping.clone(),
             settings.slack_signing_secret.clone(),
+            web,
         );
         hoist_server::serve(listener, router, tls, stopping.clone())
             .await

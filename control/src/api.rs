@@ -344,7 +344,7 @@ const CACHED_BYTES: usize = 32 << 20;
 const LARGEST_CACHED: usize = 256 << 10;
 
 impl AnswerCache {
-    fn get(&self, head: u64, key: &str) -> Option<Answer> {
+    pub(crate) fn get(&self, head: u64, key: &str) -> Option<Answer> {
         let cached = self.0.lock().unwrap_or_else(|e| e.into_inner());
         cached
             .answers
@@ -353,7 +353,7 @@ impl AnswerCache {
             .map(|(_, answer)| answer.clone())
     }
 
-    fn put(&self, head: u64, key: String, answer: &Answer) {
+    pub(crate) fn put(&self, head: u64, key: String, answer: &Answer) {
         let size = key.len() + answer.json.len() + answer.human.len();
         if size > LARGEST_CACHED {
             return;

@@ -20,6 +20,7 @@ use hoist_engine::{
 use hoist_projections::audit::{AuditEntry, AuditQuery, KINDS};
 use hoist_projections::model::AppStatus;
 use hoist_projections::store::ProjectionStore;
+use hoist_stores::AnyStore;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -57,6 +58,43 @@ impl Hoist {
     pub async fn apps(&self, principal: &Principal) -> Result<Vec<(AppName, AppState)>> {
         let log = self.open_log(OpenMode::Existing).await?;
         let mut apps = Vec::new();
+        for app in self.viewable_apps(&log, principal).await? {
+            if let Some(state) = app_with_history(&log, &app).await? {
+                apps.push((app, state));
+            }
+        }
+        Ok(apps)
+    }
+
+    // issue 13
+    /// The names of the apps `principal` may view, without folding their histories (the web
+    /// UI's pipeline page asks each one's `status` from the read models next). Kept, like a
+    /// query's answer, while the log has not moved: opening the embedded log reads it whole.
+    pub async fn app_names(&self, principal: &Principal) -> Result<Vec<AppName>> {
+        let cached = self
+            .settled_head()
+            .map(|head| (head, format!("app names|{principal:?}")));
+        if let Some((head, key)) = &cached {
+            let known = self.answers.get(*head, key);
+            if let Some(names) = known.and_then(|a| serde_json::from_str(&a.json).ok()) {
+                return Ok(names);
+            }
+        }
+        let log = self.open_log(OpenMode::Existing).await?;
+        let names = self.viewable_apps(&log, principal).await?;
+        if let Some((head, key)) = cached {
+            let json = serde_json::to_string(&names).expect("names serialize");
+            let answer = crate::Answer {
+                json,
+                human: String::new(),
+                failure: None,
+            };
+            self.answers.put(head, key, &answer);
+        }
+        Ok(names)
+    }
+
+    async fn viewable_apps(&self, log: &AnyStore, principal: &Principal) -> Result<Vec<AppName>> {
         // The access chain is no app: `access list` shows it.
         let viewable = |app: &AppName| {
             !app.is_access()
@@ -64,12 +102,7 @@ impl Hoist {
                     .allowed(principal, Action::View, &Scope::app(app))
                     .is_ok()
         };
-        for app in log.apps().await?.into_iter().filter(viewable) {
-            if let Some(state) = app_with_history(&log, &app).await? {
-                apps.push((app, state));
-            }
-        }
-        Ok(apps)
+        Ok(log.apps().await?.into_iter().filter(viewable).collect())
     }
 
     /// The app's state (as of `at`, when given), or a rejection naming the unknown app.

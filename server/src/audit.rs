@@ -20,18 +20,18 @@ pub fn routes() -> OpenApiRouter<Api> {
         .routes(routes!(verify))
 }
 
-#[derive(Debug, Deserialize, IntoParams)]
+#[derive(Debug, Clone, Default, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct AuditParams {
-    app: Option<String>,
-    env: Option<String>,
-    actor: Option<String>,
+    pub(crate) app: Option<String>,
+    pub(crate) env: Option<String>,
+    pub(crate) actor: Option<String>,
     /// One of the kinds of `hoist audit --kind`.
-    kind: Option<String>,
+    pub(crate) kind: Option<String>,
     /// RFC 3339 or a span back from now (`7d`, `12h`).
-    since: Option<String>,
-    until: Option<String>,
-    limit: Option<usize>,
+    pub(crate) since: Option<String>,
+    pub(crate) until: Option<String>,
+    pub(crate) limit: Option<usize>,
 }
 
 /// A name in a query: one that breaks its rule is a bad query (400).
@@ -54,24 +54,31 @@ async fn audit(
     Query(params): Query<AuditParams>,
     shown: Shown,
 ) -> Answer {
-    let instant = |what, t: Option<String>| {
-        t.map(|t| parse_instant(what, &t))
-            .transpose()
-            .map_err(bad_query)
-    };
-    let query = AuditQuery {
-        app: query_name::<AppName>(params.app)?,
-        env: query_name::<EnvName>(params.env)?,
-        actor: params.actor,
-        kind: params.kind,
-        since: instant("since", params.since)?,
-        until: instant("until", params.until)?,
-    };
-    let request = Request::Audit {
-        query,
-        limit: params.limit,
-    };
-    respond(&api, &caller, shown, request).await
+    respond(&api, &caller, shown, params.into_request()?).await
+}
+
+impl AuditParams {
+    /// `hoist audit`'s request, every filter checked (a bad one is a 400 naming it).
+    pub(crate) fn into_request(self) -> Result<Request, ApiError> {
+        let params = self;
+        let instant = |what, t: Option<String>| {
+            t.map(|t| parse_instant(what, &t))
+                .transpose()
+                .map_err(bad_query)
+        };
+        let query = AuditQuery {
+            app: query_name::<AppName>(params.app)?,
+            env: query_name::<EnvName>(params.env)?,
+            actor: params.actor,
+            kind: params.kind,
+            since: instant("since", params.since)?,
+            until: instant("until", params.until)?,
+        };
+        Ok(Request::Audit {
+            query,
+            limit: params.limit,
+        })
+    }
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

@@ -106,17 +106,7 @@ pub async fn respond(api: &Api, caller: &Caller, shown: Shown, request: Request)
         }
         _ => StatusCode::OK,
     };
-    let kind = request.kind();
-    let counted = !request.is_query();
-    let rolls_out = matches!(request, Request::Apply { dry_run: false, .. });
-    let result = api.hoist.answer(caller, request, shown.width).await;
-    if counted {
-        metrics::command(kind, outcome(&result));
-    }
-    let answer = result?;
-    if rolls_out {
-        metrics::rollout(rollout_outcome(&answer.json));
-    }
+    let answer = counted(api, caller, request, shown.width).await?;
     let (content_type, body) = if shown.text {
         (TEXT, answer.human)
     } else {
@@ -136,6 +126,27 @@ pub async fn respond(api: &Api, caller: &Caller, shown: Shown, request: Request)
         }
     }
     Ok(response)
+}
+
+/// `Hoist::answer`, counted in `hoist_commands_total` unless it is a query (and an `apply`'s
+/// rollout in `hoist_rollouts_total`): what every front end of this server answers with.
+pub(crate) async fn counted(
+    api: &Api,
+    caller: &Caller,
+    request: Request,
+    width: Option<u16>,
+) -> hoist_control::Result<hoist_control::Answer> {
+    let kind = request.kind();
+    let counted = !request.is_query();
+    let rolls_out = matches!(request, Request::Apply { dry_run: false, .. });
+    let result = api.hoist.answer(caller, request, width).await;
+    if counted {
+        metrics::command(kind, outcome(&result));
+    }
+    if let (true, Ok(answer)) = (rolls_out, &result) {
+        metrics::rollout(rollout_outcome(&answer.json));
+    }
+    result
 }
 
 /// `ok`, or API.md's error code: the `outcome` label of a command.

@@ -89,7 +89,7 @@ fn wants_event_stream(headers: &HeaderMap) -> bool {
         .any(|v| v.contains("text/event-stream"))
 }
 
-fn last_event_id(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
+pub(crate) fn last_event_id(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
     let Some(value) = headers.get("last-event-id") else {
         return Ok(None);
     };
@@ -112,7 +112,7 @@ struct Follower {
 
 /// The events from `from` on, then every new one as it is appended, until the server stops. A
 /// store that fails ends the stream with an `error` event saying why.
-fn follow(
+pub(crate) fn follow(
     api: Api,
     principal: Principal,
     from: u64,

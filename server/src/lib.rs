@@ -37,10 +37,14 @@ mod metrics;
 mod names;
 pub mod percent;
 mod tls;
+// issue 13
+pub mod web;
 
 pub use auth::{Authenticator, HoistTokens, VIA};
 pub use listen::serve;
 pub use tls::{Tls, TlsError};
+// issue 13
+pub use web::WebSettings;
 
 use axum::extract::Request;
 use axum::http::StatusCode;
@@ -73,6 +77,8 @@ pub struct Api {
     openapi: Arc<String>,
     /// Slack's signed requests, when `[slack]` is set up.
     slack: Option<Arc<hoist_control::chat::SlackGate>>,
+    // issue 13: the web UI's sessions and settings.
+    web: Arc<web::Web>,
 }
 
 /// Says when the server begins to stop; cheap to clone.
@@ -172,13 +178,35 @@ pub fn router_with_chat(
     stopping: Stopping,
     slack: Option<hoist_control::chat::SigningSecret>,
 ) -> Router {
+    router_with_web(hoist, stopping, slack, WebSettings::default())
+}
+
+// issue 13
+/// [`router_with_chat`], with the web UI's sessions set up as `web` says.
+pub fn router_with_web(
+    hoist: Hoist,
+    stopping: Stopping,
+    slack: Option<hoist_control::chat::SigningSecret>,
+    web: WebSettings,
+) -> Router {
     let tokens = HoistTokens(hoist.clone());
-    build(hoist, Arc::new(tokens), stopping, slack)
+    build(hoist, Arc::new(tokens), stopping, slack, web)
 }
 
 /// [`router`], with tokens traded for callers by `auth`.
 pub fn router_with(hoist: Hoist, auth: Arc<dyn Authenticator>, stopping: Stopping) -> Router {
-    build(hoist, auth, stopping, None)
+    build(hoist, auth, stopping, None, WebSettings::default())
+}
+
+// issue 13
+/// [`router_with`] with the web UI's sessions set up as `web` says (a fixed clock in tests).
+pub fn router_with_auth_and_web(
+    hoist: Hoist,
+    auth: Arc<dyn Authenticator>,
+    stopping: Stopping,
+    web: WebSettings,
+) -> Router {
+    build(hoist, auth, stopping, None, web)
 }
 
 fn build(
@@ -186,6 +214,7 @@ fn build(
     auth: Arc<dyn Authenticator>,
     stopping: Stopping,
     slack: Option<hoist_control::chat::SigningSecret>,
+    web: WebSettings,
 ) -> Router {
     let (routes, doc) = routes().split_for_parts();
     let openapi = doc
@@ -198,6 +227,7 @@ fn build(
         metrics: Arc::new(metrics::Metrics::install()),
         openapi: Arc::new(openapi),
         slack: slack.map(|secret| Arc::new(hoist_control::chat::SlackGate::new(secret))),
+        web: Arc::new(web::Web::new(web)),
     };
     routes
         .route(
@@ -208,6 +238,8 @@ fn build(
             "/chat/slack/interactions",
             axum::routing::post(chat::slack_interactions),
         )
+        // issue 13
+        .merge(web::routes())
         .fallback(unknown_route)
         .method_not_allowed_fallback(method_not_allowed)
         // Layers run bottom-up: the metrics see every answer, the guards' refusals included.

@@ -118,10 +118,17 @@ fn dechunk(mut body: &str) -> String {
 
 /// `hoist serve --listen 127.0.0.1:<free port>`, answering `/healthz`; its stderr in `log`.
 pub(crate) fn start_api(h: &Hoist, log: &str) -> (Child, u16) {
+    start_api_with(h, log, &[])
+}
+
+/// [`start_api`] with more `serve` flags (issue 13: `--web-session`).
+pub(crate) fn start_api_with(h: &Hoist, log: &str, flags: &[&str]) -> (Child, u16) {
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
+    let mut args = vec!["serve", "--resync", "60s", "--listen", &listen];
+    args.extend_from_slice(flags);
     let mut child = h
-        .command(&["serve", "--resync", "60s", "--listen", &listen])
+        .command(&args)
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(h.dir.path().join(log)).unwrap())
         .spawn()

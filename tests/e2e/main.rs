@@ -40,6 +40,7 @@ mod streams; // issue 15
 mod subscribers;
 mod torture;
 mod transfer;
+mod web; // issue 13
 
 use harness::Hoist;
 use nats_server::NatsServer;
@@ -401,6 +402,17 @@ mod sled {
     #[test]
     fn sigterm_lets_a_request_in_flight_finish() {
         api_auth::sigterm_lets_a_request_in_flight_finish(&Hoist::sled());
+    }
+
+    // issue 13
+    #[test]
+    fn web_ui_in_a_real_browser() {
+        web::the_web_ui_in_a_real_browser(&Hoist::sled());
+    }
+
+    #[test]
+    fn web_an_expired_session_goes_back_to_sign_in() {
+        web::an_expired_session_goes_back_to_sign_in(&Hoist::sled());
     }
 
     // issue 16
