@@ -24,6 +24,10 @@ use std::time::{Duration, Instant};
 mod http;
 #[path = "support/receiver.rs"]
 mod receiver;
+// The waits' one pause, and part of the tests' stand-in.
+#[allow(dead_code)]
+#[path = "../tests/support/poll.rs"]
+mod poll;
 // The bench uses part of the tests' stand-in.
 #[allow(dead_code)]
 #[path = "../tests/support/slack_socket.rs"]
@@ -228,14 +232,10 @@ fn slack_socket(dir: &Path, store: &Path) {
     )
     .unwrap();
     let serve = serve(dir, store, "socket");
-    let started = Instant::now();
-    while slack.connections() == 0 {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "serve connects"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    poll::poll(Duration::from_secs(30), Duration::from_millis(5), || {
+        (slack.connections() > 0).then_some(())
+    })
+    .expect("serve connects");
     let (answers_port, answers) = receiver::start();
     // Waits for the frame the app sends that `wanted` picks, by its position among all frames.
     let frame_after = |seen: usize, wanted: &dyn Fn(&serde_json::Value) -> bool| loop {
@@ -297,20 +297,12 @@ fn matrix(rt: &tokio::runtime::Runtime, dir: &Path, store: &Path) {
         .stderr(std::fs::File::create(home.join("helper.stderr")).unwrap())
         .spawn()
         .expect("python3 runs synapse (scripts/test.sh installs matrix-synapse)");
-    let started = Instant::now();
-    let info: Value = loop {
-        if let Some(info) = std::fs::read_to_string(home.join("matrix.json"))
+    let info: Value = poll::poll(Duration::from_secs(120), Duration::from_millis(100), || {
+        std::fs::read_to_string(home.join("matrix.json"))
             .ok()
             .and_then(|t| serde_json::from_str(&t).ok())
-        {
-            break info;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(120),
-            "synapse serves"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    })
+    .expect("synapse serves");
     let (url, room) = (
         info["url"].as_str().unwrap(),
         info["room"].as_str().unwrap(),

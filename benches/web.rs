@@ -24,6 +24,10 @@ use std::time::{Duration, Instant};
 
 #[path = "../tests/support/http.rs"]
 mod http;
+// The waits' one pause.
+#[allow(dead_code)]
+#[path = "../tests/support/poll.rs"]
+mod poll;
 
 const APPS: usize = 20;
 
@@ -340,14 +344,10 @@ impl Chromium {
             .stderr(std::process::Stdio::null())
             .spawn()
             .ok()?;
-        let started = Instant::now();
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                started.elapsed() < Duration::from_secs(20),
-                "chromedriver listens"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        poll::poll(Duration::from_secs(20), Duration::from_millis(20), || {
+            TcpStream::connect(("127.0.0.1", port)).ok()
+        })
+        .expect("chromedriver listens");
         Some(Chromium {
             child,
             port,

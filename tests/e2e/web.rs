@@ -12,6 +12,7 @@ use crate::api::start_api_with;
 use crate::api_auth::token_with_role;
 use crate::harness::{image, wait_for, Hoist};
 use crate::nats_server::free_port;
+use crate::nats_server::poll::poll_async;
 use crate::serve::sigterm;
 use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -20,7 +21,7 @@ use std::net::TcpStream;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const DEADLINE: Duration = Duration::from_secs(20);
 
@@ -94,8 +95,7 @@ impl Drop for Driver {
 
 /// Evaluates `script` (a JavaScript expression) in the page until it is truthy; returns it.
 async fn until(browser: &Client, what: &str, script: &str) -> Value {
-    let started = Instant::now();
-    loop {
+    let found = poll_async(DEADLINE, Duration::from_millis(20), || async {
         let value = browser
             .execute(&format!("return ({script});"), Vec::new())
             .await
@@ -106,14 +106,15 @@ async fn until(browser: &Client, what: &str, script: &str) -> Value {
             Value::String(s) => !s.is_empty(),
             _ => true,
         };
-        if truthy {
-            return value;
-        }
-        if started.elapsed() > DEADLINE {
+        truthy.then_some(value)
+    })
+    .await;
+    match found {
+        Some(value) => value,
+        None => {
             let source = browser.source().await.unwrap_or_default();
             panic!("timed out after {DEADLINE:?} waiting for {what}; the page:\n{source}");
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
@@ -293,15 +294,12 @@ pub fn an_expired_session_goes_back_to_sign_in(h: &Hoist) {
         let browser = driver.browser().await;
         sign_in(&browser, &base, &operator).await;
         let timeline = format!("{base}/apps/api/envs/staging");
-        let started = Instant::now();
-        loop {
+        let ended = poll_async(DEADLINE, Duration::from_millis(200), || async {
             browser.goto(&timeline).await.unwrap();
-            if path_of(&browser).await.starts_with("/signin") {
-                break;
-            }
-            assert!(started.elapsed() < DEADLINE, "the session never ended");
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+            path_of(&browser).await.starts_with("/signin").then_some(())
+        })
+        .await;
+        assert!(ended.is_some(), "the session never ended");
         assert_eq!(
             path_of(&browser).await,
             "/signin?next=%2Fapps%2Fapi%2Fenvs%2Fstaging&ended=session"

@@ -24,3 +24,25 @@ pub fn poll<T>(
         pause *= 2;
     }
 }
+
+/// [`poll`] for a condition that must be awaited (a browser's page, an async client): the
+/// same doubling pauses, on the async runtime's clock.
+pub async fn poll_async<T, F: std::future::Future<Output = Option<T>>>(
+    deadline: Duration,
+    max_pause: Duration,
+    mut condition: impl FnMut() -> F,
+) -> Option<T> {
+    let started = Instant::now();
+    let mut pause = Duration::from_millis(1);
+    loop {
+        if let Some(value) = condition().await {
+            return Some(value);
+        }
+        if started.elapsed() >= deadline {
+            return None;
+        }
+        pause = pause.min(max_pause);
+        tokio::time::sleep(pause).await;
+        pause *= 2;
+    }
+}
