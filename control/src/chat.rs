@@ -516,7 +516,9 @@ impl Hoist {
             tracing::warn!(error = %e, "slack: response_url");
             return;
         }
-        let sender = hoist_adapters::notify::Sender::new(crate::hooks::ATTEMPT_TIMEOUT);
+        let sender = self
+            .chat_sender
+            .get_or_init(|| hoist_adapters::notify::Sender::new(crate::hooks::ATTEMPT_TIMEOUT));
         let outgoing = hoist_adapters::notify::Outgoing {
             method: "POST",
             url: response_url.to_string(),

@@ -104,6 +104,9 @@ pub struct Hoist {
     access: access::SharedAccess,
     /// Answers to queries at the log's current sequence, shared by clones.
     answers: api::AnswerCache,
+    /// The HTTP client chat answers go out on (Slack's `response_url`), made on first use and
+    /// shared by clones: one connection pool and one read of the platform's roots.
+    chat_sender: Arc<std::sync::OnceLock<hoist_adapters::notify::Sender>>,
 }
 
 /// The crash-safety tests' hooks into reconciling, which a front end reads from its environment
@@ -128,6 +131,7 @@ impl Hoist {
             hooks: ReconcileHooks::default(),
             access: Default::default(),
             answers: Default::default(),
+            chat_sender: Default::default(),
         })
     }
 
