@@ -32,7 +32,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use chrono::{DateTime, Utc};
-use hoist_control::engine::{authorize, Action, AppName, EnvName, ReleaseVersion, Scope};
+use hoist_control::engine::{authorize, Action, AppName, Denied, EnvName, ReleaseVersion, Scope};
 use hoist_control::time::parse_instant;
 use hoist_control::{Caller, ErrorKind, Request};
 use maud::Markup;
@@ -207,7 +207,13 @@ impl SignedIn {
     }
 
     fn may(&self, action: Action, app: &AppName, env: &EnvName) -> bool {
-        authorize(&self.caller.principal, &action, &Scope::env(app, env)).is_ok()
+        self.allowed(action, app, env).is_ok()
+    }
+
+    /// The authorizer's answer for `action` on `app`/`env`: the buttons shown and the
+    /// confirmation pages refused both ask it here.
+    fn allowed(&self, action: Action, app: &AppName, env: &EnvName) -> Result<(), Denied> {
+        authorize(&self.caller.principal, &action, &Scope::env(app, env))
     }
 
     /// What a form's CSRF token must be; a refusal page (403, nothing done) otherwise.
@@ -600,7 +606,8 @@ fn may(
     env: &EnvName,
     back: &str,
 ) -> Result<(), Refused> {
-    authorize(&signed.caller.principal, &action, &Scope::env(app, env))
+    signed
+        .allowed(action, app, env)
         .map_err(|denied| signed.failed(&hoist_control::Error::from(denied), back))
 }
 
