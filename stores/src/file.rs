@@ -23,10 +23,17 @@
 //! - A failed write (a full disk) is undone by truncating to the previous length before the error
 //!   is returned, so the lock is released and the next command finds a clean log.
 //!
-//! The index (each sequence's place, each app's commits and last sequence, the commit ids) is
-//! built in memory by one pass over the file when the log is first needed; the log's last
-//! sequence is also kept in a small `head` file so that a query whose read models are caught up
-//! never reads the log. **Invariant**: while `head` exists it holds the log's last sequence. It is
+//! The index (each sequence's place, each app's commits, the commit ids) is kept in memory and
+//! records are read from the file when asked for, so a command's memory does not grow with the
+//! log. Opening the log does not read every record: the index as of a recent release of the store
+//! is saved in `DIR/log.index` (see [`LogIndex`]), and only the records after it are read and
+//! checked (issue 15: a command's cost does not grow with the log). That file is a cache: used
+//! only when its checksum holds and the log's record where it ends is the one it names, written
+//! anew on release once `REINDEX_AFTER` records follow it. Every read checks the checksum of each
+//! record it reads, so damage under the index is found where it is read, and stops the log's use
+//! from then on as damage found when opening does; `hoist admin check` reads every record. The
+//! log's last sequence is also kept in a small `head` file so that a query whose read models are
+//! caught up never reads the log. **Invariant**: while `head` exists it holds the log's last sequence. It is
 //! removed when a process opens the log (it may append) and written back when that process lets go
 //! of the store; a process killed in between leaves no `head`, and the next one reads the log.
 //!
@@ -47,6 +54,13 @@ use uuid::Uuid;
 const MAGIC: &[u8; 8] = b"HOISTLG1";
 const LOG_FILE: &str = "log";
 const HEAD_FILE: &str = "head";
+const INDEX_FILE: &str = "log.index";
+const INDEX_TMP_FILE: &str = "log.index.tmp";
+const INDEX_MAGIC: &[u8; 8] = b"HOISTIX1";
+/// Records appended after the index file before releasing the store writes it anew: opening
+/// reads at most about this many records past it, and rewriting an index of N records costs
+/// each append N / REINDEX_AFTER index entries.
+const REINDEX_AFTER: u64 = 1024;
 const QUARANTINE_DIR: &str = "quarantine";
 /// Bytes before the body: its length and checksum.
 const RECORD_HEADER: usize = 8;
@@ -78,18 +92,50 @@ pub struct FileStore {
     _lock: File,
 }
 
-/// The open log and its index.
+/// The open log and its index. Records are read from the file when asked for (`pread`): only
+/// the index is in memory, so a command's memory does not grow with the log.
 struct Log {
+    path: PathBuf,
     file: File,
-    /// The whole file: reads are slices of it.
-    bytes: Vec<u8>,
-    /// Per sequence (index `seq - 1`): where its body starts and how long it is.
-    bodies: Vec<(usize, usize)>,
+    /// The file's length: where the next record goes.
+    len: u64,
+    /// Where each record's frame starts, by `seq - 1`; it ends where the next starts (the last
+    /// at `len`).
+    frames: Vec<u64>,
     apps: HashMap<AppName, Vec<u64>>,
-    ids: HashMap<Uuid, u64>,
+    ids: Ids,
+    /// Records covered by the index file this log was opened with (0: none). Releasing the store
+    /// writes the index anew once `REINDEX_AFTER` more follow it, or when there was none.
+    indexed: Option<u64>,
     /// What opening found. With `damage`, only the records before it are indexed, nothing is
-    /// changed on disk (not even `head`), and only `salvage` reads: every other use fails.
+    /// changed on disk (not even `head`), and only `salvage` reads: every other use fails. Damage
+    /// found later, reading a record the index covers, is recorded here the same way.
     recovery: Recovery,
+}
+
+/// Each commit id's sequence: those of the index file, sorted (binary-searched, so loading it is
+/// a copy, not a hash-map build), and those of the records after it.
+#[derive(Default)]
+struct Ids {
+    indexed: Vec<(Uuid, u64)>,
+    recent: HashMap<Uuid, u64>,
+}
+
+impl Ids {
+    fn get(&self, id: &Uuid) -> Option<u64> {
+        self.indexed
+            .binary_search_by(|(stored, _)| stored.cmp(id))
+            .ok()
+            .map(|at| self.indexed[at].1)
+            .or_else(|| self.recent.get(id).copied())
+    }
+
+    fn sorted(&self) -> Vec<(Uuid, u64)> {
+        let mut all = self.indexed.clone();
+        all.extend(self.recent.iter().map(|(id, seq)| (*id, *seq)));
+        all.sort_unstable();
+        all
+    }
 }
 
 /// Creates `dir` if needed and takes the exclusive lock file `dir/hoist.lock`, waiting up to
@@ -154,12 +200,18 @@ impl FileStore {
     /// The open log, read and recovered on first use. Opening it invalidates `head`: this process
     /// may append from now on, and writes `head` back when it lets go of the store.
     fn log(&self) -> Result<MutexGuard<'_, Option<Log>>, StoreError> {
+        self.log_checked(false)
+    }
+
+    /// The open log; opened with every record read and checked when `verify` (see `Log::open`).
+    fn log_checked(&self, verify: bool) -> Result<MutexGuard<'_, Option<Log>>, StoreError> {
         let mut slot = self.log.lock().unwrap_or_else(|e| e.into_inner());
         if slot.is_none() {
             let log = Log::open(
                 &self.dir,
                 self.wait.saturating_sub(self.started.elapsed()),
                 self.read_head(),
+                verify,
             )?;
             // From here on this process may append: `head` goes (synced, so that a power loss
             // cannot bring back a stale one) and comes back when the store is let go. A damaged
@@ -192,9 +244,10 @@ impl FileStore {
         f(log)
     }
 
-    /// What opening the log found (opening it if nobody has yet).
+    /// What opening the log found (opening it if nobody has yet, reading and checking every
+    /// record rather than trusting the index file).
     pub fn recovery(&self) -> Result<Recovery, StoreError> {
-        let slot = self.log()?;
+        let slot = self.log_checked(true)?;
         Ok(slot
             .as_ref()
             .expect("log() leaves the log open")
@@ -209,9 +262,13 @@ impl FileStore {
         from_seq: u64,
         max: usize,
     ) -> Result<(Vec<StoredCommit>, Option<String>), StoreError> {
-        let slot = self.log()?;
-        let log = slot.as_ref().expect("log() leaves the log open");
-        Ok((log.read_from(from_seq, max), log.recovery.damage.clone()))
+        let mut slot = self.log()?;
+        let log = slot.as_mut().expect("log() leaves the log open");
+        let (commits, found) = log.read_from(from_seq, max)?;
+        if let Some(found) = &found {
+            log.recovery.damage.get_or_insert_with(|| found.clone());
+        }
+        Ok((commits, found.or_else(|| log.recovery.damage.clone())))
     }
 
     /// The `head` hint, when present and well-formed.
@@ -232,16 +289,24 @@ impl FileStore {
     pub fn raw_scan(&self) -> Result<(u64, u64), StoreError> {
         let bytes = std::fs::read(self.dir.join(LOG_FILE))
             .map_err(|e| io_error("cannot read", &self.dir.join(LOG_FILE), e))?;
-        let scan = scan(&bytes);
+        let scan = scan(&bytes[MAGIC.len()..], MAGIC.len() as u64, 1);
         let payload: usize = scan.bodies.iter().map(|(_, len)| len).sum();
         Ok((scan.bodies.len() as u64, payload as u64))
     }
 }
 
 impl Log {
-    /// Reads and recovers the log; `acknowledged` is the last sequence a clean exit recorded in
+    /// Opens and recovers the log; `acknowledged` is the last sequence a clean exit recorded in
     /// `head`, if there was one: fewer whole records than that is damage, never a tail to cut.
-    fn open(dir: &Path, wait: Duration, acknowledged: Option<u64>) -> Result<Log, StoreError> {
+    /// With `verify`, every record is read and checked (`hoist admin check`); otherwise the index
+    /// file, when it matches the log, stands for the records it covers and only those after it
+    /// are read.
+    fn open(
+        dir: &Path,
+        wait: Duration,
+        acknowledged: Option<u64>,
+        verify: bool,
+    ) -> Result<Log, StoreError> {
         let path = dir.join(LOG_FILE);
         if !path.exists() {
             let legacy = dir.join("sled");
@@ -249,14 +314,17 @@ impl Log {
                 migrate_from_sled(dir, &legacy, wait)?;
             }
         }
-        let mut file = File::options()
+        let file = File::options()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
             .open(&path)
             .map_err(|e| io_error("cannot open", &path, e))?;
-        let mut bytes = std::fs::read(&path).map_err(|e| io_error("cannot read", &path, e))?;
+        let read_error = |e| io_error("cannot read", &path, e);
+        let len = file.metadata().map_err(read_error)?.len();
+        let mut magic = vec![0; (len as usize).min(MAGIC.len())];
+        file.read_exact_at(&mut magic, 0).map_err(read_error)?;
         let not_ours = || {
             StoreError::Corrupt(format!(
                 "{} is not a hoist log (it does not start with {:?})",
@@ -264,22 +332,46 @@ impl Log {
                 std::str::from_utf8(MAGIC).unwrap_or_default()
             ))
         };
-        if bytes.len() < MAGIC.len() {
-            if !MAGIC.starts_with(&bytes) {
-                return Err(not_ours());
-            }
-            // New, or its creation was cut short.
-            bytes = MAGIC.to_vec();
-            file.write_all_at(&bytes, 0)
-                .and_then(|()| file.set_len(MAGIC.len() as u64))
-                .and_then(|()| file.sync_all())
-                .map_err(|e| io_error("cannot write", &path, e))?;
-            sync_dir(dir).map_err(|e| io_error("cannot sync", dir, e))?;
-        } else if &bytes[..MAGIC.len()] != MAGIC {
+        if !MAGIC.starts_with(&magic) {
             return Err(not_ours());
         }
-        let scan = scan(&bytes);
-        let whole = scan.bodies.len() as u64;
+        let mut log = Log {
+            path: path.clone(),
+            file,
+            len: MAGIC.len() as u64,
+            frames: Vec::new(),
+            apps: HashMap::new(),
+            ids: Ids::default(),
+            indexed: None,
+            recovery: Recovery::default(),
+        };
+        if magic.len() < MAGIC.len() {
+            // New, or its creation was cut short.
+            log.file
+                .write_all_at(MAGIC, 0)
+                .and_then(|()| log.file.set_len(MAGIC.len() as u64))
+                .and_then(|()| log.file.sync_all())
+                .map_err(|e| io_error("cannot write", &path, e))?;
+            sync_dir(dir).map_err(|e| io_error("cannot sync", dir, e))?;
+            return Ok(log);
+        }
+        if !verify {
+            if let Some(index) = LogIndex::load(dir).filter(|index| log.matches(index, len)) {
+                log.len = index.covered_len;
+                log.frames = index.frames;
+                log.apps = index.apps;
+                log.ids.indexed = index.ids;
+                log.indexed = Some(log.last_seq());
+            }
+        }
+        // The records after the index (all of them without one).
+        let base = log.len;
+        let mut tail = vec![0; (len - base) as usize];
+        log.file
+            .read_exact_at(&mut tail, base)
+            .map_err(read_error)?;
+        let scan = scan(&tail, base, log.last_seq() + 1);
+        let whole = log.last_seq() + scan.bodies.len() as u64;
         let damage = if let Some(malformed) = scan.malformed.clone() {
             Some(malformed)
         } else if acknowledged.is_some_and(|acknowledged| acknowledged > whole) {
@@ -287,50 +379,115 @@ impl Log {
                 "it reads as {whole} records, but {} were acknowledged (record {} at byte {} is damaged)",
                 acknowledged.unwrap_or_default(),
                 whole + 1,
-                scan.end
+                base + scan.end as u64
             ))
         } else {
-            acknowledged_past(&bytes, scan.stop, whole).map(|at| {
+            acknowledged_past(&tail, scan.stop, whole).map(|at| {
                 format!(
-                    "the record at byte {} is damaged, and records written after it follow at byte {at}",
-                    scan.stop
+                    "the record at byte {} is damaged, and records written after it follow at byte {}",
+                    base + scan.stop as u64,
+                    base + at as u64
                 )
             })
         };
-        let mut recovery = Recovery::default();
         if let Some(damage) = &damage {
-            recovery.damage = Some(format!(
-                "{}: {damage}; nothing was changed; `hoist events export` saves the {whole} records before it",
-                path.display()
-            ));
-        } else if scan.end < bytes.len() {
-            recovery.cut = Some(cut_tail(dir, &mut file, &bytes, scan.end)?);
-            bytes.truncate(scan.end);
+            log.recovery.damage = Some(damaged(&path, damage, whole));
+        } else if scan.end < tail.len() {
+            log.recovery.cut = Some(cut_tail(dir, &mut log.file, &tail, base, scan.end)?);
         }
-        let mut log = Log {
-            file,
-            bytes,
-            bodies: Vec::with_capacity(scan.bodies.len()),
-            apps: HashMap::new(),
-            ids: HashMap::with_capacity(scan.bodies.len()),
-            recovery,
-        };
         for (start, len) in scan.bodies {
-            log.index(start, len)?;
+            let body = &tail[start..start + len];
+            let body = Body::parse(body).expect("scan keeps only bodies that parse");
+            log.push(
+                base + (start - RECORD_HEADER) as u64,
+                body.app,
+                body.commit_id,
+            );
         }
+        log.len = base + scan.end as u64;
         Ok(log)
     }
 
-    fn last_seq(&self) -> u64 {
-        self.bodies.len() as u64
+    /// Whether `index` describes this log's first records: its last record is where the index
+    /// says, whole, with the sequence and checksum the index says.
+    fn matches(&self, index: &LogIndex, file_len: u64) -> bool {
+        if index.covered_len > file_len {
+            return false;
+        }
+        let Some(&start) = index.frames.last() else {
+            return index.covered_len == MAGIC.len() as u64;
+        };
+        let mut frame = vec![0; (index.covered_len - start) as usize];
+        let count = index.frames.len() as u64;
+        self.file.read_exact_at(&mut frame, start).is_ok()
+            && frame_at(&frame, 0, count..=count)
+                .is_some_and(|f| f.next == frame.len() && f.crc == index.last_crc)
     }
 
-    fn read_from(&self, from_seq: u64, max: usize) -> Vec<StoredCommit> {
+    fn last_seq(&self) -> u64 {
+        self.frames.len() as u64
+    }
+
+    /// Adds the record whose frame starts at `frame` to the index.
+    fn push(&mut self, frame: u64, app: AppName, commit_id: Uuid) {
+        self.frames.push(frame);
+        let seq = self.last_seq();
+        self.apps.entry(app).or_default().push(seq);
+        self.ids.recent.insert(commit_id, seq);
+    }
+
+    /// The records `from..=to` (sequences the index holds), read with one `pread`; each frame is
+    /// checked again, so damage the index covered is found where it is read. Records before a
+    /// damaged one are returned with the damage said.
+    fn read_range(&self, from: u64, to: u64) -> Result<Read, StoreError> {
+        if from > to {
+            return Ok((Vec::new(), None));
+        }
+        let start = self.frames[(from - 1) as usize];
+        let end = self.frames.get(to as usize).copied().unwrap_or(self.len);
+        let mut bytes = vec![0; (end - start) as usize];
+        self.file
+            .read_exact_at(&mut bytes, start)
+            .map_err(|e| io_error("cannot read", &self.path, e))?;
+        let mut commits = Vec::with_capacity((to - from + 1) as usize);
+        for seq in from..=to {
+            let at = (self.frames[(seq - 1) as usize] - start) as usize;
+            let body = frame_at(&bytes, at, seq..=seq)
+                .map(|frame| &bytes[frame.body.0..frame.body.0 + frame.body.1])
+                .and_then(Body::parse);
+            let Some(body) = body else {
+                let at = start + at as u64;
+                let damage = format!("the record at byte {at} (log seq {seq}) is damaged");
+                return Ok((commits, Some(damaged(&self.path, &damage, seq - 1))));
+            };
+            commits.push(StoredCommit {
+                seq,
+                app: body.app,
+                payload: body.payload.to_vec(),
+            });
+        }
+        Ok((commits, None))
+    }
+
+    /// Up to `max` records from `from_seq` on.
+    fn read_from(&self, from_seq: u64, max: usize) -> Result<Read, StoreError> {
         let from = from_seq.max(1);
         let to = self
             .last_seq()
             .min(from.saturating_add(max as u64).saturating_sub(1));
-        (from..=to).map(|seq| self.commit(seq)).collect()
+        self.read_range(from, to)
+    }
+
+    /// A read of records the index holds; damage found in them stops the log's use from here on,
+    /// as damage found when opening does.
+    fn checked(&mut self, read: Result<Read, StoreError>) -> Result<Vec<StoredCommit>, StoreError> {
+        match read? {
+            (commits, None) => Ok(commits),
+            (_, Some(damage)) => {
+                self.recovery.damage = Some(damage.clone());
+                Err(StoreError::Corrupt(damage))
+            }
+        }
     }
 
     fn head(&self, app: &AppName) -> u64 {
@@ -341,28 +498,6 @@ impl Log {
             .unwrap_or(0)
     }
 
-    /// Adds the record whose body is at `start` to the index.
-    fn index(&mut self, start: usize, len: usize) -> Result<(), StoreError> {
-        let body = Body::parse(&self.bytes[start..start + len]).ok_or_else(|| {
-            StoreError::Corrupt(format!("log record at byte {start} is malformed"))
-        })?;
-        let seq = self.last_seq() + 1;
-        self.bodies.push((start, len));
-        self.apps.entry(body.app).or_default().push(seq);
-        self.ids.insert(body.commit_id, seq);
-        Ok(())
-    }
-
-    fn commit(&self, seq: u64) -> StoredCommit {
-        let (start, len) = self.bodies[(seq - 1) as usize];
-        let body = Body::parse(&self.bytes[start..start + len]).expect("indexed records parse");
-        StoredCommit {
-            seq,
-            app: body.app,
-            payload: body.payload.to_vec(),
-        }
-    }
-
     /// Appends `commits` as one write and one sync: all are stored, or none is (see
     /// `EventStore::append_batch`).
     fn append_batch(
@@ -370,15 +505,12 @@ impl Log {
         dir: &Path,
         commits: &[NewCommit],
     ) -> Result<Vec<Appended>, StoreError> {
-        let admitted = admit_batch(
-            commits,
-            |id| self.ids.get(id).copied(),
-            |app| self.head(app),
-        )?;
+        let admitted = admit_batch(commits, |id| self.ids.get(id), |app| self.head(app))?;
         if let Some(originals) = admitted {
             return Ok(originals);
         }
         let mut record = Vec::new();
+        let mut frames = Vec::with_capacity(commits.len());
         let mut appended = Vec::with_capacity(commits.len());
         for (i, commit) in commits.iter().enumerate() {
             let seq = self.last_seq() + 1 + i as u64;
@@ -387,34 +519,208 @@ impl Log {
             } else {
                 0
             } | if i == 0 { FLAG_BATCH_STARTS } else { 0 };
+            frames.push(self.len + record.len() as u64);
             encode_record(&mut record, seq, flags, commit)?;
             appended.push(Appended {
                 seq,
                 duplicate: false,
             });
         }
-        let start = self.bytes.len();
+        let start = self.len;
         let path = dir.join(LOG_FILE);
         let written = self
             .file
-            .write_all_at(&record, start as u64)
+            .write_all_at(&record, start)
             .and_then(|()| self.file.sync_data());
         if let Err(e) = written {
             // Leave no half-record behind: the next open would cut it off anyway, but a process
             // that goes on appending must not write after it.
-            let _ = self.file.set_len(start as u64);
+            let _ = self.file.set_len(start);
             let _ = self.file.sync_data();
             return Err(io_error("cannot append to", &path, e));
         }
-        self.bytes.extend_from_slice(&record);
-        let mut at = start;
-        while at < self.bytes.len() {
-            let len =
-                u32::from_be_bytes(self.bytes[at..at + 4].try_into().expect("4 bytes")) as usize;
-            self.index(at + RECORD_HEADER, len)?;
-            at += RECORD_HEADER + len;
+        self.len += record.len() as u64;
+        for (frame, commit) in frames.into_iter().zip(commits) {
+            self.push(frame, commit.app.clone(), commit.commit_id);
         }
         Ok(appended)
+    }
+
+    /// Writes the index file anew when the one this log was opened with is missing or far behind
+    /// (a temp file renamed over it). Not synced: a torn or stale index fails its own checksum or
+    /// its match with the log, and the log is then read whole.
+    fn save_index(&self, dir: &Path) -> std::io::Result<()> {
+        let behind = self.last_seq() - self.indexed.unwrap_or(0);
+        if self.indexed.is_some() && behind < REINDEX_AFTER || self.frames.is_empty() {
+            return Ok(());
+        }
+        let last_crc = match self.frames.last() {
+            Some(&start) => {
+                let mut header = [0; RECORD_HEADER];
+                self.file.read_exact_at(&mut header, start)?;
+                u32::from_be_bytes(header[4..].try_into().expect("4 bytes"))
+            }
+            None => 0,
+        };
+        let bytes = LogIndex::encode(
+            self.len,
+            last_crc,
+            &self.frames,
+            &self.ids.sorted(),
+            &self.apps,
+        );
+        let tmp = dir.join(INDEX_TMP_FILE);
+        std::fs::write(&tmp, bytes)?;
+        std::fs::rename(tmp, dir.join(INDEX_FILE))
+    }
+}
+
+/// Records read, and the damage that stopped the reading, if any.
+type Read = (Vec<StoredCommit>, Option<String>);
+
+/// The damage message every use of a damaged log fails with.
+fn damaged(path: &Path, damage: &str, whole: u64) -> String {
+    format!(
+        "{}: {damage}; nothing was changed; `hoist events export` saves the {whole} records before it",
+        path.display()
+    )
+}
+
+/// The index file (`DIR/log.index`): what opening the log would otherwise learn by reading every
+/// record, as of the log's first `covered_len` bytes.
+///
+/// ```text
+/// index   = "HOISTIX1" covered_len:u64 count:u64 last_crc:u32
+///           frame:u64{count}                  each record's offset, by sequence
+///           (commit_id:[16] seq:u64){count}   sorted by commit id
+///           apps:u32 (name_len:u8 name seqs:u64 seq:u64{seqs}){apps}
+///           crc:u32                           CRC-32 of everything before it
+/// ```
+///
+/// **Invariant**: it is a cache. It is used only when its checksum holds and the log's record at
+/// its last frame is whole, ends at `covered_len` and carries `count` and `last_crc`; a log is
+/// only ever appended to, so the records before it are those the index describes.
+struct LogIndex {
+    covered_len: u64,
+    last_crc: u32,
+    frames: Vec<u64>,
+    ids: Vec<(Uuid, u64)>,
+    apps: HashMap<AppName, Vec<u64>>,
+}
+
+impl LogIndex {
+    fn encode(
+        covered_len: u64,
+        last_crc: u32,
+        frames: &[u64],
+        ids: &[(Uuid, u64)],
+        apps: &HashMap<AppName, Vec<u64>>,
+    ) -> Vec<u8> {
+        let mut out = Vec::with_capacity(INDEX_MAGIC.len() + 24 + frames.len() * 40);
+        out.extend_from_slice(INDEX_MAGIC);
+        out.extend_from_slice(&covered_len.to_be_bytes());
+        out.extend_from_slice(&(frames.len() as u64).to_be_bytes());
+        out.extend_from_slice(&last_crc.to_be_bytes());
+        frames
+            .iter()
+            .for_each(|f| out.extend_from_slice(&f.to_be_bytes()));
+        for (id, seq) in ids {
+            out.extend_from_slice(id.as_bytes());
+            out.extend_from_slice(&seq.to_be_bytes());
+        }
+        out.extend_from_slice(&(apps.len() as u32).to_be_bytes());
+        for (app, seqs) in apps {
+            let name = app.as_str().as_bytes();
+            out.push(name.len() as u8);
+            out.extend_from_slice(name);
+            out.extend_from_slice(&(seqs.len() as u64).to_be_bytes());
+            seqs.iter()
+                .for_each(|s| out.extend_from_slice(&s.to_be_bytes()));
+        }
+        let crc = crc32fast::hash(&out);
+        out.extend_from_slice(&crc.to_be_bytes());
+        out
+    }
+
+    /// The index file in `dir`, when it is whole and consistent in itself.
+    fn load(dir: &Path) -> Option<LogIndex> {
+        let bytes = std::fs::read(dir.join(INDEX_FILE)).ok()?;
+        let (body, crc) = bytes.split_at_checked(bytes.len().checked_sub(4)?)?;
+        if crc32fast::hash(body) != u32::from_be_bytes(crc.try_into().ok()?) {
+            return None;
+        }
+        let mut r = Reader(body.strip_prefix(INDEX_MAGIC)?);
+        let covered_len = r.u64()?;
+        let count = r.u64()?;
+        let last_crc = u32::from_be_bytes(r.take(4)?.try_into().ok()?);
+        let count_usize = usize::try_from(count).ok()?;
+        let frames: Vec<u64> = r.u64s(count_usize)?;
+        // Frames start past the magic, rise, and lie before the end the index covers.
+        let mut previous = MAGIC.len() as u64 - 1;
+        for &frame in &frames {
+            if frame <= previous || frame >= covered_len {
+                return None;
+            }
+            previous = frame;
+        }
+        let ids = r.take(count_usize.checked_mul(24)?)?;
+        let ids: Vec<(Uuid, u64)> = ids
+            .chunks_exact(24)
+            .map(|c| {
+                let id = Uuid::from_bytes(c[..16].try_into().expect("16 bytes"));
+                (id, u64::from_be_bytes(c[16..].try_into().expect("8 bytes")))
+            })
+            .collect();
+        if !ids.windows(2).all(|w| w[0].0 < w[1].0) {
+            return None;
+        }
+        let app_count = u32::from_be_bytes(r.take(4)?.try_into().ok()?);
+        let mut apps = HashMap::with_capacity(app_count as usize);
+        let mut listed = 0u64;
+        for _ in 0..app_count {
+            let name_len = usize::from(*r.take(1)?.first()?);
+            let name = std::str::from_utf8(r.take(name_len)?).ok()?;
+            let app = AppName::from_log(name).ok()?;
+            let n = usize::try_from(r.u64()?).ok()?;
+            let seqs = r.u64s(n)?;
+            if seqs.iter().any(|&seq| seq == 0 || seq > count) {
+                return None;
+            }
+            listed += n as u64;
+            apps.insert(app, seqs);
+        }
+        (r.0.is_empty() && listed == count).then_some(LogIndex {
+            covered_len,
+            last_crc,
+            frames,
+            ids,
+            apps,
+        })
+    }
+}
+
+/// Reads big-endian fields off the front of a byte slice.
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let (taken, rest) = self.0.split_at_checked(n)?;
+        self.0 = rest;
+        Some(taken)
+    }
+
+    fn u64(&mut self) -> Option<u64> {
+        Some(u64::from_be_bytes(self.take(8)?.try_into().ok()?))
+    }
+
+    fn u64s(&mut self, n: usize) -> Option<Vec<u64>> {
+        let bytes = self.take(n.checked_mul(8)?)?;
+        Some(
+            bytes
+                .chunks_exact(8)
+                .map(|c| u64::from_be_bytes(c.try_into().expect("8 bytes")))
+                .collect(),
+        )
     }
 }
 
@@ -490,6 +796,7 @@ struct Scan {
 struct Frame {
     body: (usize, usize),
     seq: u64,
+    crc: u32,
     flags: u8,
     next: usize,
 }
@@ -520,21 +827,28 @@ fn frame_at(bytes: &[u8], at: usize, seqs: std::ops::RangeInclusive<u64>) -> Opt
     (checksum(&header[..4], body) == crc).then_some(Frame {
         body: (at + RECORD_HEADER, len),
         seq,
+        crc,
         flags: body[8],
         next: at + RECORD_HEADER + len,
     })
 }
 
-/// Walks the records from the start, stopping at the first that is incomplete, fails its
-/// checksum or breaks the sequence; then drops an unfinished batch at the end. A record whose
-/// frame holds but whose body does not parse was written whole: that is damage, not a torn write.
-fn scan(bytes: &[u8]) -> Scan {
+/// Walks the records of `bytes` (the log from byte `base` on, where record `first_seq` starts),
+/// stopping at the first that is incomplete, fails its checksum or breaks the sequence; then
+/// drops an unfinished batch at the end. A record whose frame holds but whose body does not parse
+/// was written whole: that is damage, not a torn write. Offsets returned are within `bytes`.
+fn scan(bytes: &[u8], base: u64, first_seq: u64) -> Scan {
     let mut bodies = Vec::new();
     let mut malformed = None;
-    let (mut at, mut end, mut batch_start) = (MAGIC.len().min(bytes.len()), MAGIC.len(), 0);
-    while let Some(frame) = frame_at(bytes, at, bodies.len() as u64 + 1..=bodies.len() as u64 + 1) {
+    let (mut at, mut end, mut batch_start) = (0, 0, 0);
+    loop {
+        let seq = first_seq + bodies.len() as u64;
+        let Some(frame) = frame_at(bytes, at, seq..=seq) else {
+            break;
+        };
         let (start, len) = frame.body;
         if Body::parse(&bytes[start..start + len]).is_none() {
+            let at = base + at as u64;
             malformed = Some(format!("record {} at byte {at} is malformed", frame.seq));
             break;
         }
@@ -576,16 +890,19 @@ fn acknowledged_past(bytes: &[u8], stop: usize, last_seq: u64) -> Option<usize> 
     None
 }
 
-/// Saves the bytes past `end` under `DIR/quarantine/` and cuts the log there.
+/// Saves the bytes past `end` of `bytes` (the log from byte `base` on) under `DIR/quarantine/`
+/// and cuts the log there.
 fn cut_tail(
     dir: &Path,
     file: &mut File,
     bytes: &[u8],
+    base: u64,
     end: usize,
 ) -> Result<(u64, u64, PathBuf), StoreError> {
     let quarantine = dir.join(QUARANTINE_DIR);
+    let cut_at = base + end as u64;
     let saved = quarantine.join(format!(
-        "log-tail-at-{end}-{}.bin",
+        "log-tail-at-{cut_at}-{}.bin",
         chrono::Utc::now().format("%Y%m%dT%H%M%S%.fZ")
     ));
     std::fs::create_dir_all(&quarantine)
@@ -595,10 +912,10 @@ fn cut_tail(
             out.sync_all()
         })
         .map_err(|e| io_error("cannot save the log's unfinished tail to", &saved, e))?;
-    file.set_len(end as u64)
+    file.set_len(cut_at)
         .and_then(|()| file.sync_all())
         .map_err(|e| io_error("cannot cut the log's unfinished tail in", dir, e))?;
-    Ok((end as u64, (bytes.len() - end) as u64, saved))
+    Ok((cut_at, (bytes.len() - end) as u64, saved))
 }
 
 fn sync_dir(dir: &Path) -> std::io::Result<()> {
@@ -652,12 +969,20 @@ impl EventStore for FileStore {
         self.with_log(|log| {
             let seqs = log.apps.get(app).map(Vec::as_slice).unwrap_or_default();
             let first = seqs.partition_point(|&seq| seq <= after_seq);
-            Ok(seqs[first..].iter().map(|&seq| log.commit(seq)).collect())
+            let mut commits = Vec::with_capacity(seqs.len() - first);
+            for seq in seqs[first..].to_vec() {
+                let read = log.read_range(seq, seq);
+                commits.extend(log.checked(read)?);
+            }
+            Ok(commits)
         })
     }
 
     async fn read_from(&self, from_seq: u64, max: usize) -> Result<Vec<StoredCommit>, StoreError> {
-        self.with_log(|log| Ok(log.read_from(from_seq, max)))
+        self.with_log(|log| {
+            let read = log.read_from(from_seq, max);
+            log.checked(read)
+        })
     }
 
     async fn last_seq(&self) -> Result<u64, StoreError> {
@@ -685,6 +1010,7 @@ impl Drop for FileStore {
     fn drop(&mut self) {
         let slot = self.log.get_mut().unwrap_or_else(|e| e.into_inner());
         if let Some(log) = slot.take().filter(|log| log.recovery.damage.is_none()) {
+            let _ = log.save_index(&self.dir);
             let _ = self.write_head(log.last_seq());
         }
     }
