@@ -523,7 +523,7 @@ fn decide_unchecked(
                 // The build registered last for the image (with its processes), else a new one.
                 Artifact::Image(image) => state
                     .image_build(image)
-                    .and_then(|id| state.builds.get(id))
+                    .and_then(|id| state.builds.get(&id))
                     .cloned()
                     .unwrap_or_else(|| Build::of_image(image.clone())),
                 Artifact::Build(id) => {

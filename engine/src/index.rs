@@ -6,14 +6,15 @@
 //!
 //! - [`ReleaseSeqs`]: an env's release sequences, as varint deltas (a byte or two per release);
 //!   read from the end, where the releases commands go back to are.
-//! - [`BuildSeqs`]: build id → sequence, as sorted fixed-size records (6 bytes of id, 8 of
-//!   sequence) searched in place, plus the builds added since they were loaded.
+//! - [`BuildSeqs`]: build id → sequence, and [`ImageBuilds`]: image → the build a deploy of it
+//!   takes (only where that is not the image's implicit build), each as sorted fixed-size records
+//!   searched in place, plus the entries set since they were loaded.
 //! - [`Promoted`]: per source env, one bit per version.
 //!
 //! Each equals another holding the same entries, whatever its layout (a proptest checks each
 //! against a plain model, and its encoding round-trips).
 
-use crate::names::{BuildId, EnvName, ReleaseVersion};
+use crate::names::{BuildId, EnvName, ImageRef, ReleaseVersion};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::sync::Arc;
@@ -139,42 +140,112 @@ fn build_key(id: &BuildId) -> [u8; 6] {
     std::array::from_fn(|i| digit(hex[2 * i]) << 4 | digit(hex[2 * i + 1]))
 }
 
-fn build_id(key: &[u8]) -> BuildId {
+fn build_id(key: &[u8; 6]) -> BuildId {
     let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
     hex.parse().expect("6 bytes spell a build id")
 }
 
-const RECORD: usize = 6 + 8;
-
-/// The log sequence of the commit that first held each of an app's builds: records of 6 bytes
-/// of id and 8 of sequence (little-endian), sorted by id and searched in place, plus the builds
-/// added since (folded into the records when the index is encoded).
+/// A map from 6-byte keys (build ids, as [`build_key`] spells them) to `V`-byte values: records
+/// of key and value sorted by key, searched in place, plus the entries set since they were
+/// loaded (`None`: removed), merged into the records when encoded.
 #[derive(Clone, Default)]
-pub struct BuildSeqs {
+struct Records<const V: usize> {
     records: Arc<[u8]>,
-    added: BTreeMap<[u8; 6], u64>,
+    added: BTreeMap<[u8; 6], Option<[u8; V]>>,
 }
 
-impl BuildSeqs {
-    pub fn get(&self, id: &BuildId) -> Option<u64> {
-        let key = build_key(id);
-        if let Some(seq) = self.added.get(&key) {
-            return Some(*seq);
+impl<const V: usize> Records<V> {
+    const SIZE: usize = 6 + V;
+
+    fn get(&self, key: &[u8; 6]) -> Option<[u8; V]> {
+        if let Some(value) = self.added.get(key) {
+            return *value;
         }
-        let records = self.records.chunks_exact(RECORD);
-        let (mut low, mut high) = (0, records.len());
+        let (mut low, mut high) = (0, self.records.len() / Self::SIZE);
         while low < high {
             let mid = (low + high) / 2;
-            let record = &self.records[mid * RECORD..(mid + 1) * RECORD];
-            match record[..6].cmp(&key) {
+            let record = &self.records[mid * Self::SIZE..(mid + 1) * Self::SIZE];
+            match record[..6].cmp(key) {
                 std::cmp::Ordering::Less => low = mid + 1,
                 std::cmp::Ordering::Greater => high = mid,
-                std::cmp::Ordering::Equal => {
-                    return Some(u64::from_le_bytes(record[6..].try_into().ok()?))
-                }
+                std::cmp::Ordering::Equal => return record[6..].try_into().ok(),
             }
         }
         None
+    }
+
+    fn set(&mut self, key: [u8; 6], value: Option<[u8; V]>) {
+        self.added.insert(key, value);
+    }
+
+    /// Every (key, value), by key: the records, but where an entry set since replaces them.
+    fn entries(&self) -> impl Iterator<Item = ([u8; 6], [u8; V])> + '_ {
+        let mut records = self
+            .records
+            .chunks_exact(Self::SIZE)
+            .map(|r| {
+                let key: [u8; 6] = r[..6].try_into().expect("6 bytes");
+                let value: [u8; V] = r[6..].try_into().expect("V bytes");
+                (key, value)
+            })
+            .peekable();
+        let mut added = self.added.iter().map(|(k, v)| (*k, *v)).peekable();
+        std::iter::from_fn(move || loop {
+            let (set_key, set_value) = match (records.peek(), added.peek()) {
+                (Some(r), Some(a)) if r.0 < a.0 => return records.next(),
+                (_, Some(_)) => added.next()?,
+                (Some(_), None) => return records.next(),
+                (None, None) => return None,
+            };
+            if records.peek().is_some_and(|r| r.0 == set_key) {
+                records.next();
+            }
+            if let Some(value) = set_value {
+                return Some((set_key, value));
+            }
+        })
+    }
+
+    fn encode(&self, out: &mut Vec<u8>) {
+        if self.added.is_empty() {
+            put_varint(out, (self.records.len() / Self::SIZE) as u64);
+            out.extend_from_slice(&self.records);
+            return;
+        }
+        put_varint(out, self.entries().count() as u64);
+        for (key, value) in self.entries() {
+            out.extend_from_slice(&key);
+            out.extend_from_slice(&value);
+        }
+    }
+
+    /// Copied, not walked (see [`ReleaseSeqs::decode`]).
+    fn decode(bytes: &[u8], at: &mut usize) -> Option<Self> {
+        let count = varint(bytes, at)?;
+        let records = take(bytes, at, count.checked_mul(Self::SIZE as u64)?)?;
+        Some(Records {
+            records: records.into(),
+            added: BTreeMap::new(),
+        })
+    }
+}
+
+impl<const V: usize> PartialEq for Records<V> {
+    fn eq(&self, other: &Self) -> bool {
+        self.entries().eq(other.entries())
+    }
+}
+
+impl<const V: usize> Eq for Records<V> {}
+
+/// The log sequence of the commit that first held each of an app's builds: 6 bytes of id and 8
+/// of sequence (little-endian) per build.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct BuildSeqs(Records<8>);
+
+impl BuildSeqs {
+    pub fn get(&self, id: &BuildId) -> Option<u64> {
+        self.0.get(&build_key(id)).map(u64::from_le_bytes)
     }
 
     pub fn contains_key(&self, id: &BuildId) -> bool {
@@ -184,75 +255,72 @@ impl BuildSeqs {
     /// Records `id` at `seq` unless it is recorded already (a build is where it first was).
     pub fn insert_first(&mut self, id: &BuildId, seq: u64) {
         if !self.contains_key(id) {
-            self.added.insert(build_key(id), seq);
+            self.0.set(build_key(id), Some(seq.to_le_bytes()));
         }
-    }
-
-    pub fn len(&self) -> usize {
-        self.records.len() / RECORD + self.added.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Every (id key, sequence), by id: the records merged with those added.
-    fn entries(&self) -> impl Iterator<Item = ([u8; 6], u64)> + '_ {
-        let mut records = self
-            .records
-            .chunks_exact(RECORD)
-            .map(|r| {
-                let key: [u8; 6] = r[..6].try_into().expect("6 bytes");
-                let seq = u64::from_le_bytes(r[6..].try_into().expect("8 bytes"));
-                (key, seq)
-            })
-            .peekable();
-        let mut added = self.added.iter().map(|(k, s)| (*k, *s)).peekable();
-        std::iter::from_fn(move || match (records.peek(), added.peek()) {
-            (Some(r), Some(a)) if r.0 <= a.0 => records.next(),
-            (_, Some(_)) => added.next(),
-            (Some(_), None) => records.next(),
-            (None, None) => None,
-        })
     }
 
     /// Every (build, sequence), by id.
     pub fn iter(&self) -> impl Iterator<Item = (BuildId, u64)> + '_ {
-        self.entries().map(|(key, seq)| (build_id(&key), seq))
+        self.0
+            .entries()
+            .map(|(key, seq)| (build_id(&key), u64::from_le_bytes(seq)))
     }
 
     pub(crate) fn encode(&self, out: &mut Vec<u8>) {
-        put_varint(out, self.len() as u64);
-        if self.added.is_empty() {
-            out.extend_from_slice(&self.records);
-            return;
-        }
-        for (key, seq) in self.entries() {
-            out.extend_from_slice(&key);
-            out.extend_from_slice(&seq.to_le_bytes());
-        }
+        self.0.encode(out)
     }
 
-    /// Copied, not walked (see [`ReleaseSeqs::decode`]).
     pub(crate) fn decode(bytes: &[u8], at: &mut usize) -> Option<Self> {
-        let count = varint(bytes, at)?;
-        let records = take(bytes, at, count.checked_mul(RECORD as u64)?)?;
-        Some(BuildSeqs {
-            records: records.into(),
-            added: BTreeMap::new(),
-        })
+        Records::decode(bytes, at).map(BuildSeqs)
     }
 }
-
-impl PartialEq for BuildSeqs {
-    fn eq(&self, other: &Self) -> bool {
-        self.entries().eq(other.entries())
-    }
-}
-
-impl Eq for BuildSeqs {}
 
 impl fmt::Debug for BuildSeqs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map().entries(self.iter()).finish()
+    }
+}
+
+/// The build `deploy --image` deploys for each image that has one other than its own implicit
+/// build: 6 bytes of the image's key and 6 of the build's id per image. An image's key is the id
+/// of its implicit build ([`ImageRef::build_id`]): two images that shared one would already share
+/// that build, so keying by it conflates nothing the build ids do not.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct ImageBuilds(Records<6>);
+
+impl ImageBuilds {
+    pub fn get(&self, image: &ImageRef) -> Option<BuildId> {
+        self.0
+            .get(&build_key(&image.build_id()))
+            .map(|id| build_id(&id))
+    }
+
+    pub fn insert(&mut self, image: &ImageRef, build: &BuildId) {
+        self.0
+            .set(build_key(&image.build_id()), Some(build_key(build)));
+    }
+
+    pub fn remove(&mut self, image: &ImageRef) {
+        self.0.set(build_key(&image.build_id()), None);
+    }
+
+    /// Every (image's key, build), by key.
+    pub fn iter(&self) -> impl Iterator<Item = (BuildId, BuildId)> + '_ {
+        self.0
+            .entries()
+            .map(|(image, build)| (build_id(&image), build_id(&build)))
+    }
+
+    pub(crate) fn encode(&self, out: &mut Vec<u8>) {
+        self.0.encode(out)
+    }
+
+    pub(crate) fn decode(bytes: &[u8], at: &mut usize) -> Option<Self> {
+        Records::decode(bytes, at).map(ImageBuilds)
+    }
+}
+
+impl fmt::Debug for ImageBuilds {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_map().entries(self.iter()).finish()
     }
@@ -460,7 +528,6 @@ mod tests {
                     }
                 }
             }
-            prop_assert_eq!(seqs.len(), model.len());
             prop_assert_eq!(seqs.iter().collect::<BTreeMap<_, _>>(), model.clone());
             for n in 0..60 {
                 prop_assert_eq!(seqs.get(&build(n)), model.get(&build(n)).copied());
@@ -471,6 +538,40 @@ mod tests {
                 fresh.insert_first(id, *seq);
             }
             prop_assert_eq!(&seqs, &fresh);
+        }
+
+        #[test]
+        fn image_builds_hold_the_build_last_set_for_each_image(
+            ops in ops((0..40u16, proptest::option::of(0..60u16))),
+        ) {
+            let image = |n: u16| -> ImageRef {
+                format!("registry.example/api@sha256:{n:064x}").parse().unwrap()
+            };
+            let (mut builds, mut model) = (ImageBuilds::default(), BTreeMap::new());
+            for op in ops {
+                match op {
+                    Op::Add((n, Some(b))) => {
+                        builds.insert(&image(n), &build(b));
+                        model.insert(n, build(b));
+                    }
+                    Op::Add((n, None)) => {
+                        builds.remove(&image(n));
+                        model.remove(&n);
+                    }
+                    Op::RoundTrip => {
+                        builds = round_trip(&builds, ImageBuilds::encode, ImageBuilds::decode);
+                    }
+                }
+            }
+            for n in 0..40 {
+                prop_assert_eq!(builds.get(&image(n)), model.get(&n).cloned());
+            }
+            let mut fresh = ImageBuilds::default();
+            for (n, b) in &model {
+                fresh.insert(&image(*n), b);
+            }
+            prop_assert_eq!(&builds, &fresh);
+            prop_assert_eq!(builds.iter().count(), model.len());
         }
 
         #[test]
@@ -513,6 +614,10 @@ mod tests {
             if let Some(seqs) = BuildSeqs::decode(&bytes, &mut 0) {
                 let _ = seqs.get(&build(1));
                 let _ = seqs.iter().count();
+            }
+            if let Some(builds) = ImageBuilds::decode(&bytes, &mut 0) {
+                let _ = builds.get(&format!("registry.example/api@sha256:{:064x}", 1).parse().unwrap());
+                let _ = builds.iter().count();
             }
             if let Some(promoted) = Promoted::decode(&bytes, &mut 0) {
                 let _ = promoted.contains(&"dev".parse().unwrap(), version(3));

@@ -7,7 +7,7 @@
 //! current and last healthy release, and the app the builds of those; every other release and
 //! build is only indexed (`EnvState::release_seqs`, `AppState::build_seqs`: where in the log it
 //! is). Those indexes, and the other parts of the state that grow with history (each env's
-//! `promoted`), are kept in the compact forms of [`crate::index`] and stored as their bytes,
+//! `promoted`, the app's `image_builds`), are kept in the compact forms of [`crate::index`] and stored as their bytes,
 //! after a JSON head holding the rest: loading and saving a snapshot copies them without
 //! walking them, so it costs about the same at 20k events as at 1k (`cargo bench --bench log --
 //! snapshot`). Before deciding, [`needed`] names the log entries holding the records a command
@@ -21,7 +21,7 @@
 
 use crate::decide::{Artifact, Command};
 use crate::event::{Build, Event, Recorded};
-use crate::index::{put_varint, take, varint, BuildSeqs, Promoted, ReleaseSeqs};
+use crate::index::{put_varint, take, varint, BuildSeqs, ImageBuilds, Promoted, ReleaseSeqs};
 use crate::names::{AppName, BuildId, ReleaseVersion};
 use crate::state::{AppState, ReleaseRecord};
 use serde::{Deserialize, Serialize};
@@ -63,6 +63,7 @@ struct Snapshot<S> {
 ///
 /// ```text
 /// snapshot = format:u32le  varint(len) head  (release_seqs promoted){per env}  build_seqs
+///            image_builds
 /// head     = JSON of {format, app, state}, the state without its indexes (`crate::index`)
 /// ```
 ///
@@ -84,6 +85,7 @@ pub fn encode(app: &AppName, state: &AppState) -> Vec<u8> {
         env_state.promoted.encode(&mut bytes);
     }
     state.build_seqs.encode(&mut bytes);
+    state.image_builds.encode(&mut bytes);
     bytes
 }
 
@@ -106,6 +108,7 @@ pub fn decode(app: &AppName, bytes: &[u8]) -> Option<AppState> {
         env_state.promoted = Promoted::decode(rest, &mut at)?;
     }
     state.build_seqs = BuildSeqs::decode(rest, &mut at)?;
+    state.image_builds = ImageBuilds::decode(rest, &mut at)?;
     (at == rest.len()).then_some(state)
 }
 
@@ -173,7 +176,7 @@ pub fn needed(state: &AppState, command: &Command) -> Vec<u64> {
             ..
         } => Some(Build::id_for(image, processes, release_command.as_deref())),
         Command::Deploy { artifact, .. } => match artifact {
-            Artifact::Image(image) => state.image_build(image).cloned(),
+            Artifact::Image(image) => state.image_build(image),
             Artifact::Build(id) => Some(id.clone()),
         },
         _ => None,

@@ -6,7 +6,7 @@ use crate::event::{
     Target,
 };
 use crate::formation::{Formation, Scale};
-use crate::index::{BuildSeqs, Promoted, ReleaseSeqs};
+use crate::index::{BuildSeqs, ImageBuilds, Promoted, ReleaseSeqs};
 use crate::names::{Actor, BuildId, EnvName, Hostname, ImageRef, ReleaseVersion};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -176,8 +176,9 @@ pub struct AppState {
     /// Issue 15: only where that build is not the image's own implicit one
     /// ([`Build::of_image`], what a deploy of an image never registered makes): an image
     /// deployed by reference takes no entry, so the map grows with registered builds only.
-    /// Read it through [`AppState::image_build`].
-    pub image_builds: BTreeMap<ImageRef, BuildId>,
+    /// (Not serde: a snapshot stores its bytes.)
+    #[serde(skip)]
+    pub image_builds: ImageBuilds,
     // issue 15
     /// The log sequence of the commit that first held each build: every build the app has,
     /// while `builds` holds only some in a state restored from a snapshot. (Not serde: a
@@ -199,7 +200,7 @@ impl AppState {
     /// The build `deploy --image image` deploys when it is not the image's own implicit one
     /// ([`Build::of_image`]): the build registered last for the image, or the first that
     /// held it. `None`: a deploy makes (or makes again) the implicit build.
-    pub fn image_build(&self, image: &ImageRef) -> Option<&BuildId> {
+    pub fn image_build(&self, image: &ImageRef) -> Option<BuildId> {
         self.image_builds.get(image)
     }
 
@@ -212,18 +213,16 @@ impl AppState {
             if implicit {
                 self.image_builds.remove(&build.image);
             } else {
-                self.image_builds
-                    .insert(build.image.clone(), build.id.clone());
+                self.image_builds.insert(&build.image, &build.id);
             }
             return;
         }
         // First held by a release: an entry only when the image had no build yet, which an
         // image without an entry had when its implicit build is the app's.
-        let seen = self.image_builds.contains_key(&build.image)
+        let seen = self.image_builds.get(&build.image).is_some()
             || self.build_seqs.contains_key(&build.image.build_id());
         if !seen && !implicit {
-            self.image_builds
-                .insert(build.image.clone(), build.id.clone());
+            self.image_builds.insert(&build.image, &build.id);
         }
     }
 

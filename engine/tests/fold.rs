@@ -402,7 +402,7 @@ proptest! {
                     .cloned()
                     .unwrap_or_else(|| hoist_engine::Build::of_image(image.clone()))
             };
-            prop_assert_eq!(deployed(full.image_build(&image)), deployed(whole.get(&image)), "{}", image);
+            prop_assert_eq!(deployed(full.image_build(&image).as_ref()), deployed(whole.get(&image)), "{}", image);
         }
     }
 
