@@ -157,21 +157,28 @@ struct Records<const V: usize> {
 impl<const V: usize> Records<V> {
     const SIZE: usize = 6 + V;
 
+    /// Where `key` is in the records (`Ok`), or where it would go (`Err`).
+    fn find(&self, key: &[u8; 6]) -> Result<usize, usize> {
+        let (mut low, mut high) = (0, self.records.len() / Self::SIZE);
+        while low < high {
+            let mid = (low + high) / 2;
+            match self.records[mid * Self::SIZE..mid * Self::SIZE + 6].cmp(key) {
+                std::cmp::Ordering::Less => low = mid + 1,
+                std::cmp::Ordering::Greater => high = mid,
+                std::cmp::Ordering::Equal => return Ok(mid),
+            }
+        }
+        Err(low)
+    }
+
     fn get(&self, key: &[u8; 6]) -> Option<[u8; V]> {
         if let Some(value) = self.added.get(key) {
             return *value;
         }
-        let (mut low, mut high) = (0, self.records.len() / Self::SIZE);
-        while low < high {
-            let mid = (low + high) / 2;
-            let record = &self.records[mid * Self::SIZE..(mid + 1) * Self::SIZE];
-            match record[..6].cmp(key) {
-                std::cmp::Ordering::Less => low = mid + 1,
-                std::cmp::Ordering::Greater => high = mid,
-                std::cmp::Ordering::Equal => return record[6..].try_into().ok(),
-            }
-        }
-        None
+        let i = self.find(key).ok()?;
+        self.records[i * Self::SIZE + 6..(i + 1) * Self::SIZE]
+            .try_into()
+            .ok()
     }
 
     fn set(&mut self, key: [u8; 6], value: Option<[u8; V]>) {
@@ -206,17 +213,33 @@ impl<const V: usize> Records<V> {
         })
     }
 
+    /// The records with the entries set since merged in: the runs of records between them are
+    /// copied whole, so saving after a command costs a copy, not a walk of every record.
     fn encode(&self, out: &mut Vec<u8>) {
-        if self.added.is_empty() {
-            put_varint(out, (self.records.len() / Self::SIZE) as u64);
-            out.extend_from_slice(&self.records);
-            return;
+        let found: Vec<_> = self.added.keys().map(|key| self.find(key)).collect();
+        let mut count = self.records.len() / Self::SIZE;
+        for (at, value) in found.iter().zip(self.added.values()) {
+            match (at, value) {
+                (Ok(_), None) => count -= 1,
+                (Err(_), Some(_)) => count += 1,
+                _ => {}
+            }
         }
-        put_varint(out, self.entries().count() as u64);
-        for (key, value) in self.entries() {
-            out.extend_from_slice(&key);
-            out.extend_from_slice(&value);
+        put_varint(out, count as u64);
+        let mut copied = 0;
+        for ((key, value), at) in self.added.iter().zip(found) {
+            let (at, next) = match at {
+                Ok(i) => (i, i + 1),
+                Err(i) => (i, i),
+            };
+            out.extend_from_slice(&self.records[copied * Self::SIZE..at * Self::SIZE]);
+            copied = next;
+            if let Some(value) = value {
+                out.extend_from_slice(key);
+                out.extend_from_slice(value);
+            }
         }
+        out.extend_from_slice(&self.records[copied * Self::SIZE..]);
     }
 
     /// Copied, not walked (see [`ReleaseSeqs::decode`]).

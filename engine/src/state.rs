@@ -208,7 +208,22 @@ impl AppState {
     /// last (`registered`), else the first that held the image; an image's own implicit build
     /// takes no entry (see `image_builds`).
     fn set_image_build(&mut self, build: &Build, registered: bool) {
-        let implicit = *build == Build::of_image(build.image.clone());
+        // `Build::of_image(image) == build`, without copying the image; every field named, so
+        // a new one is not forgotten.
+        let Build {
+            id,
+            image,
+            commit,
+            note,
+            processes,
+            release_command,
+        } = build;
+        let own_id = image.build_id();
+        let implicit = *id == own_id
+            && commit.is_none()
+            && note.is_none()
+            && processes.is_empty()
+            && release_command.is_none();
         if registered {
             if implicit {
                 self.image_builds.remove(&build.image);
@@ -219,8 +234,8 @@ impl AppState {
         }
         // First held by a release: an entry only when the image had no build yet, which an
         // image without an entry had when its implicit build is the app's.
-        let seen = self.image_builds.get(&build.image).is_some()
-            || self.build_seqs.contains_key(&build.image.build_id());
+        let seen =
+            self.image_builds.get(&build.image).is_some() || self.build_seqs.contains_key(&own_id);
         if !seen && !implicit {
             self.image_builds.insert(&build.image, &build.id);
         }
