@@ -148,17 +148,28 @@ fn benches(c: &mut Criterion) {
     g.finish();
 }
 
-/// One app's state after `commits` of `hoist bench`'s workload (one event each, mostly).
+/// One app's state after `commits` of `hoist bench`'s workload (one event each, mostly), as a
+/// command saving a snapshot has it: restored from the snapshot taken `SNAPSHOT_EVERY` events
+/// before, then the commits after it applied.
 fn app_state(commits: usize) -> AppState {
     let store = MemoryStore::new();
     let app: AppName = "bench".parse().unwrap();
     let mut writer = common::Writer::new(app.clone(), 1);
-    rt().block_on(async {
+    let events = rt().block_on(async {
         for _ in 0..commits {
             writer.commit(&store).await;
         }
-        hoist_engine::service::load_app(&store, &app).await.unwrap()
-    })
+        hoist_engine::service::load_events(&store, &app)
+            .await
+            .unwrap()
+    });
+    let cut = events.len() - hoist_engine::service::SNAPSHOT_EVERY as usize;
+    let earlier = snapshot::encode(&app, &AppState::fold(&events[..cut]));
+    let mut state = snapshot::decode(&app, &earlier).unwrap();
+    for recorded in &events[cut..] {
+        state.apply_mut(recorded);
+    }
+    state
 }
 
 fn snapshot_benches(c: &mut Criterion) {
