@@ -4,7 +4,11 @@
 //! - fold: the engine's `AppState` fold and the status read model's fold vs a bare walk;
 //! - embedded append: `FileStore::append` (checks, one record, fdatasync) vs a plain file append +
 //!   fdatasync of the same payload;
-//! - replay: catch-up of fresh read models vs `FileStore::raw_scan` (no decoding).
+//! - replay: catch-up of fresh read models vs `FileStore::raw_scan` (no decoding);
+//! - snapshot (issue 15): restoring (`SnapshotDir::load` + `snapshot::decode`) and saving
+//!   (`snapshot::encode` + `SnapshotDir::save`) the decide snapshot of one app at 1k and at 20k
+//!   own events (the 1k figures are the 20k ones' baseline: the goal is flat, ≤ 1.5×), beside a
+//!   plain read and a plain write + rename of the same bytes.
 //!
 //! Run: `cargo bench --bench log` (medians in docs/performance.md).
 
@@ -14,11 +18,14 @@ mod common;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use hoist_engine::codec::decode_commit;
 use hoist_engine::service::decode_commits;
+use hoist_engine::snapshot::{self, SnapshotStore};
 use hoist_engine::store::EventStore;
 use hoist_engine::{AppName, AppState, Recorded};
 use hoist_projections::model::AppStatus;
 use hoist_proto::Message;
 use hoist_stores::file::FileStore;
+use hoist_stores::memory::MemoryStore;
+use hoist_stores::snapshots::SnapshotDir;
 use std::io::Write;
 use std::time::Duration;
 use uuid::Uuid;
@@ -141,5 +148,73 @@ fn benches(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(log, benches);
+/// One app's state after `commits` of `hoist bench`'s workload (one event each, mostly), as a
+/// command saving a snapshot has it: restored from the snapshot taken `SNAPSHOT_EVERY` events
+/// before, then the commits after it applied.
+fn app_state(commits: usize) -> AppState {
+    let store = MemoryStore::new();
+    let app: AppName = "bench".parse().unwrap();
+    let mut writer = common::Writer::new(app.clone(), 1);
+    let events = rt().block_on(async {
+        for _ in 0..commits {
+            writer.commit(&store).await;
+        }
+        hoist_engine::service::load_events(&store, &app)
+            .await
+            .unwrap()
+    });
+    let cut = events.len() - hoist_engine::service::SNAPSHOT_EVERY as usize;
+    let earlier = snapshot::encode(&app, &AppState::fold(&events[..cut]));
+    let mut state = snapshot::decode(&app, &earlier).unwrap();
+    for recorded in &events[cut..] {
+        state.apply_mut(recorded);
+    }
+    state
+}
+
+fn snapshot_benches(c: &mut Criterion) {
+    let app: AppName = "bench".parse().unwrap();
+    let mut g = c.benchmark_group("snapshot");
+    for (label, commits) in [("1k", 1_000), ("20k", 20_000)] {
+        let state = app_state(commits);
+        let dir = tempfile::tempdir().unwrap();
+        let snapshots = SnapshotDir::new(dir.path());
+        let bytes = snapshot::encode(&app, &state);
+        snapshots.save(&app, &bytes).unwrap();
+        let path = snapshots.path(&app);
+        println!(
+            "snapshot {label}: {} events, {} bytes",
+            state.event_count,
+            std::fs::metadata(&path).unwrap().len()
+        );
+        g.bench_function(format!("restore {label}"), |b| {
+            b.iter(|| {
+                let bytes = snapshots.load(&app).unwrap();
+                snapshot::decode(&app, &bytes).unwrap()
+            })
+        });
+        g.bench_function(format!("save {label}"), |b| {
+            b.iter(|| {
+                snapshots
+                    .save(&app, &snapshot::encode(&app, &state))
+                    .unwrap()
+            })
+        });
+        g.bench_function(format!("baseline read {label}"), |b| {
+            b.iter(|| std::fs::read(&path).unwrap())
+        });
+        let raw = std::fs::read(&path).unwrap();
+        let tmp = dir.path().join("raw.tmp");
+        let raw_path = dir.path().join("raw");
+        g.bench_function(format!("baseline write+rename {label}"), |b| {
+            b.iter(|| {
+                std::fs::write(&tmp, &raw).unwrap();
+                std::fs::rename(&tmp, &raw_path).unwrap()
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(log, benches, snapshot_benches);
 criterion_main!(log);

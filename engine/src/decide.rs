@@ -522,9 +522,8 @@ fn decide_unchecked(
             let build = match artifact {
                 // The build registered last for the image (with its processes), else a new one.
                 Artifact::Image(image) => state
-                    .image_builds
-                    .get(image)
-                    .and_then(|id| state.builds.get(id))
+                    .image_build(image)
+                    .and_then(|id| state.builds.get(&id))
                     .cloned()
                     .unwrap_or_else(|| Build::of_image(image.clone())),
                 Artifact::Build(id) => {

@@ -14,7 +14,9 @@
 //! - `service`: the edge that runs a command against a store, with optimistic retries;
 //! - `chain`: verification of the per-app hash chain;
 //! - `validate`: whether a recorded event could have happened (the domain rules, on events);
-//! - `import`: an exported history checked whole, then appended as one batch.
+//! - `import`: an exported history checked whole, then appended as one batch;
+//! - `snapshot` + `index`: snapshots of an app's decide state, and the compact indexes in it
+//!   that grow with its history (issue 15).
 //!
 //! **Architecture invariant**: nothing here knows about the CLI, Kubernetes or HTTP, and nothing
 //! here does I/O: no sled, NATS client or async runtime (checked by `tests/architecture.rs`).
@@ -28,6 +30,7 @@ pub mod event;
 pub mod formation;
 pub mod hooks;
 pub mod import;
+pub mod index; // issue 15
 pub mod models;
 pub mod names;
 pub mod pipeline; // issue 16

@@ -52,7 +52,7 @@ fn refusal(state: &AppState, from: &EnvName, to: &EnvName, version: ReleaseVersi
         return Refusal::Pinned;
     }
     // Once per source release: promoted before (by anyone), or refused by its verification.
-    let promoted = target.promoted.contains(&(from.clone(), version));
+    let promoted = target.promoted.contains(from, version);
     if promoted
         || target
             .failed_verifications

@@ -6,6 +6,7 @@ use crate::event::{
     Target,
 };
 use crate::formation::{Formation, Scale};
+use crate::index::{BuildSeqs, ImageBuilds, Promoted, ReleaseSeqs};
 use crate::names::{Actor, BuildId, EnvName, Hostname, ImageRef, ReleaseVersion};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -95,13 +96,13 @@ pub struct EnvState {
     /// Hosts routed to the env's `web` process.
     pub domains: BTreeSet<Hostname>,
     // issue 15
-    /// The log sequence of the commit that made each release: `release_seqs[i]` made version
-    /// `i + 1`. Where a release left out of a snapshot is read back from.
-    #[serde(default)]
-    pub release_seqs: Vec<u64>,
+    /// The log sequence of the commit that made each release, by version. Where a release
+    /// left out of a snapshot is read back from. (Not serde: a snapshot stores its bytes.)
+    #[serde(skip)]
+    pub release_seqs: ReleaseSeqs,
     /// The source releases (`env`, version) promoted into this env, by anyone.
-    #[serde(default)]
-    pub promoted: BTreeSet<(EnvName, ReleaseVersion)>,
+    #[serde(skip)]
+    pub promoted: Promoted,
 }
 
 impl EnvState {
@@ -172,12 +173,18 @@ pub struct AppState {
     /// Events whose body this version does not know, skipped by the fold.
     pub skipped_unknown: u64,
     /// issue 14: the build registered last for each image: what `deploy --image` deploys.
-    pub image_builds: BTreeMap<ImageRef, BuildId>,
+    /// Issue 15: only where that build is not the image's own implicit one
+    /// ([`Build::of_image`], what a deploy of an image never registered makes): an image
+    /// deployed by reference takes no entry, so the map grows with registered builds only.
+    /// (Not serde: a snapshot stores its bytes.)
+    #[serde(skip)]
+    pub image_builds: ImageBuilds,
     // issue 15
     /// The log sequence of the commit that first held each build: every build the app has,
-    /// while `builds` holds only some in a state restored from a snapshot.
-    #[serde(default)]
-    pub build_seqs: BTreeMap<BuildId, u64>,
+    /// while `builds` holds only some in a state restored from a snapshot. (Not serde: a
+    /// snapshot stores its bytes.)
+    #[serde(skip)]
+    pub build_seqs: BuildSeqs,
 }
 
 impl AppState {
@@ -190,6 +197,50 @@ impl AppState {
     }
 
     /// The env after `env` in the pipeline, where `promote` goes by default.
+    /// The build `deploy --image image` deploys when it is not the image's own implicit one
+    /// ([`Build::of_image`]): the build registered last for the image, or the first that
+    /// held it. `None`: a deploy makes (or makes again) the implicit build.
+    pub fn image_build(&self, image: &ImageRef) -> Option<BuildId> {
+        self.image_builds.get(image)
+    }
+
+    /// Records `build` as `image`'s build, as the fold of its history does: the one registered
+    /// last (`registered`), else the first that held the image; an image's own implicit build
+    /// takes no entry (see `image_builds`).
+    fn set_image_build(&mut self, build: &Build, registered: bool) {
+        // `Build::of_image(image) == build`, without copying the image; every field named, so
+        // a new one is not forgotten.
+        let Build {
+            id,
+            image,
+            commit,
+            note,
+            processes,
+            release_command,
+        } = build;
+        let own_id = image.build_id();
+        let implicit = *id == own_id
+            && commit.is_none()
+            && note.is_none()
+            && processes.is_empty()
+            && release_command.is_none();
+        if registered {
+            if implicit {
+                self.image_builds.remove(&build.image);
+            } else {
+                self.image_builds.insert(&build.image, &build.id);
+            }
+            return;
+        }
+        // First held by a release: an entry only when the image had no build yet, which an
+        // image without an entry had when its implicit build is the app's.
+        let seen =
+            self.image_builds.get(&build.image).is_some() || self.build_seqs.contains_key(&own_id);
+        if !seen && !implicit {
+            self.image_builds.insert(&build.image, &build.id);
+        }
+    }
+
     pub fn next_env(&self, env: &EnvName) -> Option<&EnvName> {
         let i = self.pipeline.iter().position(|e| e == env)?;
         self.pipeline.get(i + 1)
@@ -233,18 +284,15 @@ impl AppState {
                 self.pipeline = envs;
             }
             Event::BuildRegistered { build } => {
-                self.image_builds
-                    .insert(build.image.clone(), build.id.clone());
-                self.build_seqs.entry(build.id.clone()).or_insert(seq);
+                self.set_image_build(&build, true);
+                self.build_seqs.insert_first(&build.id, seq);
                 self.builds.insert(build.id.clone(), build);
             }
             Event::ReleaseCreated { env, release } => {
                 if let Some(build) = &release.build {
                     if !self.build_seqs.contains_key(&build.id) {
-                        self.image_builds
-                            .entry(build.image.clone())
-                            .or_insert_with(|| build.id.clone());
-                        self.build_seqs.insert(build.id.clone(), seq);
+                        self.set_image_build(build, false);
+                        self.build_seqs.insert_first(&build.id, seq);
                         self.builds.insert(build.id.clone(), build.clone());
                     }
                 }
@@ -252,7 +300,7 @@ impl AppState {
                 if let Some(source) = &release.source {
                     env_state
                         .promoted
-                        .insert((source.env.clone(), source.version));
+                        .insert(source.env.clone(), source.version);
                 }
                 env_state.release_seqs.push(seq);
                 env_state

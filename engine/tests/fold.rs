@@ -368,6 +368,44 @@ fn an_unknown_body_is_skipped_and_counted_not_a_failure() {
 proptest! {
     #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
 
+    /// The image → build map leaves out images whose build is their own implicit one, yet
+    /// `deploy --image` deploys for every image what the whole map of before deployed: the
+    /// build registered last for the image, else the first that held it, else the implicit one.
+    #[test]
+    fn deploying_an_image_takes_the_build_the_whole_image_map_names(
+        pipeline in pipeline(),
+        steps in proptest::collection::vec(step(), 0..80),
+    ) {
+        let (history, full) = run(pipeline, &steps);
+        let mut whole = std::collections::BTreeMap::new();
+        let mut builds = std::collections::BTreeMap::new();
+        for event in history.iter().filter_map(|r| r.envelope.event.as_ref()) {
+            match event {
+                Event::BuildRegistered { build } => {
+                    whole.insert(build.image.clone(), build.id.clone());
+                    builds.entry(build.id.clone()).or_insert_with(|| build.clone());
+                }
+                Event::ReleaseCreated { release: hoist_engine::Release { build: Some(build), .. }, .. }
+                    if !builds.contains_key(&build.id) => {
+                    whole.entry(build.image.clone()).or_insert_with(|| build.id.clone());
+                    builds.insert(build.id.clone(), build.clone());
+                }
+                _ => {}
+            }
+        }
+        for hex in ['a', 'b', 'c', 'd'] {
+            let image: ImageRef = format!("registry.example/api@sha256:{}", hex.to_string().repeat(64))
+                .parse()
+                .unwrap();
+            let deployed = |id: Option<&hoist_engine::BuildId>| {
+                id.and_then(|id| builds.get(id))
+                    .cloned()
+                    .unwrap_or_else(|| hoist_engine::Build::of_image(image.clone()))
+            };
+            prop_assert_eq!(deployed(full.image_build(&image).as_ref()), deployed(whole.get(&image)), "{}", image);
+        }
+    }
+
     /// A snapshot taken at any cut of a history, plus the events after it, plus the records
     /// `snapshot::needed` names read back, decides any command as the whole history does, and
     /// authorizes it against the same scope.
