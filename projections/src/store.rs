@@ -283,7 +283,7 @@ impl ProjectionStore {
 
     /// `catch_up`; without `history`, a history behind the state model (one seeded from a
     /// shared snapshot, issue 15) stays behind: only the state model is folded, from its own
-    /// checkpoint, and the history catches up when a query needs it (`history_caught_up`).
+    /// checkpoint, and the history catches up when a query needs it (`read_around_history`).
     async fn catch_up_models<S: EventStore>(
         &mut self,
         log: &S,
@@ -390,15 +390,6 @@ impl ProjectionStore {
         Ok(done)
     }
 
-    /// Before reading partitions: the history may be behind the state model (a process killed
-    /// between their batches, or a state-only catch-up).
-    async fn history_caught_up<S: EventStore>(&mut self, log: &S) -> Result<(), ProjectionError> {
-        if self.history_head()?.0 < self.checkpoint()? {
-            self.catch_up(log, &mut |_, _| {}).await?;
-        }
-        Ok(())
-    }
-
     /// One app's status, as of the checkpoint.
     pub fn status(&self, app: &AppName) -> Result<Option<AppStatus>, ProjectionError> {
         self.state
@@ -450,7 +441,20 @@ impl ProjectionStore {
                 .cloned()
                 .collect());
         }
-        self.history_caught_up(log).await?;
+        if self.read_around_history(log).await? {
+            return self
+                .newest_in_log(log, Some(app), limit, |_, envelope| match envelope.event {
+                    Some(Event::ReleaseCreated { env: of, release }) if of == *env => {
+                        Some(ReleaseRecord {
+                            release,
+                            actor: envelope.actor,
+                            at: envelope.at,
+                        })
+                    }
+                    _ => None,
+                })
+                .await;
+        }
         let mut releases = Vec::new();
         for &id in status.partitions.iter().rev() {
             let db = self.open_partition(id)?;
@@ -474,12 +478,74 @@ impl ProjectionStore {
         Ok(releases)
     }
 
+    /// Readies the history model for a query, and says whether to read around it instead: a
+    /// history a partition or less behind the state model (a process killed between the two
+    /// models' batches), or one this process threw away as damaged, is folded now; one further
+    /// behind (models seeded from a state model shared on the server: a fresh NATS cache, issue
+    /// 15) is left for a full catch-up, and the query reads what it needs from the log.
+    async fn read_around_history<S: EventStore>(
+        &mut self,
+        log: &S,
+    ) -> Result<bool, ProjectionError> {
+        let behind = self.checkpoint()?.saturating_sub(self.history_head()?.0);
+        if behind == 0 {
+            return Ok(false);
+        }
+        if behind <= self.partition_size || self.recovered.is_some() {
+            self.catch_up(log, &mut |_, _| {}).await?;
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    /// Up to `limit` of what `pick` makes of the envelopes up to the state model's checkpoint,
+    /// newest first, read from the log (`app`'s commits only, when given) instead of from a
+    /// history model that is behind: a per-app query on a fresh cache costs what its answer
+    /// costs, not a fold of the whole log's history. The log is read backwards in windows of
+    /// sequences, each four times the last, starting from one partition's worth.
+    async fn newest_in_log<S: EventStore, T>(
+        &self,
+        log: &S,
+        app: Option<&AppName>,
+        limit: usize,
+        mut pick: impl FnMut(u64, Envelope) -> Option<T>,
+    ) -> Result<Vec<T>, ProjectionError> {
+        let mut found = Vec::new();
+        let mut end = self.checkpoint()?;
+        let mut window = self.partition_size;
+        while end > 0 && found.len() < limit {
+            let start = end.saturating_sub(window);
+            let commits = match app {
+                Some(app) => log.read_app_after(app, start).await?,
+                None => log.read_from(start + 1, (end - start) as usize).await?,
+            };
+            for commit in commits.into_iter().rev().filter(|c| c.seq <= end) {
+                for envelope in self
+                    .decode_row_of(commit.seq, &commit.payload)?
+                    .into_iter()
+                    .rev()
+                {
+                    if let Some(picked) = pick(commit.seq, envelope) {
+                        found.push(picked);
+                        if found.len() == limit {
+                            return Ok(found);
+                        }
+                    }
+                }
+            }
+            end = start;
+            window = window.saturating_mul(4);
+        }
+        Ok(found)
+    }
+
+    fn decode_row_of(&self, seq: u64, payload: &[u8]) -> Result<Vec<Envelope>, ProjectionError> {
+        decode_envelopes(payload).map_err(|source| ProjectionError::Codec { seq, source })
+    }
+
     /// The envelopes of one history row.
     fn decode_row(&self, key: &[u8], value: &[u8]) -> Result<Vec<Envelope>, ProjectionError> {
-        decode_envelopes(value).map_err(|source| ProjectionError::Codec {
-            seq: keys::seq_of(key),
-            source,
-        })
+        self.decode_row_of(keys::seq_of(key), value)
     }
 
     /// Up to `limit` audit entries matching `query`, newest first. With `query.app`, the app's
@@ -510,15 +576,28 @@ impl ProjectionStore {
                     return Ok(found);
                 }
                 found.clear();
+                if self.read_around_history(log).await? {
+                    return self
+                        .newest_in_log(log, Some(app), limit, |seq, envelope| {
+                            let entry = AuditEntry::of_envelope(seq, &envelope);
+                            query.matches(&entry).then_some(entry)
+                        })
+                        .await;
+                }
                 status.partitions.iter().rev().copied().collect()
             }
             None => {
-                // Listed once the history is caught up: it may lag the state model.
-                self.history_caught_up(log).await?;
+                if self.read_around_history(log).await? {
+                    return self
+                        .newest_in_log(log, None, limit, |seq, envelope| {
+                            let entry = AuditEntry::of_envelope(seq, &envelope);
+                            query.matches(&entry).then_some(entry)
+                        })
+                        .await;
+                }
                 self.partitions()?.into_iter().rev().collect()
             }
         };
-        self.history_caught_up(log).await?;
         for id in partitions {
             let db = self.open_partition(id)?;
             // Newest first: a partition holds at most `partition_size` rows, sorted here.
