@@ -3,7 +3,7 @@
 //!
 //! - embedded store: one app with 1k vs 20k events of its own; 100 apps with 10k vs 200k events;
 //! - NATS (a `nats-server` the bench starts): the same pairs with a warm cache (`deploy`,
-//!   `status`), and `status`, `releases` and `audit` on a fresh cache (a new machine) on a stream of
+//!   `status`, `releases`, `audit`), and `status`, `releases` and `audit` on a fresh cache (a new machine) on a stream of
 //!   10k vs 200k and 1M events over 100 apps.
 //!
 //! Each sample is one `hoist` process (the release binary Cargo builds for benches) run to its
@@ -11,8 +11,9 @@
 //! changes, promotions, rollbacks and locks). After criterion's report the bench prints each
 //! pair's ratio of medians (from criterion's own estimates) and each command's peak RSS.
 //!
-//! Run: `cargo bench --bench history` (`HISTORY_BENCH_QUICK=1`: the NATS 1M-event stream is left
-//! out). Figures are in docs/performance.md.
+//! Run: `cargo bench --bench history` (`HISTORY_BENCH_ONLY=embedded` or `=nats`: one backend;
+//! `HISTORY_BENCH_QUICK=1`: the NATS 1M-event stream is left out). Figures are in
+//! docs/performance.md.
 
 #[path = "../tests/support/nats_server.rs"]
 mod nats_server;
@@ -98,7 +99,9 @@ fn history(
 }
 
 /// Runs one process and returns its wall time and peak RSS (bytes).
-fn measured(args: &[String]) -> (Duration, u64) {
+// Reaped by the wait4 below, which gives its rusage besides (std's wait does not).
+#[allow(clippy::zombie_processes)]
+fn measured_here(args: &[String]) -> (Duration, u64) {
     let started = Instant::now();
     let child = Command::new(HOIST)
         .args(args)
@@ -118,6 +121,60 @@ fn measured(args: &[String]) -> (Duration, u64) {
         args.join(" ")
     );
     (took, usage.ru_maxrss as u64 * 1024)
+}
+
+/// Runs the measured processes from a small process of its own. Linux counts a child's peak
+/// RSS from its parent's at fork (and keeps it across exec), so a child of this bench, which
+/// holds whole histories, would report the bench's size, not its own.
+struct Spawner {
+    child: std::process::Child,
+    replies: std::io::BufReader<std::process::ChildStdout>,
+}
+
+const SPAWNER: &str = "HISTORY_BENCH_SPAWNER";
+
+impl Spawner {
+    /// Started first thing, while this process is small.
+    fn start() -> Spawner {
+        let mut child = Command::new(std::env::current_exe().expect("this bench"))
+            .env(SPAWNER, "1")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start the spawner");
+        let replies = std::io::BufReader::new(child.stdout.take().expect("piped"));
+        Spawner { child, replies }
+    }
+
+    fn measured(&mut self, args: &[String]) -> (Duration, u64) {
+        use std::io::{BufRead, Write};
+        let stdin = self.child.stdin.as_mut().expect("piped");
+        writeln!(stdin, "{}", serde_json::to_string(args).expect("json")).expect("to the spawner");
+        let mut reply = String::new();
+        self.replies
+            .read_line(&mut reply)
+            .expect("from the spawner");
+        let (nanos, rss) = reply
+            .trim()
+            .split_once(' ')
+            .unwrap_or_else(|| panic!("hoist {} failed", args.join(" ")));
+        (
+            Duration::from_nanos(nanos.parse().expect("nanos")),
+            rss.parse().expect("bytes"),
+        )
+    }
+
+    /// The spawner's side: one command line (JSON) in, "NANOS RSS" out, until stdin ends.
+    fn serve() {
+        use std::io::{BufRead, Write};
+        let mut out = std::io::stdout().lock();
+        for line in std::io::stdin().lock().lines() {
+            let args: Vec<String> = serde_json::from_str(&line.expect("a line")).expect("json");
+            let (took, rss) = measured_here(&args);
+            writeln!(out, "{} {rss}", took.as_nanos()).expect("to the bench");
+            out.flush().expect("to the bench");
+        }
+    }
 }
 
 /// Peak RSS seen per measured case.
@@ -140,6 +197,7 @@ static RUN: AtomicU64 = AtomicU64::new(1);
 /// run an empty cache directory of its own (NATS), removed outside the measured time.
 fn case(
     c: &mut Criterion,
+    spawner: &mut Spawner,
     name: &str,
     peaks: &mut Peaks,
     histories: &[&History],
@@ -160,7 +218,7 @@ fn case(
                         args.extend(["--cache".into(), cache.display().to_string()]);
                     }
                     args.extend(command(template, &history.app, n));
-                    let (took, rss) = measured(&args);
+                    let (took, rss) = spawner.measured(&args);
                     total += took;
                     peak = peak.max(rss);
                     if let Some(cache) = cache {
@@ -217,8 +275,15 @@ fn median(group: &str, bench: &str) -> Option<f64> {
 }
 
 fn main() {
+    if std::env::var_os(SPAWNER).is_some() {
+        return Spawner::serve();
+    }
+    let mut spawner = Spawner::start();
     let mut c = Criterion::default().configure_from_args();
     let quick = std::env::var_os("HISTORY_BENCH_QUICK").is_some();
+    // `HISTORY_BENCH_ONLY=embedded` or `=nats`: one backend's groups.
+    let only = std::env::var("HISTORY_BENCH_ONLY").unwrap_or_default();
+    let (embedded, on_nats) = (only != "nats", only != "embedded");
     let scratch = tempfile::tempdir().expect("a scratch directory");
     let at = |name: &str| scratch.path().join(name);
     let store = |name: &str| vec!["--store".to_string(), at(name).display().to_string()];
@@ -227,76 +292,88 @@ fn main() {
     let mut pairs: Vec<(&str, &str, &str)> = Vec::new();
     let sizes = [("1k", "20k"), ("100apps-10k", "100apps-200k")];
 
-    let e1k = history("1k", store("e1k"), None, 1, 1_000);
-    let e20k = history("20k", store("e20k"), None, 1, 20_000);
-    let e10k = history("100apps-10k", store("e10k"), None, 100, 10_000);
-    let e200k = history("100apps-200k", store("e200k"), None, 100, 200_000);
-    for (name, template) in [
-        ("embedded-deploy", DEPLOY),
-        ("embedded-status", STATUS),
-        ("embedded-releases", RELEASES),
-        ("embedded-audit", AUDIT),
-    ] {
-        case(
-            &mut c,
-            name,
-            &mut peaks,
-            &[&e1k, &e20k, &e10k, &e200k],
-            template,
-            None,
-        );
-        pairs.extend(sizes.map(|(small, large)| (name, small, large)));
+    if embedded {
+        let e1k = history("1k", store("e1k"), None, 1, 1_000);
+        let e20k = history("20k", store("e20k"), None, 1, 20_000);
+        let e10k = history("100apps-10k", store("e10k"), None, 100, 10_000);
+        let e200k = history("100apps-200k", store("e200k"), None, 100, 200_000);
+        for (name, template) in [
+            ("embedded-deploy", DEPLOY),
+            ("embedded-status", STATUS),
+            ("embedded-releases", RELEASES),
+            ("embedded-audit", AUDIT),
+        ] {
+            case(
+                &mut c,
+                &mut spawner,
+                name,
+                &mut peaks,
+                &[&e1k, &e20k, &e10k, &e200k],
+                template,
+                None,
+            );
+            pairs.extend(sizes.map(|(small, large)| (name, small, large)));
+        }
     }
-
-    let server = nats_server::NatsServer::start();
-    let nats = |stream: &str| {
-        ["--nats", &server.url(), "--stream", stream]
-            .map(String::from)
-            .to_vec()
-    };
-    let n1k = history("1k", nats("N1K"), Some(at("c1k")), 1, 1_000);
-    let n20k = history("20k", nats("N20K"), Some(at("c20k")), 1, 20_000);
-    let n10k = history("100apps-10k", nats("N10K"), Some(at("c10k")), 100, 10_000);
-    let n200k = history(
-        "100apps-200k",
-        nats("N200K"),
-        Some(at("c200k")),
-        100,
-        200_000,
-    );
-    for (name, template) in [("nats-deploy", DEPLOY), ("nats-status", STATUS)] {
-        case(
-            &mut c,
-            name,
-            &mut peaks,
-            &[&n1k, &n20k, &n10k, &n200k],
-            template,
-            None,
+    if on_nats {
+        let server = nats_server::NatsServer::start();
+        let nats = |stream: &str| {
+            ["--nats", &server.url(), "--stream", stream]
+                .map(String::from)
+                .to_vec()
+        };
+        let n1k = history("1k", nats("N1K"), Some(at("c1k")), 1, 1_000);
+        let n20k = history("20k", nats("N20K"), Some(at("c20k")), 1, 20_000);
+        let n10k = history("100apps-10k", nats("N10K"), Some(at("c10k")), 100, 10_000);
+        let n200k = history(
+            "100apps-200k",
+            nats("N200K"),
+            Some(at("c200k")),
+            100,
+            200_000,
         );
-        pairs.extend(sizes.map(|(small, large)| (name, small, large)));
-    }
-    // A new machine: an empty cache every run.
-    let fresh_root = at("fresh");
-    let n1m = (!quick).then(|| history("100apps-1m", nats("N1M"), Some(at("c1m")), 100, 1_000_000));
-    let fresh: Vec<&History> = [Some(&n10k), Some(&n200k), n1m.as_ref()]
-        .into_iter()
-        .flatten()
-        .collect();
-    for (name, template) in [
-        ("nats-fresh-status", STATUS),
-        ("nats-fresh-releases", RELEASES),
-        ("nats-fresh-audit", AUDIT),
-    ] {
-        case(
-            &mut c,
-            name,
-            &mut peaks,
-            &fresh,
-            template,
-            Some(&fresh_root),
-        );
-        pairs.push((name, "100apps-10k", "100apps-200k"));
-        pairs.push((name, "100apps-10k", "100apps-1m"));
+        for (name, template) in [
+            ("nats-deploy", DEPLOY),
+            ("nats-status", STATUS),
+            ("nats-releases", RELEASES),
+            ("nats-audit", AUDIT),
+        ] {
+            case(
+                &mut c,
+                &mut spawner,
+                name,
+                &mut peaks,
+                &[&n1k, &n20k, &n10k, &n200k],
+                template,
+                None,
+            );
+            pairs.extend(sizes.map(|(small, large)| (name, small, large)));
+        }
+        // A new machine: an empty cache every run.
+        let fresh_root = at("fresh");
+        let n1m =
+            (!quick).then(|| history("100apps-1m", nats("N1M"), Some(at("c1m")), 100, 1_000_000));
+        let fresh: Vec<&History> = [Some(&n10k), Some(&n200k), n1m.as_ref()]
+            .into_iter()
+            .flatten()
+            .collect();
+        for (name, template) in [
+            ("nats-fresh-status", STATUS),
+            ("nats-fresh-releases", RELEASES),
+            ("nats-fresh-audit", AUDIT),
+        ] {
+            case(
+                &mut c,
+                &mut spawner,
+                name,
+                &mut peaks,
+                &fresh,
+                template,
+                Some(&fresh_root),
+            );
+            pairs.push((name, "100apps-10k", "100apps-200k"));
+            pairs.push((name, "100apps-10k", "100apps-1m"));
+        }
     }
 
     c.final_summary();

@@ -99,43 +99,18 @@ struct Log {
     file: File,
     /// The file's length: where the next record goes.
     len: u64,
-    /// Where each record's frame starts, by `seq - 1`; it ends where the next starts (the last
-    /// at `len`).
+    /// The index file this log was opened with: it stands for the first records, read in place
+    /// (opening costs a read of it, not a pass over every entry).
+    indexed: LogIndex,
+    /// The records after those, as `indexed` holds its own: where each frame starts (it ends
+    /// where the next starts, the last at `len`), each app's sequences, each commit id's.
     frames: Vec<u64>,
     apps: HashMap<AppName, Vec<u64>>,
-    ids: Ids,
-    /// Records covered by the index file this log was opened with (0: none). Releasing the store
-    /// writes the index anew once `REINDEX_AFTER` more follow it, or when there was none.
-    indexed: Option<u64>,
+    ids: HashMap<Uuid, u64>,
     /// What opening found. With `damage`, only the records before it are indexed, nothing is
     /// changed on disk (not even `head`), and only `salvage` reads: every other use fails. Damage
     /// found later, reading a record the index covers, is recorded here the same way.
     recovery: Recovery,
-}
-
-/// Each commit id's sequence: those of the index file, sorted (binary-searched, so loading it is
-/// a copy, not a hash-map build), and those of the records after it.
-#[derive(Default)]
-struct Ids {
-    indexed: Vec<(Uuid, u64)>,
-    recent: HashMap<Uuid, u64>,
-}
-
-impl Ids {
-    fn get(&self, id: &Uuid) -> Option<u64> {
-        self.indexed
-            .binary_search_by(|(stored, _)| stored.cmp(id))
-            .ok()
-            .map(|at| self.indexed[at].1)
-            .or_else(|| self.recent.get(id).copied())
-    }
-
-    fn sorted(&self) -> Vec<(Uuid, u64)> {
-        let mut all = self.indexed.clone();
-        all.extend(self.recent.iter().map(|(id, seq)| (*id, *seq)));
-        all.sort_unstable();
-        all
-    }
 }
 
 /// Creates `dir` if needed and takes the exclusive lock file `dir/hoist.lock`, waiting up to
@@ -339,10 +314,10 @@ impl Log {
             path: path.clone(),
             file,
             len: MAGIC.len() as u64,
+            indexed: LogIndex::default(),
             frames: Vec::new(),
             apps: HashMap::new(),
-            ids: Ids::default(),
-            indexed: None,
+            ids: HashMap::new(),
             recovery: Recovery::default(),
         };
         if magic.len() < MAGIC.len() {
@@ -358,10 +333,7 @@ impl Log {
         if !verify {
             if let Some(index) = LogIndex::load(dir).filter(|index| log.matches(index, len)) {
                 log.len = index.covered_len;
-                log.frames = index.frames;
-                log.apps = index.apps;
-                log.ids.indexed = index.ids;
-                log.indexed = Some(log.last_seq());
+                log.indexed = index;
             }
         }
         // The records after the index (all of them without one).
@@ -414,18 +386,48 @@ impl Log {
         if index.covered_len > file_len {
             return false;
         }
-        let Some(&start) = index.frames.last() else {
+        let count = index.count;
+        let Some(start) = count.checked_sub(1).map(|last| index.frame(last)) else {
             return index.covered_len == MAGIC.len() as u64;
         };
         let mut frame = vec![0; (index.covered_len - start) as usize];
-        let count = index.frames.len() as u64;
         self.file.read_exact_at(&mut frame, start).is_ok()
             && frame_at(&frame, 0, count..=count)
                 .is_some_and(|f| f.next == frame.len() && f.crc == index.last_crc)
     }
 
     fn last_seq(&self) -> u64 {
-        self.frames.len() as u64
+        self.indexed.count + self.frames.len() as u64
+    }
+
+    /// Where record `seq` (one the log holds) starts.
+    fn frame(&self, seq: u64) -> u64 {
+        match seq.checked_sub(self.indexed.count + 1) {
+            None => self.indexed.frame(seq - 1),
+            Some(after) => self.frames[after as usize],
+        }
+    }
+
+    /// Where record `seq` ends: where the next starts, or the log's end.
+    fn frame_end(&self, seq: u64) -> u64 {
+        if seq < self.last_seq() {
+            self.frame(seq + 1)
+        } else {
+            self.len
+        }
+    }
+
+    /// The sequences of `app`'s records after `after_seq`.
+    fn app_seqs_after(&self, app: &AppName, after_seq: u64) -> Vec<u64> {
+        let mut seqs = self.indexed.app_seqs_after(app, after_seq);
+        let recent = self.apps.get(app).map(Vec::as_slice).unwrap_or_default();
+        let first = recent.partition_point(|&seq| seq <= after_seq);
+        seqs.extend_from_slice(&recent[first..]);
+        seqs
+    }
+
+    fn id(&self, id: &Uuid) -> Option<u64> {
+        self.ids.get(id).copied().or_else(|| self.indexed.id(id))
     }
 
     /// Adds the record whose frame starts at `frame` to the index.
@@ -433,7 +435,7 @@ impl Log {
         self.frames.push(frame);
         let seq = self.last_seq();
         self.apps.entry(app).or_default().push(seq);
-        self.ids.recent.insert(commit_id, seq);
+        self.ids.insert(commit_id, seq);
     }
 
     /// The records `from..=to` (sequences the index holds), read with one `pread`; each frame is
@@ -443,15 +445,15 @@ impl Log {
         if from > to {
             return Ok((Vec::new(), None));
         }
-        let start = self.frames[(from - 1) as usize];
-        let end = self.frames.get(to as usize).copied().unwrap_or(self.len);
+        let start = self.frame(from);
+        let end = self.frame_end(to);
         let mut bytes = vec![0; (end - start) as usize];
         self.file
             .read_exact_at(&mut bytes, start)
             .map_err(|e| io_error("cannot read", &self.path, e))?;
         let mut commits = Vec::with_capacity((to - from + 1) as usize);
         for seq in from..=to {
-            let at = (self.frames[(seq - 1) as usize] - start) as usize;
+            let at = (self.frame(seq) - start) as usize;
             let body = frame_at(&bytes, at, seq..=seq)
                 .map(|frame| &bytes[frame.body.0..frame.body.0 + frame.body.1])
                 .and_then(Body::parse);
@@ -495,7 +497,17 @@ impl Log {
             .get(app)
             .and_then(|seqs| seqs.last())
             .copied()
+            .or_else(|| self.indexed.app_head(app))
             .unwrap_or(0)
+    }
+
+    /// Every app with a record, by name.
+    fn app_names(&self) -> Vec<AppName> {
+        let mut apps: Vec<AppName> = self.indexed.apps.keys().cloned().collect();
+        apps.extend(self.apps.keys().cloned());
+        apps.sort();
+        apps.dedup();
+        apps
     }
 
     /// Appends `commits` as one write and one sync: all are stored, or none is (see
@@ -505,7 +517,7 @@ impl Log {
         dir: &Path,
         commits: &[NewCommit],
     ) -> Result<Vec<Appended>, StoreError> {
-        let admitted = admit_batch(commits, |id| self.ids.get(id), |app| self.head(app))?;
+        let admitted = admit_batch(commits, |id| self.id(id), |app| self.head(app))?;
         if let Some(originals) = admitted {
             return Ok(originals);
         }
@@ -550,25 +562,17 @@ impl Log {
     /// (a temp file renamed over it). Not synced: a torn or stale index fails its own checksum or
     /// its match with the log, and the log is then read whole.
     fn save_index(&self, dir: &Path) -> std::io::Result<()> {
-        let behind = self.last_seq() - self.indexed.unwrap_or(0);
-        if self.indexed.is_some() && behind < REINDEX_AFTER || self.frames.is_empty() {
+        let behind = self.frames.len() as u64;
+        if self.indexed.count > 0 && behind < REINDEX_AFTER || self.last_seq() == 0 {
             return Ok(());
         }
-        let last_crc = match self.frames.last() {
-            Some(&start) => {
-                let mut header = [0; RECORD_HEADER];
-                self.file.read_exact_at(&mut header, start)?;
-                u32::from_be_bytes(header[4..].try_into().expect("4 bytes"))
-            }
-            None => 0,
-        };
-        let bytes = LogIndex::encode(
-            self.len,
-            last_crc,
-            &self.frames,
-            &self.ids.sorted(),
-            &self.apps,
-        );
+        let mut header = [0; RECORD_HEADER];
+        self.file
+            .read_exact_at(&mut header, self.frame(self.last_seq()))?;
+        let last_crc = u32::from_be_bytes(header[4..].try_into().expect("4 bytes"));
+        let bytes = self
+            .indexed
+            .extended(self.len, last_crc, &self.frames, &self.ids, &self.apps);
         let tmp = dir.join(INDEX_TMP_FILE);
         std::fs::write(&tmp, bytes)?;
         std::fs::rename(tmp, dir.join(INDEX_FILE))
@@ -600,41 +604,122 @@ fn damaged(path: &Path, damage: &str, whole: u64) -> String {
 /// **Invariant**: it is a cache. It is used only when its checksum holds and the log's record at
 /// its last frame is whole, ends at `covered_len` and carries `count` and `last_crc`; a log is
 /// only ever appended to, so the records before it are those the index describes.
+///
+/// Loaded, it stays the file's bytes and is read in place (a frame by position, a commit id by
+/// binary search, an app's sequences as a run): opening costs a read and a checksum of the file,
+/// not a pass building maps of every record.
+#[derive(Default)]
 struct LogIndex {
     covered_len: u64,
+    count: u64,
     last_crc: u32,
-    frames: Vec<u64>,
-    ids: Vec<(Uuid, u64)>,
-    apps: HashMap<AppName, Vec<u64>>,
+    bytes: Vec<u8>,
+    /// Where the frames and the commit ids start in `bytes`.
+    frames_at: usize,
+    ids_at: usize,
+    /// Each app's run of sequences in `bytes`: where it starts, how many.
+    apps: HashMap<AppName, (usize, usize)>,
 }
 
+const ID_RECORD: usize = 16 + 8;
+
 impl LogIndex {
-    fn encode(
+    fn u64_at(&self, at: usize) -> u64 {
+        u64::from_be_bytes(self.bytes[at..at + 8].try_into().expect("8 bytes"))
+    }
+
+    /// Where the `i`-th record (sequence `i + 1`) starts.
+    fn frame(&self, i: u64) -> u64 {
+        self.u64_at(self.frames_at + i as usize * 8)
+    }
+
+    fn id(&self, id: &Uuid) -> Option<u64> {
+        let (mut low, mut high) = (0, self.count as usize);
+        while low < high {
+            let mid = (low + high) / 2;
+            let at = self.ids_at + mid * ID_RECORD;
+            match self.bytes[at..at + 16].cmp(id.as_bytes()) {
+                std::cmp::Ordering::Less => low = mid + 1,
+                std::cmp::Ordering::Greater => high = mid,
+                std::cmp::Ordering::Equal => return Some(self.u64_at(at + 16)),
+            }
+        }
+        None
+    }
+
+    fn app_seqs_after(&self, app: &AppName, after_seq: u64) -> Vec<u64> {
+        let Some(&(at, n)) = self.apps.get(app) else {
+            return Vec::new();
+        };
+        let (mut low, mut high) = (0, n);
+        while low < high {
+            let mid = (low + high) / 2;
+            if self.u64_at(at + mid * 8) <= after_seq {
+                low = mid + 1;
+            } else {
+                high = mid;
+            }
+        }
+        (low..n).map(|i| self.u64_at(at + i * 8)).collect()
+    }
+
+    fn app_head(&self, app: &AppName) -> Option<u64> {
+        let &(at, n) = self.apps.get(app)?;
+        n.checked_sub(1).map(|last| self.u64_at(at + last * 8))
+    }
+
+    /// This index with the records after it (`frames`, `ids`, `apps`, as `Log` holds them)
+    /// added, encoded: the index file of a log `covered_len` long whose last record's checksum
+    /// is `last_crc`.
+    fn extended(
+        &self,
         covered_len: u64,
         last_crc: u32,
         frames: &[u64],
-        ids: &[(Uuid, u64)],
+        ids: &HashMap<Uuid, u64>,
         apps: &HashMap<AppName, Vec<u64>>,
     ) -> Vec<u8> {
-        let mut out = Vec::with_capacity(INDEX_MAGIC.len() + 24 + frames.len() * 40);
+        let count = self.count + frames.len() as u64;
+        let mut out = Vec::with_capacity(self.bytes.len() + frames.len() * 48);
         out.extend_from_slice(INDEX_MAGIC);
         out.extend_from_slice(&covered_len.to_be_bytes());
-        out.extend_from_slice(&(frames.len() as u64).to_be_bytes());
+        out.extend_from_slice(&count.to_be_bytes());
         out.extend_from_slice(&last_crc.to_be_bytes());
+        out.extend_from_slice(&self.bytes[self.frames_at..self.ids_at]);
         frames
             .iter()
             .for_each(|f| out.extend_from_slice(&f.to_be_bytes()));
-        for (id, seq) in ids {
+        // The commit ids, sorted: the index's (sorted already) merged with the new ones.
+        let mut recent: Vec<(&Uuid, &u64)> = ids.iter().collect();
+        recent.sort_unstable();
+        let indexed = self.bytes[self.ids_at..self.ids_at + self.count as usize * ID_RECORD]
+            .chunks_exact(ID_RECORD);
+        let mut recent = recent.into_iter().peekable();
+        for record in indexed {
+            while let Some((id, seq)) = recent.next_if(|(id, _)| id.as_bytes()[..] < record[..16]) {
+                out.extend_from_slice(id.as_bytes());
+                out.extend_from_slice(&seq.to_be_bytes());
+            }
+            out.extend_from_slice(record);
+        }
+        for (id, seq) in recent {
             out.extend_from_slice(id.as_bytes());
             out.extend_from_slice(&seq.to_be_bytes());
         }
-        out.extend_from_slice(&(apps.len() as u32).to_be_bytes());
-        for (app, seqs) in apps {
+        let mut names: Vec<&AppName> = self.apps.keys().chain(apps.keys()).collect();
+        names.sort();
+        names.dedup();
+        out.extend_from_slice(&(names.len() as u32).to_be_bytes());
+        for app in names {
+            let (at, n) = self.apps.get(app).copied().unwrap_or_default();
+            let recent = apps.get(app).map(Vec::as_slice).unwrap_or_default();
             let name = app.as_str().as_bytes();
             out.push(name.len() as u8);
             out.extend_from_slice(name);
-            out.extend_from_slice(&(seqs.len() as u64).to_be_bytes());
-            seqs.iter()
+            out.extend_from_slice(&((n + recent.len()) as u64).to_be_bytes());
+            out.extend_from_slice(&self.bytes[at..at + n * 8]);
+            recent
+                .iter()
                 .for_each(|s| out.extend_from_slice(&s.to_be_bytes()));
         }
         let crc = crc32fast::hash(&out);
@@ -644,83 +729,74 @@ impl LogIndex {
 
     /// The index file in `dir`, when it is whole and consistent in itself.
     fn load(dir: &Path) -> Option<LogIndex> {
-        let bytes = std::fs::read(dir.join(INDEX_FILE)).ok()?;
-        let (body, crc) = bytes.split_at_checked(bytes.len().checked_sub(4)?)?;
-        if crc32fast::hash(body) != u32::from_be_bytes(crc.try_into().ok()?) {
+        let mut bytes = std::fs::read(dir.join(INDEX_FILE)).ok()?;
+        let body_len = bytes.len().checked_sub(4)?;
+        let crc = u32::from_be_bytes(bytes[body_len..].try_into().ok()?);
+        if crc32fast::hash(&bytes[..body_len]) != crc {
             return None;
         }
-        let mut r = Reader(body.strip_prefix(INDEX_MAGIC)?);
+        bytes.truncate(body_len);
+        let mut r = Reader {
+            bytes: &bytes,
+            at: 0,
+        };
+        if r.take(INDEX_MAGIC.len())? != INDEX_MAGIC {
+            return None;
+        }
         let covered_len = r.u64()?;
         let count = r.u64()?;
         let last_crc = u32::from_be_bytes(r.take(4)?.try_into().ok()?);
-        let count_usize = usize::try_from(count).ok()?;
-        let frames: Vec<u64> = r.u64s(count_usize)?;
-        // Frames start past the magic, rise, and lie before the end the index covers.
-        let mut previous = MAGIC.len() as u64 - 1;
-        for &frame in &frames {
-            if frame <= previous || frame >= covered_len {
-                return None;
-            }
-            previous = frame;
-        }
-        let ids = r.take(count_usize.checked_mul(24)?)?;
-        let ids: Vec<(Uuid, u64)> = ids
-            .chunks_exact(24)
-            .map(|c| {
-                let id = Uuid::from_bytes(c[..16].try_into().expect("16 bytes"));
-                (id, u64::from_be_bytes(c[16..].try_into().expect("8 bytes")))
-            })
-            .collect();
-        if !ids.windows(2).all(|w| w[0].0 < w[1].0) {
-            return None;
-        }
+        let n = usize::try_from(count).ok()?;
+        let frames_at = r.at;
+        r.take(n.checked_mul(8)?)?;
+        let ids_at = r.at;
+        r.take(n.checked_mul(ID_RECORD)?)?;
         let app_count = u32::from_be_bytes(r.take(4)?.try_into().ok()?);
         let mut apps = HashMap::with_capacity(app_count as usize);
-        let mut listed = 0u64;
+        let mut listed = 0usize;
         for _ in 0..app_count {
             let name_len = usize::from(*r.take(1)?.first()?);
             let name = std::str::from_utf8(r.take(name_len)?).ok()?;
             let app = AppName::from_log(name).ok()?;
-            let n = usize::try_from(r.u64()?).ok()?;
-            let seqs = r.u64s(n)?;
-            if seqs.iter().any(|&seq| seq == 0 || seq > count) {
-                return None;
-            }
-            listed += n as u64;
-            apps.insert(app, seqs);
+            let seqs = usize::try_from(r.u64()?).ok()?;
+            let at = r.at;
+            r.take(seqs.checked_mul(8)?)?;
+            listed = listed.checked_add(seqs)?;
+            apps.insert(app, (at, seqs));
         }
-        (r.0.is_empty() && listed == count).then_some(LogIndex {
+        if r.at != bytes.len() || listed != n {
+            return None;
+        }
+        let index = LogIndex {
             covered_len,
+            count,
             last_crc,
-            frames,
-            ids,
+            frames_at,
+            ids_at,
             apps,
-        })
+            bytes,
+        };
+        // The frames lie between the magic and the end the index covers.
+        let within = |i| (MAGIC.len() as u64..covered_len).contains(&index.frame(i));
+        (count == 0 || within(0) && within(count - 1)).then_some(index)
     }
 }
 
-/// Reads big-endian fields off the front of a byte slice.
-struct Reader<'a>(&'a [u8]);
+/// Reads big-endian fields off a byte slice, front to back.
+struct Reader<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
 
 impl<'a> Reader<'a> {
     fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        let (taken, rest) = self.0.split_at_checked(n)?;
-        self.0 = rest;
+        let taken = self.bytes.get(self.at..self.at.checked_add(n)?)?;
+        self.at += n;
         Some(taken)
     }
 
     fn u64(&mut self) -> Option<u64> {
         Some(u64::from_be_bytes(self.take(8)?.try_into().ok()?))
-    }
-
-    fn u64s(&mut self, n: usize) -> Option<Vec<u64>> {
-        let bytes = self.take(n.checked_mul(8)?)?;
-        Some(
-            bytes
-                .chunks_exact(8)
-                .map(|c| u64::from_be_bytes(c.try_into().expect("8 bytes")))
-                .collect(),
-        )
     }
 }
 
@@ -967,10 +1043,9 @@ impl EventStore for FileStore {
         after_seq: u64,
     ) -> Result<Vec<StoredCommit>, StoreError> {
         self.with_log(|log| {
-            let seqs = log.apps.get(app).map(Vec::as_slice).unwrap_or_default();
-            let first = seqs.partition_point(|&seq| seq <= after_seq);
-            let mut commits = Vec::with_capacity(seqs.len() - first);
-            for seq in seqs[first..].to_vec() {
+            let seqs = log.app_seqs_after(app, after_seq);
+            let mut commits = Vec::with_capacity(seqs.len());
+            for seq in seqs {
                 let read = log.read_range(seq, seq);
                 commits.extend(log.checked(read)?);
             }
@@ -995,11 +1070,7 @@ impl EventStore for FileStore {
     }
 
     async fn apps(&self) -> Result<Vec<AppName>, StoreError> {
-        self.with_log(|log| {
-            let mut apps: Vec<AppName> = log.apps.keys().cloned().collect();
-            apps.sort();
-            Ok(apps)
-        })
+        self.with_log(|log| Ok(log.app_names()))
     }
 }
 

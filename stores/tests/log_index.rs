@@ -54,9 +54,15 @@ fn write(dir: &Path, batches: &[Vec<Planned>], indexed: usize) -> Written {
         ends: Vec::new(),
         batch_sizes: Vec::new(),
     };
-    let mut heads = [0u64; 2];
     for part in [&batches[..indexed], &batches[indexed..]] {
         let store = FileStore::open(dir, WAIT).unwrap();
+        let mut heads = [0u64; 2];
+        if !part.is_empty() {
+            for (a, head) in heads.iter_mut().enumerate() {
+                let own = rt.block_on(store.read_app(&app(a as u8))).unwrap();
+                *head = own.last().map_or(0, |c| c.seq);
+            }
+        }
         for batch in part {
             let commits: Vec<NewCommit> = batch
                 .iter()
@@ -272,4 +278,63 @@ fn damage_under_the_index_is_found_where_read_and_by_a_full_check() {
         .damage
         .expect("a full check finds it");
     assert!(damage.contains("nothing was changed"), "{damage}");
+}
+
+/// Far enough past its index, letting go of a store writes the index anew with the records after
+/// it merged in (commit ids in order, each app's sequences after its own), and a store opened
+/// beside the new index reads as written.
+#[test]
+fn an_index_far_behind_is_written_anew_with_the_records_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let first: Vec<Vec<Planned>> = (0..3u8).map(|n| vec![(n % 2, vec![n])]).collect();
+    let mut written = write(dir.path(), &first, 3);
+    let index = dir.path().join(INDEX);
+    let before = std::fs::read(&index).unwrap();
+
+    // 1,100 more, in batches of 100 over both apps: past the 1,024 that rewrite the index.
+    let later: Vec<Vec<Planned>> = (0..11u8)
+        .map(|b| (0..100u8).map(|n| ((b + n) % 2, vec![b, n])).collect())
+        .collect();
+    let rest = write(dir.path(), &later, 0);
+    written.commits.extend(rest.commits);
+    written.ids.extend(rest.ids);
+    let after = std::fs::read(&index).unwrap();
+    assert!(after.len() > before.len(), "the index was written anew");
+
+    let rt = runtime();
+    let store = FileStore::open(dir.path(), WAIT).unwrap();
+    assert_eq!(read_all(&store).unwrap(), written.commits);
+    for a in [app(0), app(1)] {
+        let own: Vec<StoredCommit> = written
+            .commits
+            .iter()
+            .filter(|c| c.app == a)
+            .cloned()
+            .collect();
+        assert_eq!(rt.block_on(store.read_app(&a)).unwrap(), own);
+        assert_eq!(
+            rt.block_on(store.read_app_after(&a, own[1].seq)).unwrap(),
+            own[2..].to_vec()
+        );
+    }
+    for (commit, id) in written.commits.iter().zip(&written.ids) {
+        let again = rt
+            .block_on(store.append(&commit.app, 0, *id, commit.payload.clone()))
+            .unwrap();
+        assert_eq!((again.seq, again.duplicate), (commit.seq, true), "{id}");
+    }
+    let head = rt
+        .block_on(store.read_app(&app(1)))
+        .unwrap()
+        .last()
+        .unwrap()
+        .seq;
+    let next = rt
+        .block_on(store.append(&app(1), head, Uuid::now_v7(), vec![]))
+        .unwrap();
+    assert_eq!(
+        next.seq,
+        written.commits.len() as u64 + 1,
+        "appending goes on"
+    );
 }
