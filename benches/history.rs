@@ -9,7 +9,8 @@
 //! Each sample is one `hoist` process (the release binary Cargo builds for benches) run to its
 //! end; histories are written first by `hoist bench --keep` (the workload of deploys, config
 //! changes, promotions, rollbacks and locks). After criterion's report the bench prints each
-//! pair's ratio of medians (from criterion's own estimates) and each command's peak RSS.
+//! pair's ratio of medians (from criterion's own estimates) and each command's peak RSS (the median
+//! run's and the largest).
 //!
 //! Run: `cargo bench --bench history` (`HISTORY_BENCH_ONLY=embedded` or `=nats`: one backend;
 //! `HISTORY_BENCH_QUICK=1`: the NATS 1M-event stream is left out). Figures are in
@@ -177,8 +178,8 @@ impl Spawner {
     }
 }
 
-/// Peak RSS seen per measured case.
-type Peaks = BTreeMap<String, u64>;
+/// The peak RSS of every run of each measured case.
+type Peaks = BTreeMap<String, Vec<u64>>;
 
 /// Fills `{app}` and `{n}` (a new 64-hex digest every run, so each `deploy` is a new release).
 fn command(template: &[&str], app: &str, n: u64) -> Vec<String> {
@@ -206,7 +207,7 @@ fn case(
 ) {
     let mut group = group(c, name);
     for history in histories {
-        let mut peak = 0;
+        let mut rss_of_runs = Vec::new();
         group.bench_function(history.label, |b| {
             b.iter_custom(|iters| {
                 let mut total = Duration::ZERO;
@@ -220,7 +221,7 @@ fn case(
                     args.extend(command(template, &history.app, n));
                     let (took, rss) = spawner.measured(&args);
                     total += took;
-                    peak = peak.max(rss);
+                    rss_of_runs.push(rss);
                     if let Some(cache) = cache {
                         let _ = std::fs::remove_dir_all(cache);
                     }
@@ -228,7 +229,7 @@ fn case(
                 total
             })
         });
-        peaks.insert(format!("{name}/{}", history.label), peak);
+        peaks.insert(format!("{name}/{}", history.label), rss_of_runs);
     }
     group.finish();
 }
@@ -377,18 +378,28 @@ fn main() {
     }
 
     c.final_summary();
-    println!("\nratio of medians (goal ≤ 1.5), and peak RSS (small → large):");
+    // Peak RSS: the median run's, and the largest (the first command on a store without a
+    // snapshot of its app folds the app's whole history once).
+    println!("\nratio of medians (goal ≤ 1.5), and peak RSS, median run (largest), small → large:");
     for (group, small, large) in pairs {
         let (Some(a), Some(b)) = (median(group, small), median(group, large)) else {
             continue;
         };
         let rss = |label| {
-            peaks
+            let mut runs = peaks
                 .get(&format!("{group}/{label}"))
-                .map_or(0.0, |b| *b as f64 / 1e6)
+                .cloned()
+                .unwrap_or_default();
+            runs.sort_unstable();
+            let mb = |bytes: Option<&u64>| bytes.map_or(0.0, |b| *b as f64 / 1e6);
+            format!(
+                "{:.1} ({:.1})",
+                mb(runs.get(runs.len() / 2)),
+                mb(runs.last())
+            )
         };
         println!(
-            "{group:<20} {small:>12} {:>8.1} ms  {large:>13} {:>8.1} ms  ratio {:.2}   RSS {:.1} → {:.1} MB",
+            "{group:<20} {small:>12} {:>8.1} ms  {large:>13} {:>8.1} ms  ratio {:.2}   RSS {} → {} MB",
             a * 1e3,
             b * 1e3,
             b / a,

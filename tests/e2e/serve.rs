@@ -46,6 +46,20 @@ pub(crate) fn rollouts(h: &Hoist) -> Vec<Value> {
         .collect()
 }
 
+/// Waits until the serve logging to `log` says it serves: past its start, where a SIGTERM would
+/// still find the default action.
+pub(crate) fn wait_serving(log: &std::path::Path) {
+    wait_for(
+        "serve to log that it serves",
+        Duration::from_secs(20),
+        || {
+            std::fs::read_to_string(log)
+                .ok()
+                .filter(|l| l.contains("serving"))
+        },
+    );
+}
+
 pub(crate) fn sigterm(child: &mut Child) {
     let status = std::process::Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
@@ -75,15 +89,7 @@ pub fn serve_picks_up_a_new_release_by_itself(h: &Hoist) -> Duration {
     ]);
     let mut serve = start_serve(h, &[]);
     // The CLI keeps working while serve runs (it reads and writes the same store meanwhile).
-    wait_for(
-        "serve to log that it serves",
-        Duration::from_secs(20),
-        || {
-            std::fs::read_to_string(h.dir.path().join("serve.log"))
-                .ok()
-                .filter(|l| l.contains("serving"))
-        },
-    );
+    wait_serving(&h.dir.path().join("serve.log"));
     h.deploy("api", "staging", &image("api", '1'));
     let deployed = now_secs();
     let hook_started: f64 = wait_for("the hook to run", Duration::from_secs(10), || {

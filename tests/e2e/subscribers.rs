@@ -6,7 +6,7 @@
 //! its deliveries are pending, 410 Gone, two `serve` instances on one NATS stream.
 
 use crate::harness::{image, wait_for, Hoist};
-use crate::serve::{serve_log, sigterm};
+use crate::serve::{serve_log, sigterm, wait_serving};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -892,6 +892,8 @@ pub fn deliveries_survive_serve_killed_at_random(h: &Hoist, iterations: usize) {
         .len();
     eprintln!("hooks torture: {tally:?}");
     let mut serve = start_serve(h, "serve-final.log", &[]);
+    // Every delivery may be done already: the SIGTERM below must not find serve still starting.
+    wait_serving(&h.dir.path().join("serve-final.log"));
     let done = wait_final(h, "ci", releases);
     assert!(done.iter().all(|d| d["state"] == "succeeded"), "{done:?}");
     let accepted: std::collections::BTreeSet<String> = web
