@@ -281,7 +281,11 @@ fn main() {
     }
     let mut spawner = Spawner::start();
     let mut c = Criterion::default().configure_from_args();
-    let quick = std::env::var_os("HISTORY_BENCH_QUICK").is_some();
+    // `cargo test` runs benches once each, without `--bench`: the same path on histories a
+    // fiftieth the size, and no 1M-event stream.
+    let measuring = std::env::args().any(|arg| arg == "--bench");
+    let scale = if measuring { 1 } else { 50 };
+    let quick = std::env::var_os("HISTORY_BENCH_QUICK").is_some() || !measuring;
     // `HISTORY_BENCH_ONLY=embedded` or `=nats`: one backend's groups.
     let only = std::env::var("HISTORY_BENCH_ONLY").unwrap_or_default();
     let (embedded, on_nats) = (only != "nats", only != "embedded");
@@ -294,10 +298,10 @@ fn main() {
     let sizes = [("1k", "20k"), ("100apps-10k", "100apps-200k")];
 
     if embedded {
-        let e1k = history("1k", store("e1k"), None, 1, 1_000);
-        let e20k = history("20k", store("e20k"), None, 1, 20_000);
-        let e10k = history("100apps-10k", store("e10k"), None, 100, 10_000);
-        let e200k = history("100apps-200k", store("e200k"), None, 100, 200_000);
+        let e1k = history("1k", store("e1k"), None, 1, 1_000 / scale);
+        let e20k = history("20k", store("e20k"), None, 1, 20_000 / scale);
+        let e10k = history("100apps-10k", store("e10k"), None, 100, 10_000 / scale);
+        let e200k = history("100apps-200k", store("e200k"), None, 100, 200_000 / scale);
         for (name, template) in [
             ("embedded-deploy", DEPLOY),
             ("embedded-status", STATUS),
@@ -323,15 +327,21 @@ fn main() {
                 .map(String::from)
                 .to_vec()
         };
-        let n1k = history("1k", nats("N1K"), Some(at("c1k")), 1, 1_000);
-        let n20k = history("20k", nats("N20K"), Some(at("c20k")), 1, 20_000);
-        let n10k = history("100apps-10k", nats("N10K"), Some(at("c10k")), 100, 10_000);
+        let n1k = history("1k", nats("N1K"), Some(at("c1k")), 1, 1_000 / scale);
+        let n20k = history("20k", nats("N20K"), Some(at("c20k")), 1, 20_000 / scale);
+        let n10k = history(
+            "100apps-10k",
+            nats("N10K"),
+            Some(at("c10k")),
+            100,
+            10_000 / scale,
+        );
         let n200k = history(
             "100apps-200k",
             nats("N200K"),
             Some(at("c200k")),
             100,
-            200_000,
+            200_000 / scale,
         );
         for (name, template) in [
             ("nats-deploy", DEPLOY),
