@@ -634,33 +634,21 @@ impl LogIndex {
     }
 
     fn id(&self, id: &Uuid) -> Option<u64> {
-        let (mut low, mut high) = (0, self.count as usize);
-        while low < high {
-            let mid = (low + high) / 2;
-            let at = self.ids_at + mid * ID_RECORD;
-            match self.bytes[at..at + 16].cmp(id.as_bytes()) {
-                std::cmp::Ordering::Less => low = mid + 1,
-                std::cmp::Ordering::Greater => high = mid,
-                std::cmp::Ordering::Equal => return Some(self.u64_at(at + 16)),
-            }
-        }
-        None
+        let record = |i: usize| self.ids_at + i * ID_RECORD;
+        let first = partition_point(self.count as usize, |i| {
+            self.bytes[record(i)..record(i) + 16] < id.as_bytes()[..]
+        });
+        (first < self.count as usize
+            && self.bytes[record(first)..record(first) + 16] == id.as_bytes()[..])
+            .then(|| self.u64_at(record(first) + 16))
     }
 
     fn app_seqs_after(&self, app: &AppName, after_seq: u64) -> Vec<u64> {
         let Some(&(at, n)) = self.apps.get(app) else {
             return Vec::new();
         };
-        let (mut low, mut high) = (0, n);
-        while low < high {
-            let mid = (low + high) / 2;
-            if self.u64_at(at + mid * 8) <= after_seq {
-                low = mid + 1;
-            } else {
-                high = mid;
-            }
-        }
-        (low..n).map(|i| self.u64_at(at + i * 8)).collect()
+        let first = partition_point(n, |i| self.u64_at(at + i * 8) <= after_seq);
+        (first..n).map(|i| self.u64_at(at + i * 8)).collect()
     }
 
     fn app_head(&self, app: &AppName) -> Option<u64> {
@@ -780,6 +768,21 @@ impl LogIndex {
         let within = |i| (MAGIC.len() as u64..covered_len).contains(&index.frame(i));
         (count == 0 || within(0) && within(count - 1)).then_some(index)
     }
+}
+
+/// The first of `0..n` for which `before` is false, where it is true for a prefix: a binary
+/// search over records read in place.
+fn partition_point(n: usize, before: impl Fn(usize) -> bool) -> usize {
+    let (mut low, mut high) = (0, n);
+    while low < high {
+        let mid = (low + high) / 2;
+        if before(mid) {
+            low = mid + 1;
+        } else {
+            high = mid;
+        }
+    }
+    low
 }
 
 /// Reads big-endian fields off a byte slice, front to back.
