@@ -97,7 +97,7 @@ fn benches(c: &mut Criterion) {
             |events| {
                 let mut status = AppStatus::default();
                 for e in events {
-                    status.apply(e.seq, e.envelope, 0);
+                    status.apply(e.seq, e.envelope);
                 }
                 status
             },

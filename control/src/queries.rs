@@ -173,7 +173,7 @@ impl Hoist {
         }
         self.allowed(principal, Action::View, &Scope::env(app, env))?;
         let log = self.open_log(OpenMode::Existing).await?;
-        let mut models = self.models_caught_up(&log).await?;
+        let models = self.models_caught_up(&log).await?;
         let status = self.existing_status(&models, app)?;
         if !status.envs.contains_key(env) {
             return Err(not_in_pipeline(app, &status.pipeline, env));
@@ -202,7 +202,7 @@ impl Hoist {
         };
         self.allowed(principal, Action::View, &scope)?;
         let log = self.open_log(OpenMode::Existing).await?;
-        let mut models = self.models_caught_up(&log).await?;
+        let models = self.models_caught_up(&log).await?;
         self.warn_quarantined(&log);
         Ok(models.audit(&log, query, limit).await?)
     }

@@ -9,7 +9,7 @@ use crate::config::Log;
 use crate::error::{Error, Result};
 use crate::Hoist;
 use hoist_engine::models::ModelStore;
-use hoist_projections::store::{ProjectionError, ProjectionStore, PARTITION_SIZE};
+use hoist_projections::store::{ProjectionError, ProjectionStore, READ_WINDOW};
 use hoist_stores::models::SledModels;
 use hoist_stores::shared::SharedModels;
 use hoist_stores::snapshots::SnapshotDir;
@@ -124,10 +124,11 @@ impl Hoist {
         // Removed by renaming first, under the models' lock: a crash leaves them absent, not
         // half gone.
         let models = sled_models(&location)?;
+        // "history": the partitions of models written before format 4.
         for name in ["state", "history"] {
             models.remove(name).map_err(ProjectionError::from)?;
         }
-        Ok(ProjectionStore::new(Box::new(models), PARTITION_SIZE)?)
+        Ok(ProjectionStore::new(Box::new(models), READ_WINDOW)?)
     }
 
     fn models_location(&self, log: &AnyStore) -> Result<Location> {
@@ -259,7 +260,7 @@ fn waiting<T>(wait: impl FnOnce() -> T) -> T {
 }
 
 fn open_at(location: &Location) -> Result<ProjectionStore, ProjectionError> {
-    ProjectionStore::new(Box::new(sled_models(location)?), PARTITION_SIZE)
+    ProjectionStore::new(Box::new(sled_models(location)?), READ_WINDOW)
 }
 
 /// The model databases at `location`, under the cache's own lock when they are a cache.
@@ -274,5 +275,5 @@ fn sled_models(location: &Location) -> Result<SledModels, ProjectionError> {
 /// scratch directory of its own).
 #[cfg(feature = "bench")]
 pub(crate) fn open_in(dir: &std::path::Path) -> Result<ProjectionStore, ProjectionError> {
-    ProjectionStore::new(Box::new(SledModels::open(dir)?), PARTITION_SIZE)
+    ProjectionStore::new(Box::new(SledModels::open(dir)?), READ_WINDOW)
 }

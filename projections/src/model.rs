@@ -3,14 +3,15 @@
 //! - [`AppStatus`]: per app, its pipeline, every env's current release and lock, and the newest
 //!   few events and releases (so `status`, `audit --app A --limit 20` and `releases --limit 10`
 //!   are answered from one small record). Its size is bounded whatever the history's length.
-//! - [`history_row`]: the release history and the audit index, one row per log entry
-//!   (append-only), stored in partitions of consecutive log sequences.
+//!
+//! Older releases and audit entries are not copied into a model: the log answers them itself,
+//! newest first, through its per-app index (`EventStore::read_app_back`).
 
 use crate::audit::AuditEntry;
 use chrono::{DateTime, Utc};
-use hoist_engine::{AppName, Drift, EnvName, Envelope, Event, Lock, Pin, ReleaseRecord, Rollout};
+use hoist_engine::{Drift, EnvName, Envelope, Event, Lock, Pin, ReleaseRecord, Rollout};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 
 /// How many of an app's newest events its status keeps for `audit`.
 pub const RECENT_EVENTS: usize = 32;
@@ -55,8 +56,6 @@ pub struct AppStatus {
     pub skipped_unknown: u64,
     /// The newest events, oldest first.
     pub recent: VecDeque<AuditEntry>,
-    /// The history partitions holding this app's events: where older answers are.
-    pub partitions: BTreeSet<u64>,
 }
 
 fn push_bounded<T>(queue: &mut VecDeque<T>, item: T, bound: usize) {
@@ -71,13 +70,12 @@ impl AppStatus {
         self.created_at.is_some()
     }
 
-    /// Folds one event of this app, the envelope stored in log entry `seq` and history
-    /// partition `partition`, taking it (its release and names move into the model). Infallible
-    /// and rule-free, like the engine's `AppState::apply`, whose answers it must give.
-    pub fn apply(&mut self, seq: u64, envelope: Envelope, partition: u64) {
+    /// Folds one event of this app, the envelope stored in log entry `seq`, taking it (its
+    /// release and names move into the model). Infallible and rule-free, like the engine's
+    /// `AppState::apply`, whose answers it must give.
+    pub fn apply(&mut self, seq: u64, envelope: Envelope) {
         self.last_seq = seq;
         self.event_count += 1;
-        self.partitions.insert(partition);
         push_bounded(
             &mut self.recent,
             AuditEntry::of_envelope(seq, &envelope),
@@ -189,44 +187,4 @@ impl AppStatus {
             Event::PipelinePolicySet { .. } | Event::PromotionVerified { .. } => {}
         }
     }
-}
-
-/// Keys of the history partitions: `A` app `\0` seq, big-endian, so an app's commits sort in
-/// log order.
-pub mod keys {
-    use super::*;
-
-    /// The prefix of every history row.
-    pub const COMMITS: &[u8] = b"A";
-
-    /// The prefix of one app's rows.
-    pub fn app_commits(app: &AppName) -> Vec<u8> {
-        let mut key = Vec::with_capacity(2 + app.as_str().len() + 8);
-        key.push(b'A');
-        key.extend_from_slice(app.as_str().as_bytes());
-        key.push(0);
-        key
-    }
-
-    pub fn commit(app: &AppName, seq: u64) -> Vec<u8> {
-        let mut key = app_commits(app);
-        key.extend_from_slice(&seq.to_be_bytes());
-        key
-    }
-
-    /// The log sequence of a row's key.
-    pub fn seq_of(key: &[u8]) -> u64 {
-        key.len()
-            .checked_sub(8)
-            .and_then(|at| key[at..].try_into().ok())
-            .map_or(0, u64::from_be_bytes)
-    }
-}
-
-/// The history row of one log entry: its commit, as the log stores it (protobuf), under its app
-/// and sequence. One row serves both the release history and the audit index: their entries are
-/// rendered from it when read, so a replay writes each commit once, in the log's own compact
-/// encoding, instead of three JSON rows per event.
-pub fn history_row(app: &AppName, seq: u64, payload: &[u8]) -> (Vec<u8>, Vec<u8>) {
-    (keys::commit(app, seq), payload.to_vec())
 }

@@ -100,6 +100,14 @@ impl EventStore for AnyStore {
     ) -> Result<Vec<StoredCommit>, StoreError> {
         on_backend!(self, s => s.read_app_after(app, after_seq))
     }
+    async fn read_app_back(
+        &self,
+        app: &AppName,
+        through: u64,
+        max: usize,
+    ) -> Result<Vec<StoredCommit>, StoreError> {
+        on_backend!(self, s => s.read_app_back(app, through, max))
+    }
     async fn read_from(&self, from_seq: u64, max: usize) -> Result<Vec<StoredCommit>, StoreError> {
         on_backend!(self, s => s.read_from(from_seq, max))
     }

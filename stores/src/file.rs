@@ -426,6 +426,27 @@ impl Log {
         seqs
     }
 
+    /// The sequences of `app`'s last `max` records up to `through`.
+    fn app_seqs_back(&self, app: &AppName, through: u64, max: usize) -> Vec<u64> {
+        let recent = self.apps.get(app).map(Vec::as_slice).unwrap_or_default();
+        let end = recent.partition_point(|&seq| seq <= through);
+        let recent = &recent[end.saturating_sub(max)..end];
+        let mut seqs = self.indexed.app_seqs_back(app, through, max - recent.len());
+        seqs.extend_from_slice(recent);
+        seqs
+    }
+
+    /// The records `seqs` (sequences the log holds), one `pread` each: an app's records are
+    /// interleaved with other apps', so one read of their range would mostly read those.
+    fn read_seqs(&mut self, seqs: Vec<u64>) -> Result<Vec<StoredCommit>, StoreError> {
+        let mut commits = Vec::with_capacity(seqs.len());
+        for seq in seqs {
+            let read = self.read_range(seq, seq);
+            commits.extend(self.checked(read)?);
+        }
+        Ok(commits)
+    }
+
     fn id(&self, id: &Uuid) -> Option<u64> {
         self.ids.get(id).copied().or_else(|| self.indexed.id(id))
     }
@@ -649,6 +670,17 @@ impl LogIndex {
         };
         let first = partition_point(n, |i| self.u64_at(at + i * 8) <= after_seq);
         (first..n).map(|i| self.u64_at(at + i * 8)).collect()
+    }
+
+    /// `app`'s last `max` sequences up to `through`.
+    fn app_seqs_back(&self, app: &AppName, through: u64, max: usize) -> Vec<u64> {
+        let Some(&(at, n)) = self.apps.get(app) else {
+            return Vec::new();
+        };
+        let end = partition_point(n, |i| self.u64_at(at + i * 8) <= through);
+        (end.saturating_sub(max)..end)
+            .map(|i| self.u64_at(at + i * 8))
+            .collect()
     }
 
     fn app_head(&self, app: &AppName) -> Option<u64> {
@@ -1045,15 +1077,16 @@ impl EventStore for FileStore {
         app: &AppName,
         after_seq: u64,
     ) -> Result<Vec<StoredCommit>, StoreError> {
-        self.with_log(|log| {
-            let seqs = log.app_seqs_after(app, after_seq);
-            let mut commits = Vec::with_capacity(seqs.len());
-            for seq in seqs {
-                let read = log.read_range(seq, seq);
-                commits.extend(log.checked(read)?);
-            }
-            Ok(commits)
-        })
+        self.with_log(|log| log.read_seqs(log.app_seqs_after(app, after_seq)))
+    }
+
+    async fn read_app_back(
+        &self,
+        app: &AppName,
+        through: u64,
+        max: usize,
+    ) -> Result<Vec<StoredCommit>, StoreError> {
+        self.with_log(|log| log.read_seqs(log.app_seqs_back(app, through, max)))
     }
 
     async fn read_from(&self, from_seq: u64, max: usize) -> Result<Vec<StoredCommit>, StoreError> {

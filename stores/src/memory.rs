@@ -89,6 +89,21 @@ impl EventStore for MemoryStore {
             .collect())
     }
 
+    async fn read_app_back(
+        &self,
+        app: &AppName,
+        through: u64,
+        max: usize,
+    ) -> Result<Vec<StoredCommit>, StoreError> {
+        let log = self.log();
+        let seqs = log.apps.get(app).map(Vec::as_slice).unwrap_or_default();
+        let end = seqs.partition_point(|&seq| seq <= through);
+        Ok(seqs[end.saturating_sub(max)..end]
+            .iter()
+            .map(|&seq| log.commits[seq as usize - 1].clone())
+            .collect())
+    }
+
     async fn read_from(&self, from_seq: u64, max: usize) -> Result<Vec<StoredCommit>, StoreError> {
         let log = self.log();
         let from = usize::try_from(from_seq.max(1) - 1).unwrap_or(usize::MAX);

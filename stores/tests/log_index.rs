@@ -100,8 +100,8 @@ fn read_all(store: &FileStore) -> Result<Vec<StoredCommit>, StoreError> {
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(48))]
 
-    /// Reopened beside its index, a log reads as it was written: every commit, each app's own,
-    /// the app list, and a retried commit id (indexed or not) answered with its original.
+    /// Reopened beside its index, a log reads as it was written: every commit, each app's own
+    /// (from a sequence on, and newest first), the app list, and a retried commit id (indexed or not) answered with its original.
     #[test]
     fn a_log_reopened_beside_its_index_reads_as_written(
         batches in batches(),
@@ -128,6 +128,17 @@ proptest! {
                 rt.block_on(store.read_app_after(a, after)).unwrap(),
                 own[1..].to_vec()
             );
+            // Newest first, across the index's records and those after it.
+            for through in [after, own[own.len() / 2].seq, written.commits.len() as u64] {
+                let upto: Vec<StoredCommit> =
+                    own.iter().filter(|c| c.seq <= through).cloned().collect();
+                for max in [1, 2, own.len()] {
+                    prop_assert_eq!(
+                        rt.block_on(store.read_app_back(a, through, max)).unwrap(),
+                        upto[upto.len().saturating_sub(max)..].to_vec()
+                    );
+                }
+            }
         }
         for (commit, id) in written.commits.iter().zip(&written.ids) {
             let again = rt

@@ -17,6 +17,7 @@ pub async fn run<S: EventStore>(store: &S) {
     duplicate_commit_is_stored_once(store).await;
     apps_do_not_conflict_with_each_other(store).await;
     read_from_pages_in_order(store).await;
+    read_app_back_gives_the_newest(store).await;
     concurrent_appends_to_one_app_admit_exactly_one(store).await;
     batch_is_all_or_nothing(store).await;
 }
@@ -60,6 +61,46 @@ async fn append_and_read<S: EventStore>(store: &S) {
             "read_app_after({after}) gives the app's commits after that sequence"
         );
     }
+}
+
+/// `read_app_back(app, through, max)` is the last `max` of the app's commits up to `through`,
+/// for every cut and count, with other apps' commits in between.
+async fn read_app_back_gives_the_newest<S: EventStore>(store: &S) {
+    let (one, other) = (app("conf-back-one"), app("conf-back-two"));
+    for (i, owner) in [&one, &other, &one, &one, &other, &one]
+        .into_iter()
+        .enumerate()
+    {
+        let head = store
+            .read_app(owner)
+            .await
+            .unwrap()
+            .last()
+            .map_or(0, |c| c.seq);
+        let payload = format!("commit {i}").into_bytes();
+        store
+            .append(owner, head, Uuid::now_v7(), payload)
+            .await
+            .unwrap();
+    }
+    let all = store.read_app(&one).await.unwrap();
+    let last = store.last_seq().await.unwrap();
+    for through in 0..=last {
+        let upto: Vec<_> = all.iter().filter(|c| c.seq <= through).cloned().collect();
+        for max in 0..=all.len() + 1 {
+            let expected = &upto[upto.len().saturating_sub(max)..];
+            assert_eq!(
+                store.read_app_back(&one, through, max).await.unwrap(),
+                expected,
+                "read_app_back(through {through}, max {max})"
+            );
+        }
+    }
+    assert!(store
+        .read_app_back(&app("conf-back-none"), last, 3)
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 async fn stale_expectation_conflicts<S: EventStore>(store: &S) {

@@ -146,6 +146,9 @@ pub enum StoreError {
     Denied(String),
 }
 
+/// The first window of the default [`EventStore::read_app_back`], in log sequences.
+pub const READ_BACK_WINDOW: u64 = 4096;
+
 /// A backend of the log.
 pub trait EventStore: Send + Sync {
     /// Appends one commit to `app` if the app's last sequence is still `expected_last_seq`
@@ -214,6 +217,32 @@ pub trait EventStore: Send + Sync {
             let mut commits = self.read_app(app).await?;
             commits.retain(|c| c.seq > after_seq);
             Ok(commits)
+        }
+    }
+
+    /// `app`'s newest commits with `seq <= through`, at most `max` of them, in order: how a query
+    /// reads an app's history newest first from the log itself (issue 15), costing what its
+    /// answer costs. Backends with a per-app index answer from it; the default reads windows of
+    /// the log's sequences back from `through`, each four times the last, until they hold `max`.
+    fn read_app_back(
+        &self,
+        app: &AppName,
+        through: u64,
+        max: usize,
+    ) -> impl Future<Output = Result<Vec<StoredCommit>, StoreError>> + Send {
+        async move {
+            let mut window = READ_BACK_WINDOW;
+            loop {
+                let after = through.saturating_sub(window);
+                let mut commits = self.read_app_after(app, after).await?;
+                commits.retain(|c| c.seq <= through);
+                if commits.len() >= max || after == 0 {
+                    let surplus = commits.len().saturating_sub(max);
+                    commits.drain(..surplus);
+                    return Ok(commits);
+                }
+                window = window.saturating_mul(4);
+            }
         }
     }
 
