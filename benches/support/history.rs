@@ -43,14 +43,14 @@ pub fn bench_catch_up<S: hoist_engine::store::EventStore>(
     rt: &tokio::runtime::Runtime,
     store: &S,
 ) {
-    use hoist_projections::store::{ProjectionStore, READ_WINDOW};
+    use hoist_projections::store::{ProjectionStore, Sizes};
     use hoist_stores::models::SledModels;
     g.bench_function("catch-up into fresh read models", |b| {
         b.iter_batched(
             || tempfile::tempdir().unwrap(),
             |models_dir| {
                 let sled = SledModels::open(models_dir.path()).unwrap();
-                let mut models = ProjectionStore::new(Box::new(sled), READ_WINDOW).unwrap();
+                let mut models = ProjectionStore::new(Box::new(sled), Sizes::DEFAULT).unwrap();
                 rt.block_on(models.catch_up(store, &mut |_, _| {})).unwrap();
                 drop(models);
                 models_dir

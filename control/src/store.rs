@@ -9,7 +9,7 @@ use crate::config::Log;
 use crate::error::{Error, Result};
 use crate::Hoist;
 use hoist_engine::models::ModelStore;
-use hoist_projections::store::{ProjectionError, ProjectionStore, READ_WINDOW};
+use hoist_projections::store::{ProjectionError, ProjectionStore, Sizes};
 use hoist_stores::models::SledModels;
 use hoist_stores::shared::SharedModels;
 use hoist_stores::snapshots::SnapshotDir;
@@ -128,7 +128,7 @@ impl Hoist {
         for name in ["state", "history"] {
             models.remove(name).map_err(ProjectionError::from)?;
         }
-        Ok(ProjectionStore::new(Box::new(models), READ_WINDOW)?)
+        Ok(ProjectionStore::new(Box::new(models), Sizes::DEFAULT)?)
     }
 
     fn models_location(&self, log: &AnyStore) -> Result<Location> {
@@ -260,7 +260,7 @@ fn waiting<T>(wait: impl FnOnce() -> T) -> T {
 }
 
 fn open_at(location: &Location) -> Result<ProjectionStore, ProjectionError> {
-    ProjectionStore::new(Box::new(sled_models(location)?), READ_WINDOW)
+    ProjectionStore::new(Box::new(sled_models(location)?), Sizes::DEFAULT)
 }
 
 /// The model databases at `location`, under the cache's own lock when they are a cache.
@@ -275,5 +275,5 @@ fn sled_models(location: &Location) -> Result<SledModels, ProjectionError> {
 /// scratch directory of its own).
 #[cfg(feature = "bench")]
 pub(crate) fn open_in(dir: &std::path::Path) -> Result<ProjectionStore, ProjectionError> {
-    ProjectionStore::new(Box::new(SledModels::open(dir)?), READ_WINDOW)
+    ProjectionStore::new(Box::new(SledModels::open(dir)?), Sizes::DEFAULT)
 }

@@ -27,21 +27,36 @@ use crate::audit::{AuditEntry, AuditQuery};
 use crate::model::AppStatus;
 use hoist_engine::codec::{decode_envelopes, CodecError};
 use hoist_engine::models::{Batch, ModelDb, ModelError, ModelStore, Order};
-use hoist_engine::store::{EventStore, StoreError};
+use hoist_engine::store::{EventStore, StoreError, StoredCommit};
 use hoist_engine::{AppName, EnvName, Envelope, Event, ReleaseRecord};
 use std::collections::BTreeMap;
 
-/// What a query's first read back into the log covers: this many of the app's newest commits
-/// (or log sequences, for a query of every app); each further read covers four times the last.
-/// Small enough that a query whose answer is a few releases past an [`AppStatus`]'s reads a
-/// few hundred records, large enough that a deep one takes few reads.
-pub const READ_WINDOW: u64 = 256;
-/// Commits read from the log per catch-up step.
-const PAGE: usize = 2048;
-/// Commits folded between two writes of the model: a status is rewritten whole (JSON of its
-/// recent events and releases), so writing it after every page of a replay was a third of the
-/// replay's time.
-const WRITE_EVERY: u64 = 8 * PAGE as u64;
+/// How much a catch-up and a query read and write at a time. [`Sizes::DEFAULT`] in use; tests
+/// take small ones, so that a short history crosses every boundary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sizes {
+    /// What a query's first read back into the log covers: this many of the app's newest
+    /// commits (or log sequences, for a query of every app); each further read covers four
+    /// times the last.
+    pub read_window: u64,
+    /// Commits read from the log per catch-up step.
+    pub page: usize,
+    /// Commits folded between two writes of the model.
+    pub write_every: u64,
+}
+
+impl Sizes {
+    pub const DEFAULT: Sizes = Sizes {
+        // A query is read back only when its answer is older than an [`AppStatus`] keeps (32
+        // events, 16 releases per env), so the first read usually holds it: `releases --limit
+        // 20` reads 64 commits, not the app's history.
+        read_window: 64,
+        page: 2048,
+        // A status is rewritten whole (JSON of its recent events and releases): writing it
+        // after every page of a replay was a third of the replay's time.
+        write_every: 8 * 2048,
+    };
+}
 
 const CHECKPOINT: &[u8] = b"c";
 const STATUS_PREFIX: u8 = b's';
@@ -95,7 +110,7 @@ pub struct CatchUp {
 pub struct ProjectionStore {
     /// Before `models`: closed before the model store (and a lock it may hold) is let go.
     state: Box<dyn ModelDb>,
-    read_window: u64,
+    sizes: Sizes,
     /// Why the model was found unreadable and thrown away to be folded again, if it was.
     recovered: Option<String>,
     models: Box<dyn ModelStore>,
@@ -117,10 +132,9 @@ fn decode(seq: u64, payload: &[u8]) -> Result<Vec<Envelope>, ProjectionError> {
 
 impl ProjectionStore {
     /// The read models kept in `models` (the caller holds whatever lock guards them: the
-    /// embedded store's, or the model store's own); queries read back into the log in windows
-    /// starting at `read_window` ([`READ_WINDOW`]). Models written in another row format are
-    /// rebuilt.
-    pub fn new(models: Box<dyn ModelStore>, read_window: u64) -> Result<Self, ProjectionError> {
+    /// embedded store's, or the model store's own), read and written in `sizes`
+    /// ([`Sizes::DEFAULT`]). Models written in another row format are rebuilt.
+    pub fn new(models: Box<dyn ModelStore>, sizes: Sizes) -> Result<Self, ProjectionError> {
         // The models are disposable: one that cannot be opened is thrown away and folded again
         // from the log, never left for the user to repair.
         let (state, recovered) = match models.open(STATE) {
@@ -135,7 +149,11 @@ impl ProjectionStore {
         let stale = state.get(FORMAT_KEY)?.map(|v| decode_u64(&v)) != Some(FORMAT);
         let mut store = ProjectionStore {
             state,
-            read_window: read_window.max(1),
+            sizes: Sizes {
+                read_window: sizes.read_window.max(1),
+                page: sizes.page.max(1),
+                write_every: sizes.write_every.max(1),
+            },
             recovered,
             models,
         };
@@ -184,16 +202,16 @@ impl ProjectionStore {
     ) -> Result<(ProjectionStore, CatchUp), ProjectionError> {
         let ProjectionStore {
             state,
-            read_window,
+            sizes,
             models,
             ..
         } = self;
         drop(state);
-        let mut fresh = ProjectionStore::new(models.staging()?, read_window)?;
+        let mut fresh = ProjectionStore::new(models.staging()?, sizes)?;
         let done = fresh.catch_up(log, progress).await?;
         drop(fresh);
         models.switch_in_staging(&[OLD_HISTORY, STATE])?;
-        let store = ProjectionStore::new(models, read_window)?;
+        let store = ProjectionStore::new(models, sizes)?;
         Ok((store, done))
     }
 
@@ -212,7 +230,7 @@ impl ProjectionStore {
     }
 
     /// Brings the model up to the log's end from its checkpoint: each commit is read, decoded
-    /// and folded once, and every [`WRITE_EVERY`] commits and at the end the statuses they
+    /// and folded once, and every `sizes.write_every` commits and at the end the statuses they
     /// changed are written with the checkpoint in one batch. `progress(folded_to, log_end)` is
     /// called after each page read.
     pub async fn catch_up<S: EventStore>(
@@ -239,37 +257,42 @@ impl ProjectionStore {
             ..CatchUp::default()
         };
         // Every status this catch-up has loaded, and whether it changed since the last write.
-        let mut statuses: BTreeMap<AppName, (AppStatus, bool)> = BTreeMap::new();
-        loop {
-            let page = log.read_from(checkpoint + 1, PAGE).await?;
-            let end = page.is_empty();
-            for commit in page {
-                let envelopes = decode(commit.seq, &commit.payload)?;
-                done.commits += 1;
-                done.events += envelopes.len() as u64;
-                let (status, changed) = match statuses.get_mut(&commit.app) {
-                    Some(entry) => entry,
-                    None => {
-                        let loaded = self.status(&commit.app)?.unwrap_or_default();
-                        statuses.entry(commit.app).or_insert((loaded, false))
-                    }
-                };
-                for envelope in envelopes {
-                    status.apply(commit.seq, envelope);
+        let mut statuses = Statuses::new();
+        let Sizes {
+            page: page_size,
+            write_every,
+            ..
+        } = self.sizes;
+        let mut page = log.read_from(checkpoint + 1, page_size).await?;
+        while let Some(last) = page.last().map(|c| c.seq) {
+            for commit in &page {
+                if !statuses.contains_key(&commit.app) {
+                    let loaded = self.status(&commit.app)?.unwrap_or_default();
+                    statuses.insert(commit.app.clone(), (loaded, false));
                 }
-                *changed = true;
-                checkpoint = commit.seq;
             }
-            if !end {
-                progress(checkpoint, target.max(checkpoint));
-            }
-            if checkpoint > done.checkpoint && (end || checkpoint - done.checkpoint >= WRITE_EVERY)
-            {
+            // A long page is folded on a thread of its own while the next one is read: decoding
+            // and folding take as long as reading (NATS round trips, the embedded log's reads
+            // and checksums), and the two overlap on two cores. A short one (a command's own
+            // commits) is not worth a thread.
+            let (next, folded) = if page.len() < page_size / 4 {
+                let folded = fold_page(page, statuses);
+                (log.read_from(last + 1, page_size).await, folded)
+            } else {
+                futures::join!(
+                    log.read_from(last + 1, page_size),
+                    fold_page_aside(page, statuses)
+                )
+            };
+            let (commits, events);
+            (statuses, commits, events) = folded?;
+            (page, checkpoint) = (next?, last);
+            done.commits += commits;
+            done.events += events;
+            progress(checkpoint, target.max(checkpoint));
+            if page.is_empty() || checkpoint - done.checkpoint >= write_every {
                 self.write_changed(&mut statuses, checkpoint)?;
                 done.checkpoint = checkpoint;
-            }
-            if end {
-                break;
             }
         }
         if checkpoint < target {
@@ -381,7 +404,7 @@ impl ProjectionStore {
     ) -> Result<Vec<T>, ProjectionError> {
         let mut found = Vec::new();
         let mut through = self.checkpoint()?;
-        let mut window = self.read_window;
+        let mut window = self.sizes.read_window;
         while through > 0 && found.len() < limit {
             let (commits, before) = match app {
                 Some(app) => {
@@ -452,7 +475,7 @@ impl ProjectionStore {
         &self,
         log: &S,
     ) -> Result<Option<String>, ProjectionError> {
-        let mut fresh = ProjectionStore::new(self.models.staging()?, self.read_window)?;
+        let mut fresh = ProjectionStore::new(self.models.staging()?, self.sizes)?;
         fresh.catch_up(log, &mut |_, _| {}).await?;
         let (stored, folded) = (self.dump()?, fresh.dump()?);
         drop(fresh);
@@ -532,6 +555,46 @@ impl ProjectionStore {
             })
             .collect()
     }
+}
+
+/// The statuses a catch-up has loaded, and whether each changed since the model was last written.
+type Statuses = BTreeMap<AppName, (AppStatus, bool)>;
+
+/// Folds `page` into `statuses`, which hold every app of it; gives them back with the commits and
+/// events folded.
+fn fold_page(
+    page: Vec<StoredCommit>,
+    mut statuses: Statuses,
+) -> Result<(Statuses, u64, u64), ProjectionError> {
+    let mut events = 0;
+    for commit in &page {
+        let envelopes = decode(commit.seq, &commit.payload)?;
+        events += envelopes.len() as u64;
+        let (status, changed) = statuses
+            .get_mut(&commit.app)
+            .expect("the caller loaded every app of the page");
+        for envelope in envelopes {
+            status.apply(commit.seq, envelope);
+        }
+        *changed = true;
+    }
+    Ok((statuses, page.len() as u64, events))
+}
+
+/// [`fold_page`] on a thread of its own.
+async fn fold_page_aside(
+    page: Vec<StoredCommit>,
+    statuses: Statuses,
+) -> Result<(Statuses, u64, u64), ProjectionError> {
+    let (done, folded) = futures::channel::oneshot::channel();
+    std::thread::Builder::new()
+        .name("hoist-fold".into())
+        .spawn(move || done.send(fold_page(page, statuses)))
+        .map_err(|e| ProjectionError::Io {
+            at: "a fold thread".into(),
+            message: e.to_string(),
+        })?;
+    folded.await.expect("a fold thread does not panic")
 }
 
 /// What [`ProjectionStore::state_snapshot`] writes (issue 15).

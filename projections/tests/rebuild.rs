@@ -18,7 +18,7 @@ use hoist_engine::{
     ImageRef, Outcome, ReleaseVersion, Role, Target, TokenHash,
 };
 use hoist_projections::audit::{AuditEntry, AuditQuery};
-use hoist_projections::store::{ProjectionError, ProjectionStore};
+use hoist_projections::store::{ProjectionError, ProjectionStore, Sizes};
 use hoist_stores::memory::{MemoryModels, MemoryStore};
 use hoist_stores::models::SledModels;
 use proptest::prelude::*;
@@ -161,13 +161,31 @@ async fn write(log: &MemoryStore, steps: &[(usize, u8, u8)], first: usize) {
     }
 }
 
-fn in_memory(models: &MemoryModels, read_window: u64) -> ProjectionStore {
-    ProjectionStore::new(Box::new(models.clone()), read_window).unwrap()
+fn in_memory(models: &MemoryModels, sizes: Sizes) -> ProjectionStore {
+    ProjectionStore::new(Box::new(models.clone()), sizes).unwrap()
 }
 
-fn on_disk(dir: &Path, read_window: u64) -> ProjectionStore {
-    ProjectionStore::new(Box::new(SledModels::open(dir).unwrap()), read_window).unwrap()
+fn on_disk(dir: &Path, sizes: Sizes) -> ProjectionStore {
+    ProjectionStore::new(Box::new(SledModels::open(dir).unwrap()), sizes).unwrap()
 }
+
+/// Sizes small enough that a short history crosses every boundary: queries read back in
+/// windows of 1–7 commits, catch-ups read pages of 1–15 commits (some folded on a thread of
+/// their own while the next is read, some in line) and write the model every 1–63 commits.
+fn small_sizes() -> impl Strategy<Value = Sizes> {
+    (1..8u64, 1..16usize, 1..64u64).prop_map(|(read_window, page, write_every)| Sizes {
+        read_window,
+        page,
+        write_every,
+    })
+}
+
+/// Small sizes, for the tests that are not about them.
+const SMALL: Sizes = Sizes {
+    read_window: 4,
+    page: 4,
+    write_every: 8,
+};
 
 fn run<T>(future: impl std::future::Future<Output = T>) -> T {
     tokio::runtime::Builder::new_current_thread()
@@ -270,15 +288,14 @@ proptest! {
         // App index 3 is the access chain.
         steps in proptest::collection::vec((0..4usize, 1..KINDS, any::<u8>()), 1..200),
         cuts in proptest::collection::btree_set(0..200usize, 0..6),
-        // Windows of 1–7 commits: the queries' reads back into the log take several windows.
-        read_window in 1..8u64,
+        sizes in small_sizes(),
     ) {
         run(async {
             let log = MemoryStore::default();
             // Every app is created first, so most commands have something to act on.
             write(&log, &[(0, 0, 0), (1, 0, 0), (2, 0, 0)], 0).await;
             let dir = tempfile::tempdir().unwrap();
-            let mut incremental = in_memory(&MemoryModels::new(), read_window);
+            let mut incremental = in_memory(&MemoryModels::new(), sizes);
             let mut from = 0;
             for cut in cuts.iter().copied().chain([steps.len()]).filter(|c| *c <= steps.len()) {
                 write(&log, &steps[from..cut], from + 3).await;
@@ -286,7 +303,7 @@ proptest! {
                 incremental.catch_up_state(&log).await.unwrap();
             }
             incremental.catch_up(&log, &mut |_, _| {}).await.unwrap();
-            let (mut rebuilt, _) = on_disk(dir.path(), read_window)
+            let (mut rebuilt, _) = on_disk(dir.path(), Sizes::DEFAULT)
                 .rebuild(&log, &mut |_, _| {})
                 .await
                 .unwrap();
@@ -294,6 +311,7 @@ proptest! {
             assert_eq!(maintained, rebuilt.dump().unwrap());
             assert_eq!(incremental.checkpoint().unwrap(), log.last_seq().await.unwrap());
             assert_answers_match_the_fold(&log, &mut rebuilt).await;
+            assert_answers_match_the_fold(&log, &mut incremental).await;
             let (incremental, _) = incremental.rebuild(&log, &mut |_, _| {}).await.unwrap();
             assert_eq!(incremental.dump().unwrap(), maintained, "a rebuild in memory");
         });
@@ -312,10 +330,10 @@ fn a_replaced_log_is_refolded_not_trusted() {
         write(&new, &[(1, 0, 0)], 0).await;
         write(&new, &[(1, 1, 3), (1, 3, 4)], 1).await;
         let dir = tempfile::tempdir().unwrap();
-        let mut cached = on_disk(dir.path(), 4);
+        let mut cached = on_disk(dir.path(), SMALL);
         cached.catch_up(&old, &mut |_, _| {}).await.unwrap();
         cached.catch_up_state(&new).await.unwrap();
-        let mut fresh = in_memory(&MemoryModels::new(), 4);
+        let mut fresh = in_memory(&MemoryModels::new(), SMALL);
         fresh.catch_up(&new, &mut |_, _| {}).await.unwrap();
         assert_eq!(cached.dump().unwrap(), fresh.dump().unwrap());
         assert!(cached.status(&"api".parse().unwrap()).unwrap().is_none());
@@ -391,7 +409,7 @@ async fn log_and_models() -> (
         .collect();
     write(&log, &steps, 2).await;
     let models = MemoryModels::new();
-    let mut store = in_memory(&models, 4);
+    let mut store = in_memory(&models, SMALL);
     store.catch_up(&log, &mut |_, _| {}).await.unwrap();
     let dump = store.dump().unwrap();
     (log, models, dump)
@@ -402,7 +420,7 @@ fn a_damaged_model_is_thrown_away_and_folded_again() {
     run(async {
         let (log, models, folded) = log_and_models().await;
         let mut store =
-            ProjectionStore::new(FailsOnce::new(&models, "state", damaged()), 4).unwrap();
+            ProjectionStore::new(FailsOnce::new(&models, "state", damaged()), SMALL).unwrap();
         let why = store.recovered().expect("says why").to_string();
         assert!(why.contains("is damaged: bad bytes"), "{why}");
         assert_eq!(store.checkpoint().unwrap(), 0, "the state is thrown away");
@@ -430,7 +448,7 @@ fn models_of_an_older_format_are_folded_again_and_their_history_removed() {
             .apply(row)
             .unwrap();
 
-        let mut store = in_memory(&models, 4);
+        let mut store = in_memory(&models, SMALL);
         assert_eq!(
             store.checkpoint().unwrap(),
             0,
@@ -458,11 +476,11 @@ fn a_model_store_that_fails_otherwise_is_reported_and_kept() {
             free: 1,
             needed: 2,
         };
-        match ProjectionStore::new(FailsOnce::new(&models, "state", busy), 4) {
+        match ProjectionStore::new(FailsOnce::new(&models, "state", busy), SMALL) {
             Err(ProjectionError::Io { message, .. }) => assert_eq!(message, "busy"),
             other => panic!("an unavailable store is reported: {:?}", other.err()),
         }
-        match ProjectionStore::new(FailsOnce::new(&models, "state", full), 4) {
+        match ProjectionStore::new(FailsOnce::new(&models, "state", full), SMALL) {
             Err(e @ ProjectionError::DiskFull { .. }) => assert_eq!(
                 e.to_string(),
                 "disk full: the read models in memory need 2 bytes free to be written, 1 are; \
@@ -471,7 +489,7 @@ fn a_model_store_that_fails_otherwise_is_reported_and_kept() {
             other => panic!("a full disk is reported: {:?}", other.err()),
         }
         assert_eq!(
-            in_memory(&models, 4).dump().unwrap(),
+            in_memory(&models, SMALL).dump().unwrap(),
             folded,
             "nothing was thrown away"
         );
@@ -489,21 +507,21 @@ proptest! {
     fn models_seeded_from_a_shared_state_snapshot_answer_as_a_whole_fold(
         steps in proptest::collection::vec((0..4usize, 1..KINDS, any::<u8>()), 1..120),
         cut in 0..120usize,
-        read_window in 1..8u64,
+        sizes in small_sizes(),
     ) {
         run(async {
             let log = MemoryStore::default();
             write(&log, &[(0, 0, 0), (1, 0, 0), (2, 0, 0)], 0).await;
             let cut = cut.min(steps.len());
             write(&log, &steps[..cut], 3).await;
-            let mut writer = in_memory(&MemoryModels::new(), read_window);
+            let mut writer = in_memory(&MemoryModels::new(), Sizes::DEFAULT);
             writer.catch_up(&log, &mut |_, _| {}).await.unwrap();
             let snapshot = writer.state_snapshot("HOIST@1").unwrap();
             let taken_at = writer.checkpoint().unwrap();
             write(&log, &steps[cut..], cut + 3).await;
             let end = log.last_seq().await.unwrap();
 
-            let mut fresh = in_memory(&MemoryModels::new(), read_window);
+            let mut fresh = in_memory(&MemoryModels::new(), sizes);
             assert!(!fresh.seed_state(&snapshot, "HOIST@2", end).unwrap(), "another log's");
             assert!(!fresh.seed_state(&snapshot, "HOIST@1", taken_at - 1).unwrap(), "past the end");
             assert!(!fresh.seed_state(b"{}", "HOIST@1", end).unwrap(), "not a snapshot");
