@@ -146,9 +146,6 @@ pub enum StoreError {
     Denied(String),
 }
 
-/// The first window of the default [`EventStore::read_app_back`], in log sequences.
-pub const READ_BACK_WINDOW: u64 = 4096;
-
 /// A backend of the log.
 pub trait EventStore: Send + Sync {
     /// Appends one commit to `app` if the app's last sequence is still `expected_last_seq`
@@ -223,7 +220,8 @@ pub trait EventStore: Send + Sync {
     /// `app`'s newest commits with `seq <= through`, at most `max` of them, in order: how a query
     /// reads an app's history newest first from the log itself (issue 15), costing what its
     /// answer costs. Backends with a per-app index answer from it; the default reads windows of
-    /// the log's sequences back from `through`, each four times the last, until they hold `max`.
+    /// the log's sequences back from `through`, the first `max` long (all of it may be the
+    /// app's), each four times the last, until they hold `max`.
     fn read_app_back(
         &self,
         app: &AppName,
@@ -231,7 +229,7 @@ pub trait EventStore: Send + Sync {
         max: usize,
     ) -> impl Future<Output = Result<Vec<StoredCommit>, StoreError>> + Send {
         async move {
-            let mut window = READ_BACK_WINDOW;
+            let mut window = (max as u64).max(1);
             loop {
                 let after = through.saturating_sub(window);
                 let mut commits = self.read_app_after(app, after).await?;
