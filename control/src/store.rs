@@ -122,12 +122,10 @@ impl Hoist {
             )),
         }
         // Removed by renaming first, under the models' lock: a crash leaves them absent, not
-        // half gone.
+        // half gone. What older formats kept beside the state model goes when the new, empty
+        // one is opened.
         let models = sled_models(&location)?;
-        // "history": the partitions of models written before format 4.
-        for name in ["state", "history"] {
-            models.remove(name).map_err(ProjectionError::from)?;
-        }
+        models.remove("state").map_err(ProjectionError::from)?;
         Ok(ProjectionStore::new(Box::new(models), Sizes::DEFAULT)?)
     }
 

@@ -417,21 +417,14 @@ impl Log {
         }
     }
 
-    /// The sequences of `app`'s records after `after_seq`.
-    fn app_seqs_after(&self, app: &AppName, after_seq: u64) -> Vec<u64> {
-        let mut seqs = self.indexed.app_seqs_after(app, after_seq);
+    /// The sequences of `app`'s last `max` records in `after < seq <= through`: the newest from
+    /// the records after the index, the rest from the index.
+    fn app_seqs(&self, app: &AppName, after: u64, through: u64, max: usize) -> Vec<u64> {
         let recent = self.apps.get(app).map(Vec::as_slice).unwrap_or_default();
-        let first = recent.partition_point(|&seq| seq <= after_seq);
-        seqs.extend_from_slice(&recent[first..]);
-        seqs
-    }
-
-    /// The sequences of `app`'s last `max` records up to `through`.
-    fn app_seqs_back(&self, app: &AppName, through: u64, max: usize) -> Vec<u64> {
-        let recent = self.apps.get(app).map(Vec::as_slice).unwrap_or_default();
-        let end = recent.partition_point(|&seq| seq <= through);
-        let recent = &recent[end.saturating_sub(max)..end];
-        let mut seqs = self.indexed.app_seqs_back(app, through, max - recent.len());
+        let recent = crate::last_in(recent, after, through, max);
+        let mut seqs = self
+            .indexed
+            .app_seqs(app, after, through, max - recent.len());
         seqs.extend_from_slice(recent);
         seqs
     }
@@ -664,23 +657,15 @@ impl LogIndex {
             .then(|| self.u64_at(record(first) + 16))
     }
 
-    fn app_seqs_after(&self, app: &AppName, after_seq: u64) -> Vec<u64> {
+    /// The last `max` of `app`'s sequences in `after < seq <= through`.
+    fn app_seqs(&self, app: &AppName, after: u64, through: u64, max: usize) -> Vec<u64> {
         let Some(&(at, n)) = self.apps.get(app) else {
             return Vec::new();
         };
-        let first = partition_point(n, |i| self.u64_at(at + i * 8) <= after_seq);
-        (first..n).map(|i| self.u64_at(at + i * 8)).collect()
-    }
-
-    /// `app`'s last `max` sequences up to `through`.
-    fn app_seqs_back(&self, app: &AppName, through: u64, max: usize) -> Vec<u64> {
-        let Some(&(at, n)) = self.apps.get(app) else {
-            return Vec::new();
-        };
-        let end = partition_point(n, |i| self.u64_at(at + i * 8) <= through);
-        (end.saturating_sub(max)..end)
-            .map(|i| self.u64_at(at + i * 8))
-            .collect()
+        let seq = |i: usize| self.u64_at(at + i * 8);
+        let first = partition_point(n, |i| seq(i) <= after);
+        let end = partition_point(n, |i| seq(i) <= through).max(first);
+        (end.saturating_sub(max).max(first)..end).map(seq).collect()
     }
 
     fn app_head(&self, app: &AppName) -> Option<u64> {
@@ -1077,7 +1062,7 @@ impl EventStore for FileStore {
         app: &AppName,
         after_seq: u64,
     ) -> Result<Vec<StoredCommit>, StoreError> {
-        self.with_log(|log| log.read_seqs(log.app_seqs_after(app, after_seq)))
+        self.with_log(|log| log.read_seqs(log.app_seqs(app, after_seq, u64::MAX, usize::MAX)))
     }
 
     async fn read_app_back(
@@ -1086,7 +1071,7 @@ impl EventStore for FileStore {
         through: u64,
         max: usize,
     ) -> Result<Vec<StoredCommit>, StoreError> {
-        self.with_log(|log| log.read_seqs(log.app_seqs_back(app, through, max)))
+        self.with_log(|log| log.read_seqs(log.app_seqs(app, 0, through, max)))
     }
 
     async fn read_from(&self, from_seq: u64, max: usize) -> Result<Vec<StoredCommit>, StoreError> {

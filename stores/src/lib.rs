@@ -29,3 +29,11 @@ pub mod sled;
 pub mod snapshots; // issue 15
 
 pub use any::{AnyStore, StoreConfig};
+
+/// The last `max` of an app's ascending log sequences `seqs` in `after < seq <= through`: how
+/// the stores with a per-app index answer `read_app_after` and `read_app_back`.
+pub(crate) fn last_in(seqs: &[u64], after: u64, through: u64, max: usize) -> &[u64] {
+    let first = seqs.partition_point(|&seq| seq <= after);
+    let end = seqs.partition_point(|&seq| seq <= through).max(first);
+    &seqs[end.saturating_sub(max).max(first)..end]
+}

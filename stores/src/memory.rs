@@ -31,6 +31,21 @@ impl Log {
             .unwrap_or(0)
     }
 
+    /// The last `max` of `app`'s commits in `after < seq <= through`.
+    fn app_commits(
+        &self,
+        app: &AppName,
+        after: u64,
+        through: u64,
+        max: usize,
+    ) -> Vec<StoredCommit> {
+        let seqs = self.apps.get(app).map(Vec::as_slice).unwrap_or_default();
+        crate::last_in(seqs, after, through, max)
+            .iter()
+            .map(|&seq| self.commits[seq as usize - 1].clone())
+            .collect()
+    }
+
     fn push(&mut self, commit: &NewCommit) -> Appended {
         let seq = self.commits.len() as u64 + 1;
         self.commits.push(StoredCommit {
@@ -80,13 +95,7 @@ impl EventStore for MemoryStore {
         app: &AppName,
         after_seq: u64,
     ) -> Result<Vec<StoredCommit>, StoreError> {
-        let log = self.log();
-        let seqs = log.apps.get(app).map(Vec::as_slice).unwrap_or_default();
-        let first = seqs.partition_point(|&seq| seq <= after_seq);
-        Ok(seqs[first..]
-            .iter()
-            .map(|&seq| log.commits[seq as usize - 1].clone())
-            .collect())
+        Ok(self.log().app_commits(app, after_seq, u64::MAX, usize::MAX))
     }
 
     async fn read_app_back(
@@ -95,13 +104,7 @@ impl EventStore for MemoryStore {
         through: u64,
         max: usize,
     ) -> Result<Vec<StoredCommit>, StoreError> {
-        let log = self.log();
-        let seqs = log.apps.get(app).map(Vec::as_slice).unwrap_or_default();
-        let end = seqs.partition_point(|&seq| seq <= through);
-        Ok(seqs[end.saturating_sub(max)..end]
-            .iter()
-            .map(|&seq| log.commits[seq as usize - 1].clone())
-            .collect())
+        Ok(self.log().app_commits(app, 0, through, max))
     }
 
     async fn read_from(&self, from_seq: u64, max: usize) -> Result<Vec<StoredCommit>, StoreError> {
