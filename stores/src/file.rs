@@ -51,12 +51,14 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
+mod index;
+use index::LogIndex;
+
 const MAGIC: &[u8; 8] = b"HOISTLG1";
 const LOG_FILE: &str = "log";
 const HEAD_FILE: &str = "head";
 const INDEX_FILE: &str = "log.index";
 const INDEX_TMP_FILE: &str = "log.index.tmp";
-const INDEX_MAGIC: &[u8; 8] = b"HOISTIX1";
 /// Records appended after the index file before releasing the store writes it anew: opening
 /// reads at most about this many records past it, and rewriting an index of N records costs
 /// each append N / REINDEX_AFTER index entries.
@@ -206,11 +208,22 @@ impl FileStore {
         Ok(slot)
     }
 
-    /// Runs `f` on the open log, unless the log is damaged.
-    fn with_log<T>(
-        &self,
-        f: impl FnOnce(&mut Log) -> Result<T, StoreError>,
-    ) -> Result<T, StoreError> {
+    /// Runs `f` on the open log, unless the log is damaged. If the index file turns out to be
+    /// damaged on the way, whatever `f` did with it is dropped (a lookup that fails comes before
+    /// anything is written), the file is removed, and `f` runs again on the log read whole.
+    fn with_log<T>(&self, f: impl Fn(&mut Log) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        let mut slot = self.log()?;
+        let log = slot.as_mut().expect("log() leaves the log open");
+        if let Some(damage) = &log.recovery.damage {
+            return Err(StoreError::Corrupt(damage.clone()));
+        }
+        let done = f(log);
+        if !log.indexed.lost() {
+            return done;
+        }
+        index::remove(&self.dir)?;
+        *slot = None;
+        drop(slot);
         let mut slot = self.log()?;
         let log = slot.as_mut().expect("log() leaves the log open");
         if let Some(damage) = &log.recovery.damage {
@@ -387,8 +400,11 @@ impl Log {
             return false;
         }
         let count = index.count;
-        let Some(start) = count.checked_sub(1).map(|last| index.frame(last)) else {
+        let Some(last) = count.checked_sub(1) else {
             return index.covered_len == MAGIC.len() as u64;
+        };
+        let Ok(start) = index.frame(last) else {
+            return false;
         };
         let mut frame = vec![0; (index.covered_len - start) as usize];
         self.file.read_exact_at(&mut frame, start).is_ok()
@@ -400,33 +416,48 @@ impl Log {
         self.indexed.count + self.frames.len() as u64
     }
 
-    /// Where record `seq` (one the log holds) starts.
-    fn frame(&self, seq: u64) -> u64 {
-        match seq.checked_sub(self.indexed.count + 1) {
-            None => self.indexed.frame(seq - 1),
-            Some(after) => self.frames[after as usize],
-        }
+    /// Where records `from..=to` (ones the log holds) start, and where the last ends (where the
+    /// next starts, or the log's end).
+    fn bounds(&self, from: u64, to: u64) -> Result<Vec<u64>, StoreError> {
+        let indexed = self.indexed.count;
+        let mut bounds = if from <= indexed {
+            let through = (to + 1).min(indexed);
+            self.indexed
+                .frames(from - 1, (through - from + 1) as usize)?
+        } else {
+            Vec::with_capacity((to - from + 2) as usize)
+        };
+        let recent = from.max(indexed + 1)..=to + 1;
+        bounds.extend(recent.map(|seq| {
+            self.frames
+                .get((seq - indexed - 1) as usize)
+                .copied()
+                .unwrap_or(self.len)
+        }));
+        Ok(bounds)
     }
 
-    /// Where record `seq` ends: where the next starts, or the log's end.
-    fn frame_end(&self, seq: u64) -> u64 {
-        if seq < self.last_seq() {
-            self.frame(seq + 1)
-        } else {
-            self.len
-        }
+    /// Where record `seq` (one the log holds) starts.
+    fn frame(&self, seq: u64) -> Result<u64, StoreError> {
+        Ok(self.bounds(seq, seq)?[0])
     }
 
     /// The sequences of `app`'s last `max` records in `after < seq <= through`: the newest from
     /// the records after the index, the rest from the index.
-    fn app_seqs(&self, app: &AppName, after: u64, through: u64, max: usize) -> Vec<u64> {
+    fn app_seqs(
+        &self,
+        app: &AppName,
+        after: u64,
+        through: u64,
+        max: usize,
+    ) -> Result<Vec<u64>, StoreError> {
         let recent = self.apps.get(app).map(Vec::as_slice).unwrap_or_default();
         let recent = crate::last_in(recent, after, through, max);
         let mut seqs = self
             .indexed
-            .app_seqs(app, after, through, max - recent.len());
+            .app_seqs(app, after, through, max - recent.len())?;
         seqs.extend_from_slice(recent);
-        seqs
+        Ok(seqs)
     }
 
     /// The records `seqs` (sequences the log holds), one `pread` each: an app's records are
@@ -440,8 +471,11 @@ impl Log {
         Ok(commits)
     }
 
-    fn id(&self, id: &Uuid) -> Option<u64> {
-        self.ids.get(id).copied().or_else(|| self.indexed.id(id))
+    fn id(&self, id: &Uuid) -> Result<Option<u64>, StoreError> {
+        match self.ids.get(id) {
+            Some(&seq) => Ok(Some(seq)),
+            None => Ok(self.indexed.id(id)?),
+        }
     }
 
     /// Adds the record whose frame starts at `frame` to the index.
@@ -459,15 +493,15 @@ impl Log {
         if from > to {
             return Ok((Vec::new(), None));
         }
-        let start = self.frame(from);
-        let end = self.frame_end(to);
+        let bounds = self.bounds(from, to)?;
+        let (start, end) = (bounds[0], bounds[bounds.len() - 1]);
         let mut bytes = vec![0; (end - start) as usize];
         self.file
             .read_exact_at(&mut bytes, start)
             .map_err(|e| io_error("cannot read", &self.path, e))?;
         let mut commits = Vec::with_capacity((to - from + 1) as usize);
-        for seq in from..=to {
-            let at = (self.frame(seq) - start) as usize;
+        for (seq, frame) in (from..=to).zip(&bounds) {
+            let at = (frame - start) as usize;
             let body = frame_at(&bytes, at, seq..=seq)
                 .map(|frame| &bytes[frame.body.0..frame.body.0 + frame.body.1])
                 .and_then(Body::parse);
@@ -506,18 +540,16 @@ impl Log {
         }
     }
 
-    fn head(&self, app: &AppName) -> u64 {
-        self.apps
-            .get(app)
-            .and_then(|seqs| seqs.last())
-            .copied()
-            .or_else(|| self.indexed.app_head(app))
-            .unwrap_or(0)
+    fn head(&self, app: &AppName) -> Result<u64, StoreError> {
+        match self.apps.get(app).and_then(|seqs| seqs.last()) {
+            Some(&seq) => Ok(seq),
+            None => Ok(self.indexed.app_head(app)?.unwrap_or(0)),
+        }
     }
 
     /// Every app with a record, by name.
     fn app_names(&self) -> Vec<AppName> {
-        let mut apps: Vec<AppName> = self.indexed.apps.keys().cloned().collect();
+        let mut apps: Vec<AppName> = self.indexed.app_names().cloned().collect();
         apps.extend(self.apps.keys().cloned());
         apps.sort();
         apps.dedup();
@@ -531,7 +563,16 @@ impl Log {
         dir: &Path,
         commits: &[NewCommit],
     ) -> Result<Vec<Appended>, StoreError> {
-        let admitted = admit_batch(commits, |id| self.id(id), |app| self.head(app))?;
+        // Looked up before deciding: a lookup in the index file can fail.
+        let mut stored = HashMap::with_capacity(commits.len());
+        let mut heads = HashMap::new();
+        for commit in commits {
+            stored.insert(commit.commit_id, self.id(&commit.commit_id)?);
+            if !heads.contains_key(&commit.app) {
+                heads.insert(commit.app.clone(), self.head(&commit.app)?);
+            }
+        }
+        let admitted = admit_batch(commits, |id| stored[id], |app| heads[app])?;
         if let Some(originals) = admitted {
             return Ok(originals);
         }
@@ -573,23 +614,20 @@ impl Log {
     }
 
     /// Writes the index file anew when the one this log was opened with is missing or far behind
-    /// (a temp file renamed over it). Not synced: a torn or stale index fails its own checksum or
-    /// its match with the log, and the log is then read whole.
+    /// (see `LogIndex::write_extended`).
     fn save_index(&self, dir: &Path) -> std::io::Result<()> {
         let behind = self.frames.len() as u64;
         if self.indexed.count > 0 && behind < REINDEX_AFTER || self.last_seq() == 0 {
             return Ok(());
         }
         let mut header = [0; RECORD_HEADER];
-        self.file
-            .read_exact_at(&mut header, self.frame(self.last_seq()))?;
+        let last = self
+            .frame(self.last_seq())
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        self.file.read_exact_at(&mut header, last)?;
         let last_crc = u32::from_be_bytes(header[4..].try_into().expect("4 bytes"));
-        let bytes = self
-            .indexed
-            .extended(self.len, last_crc, &self.frames, &self.ids, &self.apps);
-        let tmp = dir.join(INDEX_TMP_FILE);
-        std::fs::write(&tmp, bytes)?;
-        std::fs::rename(tmp, dir.join(INDEX_FILE))
+        self.indexed
+            .write_extended(dir, self.len, last_crc, &self.frames, &self.ids, &self.apps)
     }
 }
 
@@ -602,222 +640,6 @@ fn damaged(path: &Path, damage: &str, whole: u64) -> String {
         "{}: {damage}; nothing was changed; `hoist events export` saves the {whole} records before it",
         path.display()
     )
-}
-
-/// The index file (`DIR/log.index`): what opening the log would otherwise learn by reading every
-/// record, as of the log's first `covered_len` bytes.
-///
-/// ```text
-/// index   = "HOISTIX1" covered_len:u64 count:u64 last_crc:u32
-///           frame:u64{count}                  each record's offset, by sequence
-///           (commit_id:[16] seq:u64){count}   sorted by commit id
-///           apps:u32 (name_len:u8 name seqs:u64 seq:u64{seqs}){apps}
-///           crc:u32                           CRC-32 of everything before it
-/// ```
-///
-/// **Invariant**: it is a cache. It is used only when its checksum holds and the log's record at
-/// its last frame is whole, ends at `covered_len` and carries `count` and `last_crc`; a log is
-/// only ever appended to, so the records before it are those the index describes.
-///
-/// Loaded, it stays the file's bytes and is read in place (a frame by position, a commit id by
-/// binary search, an app's sequences as a run): opening costs a read and a checksum of the file,
-/// not a pass building maps of every record.
-#[derive(Default)]
-struct LogIndex {
-    covered_len: u64,
-    count: u64,
-    last_crc: u32,
-    bytes: Vec<u8>,
-    /// Where the frames and the commit ids start in `bytes`.
-    frames_at: usize,
-    ids_at: usize,
-    /// Each app's run of sequences in `bytes`: where it starts, how many.
-    apps: HashMap<AppName, (usize, usize)>,
-}
-
-const ID_RECORD: usize = 16 + 8;
-
-impl LogIndex {
-    fn u64_at(&self, at: usize) -> u64 {
-        u64::from_be_bytes(self.bytes[at..at + 8].try_into().expect("8 bytes"))
-    }
-
-    /// Where the `i`-th record (sequence `i + 1`) starts.
-    fn frame(&self, i: u64) -> u64 {
-        self.u64_at(self.frames_at + i as usize * 8)
-    }
-
-    fn id(&self, id: &Uuid) -> Option<u64> {
-        let record = |i: usize| self.ids_at + i * ID_RECORD;
-        let first = partition_point(self.count as usize, |i| {
-            self.bytes[record(i)..record(i) + 16] < id.as_bytes()[..]
-        });
-        (first < self.count as usize
-            && self.bytes[record(first)..record(first) + 16] == id.as_bytes()[..])
-            .then(|| self.u64_at(record(first) + 16))
-    }
-
-    /// The last `max` of `app`'s sequences in `after < seq <= through`.
-    fn app_seqs(&self, app: &AppName, after: u64, through: u64, max: usize) -> Vec<u64> {
-        let Some(&(at, n)) = self.apps.get(app) else {
-            return Vec::new();
-        };
-        let seq = |i: usize| self.u64_at(at + i * 8);
-        let first = partition_point(n, |i| seq(i) <= after);
-        let end = partition_point(n, |i| seq(i) <= through).max(first);
-        (end.saturating_sub(max).max(first)..end).map(seq).collect()
-    }
-
-    fn app_head(&self, app: &AppName) -> Option<u64> {
-        let &(at, n) = self.apps.get(app)?;
-        n.checked_sub(1).map(|last| self.u64_at(at + last * 8))
-    }
-
-    /// This index with the records after it (`frames`, `ids`, `apps`, as `Log` holds them)
-    /// added, encoded: the index file of a log `covered_len` long whose last record's checksum
-    /// is `last_crc`.
-    fn extended(
-        &self,
-        covered_len: u64,
-        last_crc: u32,
-        frames: &[u64],
-        ids: &HashMap<Uuid, u64>,
-        apps: &HashMap<AppName, Vec<u64>>,
-    ) -> Vec<u8> {
-        let count = self.count + frames.len() as u64;
-        let mut out = Vec::with_capacity(self.bytes.len() + frames.len() * 48);
-        out.extend_from_slice(INDEX_MAGIC);
-        out.extend_from_slice(&covered_len.to_be_bytes());
-        out.extend_from_slice(&count.to_be_bytes());
-        out.extend_from_slice(&last_crc.to_be_bytes());
-        out.extend_from_slice(&self.bytes[self.frames_at..self.ids_at]);
-        frames
-            .iter()
-            .for_each(|f| out.extend_from_slice(&f.to_be_bytes()));
-        // The commit ids, sorted: the index's (sorted already) merged with the new ones.
-        let mut recent: Vec<(&Uuid, &u64)> = ids.iter().collect();
-        recent.sort_unstable();
-        let indexed = self.bytes[self.ids_at..self.ids_at + self.count as usize * ID_RECORD]
-            .chunks_exact(ID_RECORD);
-        let mut recent = recent.into_iter().peekable();
-        for record in indexed {
-            while let Some((id, seq)) = recent.next_if(|(id, _)| id.as_bytes()[..] < record[..16]) {
-                out.extend_from_slice(id.as_bytes());
-                out.extend_from_slice(&seq.to_be_bytes());
-            }
-            out.extend_from_slice(record);
-        }
-        for (id, seq) in recent {
-            out.extend_from_slice(id.as_bytes());
-            out.extend_from_slice(&seq.to_be_bytes());
-        }
-        let mut names: Vec<&AppName> = self.apps.keys().chain(apps.keys()).collect();
-        names.sort();
-        names.dedup();
-        out.extend_from_slice(&(names.len() as u32).to_be_bytes());
-        for app in names {
-            let (at, n) = self.apps.get(app).copied().unwrap_or_default();
-            let recent = apps.get(app).map(Vec::as_slice).unwrap_or_default();
-            let name = app.as_str().as_bytes();
-            out.push(name.len() as u8);
-            out.extend_from_slice(name);
-            out.extend_from_slice(&((n + recent.len()) as u64).to_be_bytes());
-            out.extend_from_slice(&self.bytes[at..at + n * 8]);
-            recent
-                .iter()
-                .for_each(|s| out.extend_from_slice(&s.to_be_bytes()));
-        }
-        let crc = crc32fast::hash(&out);
-        out.extend_from_slice(&crc.to_be_bytes());
-        out
-    }
-
-    /// The index file in `dir`, when it is whole and consistent in itself.
-    fn load(dir: &Path) -> Option<LogIndex> {
-        let mut bytes = std::fs::read(dir.join(INDEX_FILE)).ok()?;
-        let body_len = bytes.len().checked_sub(4)?;
-        let crc = u32::from_be_bytes(bytes[body_len..].try_into().ok()?);
-        if crc32fast::hash(&bytes[..body_len]) != crc {
-            return None;
-        }
-        bytes.truncate(body_len);
-        let mut r = Reader {
-            bytes: &bytes,
-            at: 0,
-        };
-        if r.take(INDEX_MAGIC.len())? != INDEX_MAGIC {
-            return None;
-        }
-        let covered_len = r.u64()?;
-        let count = r.u64()?;
-        let last_crc = u32::from_be_bytes(r.take(4)?.try_into().ok()?);
-        let n = usize::try_from(count).ok()?;
-        let frames_at = r.at;
-        r.take(n.checked_mul(8)?)?;
-        let ids_at = r.at;
-        r.take(n.checked_mul(ID_RECORD)?)?;
-        let app_count = u32::from_be_bytes(r.take(4)?.try_into().ok()?);
-        let mut apps = HashMap::with_capacity(app_count as usize);
-        let mut listed = 0usize;
-        for _ in 0..app_count {
-            let name_len = usize::from(*r.take(1)?.first()?);
-            let name = std::str::from_utf8(r.take(name_len)?).ok()?;
-            let app = AppName::from_log(name).ok()?;
-            let seqs = usize::try_from(r.u64()?).ok()?;
-            let at = r.at;
-            r.take(seqs.checked_mul(8)?)?;
-            listed = listed.checked_add(seqs)?;
-            apps.insert(app, (at, seqs));
-        }
-        if r.at != bytes.len() || listed != n {
-            return None;
-        }
-        let index = LogIndex {
-            covered_len,
-            count,
-            last_crc,
-            frames_at,
-            ids_at,
-            apps,
-            bytes,
-        };
-        // The frames lie between the magic and the end the index covers.
-        let within = |i| (MAGIC.len() as u64..covered_len).contains(&index.frame(i));
-        (count == 0 || within(0) && within(count - 1)).then_some(index)
-    }
-}
-
-/// The first of `0..n` for which `before` is false, where it is true for a prefix: a binary
-/// search over records read in place.
-fn partition_point(n: usize, before: impl Fn(usize) -> bool) -> usize {
-    let (mut low, mut high) = (0, n);
-    while low < high {
-        let mid = (low + high) / 2;
-        if before(mid) {
-            low = mid + 1;
-        } else {
-            high = mid;
-        }
-    }
-    low
-}
-
-/// Reads big-endian fields off a byte slice, front to back.
-struct Reader<'a> {
-    bytes: &'a [u8],
-    at: usize,
-}
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        let taken = self.bytes.get(self.at..self.at.checked_add(n)?)?;
-        self.at += n;
-        Some(taken)
-    }
-
-    fn u64(&mut self) -> Option<u64> {
-        Some(u64::from_be_bytes(self.take(8)?.try_into().ok()?))
-    }
 }
 
 /// A record's body, parsed (its sequence and flags are read with the frame).
@@ -1062,7 +884,10 @@ impl EventStore for FileStore {
         app: &AppName,
         after_seq: u64,
     ) -> Result<Vec<StoredCommit>, StoreError> {
-        self.with_log(|log| log.read_seqs(log.app_seqs(app, after_seq, u64::MAX, usize::MAX)))
+        self.with_log(|log| {
+            let seqs = log.app_seqs(app, after_seq, u64::MAX, usize::MAX)?;
+            log.read_seqs(seqs)
+        })
     }
 
     async fn read_app_back(
@@ -1071,7 +896,10 @@ impl EventStore for FileStore {
         through: u64,
         max: usize,
     ) -> Result<Vec<StoredCommit>, StoreError> {
-        self.with_log(|log| log.read_seqs(log.app_seqs(app, 0, through, max)))
+        self.with_log(|log| {
+            let seqs = log.app_seqs(app, 0, through, max)?;
+            log.read_seqs(seqs)
+        })
     }
 
     async fn read_from(&self, from_seq: u64, max: usize) -> Result<Vec<StoredCommit>, StoreError> {
