@@ -4,6 +4,8 @@
 //! - append: `NatsStore::append` (expected last subject sequence + message id, one app's
 //!   appends in order, every app in flight) vs raw async publish of the same payloads with the
 //!   same number of tasks, acks awaited in windows;
+//!   between them, the same headers and one publish per app in flight without hoist's code (what
+//!   the protocol alone costs);
 //! - replay: catch-up of fresh read models vs an ordered push consumer reading the stream.
 //!
 //! Run: `cargo bench --bench nats` (medians in docs/performance.md).
@@ -17,7 +19,9 @@ mod common;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use hoist_engine::store::EventStore;
 use hoist_engine::AppName;
-use hoist_stores::nats::{raw_publish, NatsOptions, NatsStore};
+use hoist_stores::nats::{
+    raw_publish, raw_publish_expecting, raw_publish_grouped, NatsOptions, NatsStore,
+};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
@@ -107,6 +111,52 @@ fn benches(c: &mut Criterion) {
             took
         })
     });
+    // Where the append's time goes: the same protocol as `NatsStore::append` without hoist's
+    // code around it.
+    let same_headers = connect("HEADERS", "headers.app.");
+    let mut round = 0;
+    g.bench_function("publish with append's headers, 20 apps in flight", |b| {
+        b.iter_custom(|iters| {
+            let mut took = Duration::ZERO;
+            for _ in 0..iters {
+                round += 1;
+                let subjects: Vec<String> = (0..APPS)
+                    .map(|i| same_headers.subject(&format!("r{round}-app-{i}").parse().unwrap()))
+                    .collect();
+                let started = Instant::now();
+                for published in rt.block_on(futures::future::join_all(
+                    subjects.iter().zip(&by_app).map(|(subject, payloads)| {
+                        raw_publish_expecting(same_headers.jetstream(), subject, payloads)
+                    }),
+                )) {
+                    published.unwrap();
+                }
+                took += started.elapsed();
+            }
+            took
+        })
+    });
+    let grouped = connect("GROUPED", "grouped.app.");
+    let mut round = 0;
+    g.bench_function(
+        "atomic batches of one commit per app, append's headers",
+        |b| {
+            b.iter_custom(|iters| {
+                let mut took = Duration::ZERO;
+                for _ in 0..iters {
+                    round += 1;
+                    let subjects: Vec<String> = (0..APPS)
+                        .map(|i| grouped.subject(&format!("r{round}-app-{i}").parse().unwrap()))
+                        .collect();
+                    let started = Instant::now();
+                    rt.block_on(raw_publish_grouped(grouped.jetstream(), &subjects, &by_app))
+                        .unwrap();
+                    took += started.elapsed();
+                }
+                took
+            })
+        },
+    );
     let raw = connect("RAW", "raw.app.");
     g.bench_function("baseline raw publish, 20 tasks, windowed acks", |b| {
         b.iter_custom(|iters| {
