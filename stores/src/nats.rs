@@ -469,6 +469,17 @@ impl NatsStore {
                 Err(e) => match e.kind() {
                     // Created by someone else in between: look again.
                     CreateStreamErrorKind::JetStream(js) if js.error_code() == ErrorCode::STREAM_NAME_EXIST => continue,
+                    // No answer in time (a new cluster still electing its meta leader, a busy
+                    // one): look again, within the caller's bound; a creation that did land
+                    // is found by the lookup, and creating the same stream again is a no-op.
+                    CreateStreamErrorKind::TimedOut | CreateStreamErrorKind::JetStreamUnavailable => {
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                    CreateStreamErrorKind::JetStream(js) if js.code() == 503 => {
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
                     CreateStreamErrorKind::JetStream(js) if js.error_code() == ErrorCode::STREAM_SUBJECT_OVERLAP => {
                         return Err(StoreError::Unavailable(format!(
                             "cannot create stream {name}: another stream already takes subjects {} ({js})", options.stream_subjects()
