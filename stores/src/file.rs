@@ -212,24 +212,31 @@ impl FileStore {
     /// damaged on the way, whatever `f` did with it is dropped (a lookup that fails comes before
     /// anything is written), the file is removed, and `f` runs again on the log read whole.
     fn with_log<T>(&self, f: impl Fn(&mut Log) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        self.on_log(true, f)
+    }
+
+    /// `with_log`, also on a damaged log unless `refuse_damaged`.
+    fn on_log<T>(
+        &self,
+        refuse_damaged: bool,
+        f: impl Fn(&mut Log) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
         let mut slot = self.log()?;
-        let log = slot.as_mut().expect("log() leaves the log open");
-        if let Some(damage) = &log.recovery.damage {
-            return Err(StoreError::Corrupt(damage.clone()));
+        for _ in 0..2 {
+            let log = slot.as_mut().expect("log() leaves the log open");
+            if let Some(damage) = log.recovery.damage.as_ref().filter(|_| refuse_damaged) {
+                return Err(StoreError::Corrupt(damage.clone()));
+            }
+            let done = f(log);
+            if !log.indexed.lost() {
+                return done;
+            }
+            index::remove(&self.dir)?;
+            *slot = None;
+            drop(slot);
+            slot = self.log()?;
         }
-        let done = f(log);
-        if !log.indexed.lost() {
-            return done;
-        }
-        index::remove(&self.dir)?;
-        *slot = None;
-        drop(slot);
-        let mut slot = self.log()?;
-        let log = slot.as_mut().expect("log() leaves the log open");
-        if let Some(damage) = &log.recovery.damage {
-            return Err(StoreError::Corrupt(damage.clone()));
-        }
-        f(log)
+        unreachable!("a log opened without an index file loses none")
     }
 
     /// What opening the log found (opening it if nobody has yet, reading and checking every
@@ -250,13 +257,13 @@ impl FileStore {
         from_seq: u64,
         max: usize,
     ) -> Result<(Vec<StoredCommit>, Option<String>), StoreError> {
-        let mut slot = self.log()?;
-        let log = slot.as_mut().expect("log() leaves the log open");
-        let (commits, found) = log.read_from(from_seq, max)?;
-        if let Some(found) = &found {
-            log.recovery.damage.get_or_insert_with(|| found.clone());
-        }
-        Ok((commits, found.or_else(|| log.recovery.damage.clone())))
+        self.on_log(false, |log| {
+            let (commits, found) = log.read_from(from_seq, max)?;
+            if let Some(found) = &found {
+                log.recovery.damage.get_or_insert_with(|| found.clone());
+            }
+            Ok((commits, found.or_else(|| log.recovery.damage.clone())))
+        })
     }
 
     /// The `head` hint, when present and well-formed.

@@ -384,15 +384,23 @@ proptest! {
     ) {
         static BASE: std::sync::OnceLock<(tempfile::TempDir, Written)> = std::sync::OnceLock::new();
         let (base, written) = BASE.get_or_init(|| indexed_log(12));
-        let dir = tempfile::tempdir().unwrap();
-        for file in ["log", INDEX] {
-            std::fs::copy(base.path().join(file), dir.path().join(file)).unwrap();
-        }
-        let mut index = std::fs::read(dir.path().join(INDEX)).unwrap();
+        let mut index = std::fs::read(base.path().join(INDEX)).unwrap();
         let at = at.index(index.len());
         index[at] ^= flip;
-        std::fs::write(dir.path().join(INDEX), &index).unwrap();
+        let damaged_copy = || {
+            let dir = tempfile::tempdir().unwrap();
+            std::fs::copy(base.path().join("log"), dir.path().join("log")).unwrap();
+            std::fs::write(dir.path().join(INDEX), &index).unwrap();
+            dir
+        };
 
+        // What `hoist events export` reads.
+        let dir = damaged_copy();
+        let store = FileStore::open(dir.path(), WAIT).unwrap();
+        prop_assert_eq!(store.salvage(1, usize::MAX).unwrap(), (written.commits.clone(), None));
+        drop(store);
+
+        let dir = damaged_copy();
         let rt = runtime();
         let store = FileStore::open(dir.path(), WAIT).unwrap();
         for a in 0..3 {
