@@ -92,7 +92,7 @@ impl LogIndex {
         self.lost.get()
     }
 
-    /// Block `b` of the body read from the file and checked, not cached.
+    /// Block `b` of the body read from the file and checked.
     fn load_block(&self, b: u64) -> Found<Vec<u8>> {
         let fail = || {
             self.lost.set(true);
@@ -148,14 +148,19 @@ impl LogIndex {
         self.u64_at(self.frames_at() + i * 8)
     }
 
-    /// Where records `i..i + n` start, with one read.
-    pub fn frames(&self, i: u64, n: usize) -> Found<Vec<u64>> {
+    /// The `n` numbers at `at`, with one read.
+    fn u64s(&self, at: u64, n: usize) -> Found<Vec<u64>> {
         let mut bytes = vec![0; n * 8];
-        self.read(self.frames_at() + i * 8, &mut bytes)?;
+        self.read(at, &mut bytes)?;
         Ok(bytes
             .chunks_exact(8)
             .map(|b| u64::from_be_bytes(b.try_into().expect("8 bytes")))
             .collect())
+    }
+
+    /// Where records `i..i + n` start.
+    pub fn frames(&self, i: u64, n: usize) -> Found<Vec<u64>> {
+        self.u64s(self.frames_at() + i * 8, n)
     }
 
     /// The sequence of the record with commit id `id`.
@@ -183,12 +188,7 @@ impl LogIndex {
         let first = partition_point(n, |i| Ok(seq(i)? <= after))?;
         let end = partition_point(n, |i| Ok(seq(i)? <= through))?.max(first);
         let start = end.saturating_sub(max as u64).max(first);
-        let mut bytes = vec![0; (end - start) as usize * 8];
-        self.read(self.seqs_at() + (at + start) * 8, &mut bytes)?;
-        Ok(bytes
-            .chunks_exact(8)
-            .map(|b| u64::from_be_bytes(b.try_into().expect("8 bytes")))
-            .collect())
+        self.u64s(self.seqs_at() + (at + start) * 8, (end - start) as usize)
     }
 
     pub fn app_head(&self, app: &AppName) -> Found<Option<u64>> {
@@ -207,7 +207,7 @@ impl LogIndex {
 
     /// Writes to `dir` the index of a log `covered_len` long whose last record's checksum is
     /// `last_crc`: this index with the records after it (`frames`, `ids`, `apps`, as the log
-    /// holds them) added. Streams: this index is read block by block, not held whole. Written to
+    /// holds them) added. Streams: this index is read a block at a time, not held whole. Written to
     /// a temp file renamed over the old one, not synced: a torn or stale index fails its own
     /// checksums or its match with the log, and the log is then read whole.
     pub fn write_extended(
@@ -414,20 +414,15 @@ impl<W: Write> BodyWriter<W> {
     }
 }
 
-/// Reads an index's body front to back, a block at a time, outside the block cache.
+/// Reads an index's body front to back (through its block cache, which stays bounded).
 struct Sequential<'a> {
     index: &'a LogIndex,
     at: u64,
-    block: (u64, Vec<u8>),
 }
 
 impl<'a> Sequential<'a> {
     fn new(index: &'a LogIndex) -> Self {
-        Sequential {
-            index,
-            at: 0,
-            block: (u64::MAX, Vec::new()),
-        }
+        Sequential { index, at: 0 }
     }
 
     fn seek(&mut self, at: u64) {
@@ -435,21 +430,8 @@ impl<'a> Sequential<'a> {
     }
 
     fn take(&mut self, out: &mut [u8]) -> Found<()> {
-        let mut done = 0;
-        while done < out.len() {
-            let b = self.at / BLOCK as u64;
-            if self.block.0 != b {
-                self.block = (b, self.index.load_block(b)?);
-            }
-            let offset = (self.at % BLOCK as u64) as usize;
-            let n = (self.block.1.len().saturating_sub(offset)).min(out.len() - done);
-            if n == 0 {
-                return Err(IndexLost);
-            }
-            out[done..done + n].copy_from_slice(&self.block.1[offset..offset + n]);
-            done += n;
-            self.at += n as u64;
-        }
+        self.index.read(self.at, out)?;
+        self.at += out.len() as u64;
         Ok(())
     }
 
