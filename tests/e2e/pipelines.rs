@@ -654,6 +654,13 @@ pub fn pipelines_through_the_server(h: &Hoist) {
     assert_eq!(pinned["pinned"]["by"], "ada@example.com");
     let refused = vic.run(&["unpin", "api", "--env", "production"]);
     assert_eq!(refused.status.code(), Some(5), "a viewer may not unpin");
+    // serve applies production's rollback and forced release in the background: wait for the
+    // record of the last, so the refusal below is counted against a log nothing else writes to.
+    wait_for("serve to apply production", Duration::from_secs(30), || {
+        let status = h.json(&["status", "api"]);
+        let production = &status["envs"]["production"];
+        (production["applied_version"] == production["version"]).then_some(())
+    });
     ada.fails(
         &[
             "rollback",
