@@ -107,10 +107,11 @@ pub async fn load_events<S: EventStore>(
 const PAGE: usize = 10_000;
 
 /// What this store's secrets ask of the key that seals the next one
-/// ([`crate::secrets::SecretKey::for_sealing`]): the key the first sealed value found names
-/// (every value is sealed with it), else, when the store holds only values sealed before key
-/// ids, the first of those (the key must open it), else nothing. Looks in `app`'s history first
-/// (where a secret is set again, it is found at once), then reads the log. In the search for a
+/// ([`crate::secrets::SecretKey::for_sealing`]): the key a sealed value names (every value is
+/// sealed with it, so the newest names it as well as the first), else, when the store holds only
+/// values sealed before key ids, one of those (the key must open each), else nothing. Reads newest
+/// first: `app`'s own commits, where a secret set again is found in the first window (issue 15:
+/// its cost does not grow with the app's history), then the whole log's. In the search for a
 /// named key, commits without the sealing's magic bytes are skipped undecoded; values sealed
 /// before key ids have no mark, so only a store without named keys is decoded whole.
 pub async fn store_secrets<S: EventStore>(
@@ -118,18 +119,16 @@ pub async fn store_secrets<S: EventStore>(
     app: &AppName,
 ) -> Result<crate::secrets::StoreSecrets, ExecuteError> {
     use crate::secrets::{sealed_with, StoreSecrets, MAGIC};
-    let history = store.read_app(app).await?;
     let named = |_: &str, sealed: &[u8]| sealed_with(sealed).map(StoreSecrets::Keyed);
     let with_magic = |c: &&StoredCommit| c.payload.windows(MAGIC.len()).any(|w| w == MAGIC);
-    if let Some(found) = first_sealed(history.iter().filter(with_magic), named)? {
-        return Ok(found);
-    }
-    if let Some(found) = first_in_log(store, |page| {
-        first_sealed(page.iter().filter(with_magic), named)
-    })
-    .await?
-    {
-        return Ok(found);
+    for within in [Some(app), None] {
+        let found = newest_first(store, within, |page| {
+            first_sealed(page.iter().filter(with_magic), named)
+        })
+        .await?;
+        if let Some(found) = found {
+            return Ok(found);
+        }
     }
     let unnamed = |config_key: &str, sealed: &[u8]| {
         Some(StoreSecrets::Unnamed {
@@ -137,30 +136,56 @@ pub async fn store_secrets<S: EventStore>(
             sealed: sealed.to_vec(),
         })
     };
-    if let Some(found) = first_sealed(&history, unnamed)? {
-        return Ok(found);
+    for within in [Some(app), None] {
+        if let Some(found) = newest_first(store, within, |page| first_sealed(page, unnamed)).await?
+        {
+            return Ok(found);
+        }
     }
-    Ok(first_in_log(store, |page| first_sealed(page, unnamed))
-        .await?
-        .unwrap_or(StoreSecrets::None))
+    Ok(StoreSecrets::None)
 }
 
-/// The first `Some` that `find` gives for a page of the whole log, read from its start.
-async fn first_in_log<S: EventStore, T>(
+/// The commits a newest-first search reads first; each read after reads four times more.
+const FIRST_WINDOW: usize = 64;
+
+/// The first `Some` that `find` gives for windows of commits read newest first (each window
+/// newest first): `app`'s own commits when given, else the whole log's.
+async fn newest_first<S: EventStore, T>(
     store: &S,
+    app: Option<&AppName>,
     mut find: impl FnMut(&[StoredCommit]) -> Result<Option<T>, ExecuteError>,
 ) -> Result<Option<T>, ExecuteError> {
-    let mut from = 1;
-    loop {
-        let page = store.read_from(from, PAGE).await?;
-        let Some(last) = page.last() else {
-            return Ok(None);
+    let mut through = store.last_seq().await?;
+    let mut window = FIRST_WINDOW;
+    while through > 0 {
+        let (mut page, oldest) = match app {
+            Some(app) => {
+                let page = store.read_app_back(app, through, window).await?;
+                let Some(oldest) = page.first().map(|c| c.seq) else {
+                    return Ok(None);
+                };
+                (page, oldest)
+            }
+            None => {
+                // A window of sequences, not commits: on NATS some may be quarantined messages.
+                let from = through.saturating_sub(window as u64 - 1).max(1);
+                let mut page = store.read_from(from, window).await?;
+                page.retain(|c| c.seq <= through);
+                (page, from)
+            }
         };
-        from = last.seq + 1;
+        let whole = app.is_some() && page.len() < window;
+        page.reverse();
         if let Some(found) = find(&page)? {
             return Ok(Some(found));
         }
+        if whole {
+            return Ok(None);
+        }
+        through = oldest - 1;
+        window = (window * 4).min(PAGE);
     }
+    Ok(None)
 }
 
 /// What `pick` makes of the first sealed value (config key, sealed bytes) in `commits` it takes.

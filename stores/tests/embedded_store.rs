@@ -699,3 +699,103 @@ async fn a_store_with_secrets_sealed_before_key_ids_never_gets_a_new_key() {
         StoreSecrets::Keyed(old.id())
     );
 }
+
+/// The file store, counting the commits its reads return.
+struct Counting<'a> {
+    store: &'a FileStore,
+    read: std::sync::atomic::AtomicUsize,
+}
+
+impl Counting<'_> {
+    fn counted(
+        &self,
+        read: Result<Vec<StoredCommit>, StoreError>,
+    ) -> Result<Vec<StoredCommit>, StoreError> {
+        if let Ok(commits) = &read {
+            self.read.fetch_add(commits.len(), Ordering::SeqCst);
+        }
+        read
+    }
+}
+
+impl EventStore for Counting<'_> {
+    async fn append_batch(&self, commits: Vec<NewCommit>) -> Result<Vec<Appended>, StoreError> {
+        self.store.append_batch(commits).await
+    }
+
+    async fn read_app(&self, app: &AppName) -> Result<Vec<StoredCommit>, StoreError> {
+        self.counted(self.store.read_app(app).await)
+    }
+
+    async fn read_app_after(
+        &self,
+        app: &AppName,
+        after: u64,
+    ) -> Result<Vec<StoredCommit>, StoreError> {
+        self.counted(self.store.read_app_after(app, after).await)
+    }
+
+    async fn read_app_back(
+        &self,
+        app: &AppName,
+        through: u64,
+        max: usize,
+    ) -> Result<Vec<StoredCommit>, StoreError> {
+        self.counted(self.store.read_app_back(app, through, max).await)
+    }
+
+    async fn read_from(&self, from_seq: u64, max: usize) -> Result<Vec<StoredCommit>, StoreError> {
+        self.counted(self.store.read_from(from_seq, max).await)
+    }
+
+    async fn last_seq(&self) -> Result<u64, StoreError> {
+        self.store.last_seq().await
+    }
+
+    async fn apps(&self) -> Result<Vec<AppName>, StoreError> {
+        self.store.apps().await
+    }
+}
+
+/// Issue 15: the key a store's secrets are sealed with is found in the newest commits, whatever
+/// the history behind them: from the app's own (a secret set again), or from the log's (another
+/// app's first secret), not by reading either from its start.
+#[tokio::test]
+async fn the_stores_key_is_found_in_the_newest_commits() {
+    use hoist_engine::secrets::{SecretKey, StoreSecrets};
+    use hoist_engine::service::store_secrets;
+    let dir = tempfile::tempdir().unwrap();
+    let store = FileStore::open(&dir.path().join("store"), WAIT).unwrap();
+    create_and_deploy(&store).await;
+    let key = SecretKey::load_or_create(&dir.path().join("secret.key")).unwrap();
+    let sealed = Command::SetConfig {
+        env: staging(),
+        values: [(
+            "TOKEN".parse::<ConfigKey>().unwrap(),
+            ConfigValue::Sealed(key.seal("TOKEN", "s3cr3t")),
+        )]
+        .into(),
+    };
+    execute(&store, &app(), &sealed, &ctx("ana@example.com"))
+        .await
+        .unwrap();
+    // 300 plain changes after it: each release carries the sealed value on.
+    for n in 0..300 {
+        let plain = set("N", &n.to_string());
+        execute(&store, &app(), &plain, &ctx("ana@example.com"))
+            .await
+            .unwrap();
+    }
+
+    let web: AppName = "web".parse().unwrap();
+    for of in [app(), web] {
+        let counting = Counting {
+            store: &store,
+            read: Default::default(),
+        };
+        let found = store_secrets(&counting, &of).await.unwrap();
+        assert_eq!(found, StoreSecrets::Keyed(key.id()), "for {of}");
+        let read = counting.read.load(Ordering::SeqCst);
+        assert!(read <= 64, "{read} commits read for {of}'s key");
+    }
+}
