@@ -116,23 +116,50 @@ fn dechunk(mut body: &str) -> String {
     out
 }
 
+/// A `hoist serve` a test started: killed when dropped, so a test that fails before it stops it
+/// leaves no server running. (A test stops it with `sigterm`, which checks the clean exit.)
+pub(crate) struct Serve(Child);
+
+impl std::ops::Deref for Serve {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Serve {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
 /// `hoist serve --listen 127.0.0.1:<free port>`, answering `/healthz`; its stderr in `log`.
-pub(crate) fn start_api(h: &Hoist, log: &str) -> (Child, u16) {
+pub(crate) fn start_api(h: &Hoist, log: &str) -> (Serve, u16) {
     start_api_with(h, log, &[])
 }
 
 /// [`start_api`] with more `serve` flags (issue 13: `--web-session`).
-pub(crate) fn start_api_with(h: &Hoist, log: &str, flags: &[&str]) -> (Child, u16) {
+pub(crate) fn start_api_with(h: &Hoist, log: &str, flags: &[&str]) -> (Serve, u16) {
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
     let mut args = vec!["serve", "--resync", "60s", "--listen", &listen];
     args.extend_from_slice(flags);
-    let mut child = h
-        .command(&args)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(h.dir.path().join(log)).unwrap())
-        .spawn()
-        .expect("hoist serve starts");
+    let mut child = Serve(
+        h.command(&args)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(h.dir.path().join(log)).unwrap())
+            .spawn()
+            .expect("hoist serve starts"),
+    );
     wait_for(
         "the API to answer /healthz",
         Duration::from_secs(20),
