@@ -13,6 +13,7 @@ use crate::snapshot::{self, SnapshotStore};
 use crate::state::AppState;
 use crate::store::{EventStore, StoreError, StoredCommit};
 use chrono::{DateTime, SubsecRound, Utc};
+use std::ops::ControlFlow;
 use uuid::Uuid;
 
 /// How many times a command is re-decided after losing a race for its app.
@@ -103,9 +104,6 @@ pub async fn load_events<S: EventStore>(
     decode_commits(&store.read_app(app).await?)
 }
 
-/// How many commits one read of the whole log asks for.
-const PAGE: usize = 10_000;
-
 /// What this store's secrets ask of the key that seals the next one
 /// ([`crate::secrets::SecretKey::for_sealing`]): the key a sealed value names (every value is
 /// sealed with it, so the newest names it as well as the first), else, when the store holds only
@@ -155,37 +153,11 @@ async fn newest_first<S: EventStore, T>(
     app: Option<&AppName>,
     mut find: impl FnMut(&[StoredCommit]) -> Result<Option<T>, ExecuteError>,
 ) -> Result<Option<T>, ExecuteError> {
-    let mut through = store.last_seq().await?;
-    let mut window = FIRST_WINDOW;
-    while through > 0 {
-        let (mut page, oldest) = match app {
-            Some(app) => {
-                let page = store.read_app_back(app, through, window).await?;
-                let Some(oldest) = page.first().map(|c| c.seq) else {
-                    return Ok(None);
-                };
-                (page, oldest)
-            }
-            None => {
-                // A window of sequences, not commits: on NATS some may be quarantined messages.
-                let from = through.saturating_sub(window as u64 - 1).max(1);
-                let mut page = store.read_from(from, window).await?;
-                page.retain(|c| c.seq <= through);
-                (page, from)
-            }
-        };
-        let whole = app.is_some() && page.len() < window;
-        page.reverse();
-        if let Some(found) = find(&page)? {
-            return Ok(Some(found));
-        }
-        if whole {
-            return Ok(None);
-        }
-        through = oldest - 1;
-        window = (window * 4).min(PAGE);
-    }
-    Ok(None)
+    let through = store.last_seq().await?;
+    crate::store::read_back(store, app, through, FIRST_WINDOW, |page| {
+        Ok(find(&page)?.map_or(ControlFlow::Continue(()), ControlFlow::Break))
+    })
+    .await
 }
 
 /// What `pick` makes of the first sealed value (config key, sealed bytes) in `commits` it takes.

@@ -27,9 +27,10 @@ use crate::audit::{AuditEntry, AuditQuery};
 use crate::model::AppStatus;
 use hoist_engine::codec::{decode_envelopes, CodecError};
 use hoist_engine::models::{Batch, ModelDb, ModelError, ModelStore, Order};
-use hoist_engine::store::{EventStore, StoreError, StoredCommit};
+use hoist_engine::store::{read_back, EventStore, StoreError, StoredCommit};
 use hoist_engine::{AppName, EnvName, Envelope, Event, ReleaseRecord};
 use std::collections::BTreeMap;
+use std::ops::ControlFlow;
 
 /// How much a catch-up and a query read and write at a time. [`Sizes::DEFAULT`] in use; tests
 /// take small ones, so that a short history crosses every boundary.
@@ -392,9 +393,8 @@ impl ProjectionStore {
     }
 
     /// Up to `limit` of what `pick` makes of the envelopes up to the checkpoint, newest first,
-    /// read from the log (`app`'s commits only, when given): a query costs what its answer
-    /// costs. The log is read backwards in windows, each four times the last: of the app's
-    /// commits, or of the log's sequences.
+    /// read from the log (`app`'s commits only, when given) by [`read_back`]: a query costs what
+    /// its answer costs.
     async fn newest_in_log<S: EventStore, T>(
         &self,
         log: &S,
@@ -403,37 +403,30 @@ impl ProjectionStore {
         mut pick: impl FnMut(u64, Envelope) -> Option<T>,
     ) -> Result<Vec<T>, ProjectionError> {
         let mut found = Vec::new();
-        let mut through = self.checkpoint()?;
-        let mut window = self.sizes.read_window;
-        while through > 0 && found.len() < limit {
-            let (commits, before) = match app {
-                Some(app) => {
-                    let commits = log.read_app_back(app, through, window as usize).await?;
-                    let before = match commits.first() {
-                        Some(first) if commits.len() as u64 == window => first.seq - 1,
-                        _ => 0,
-                    };
-                    (commits, before)
-                }
-                None => {
-                    let start = through.saturating_sub(window);
-                    let commits = log.read_from(start + 1, (through - start) as usize).await?;
-                    (commits, start)
-                }
-            };
-            for commit in commits.into_iter().rev().filter(|c| c.seq <= through) {
-                for envelope in decode(commit.seq, &commit.payload)?.into_iter().rev() {
-                    if let Some(picked) = pick(commit.seq, envelope) {
-                        found.push(picked);
-                        if found.len() == limit {
-                            return Ok(found);
+        if limit == 0 {
+            return Ok(found);
+        }
+        let through = self.checkpoint()?;
+        read_back(
+            log,
+            app,
+            through,
+            self.sizes.read_window as usize,
+            |commits| {
+                for commit in commits {
+                    for envelope in decode(commit.seq, &commit.payload)?.into_iter().rev() {
+                        if let Some(picked) = pick(commit.seq, envelope) {
+                            found.push(picked);
+                            if found.len() == limit {
+                                return Ok(ControlFlow::Break(()));
+                            }
                         }
                     }
                 }
-            }
-            through = before;
-            window = window.saturating_mul(4);
-        }
+                Ok::<_, ProjectionError>(ControlFlow::Continue(()))
+            },
+        )
+        .await?;
         Ok(found)
     }
 

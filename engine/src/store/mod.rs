@@ -15,6 +15,7 @@ pub mod conformance;
 
 use crate::names::AppName;
 use std::future::Future;
+use std::ops::ControlFlow;
 use std::path::PathBuf;
 use std::time::Duration;
 use uuid::Uuid;
@@ -144,6 +145,52 @@ pub enum StoreError {
     /// nothing was stored.
     #[error("{0}")]
     Denied(String),
+}
+
+/// The longest window of a [`read_back`]: what it holds in memory at once.
+const READ_BACK_MAX_WINDOW: usize = 16_384;
+
+/// Reads the log newest first from `through` back (issue 15: a query costs what its answer
+/// costs): `app`'s own commits when given ([`EventStore::read_app_back`]), else windows of the
+/// whole log's sequences (on NATS some may be quarantined messages). The first window is
+/// `first` long, each next one four times longer, up to [`READ_BACK_MAX_WINDOW`]. `visit` gets
+/// each window's commits newest first; the first `Break` ends the read with its value, the log's
+/// start with `None`.
+pub async fn read_back<S: EventStore, B, E: From<StoreError>>(
+    store: &S,
+    app: Option<&AppName>,
+    mut through: u64,
+    first: usize,
+    mut visit: impl FnMut(Vec<StoredCommit>) -> Result<ControlFlow<B>, E>,
+) -> Result<Option<B>, E> {
+    let mut window = first.max(1);
+    while through > 0 {
+        let (mut commits, before) = match app {
+            Some(app) => {
+                let commits = store.read_app_back(app, through, window).await?;
+                let before = match commits.first() {
+                    Some(oldest) if commits.len() == window => oldest.seq - 1,
+                    _ => 0,
+                };
+                (commits, before)
+            }
+            None => {
+                let start = through.saturating_sub(window as u64);
+                let mut commits = store
+                    .read_from(start + 1, (through - start) as usize)
+                    .await?;
+                commits.retain(|c| c.seq <= through);
+                (commits, start)
+            }
+        };
+        commits.reverse();
+        if let ControlFlow::Break(found) = visit(commits)? {
+            return Ok(Some(found));
+        }
+        through = before;
+        window = window.saturating_mul(4).min(READ_BACK_MAX_WINDOW);
+    }
+    Ok(None)
 }
 
 /// A backend of the log.
