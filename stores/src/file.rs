@@ -570,16 +570,7 @@ impl Log {
         dir: &Path,
         commits: &[NewCommit],
     ) -> Result<Vec<Appended>, StoreError> {
-        // Looked up before deciding: a lookup in the index file can fail.
-        let mut stored = HashMap::with_capacity(commits.len());
-        let mut heads = HashMap::new();
-        for commit in commits {
-            stored.insert(commit.commit_id, self.id(&commit.commit_id)?);
-            if !heads.contains_key(&commit.app) {
-                heads.insert(commit.app.clone(), self.head(&commit.app)?);
-            }
-        }
-        let admitted = admit_batch(commits, |id| stored[id], |app| heads[app])?;
+        let admitted = admit_batch(commits, |id| self.id(id), |app| self.head(app))?;
         if let Some(originals) = admitted {
             return Ok(originals);
         }

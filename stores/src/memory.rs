@@ -79,7 +79,11 @@ impl MemoryStore {
 impl EventStore for MemoryStore {
     async fn append_batch(&self, commits: Vec<NewCommit>) -> Result<Vec<Appended>, StoreError> {
         let mut log = self.log();
-        let admitted = admit_batch(&commits, |id| log.ids.get(id).copied(), |app| log.head(app))?;
+        let admitted = admit_batch(
+            &commits,
+            |id| Ok(log.ids.get(id).copied()),
+            |app| Ok(log.head(app)),
+        )?;
         if let Some(originals) = admitted {
             return Ok(originals);
         }

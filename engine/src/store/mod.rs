@@ -75,14 +75,18 @@ pub fn check_batch(commits: &[NewCommit]) -> Result<(), StoreError> {
 /// A batch checked against what the store holds, before anything is written (for backends that
 /// index the log in memory): `Ok(Some(originals))` when every commit id is already stored (a retry
 /// after a lost acknowledgement), `Ok(None)` when the whole batch may be appended, or why nothing
-/// may. `stored` gives a commit id's sequence, `head` an app's last sequence.
+/// may. `stored` gives a commit id's sequence, `head` an app's last sequence; either may fail (a
+/// lookup in an index file), and fails the batch before anything is written.
 pub fn admit_batch(
     commits: &[NewCommit],
-    stored: impl Fn(&Uuid) -> Option<u64>,
-    head: impl Fn(&AppName) -> u64,
+    stored: impl Fn(&Uuid) -> Result<Option<u64>, StoreError>,
+    head: impl Fn(&AppName) -> Result<u64, StoreError>,
 ) -> Result<Option<Vec<Appended>>, StoreError> {
     check_batch(commits)?;
-    let stored: Vec<Option<u64>> = commits.iter().map(|c| stored(&c.commit_id)).collect();
+    let stored: Vec<Option<u64>> = commits
+        .iter()
+        .map(|c| stored(&c.commit_id))
+        .collect::<Result<_, _>>()?;
     if !commits.is_empty() && stored.iter().all(Option::is_some) {
         // A retry of a batch that was stored: answer with the originals.
         return Ok(Some(
@@ -108,7 +112,7 @@ pub fn admit_batch(
     }
     // Every expectation is checked before anything is stored: all or none.
     for commit in commits {
-        let actual = head(&commit.app);
+        let actual = head(&commit.app)?;
         if actual != commit.expected_last_seq {
             return Err(StoreError::Conflict {
                 app: commit.app.clone(),
