@@ -19,9 +19,7 @@ mod common;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use hoist_engine::store::EventStore;
 use hoist_engine::AppName;
-use hoist_stores::nats::{
-    raw_publish, raw_publish_expecting, raw_publish_grouped, NatsOptions, NatsStore,
-};
+use hoist_stores::nats::{raw_publish, raw_publish_expecting, NatsOptions, NatsStore};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
@@ -145,11 +143,11 @@ fn benches(c: &mut Criterion) {
                 let mut took = Duration::ZERO;
                 for _ in 0..iters {
                     round += 1;
-                    let subjects: Vec<String> = (0..APPS)
-                        .map(|i| grouped.subject(&format!("r{round}-app-{i}").parse().unwrap()))
+                    let apps: Vec<AppName> = (0..APPS)
+                        .map(|i| format!("r{round}-app-{i}").parse().unwrap())
                         .collect();
                     let started = Instant::now();
-                    rt.block_on(raw_publish_grouped(grouped.jetstream(), &subjects, &by_app))
+                    rt.block_on(grouped.raw_publish_grouped(&apps, &by_app))
                         .unwrap();
                     took += started.elapsed();
                 }

@@ -1290,69 +1290,6 @@ pub async fn raw_publish_expecting(
     Ok(())
 }
 
-/// Publishes `payloads[i]` (app `i`'s commits, each in order) as atomic batches of one commit per
-/// app, with the headers an append sends (the app's expectation, a message id): the staged
-/// messages without a reply, the commit as a request, one batch in flight. What a group commit
-/// across apps would cost on the server.
-#[cfg(feature = "bench")]
-pub async fn raw_publish_grouped(
-    js: &jetstream::Context,
-    subjects: &[String],
-    payloads: &[Vec<Vec<u8>>],
-) -> Result<(), StoreError> {
-    use async_nats::header::{
-        NATS_BATCH_COMMIT, NATS_BATCH_COMMIT_FINAL, NATS_BATCH_ID, NATS_BATCH_SEQUENCE,
-    };
-    let failed = |e: &dyn std::fmt::Display| StoreError::Unavailable(one_line(e));
-    let client = js.client();
-    let mut last = vec![0u64; subjects.len()];
-    let rounds = payloads.iter().map(Vec::len).max().unwrap_or(0);
-    for round in 0..rounds {
-        let members: Vec<usize> = (0..subjects.len())
-            .filter(|&i| round < payloads[i].len())
-            .collect();
-        let batch_id = Uuid::now_v7().to_string();
-        for (n, &i) in members.iter().enumerate() {
-            let mut headers = HeaderMap::new();
-            headers.insert(NATS_BATCH_ID, batch_id.as_str());
-            headers.insert(NATS_BATCH_SEQUENCE, (n + 1).to_string().as_str());
-            headers.insert(NATS_MESSAGE_ID, Uuid::now_v7().to_string().as_str());
-            headers.insert(
-                NATS_EXPECTED_LAST_SUBJECT_SEQUENCE,
-                last[i].to_string().as_str(),
-            );
-            let payload = payloads[i][round].clone().into();
-            if n + 1 < members.len() {
-                client
-                    .publish_with_headers(subjects[i].clone(), headers, payload)
-                    .await
-                    .map_err(|e| failed(&e))?;
-                continue;
-            }
-            headers.insert(NATS_BATCH_COMMIT, NATS_BATCH_COMMIT_FINAL);
-            let reply = client
-                .request_with_headers(subjects[i].clone(), headers, payload)
-                .await
-                .map_err(|e| failed(&e))?;
-            #[derive(Deserialize)]
-            struct Ack {
-                seq: u64,
-            }
-            let ack: Response<Ack> =
-                serde_json::from_slice(&reply.payload).map_err(|e| failed(&e))?;
-            let seq = match ack {
-                Response::Ok(ack) => ack.seq,
-                Response::Err { error } => return Err(failed(&error)),
-            };
-            let first = seq + 1 - members.len() as u64;
-            for (k, &j) in members.iter().enumerate() {
-                last[j] = first + k as u64;
-            }
-        }
-    }
-    Ok(())
-}
-
 /// What a refused expectation turned out to be.
 enum Resolved {
     /// This very commit, stored by an earlier try.

@@ -75,6 +75,14 @@ fn batch_headers(
         .collect()
 }
 
+fn header_map(named: Vec<(HeaderName, String)>) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    for (name, value) in named {
+        headers.insert(name, value.as_str());
+    }
+    headers
+}
+
 /// What a refused batch turned out to be.
 enum BatchResolved {
     /// This very batch, stored by an earlier try.
@@ -217,14 +225,10 @@ impl NatsStore {
             .zip(batch_headers(&batch_id, commits, expected))
         {
             let last = i + 1 == commits.len();
-            let mut headers = HeaderMap::new();
-            for (name, value) in named {
-                headers.insert(name, value.as_str());
-            }
             let reply = client
                 .request_with_headers(
                     self.subject(&commit.app),
-                    headers,
+                    header_map(named),
                     commit.payload.clone().into(),
                 )
                 .await
@@ -353,5 +357,62 @@ impl NatsStore {
                 actual: refused_sequence(&said).unwrap_or(0),
             },
         })
+    }
+}
+
+#[cfg(feature = "bench")]
+impl NatsStore {
+    /// Publishes `payloads[i]` (app `apps[i]`'s commits, each in order) as atomic batches of one
+    /// commit per app, with the headers `append_batch` sends, but the staged messages without a
+    /// reply and no check or retry: one batch in flight. What a group commit across apps would
+    /// cost on the server, measured beside the appends.
+    pub async fn raw_publish_grouped(
+        &self,
+        apps: &[AppName],
+        payloads: &[Vec<Vec<u8>>],
+    ) -> Result<(), StoreError> {
+        let failed = |e: &dyn std::fmt::Display| StoreError::Unavailable(one_line(e));
+        let client = self.js.client();
+        let mut expected: HashMap<AppName, u64> = apps.iter().map(|a| (a.clone(), 0)).collect();
+        let rounds = payloads.iter().map(Vec::len).max().unwrap_or(0);
+        for round in 0..rounds {
+            let commits: Vec<NewCommit> = apps
+                .iter()
+                .zip(payloads)
+                .filter_map(|(app, own)| {
+                    own.get(round).map(|payload| NewCommit {
+                        app: app.clone(),
+                        expected_last_seq: expected[app],
+                        commit_id: Uuid::now_v7(),
+                        payload: payload.clone(),
+                    })
+                })
+                .collect();
+            let batch_id = Uuid::now_v7().to_string();
+            let named = batch_headers(&batch_id, &commits, &expected);
+            for (i, (commit, named)) in commits.iter().zip(named).enumerate() {
+                let (subject, payload) = (self.subject(&commit.app), commit.payload.clone());
+                if i + 1 < commits.len() {
+                    client
+                        .publish_with_headers(subject, header_map(named), payload.into())
+                        .await
+                        .map_err(|e| failed(&e))?;
+                    continue;
+                }
+                let reply = client
+                    .request_with_headers(subject, header_map(named), payload.into())
+                    .await
+                    .map_err(|e| failed(&e))?;
+                let last = match serde_json::from_slice::<Response<BatchAck>>(&reply.payload) {
+                    Ok(Response::Ok(ack)) => ack.seq,
+                    Ok(Response::Err { error }) => return Err(failed(&error)),
+                    Err(e) => return Err(failed(&e)),
+                };
+                for (k, commit) in commits.iter().enumerate() {
+                    expected.insert(commit.app.clone(), last + 1 - (commits.len() - k) as u64);
+                }
+            }
+        }
+        Ok(())
     }
 }
